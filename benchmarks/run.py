@@ -1,0 +1,179 @@
+"""alertlab benchmarks, one command: ``python benchmarks/run.py``.
+
+Each phase runs in its own subprocess so its peak RSS is its own. Results are printed as a
+table and written to ``benchmarks/results/latest.json``.
+
+Phases
+* ``prepare``: synthetic market (clean) → candle Parquet → ``ingest candles`` + ``ingest alerts``;
+* ``cold``: baseline with an empty path cache (cut windows + metrics + leaderboard);
+* ``warm``: the same baseline again (windows and metrics served from the path cache);
+* ``warm_metrics``: windows from the cache, metrics recomputed (kernel + table);
+* ``kernel``: the metrics kernel alone over all bars (bars/s, single thread);
+* further phases (``engine_*``, ``optimize_*``) when those modules are present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def phase_prepare(home: Path, n_alerts: int, seed: int) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from alertlab.data import ingest_alerts, ingest_candles
+    from alertlab.demo import DemoSpec, make_market_arrays
+    from alertlab.store import resolve_home
+
+    t0 = time.perf_counter()
+    spec = DemoSpec(seed=seed, n_alerts=n_alerts, n_tokens=n_alerts, n_callers=100, history_hours=50.0)
+    alerts, candles = make_market_arrays(spec, clean=True)
+    t_gen = time.perf_counter() - t0
+    src = home / "bench-input"
+    src.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(candles, preserve_index=False), src / "candles.parquet")
+    alerts.to_csv(src / "alerts.csv", index=False)
+    n_bars = len(candles)
+    del candles
+    h = resolve_home(home)
+    t1 = time.perf_counter()
+    rc = ingest_candles(h, [src / "candles.parquet"])
+    t_c = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    ra = ingest_alerts(h, [src / "alerts.csv"])
+    t_a = time.perf_counter() - t2
+    return {"n_alerts": ra.rows_accepted, "n_candles": n_bars, "generate_s": t_gen,
+            "ingest_candles_s": t_c, "ingest_candles_rows_per_s": n_bars / t_c,
+            "ingest_alerts_s": t_a, "candle_rejects": rc.rows_rejected, "alert_rejects": ra.rows_rejected}
+
+
+def phase_baseline(home: Path, force: bool) -> dict:
+    from alertlab.baseline import run_baseline
+
+    t0 = time.perf_counter()
+    r = run_baseline(home, force_recompute=force)
+    dt_ = time.perf_counter() - t0
+    return {"seconds": dt_, "cache_hit": r.cache.hit, "metrics_cached": r.metrics_cached,
+            "n_alerts": r.windows.n, "n_bars": int(r.windows.offsets[-1]), "timings": r.run.timings}
+
+
+def phase_warm_metrics(home: Path) -> dict:
+    from alertlab.baseline import select_alerts
+    from alertlab.cache import get_windows
+    from alertlab.config import WindowSpec
+    from alertlab.metrics import baseline_table
+    from alertlab.store import resolve_home
+
+    h = resolve_home(home)
+    t0 = time.perf_counter()
+    w, info = get_windows(h, select_alerts(h), WindowSpec())
+    t1 = time.perf_counter()
+    baseline_table(w)
+    t2 = time.perf_counter()
+    return {"seconds": t2 - t0, "windows_s": t1 - t0, "metrics_s": t2 - t1, "cache_hit": info.hit}
+
+
+def phase_kernel(home: Path) -> dict:
+    import numpy as np
+
+    from alertlab.baseline import select_alerts
+    from alertlab.cache import get_windows
+    from alertlab.config import WindowSpec
+    from alertlab.metrics import compute_metrics
+    from alertlab.store import resolve_home
+
+    h = resolve_home(home)
+    w, _ = get_windows(h, select_alerts(h), WindowSpec())
+    # page the bars in and compile, so the timing is the kernel alone
+    for k in ("ts", "high", "low", "close"):
+        np.asarray(getattr(w, k)).sum()
+    compute_metrics(w, np.arange(min(w.n, 10)))
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        compute_metrics(w)
+        best = min(best, time.perf_counter() - t0)
+    n_bars = int(w.offsets[-1])
+    return {"seconds": best, "n_bars": n_bars, "bars_per_s": n_bars / best}
+
+
+PHASES = {
+    "prepare": lambda a: phase_prepare(Path(a.home), a.alerts, a.seed),
+    "cold": lambda a: phase_baseline(Path(a.home), force=True),
+    "warm": lambda a: phase_baseline(Path(a.home), force=False),
+    "warm_metrics": lambda a: phase_warm_metrics(Path(a.home)),
+    "kernel": lambda a: phase_kernel(Path(a.home)),
+}
+
+
+def _extra_phases() -> dict:
+    """Engine/optimizer benchmarks live in their own modules beside this file."""
+    extra = {}
+    for mod in ("bench_engine", "bench_optimize"):
+        if (HERE / f"{mod}.py").exists():
+            sys.path.insert(0, str(HERE))
+            m = __import__(mod)
+            extra.update(m.PHASES)
+    return extra
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--home", default=str(HERE / "results" / "bench-home"))
+    ap.add_argument("--alerts", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--only", default="", help="comma list of phases")
+    ap.add_argument("--keep", action="store_true", help="reuse an existing prepared home")
+    ap.add_argument("--phase", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    phases = {**PHASES, **_extra_phases()}
+    if a.phase:  # child process: run one phase, print JSON
+        res = phases[a.phase](a)
+        res["peak_rss_mb"] = _rss_mb()
+        print("RESULT " + json.dumps(res))
+        return
+    wanted = [p for p in (a.only.split(",") if a.only else phases) if p]
+    home = Path(a.home)
+    if "prepare" in wanted and home.exists() and not a.keep:
+        import shutil
+
+        shutil.rmtree(home)
+    elif a.keep and "prepare" in wanted:
+        wanted.remove("prepare")
+    results = {}
+    for p in wanted:
+        cmd = [sys.executable, __file__, "--phase", p, "--home", a.home, "--alerts", str(a.alerts), "--seed", str(a.seed)]
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if out.returncode != 0:
+            print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"phase {p} failed")
+        line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+        results[p] = json.loads(line[7:])
+        results[p]["wall_s"] = time.perf_counter() - t0
+        print(f"{p:>16}: {json.dumps(results[p], default=str)}", flush=True)
+    if "cold" in results and "warm" in results:
+        results["summary"] = {"warm_speedup": results["cold"]["seconds"] / results["warm"]["seconds"]}
+        if "warm_metrics" in results:
+            results["summary"]["warm_recompute_speedup"] = results["cold"]["seconds"] / results["warm_metrics"]["seconds"]
+    out = HERE / "results" / "latest.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "alerts": a.alerts, "results": results}, indent=1))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The truth layer as one call: select alerts → windows (path cache) → metrics → leaderboard → exports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alertlab.cache import CacheInfo, derived_path, get_windows
+from alertlab.config import Selection, WindowSpec
+from alertlab.runs import Run, record_result, recorded
+from alertlab.store import Home, atomic_file, resolve_home
+from alertlab.windows import Windows
+
+
+def select_alerts(home: Home, selection: Selection | None = None) -> pd.DataFrame:
+    """Alerts of the store matching ``selection``, sorted by (ts_ms, alert_id).
+
+    ``is_first_call`` is computed over the whole store, so filtering by caller does not
+    turn a caller's late calls into first calls.
+    """
+    from alertlab.data import load_alerts
+    from alertlab.data.chains import normalize_chain
+
+    sel = selection or Selection()
+    a = load_alerts(home)
+    if sel.date_from:
+        a = a[a["ts_ms"] >= _day_ms(sel.date_from)]
+    if sel.date_to:
+        a = a[a["ts_ms"] < _day_ms(sel.date_to + dt.timedelta(days=1))]
+    if sel.callers:
+        wanted = {c.casefold() for c in sel.callers}
+        a = a[a["caller"].str.casefold().isin(wanted)]
+    if sel.chains:
+        chains = {normalize_chain(c) or c.strip().lower() for c in sel.chains}
+        a = a[a["chain"].isin(chains)]
+    return a.sort_values(["ts_ms", "alert_id"], kind="stable").reset_index(drop=True)
+
+
+def _day_ms(d: dt.date) -> int:
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+@dataclass
+class BaselineResult:
+    """Per-alert metrics (``table``), the caller ``leaderboard`` and how they were obtained."""
+
+    table: pa.Table
+    leaderboard: pd.DataFrame
+    hidden_callers: list[str]
+    windows: Windows
+    cache: CacheInfo
+    run: Run
+    metrics_cached: bool
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.table.to_pandas()
+
+
+def run_baseline(
+    home: Home | str | Path | None = None,
+    selection: Selection | None = None,
+    spec: WindowSpec | None = None,
+    min_calls: int = 10,
+    rank_by: str = "hit2x_lo",
+    force_recompute: bool = False,
+    progress: bool = False,
+    export_baseline_parquet: str | Path | None = None,
+    export_per_alert_parquet: str | Path | None = None,
+    export_per_caller_parquet: str | Path | None = None,
+) -> BaselineResult:
+    """Compute baseline path metrics for every selected alert and rank callers.
+
+    Windows come from the path cache (built on a miss); the per-alert metrics table is kept
+    beside the cache entry, so a warm rerun only reads it back. Every run is recorded in the
+    catalog with its config, fingerprint, cache hit and timings.
+    """
+    from alertlab.leaderboard import leaderboard
+    from alertlab.metrics import baseline_table
+
+    home = home if isinstance(home, Home) else resolve_home(home)
+    sel, spec = selection or Selection(), spec or WindowSpec()
+    config = {"selection": sel.model_dump(mode="json"), "window": spec.model_dump(mode="json"),
+              "min_calls": min_calls, "rank_by": rank_by, "force_recompute": force_recompute}
+    with recorded(home, "baseline", config) as run:
+        with run.phase("select"):
+            alerts = select_alerts(home, sel)
+        if alerts.empty:
+            raise ValueError("no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)")
+        with run.phase("windows"):
+            w, info = get_windows(home, alerts, spec, force=force_recompute, progress=progress)
+        run.fingerprint, run.cache_hit = info.fingerprint, info.hit
+        mpath = derived_path(info, "baseline.parquet")
+        cached = mpath.exists() and not force_recompute
+        with run.phase("metrics"):
+            if cached:
+                table = pq.read_table(mpath)
+            else:
+                table = baseline_table(w)
+                with atomic_file(mpath) as tmp:
+                    pq.write_table(table, tmp)
+            table = table.sort_by([("alert_ts", "ascending"), ("alert_id", "ascending")])
+        with run.phase("leaderboard"):
+            board = leaderboard(table, min_calls=min_calls, rank_by=rank_by)
+            hidden = list(board.attrs.get("hidden_callers", []))
+        run.counts = {"alerts": w.n, "bars": info.n_bars, "callers_ranked": len(board),
+                      "callers_hidden": len(hidden), "metrics_cached": cached,
+                      **{f"status_{k}": v for k, v in w.meta.get("status_counts", {}).items()}}
+        result = BaselineResult(table, board, hidden, w, info, run, cached)
+        _export(home, result, export_baseline_parquet, export_per_alert_parquet, export_per_caller_parquet)
+    return result
+
+
+def _export(home: Home, r: BaselineResult, baseline_file, per_alert_dir, per_caller_dir) -> None:
+    from alertlab import exports
+
+    prov = r.run.provenance()
+    with r.run.phase("exports"):
+        if baseline_file:
+            p = exports.write_table(r.table, baseline_file, prov)
+            record_result(home, r.run, "baseline", str(p), r.table.num_rows)
+        if per_alert_dir:
+            p, n = exports.write_windows(r.windows, per_alert_dir, prov)
+            record_result(home, r.run, "per_alert_bars", str(p), n)
+        if per_caller_dir:
+            board = pa.Table.from_pandas(r.leaderboard, preserve_index=False)
+            p = exports.write_partitioned(r.table, per_caller_dir, "caller", prov, {"leaderboard.parquet": board})
+            record_result(home, r.run, "per_caller", str(p), r.table.num_rows)

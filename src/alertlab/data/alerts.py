@@ -1,0 +1,553 @@
+"""Alert ingestion: CSV/Parquet exports → the ``alerts`` catalog table, nothing dropped silently.
+
+Input: ``.csv`` (also ``.csv.gz``, ``.tsv``) or ``.parquet``/``.pq`` files, or directories searched
+recursively for them. Header names are matched trimmed and case-insensitively.
+
+Columns and aliases (when several aliases are present, the first non-empty one per row is used,
+in this order):
+
+* ``alert_id`` (optional) ← ``alert_id``
+* ``caller`` ← ``caller``, ``caller_name``
+* ``chain`` (optional) ← ``chain``, ``network``
+* ``token`` ← ``token``, ``mint``, ``token_address``
+* ``ts`` ← ``ts``, ``alert_ts_ms``, ``alert_ts_utc``, ``timestamp``. Local-time columns such as
+  ``alert_datetime`` / ``alert_dt`` of the real export are ignored on purpose (``alert_dt`` is a
+  naive local time that would be read as UTC).
+* optional ``ticker`` ← ``ticker``, ``symbol``; ``price_at_alert`` ← ``price_at_alert``,
+  ``price``; ``mcap_at_alert`` ← ``mcap_at_alert``, ``mcap``, ``market_cap``; ``chat_id``;
+  ``message_id``.
+
+Normalisation:
+
+* Times (see :mod:`alertlab.data.timeparse`): ISO-8601 with or without offset (naive = UTC) or
+  epoch numbers; numbers ``>= 1e11`` are milliseconds, smaller ones seconds (µs/ns above 1e14/1e17).
+  Stored as ``ts_ms`` (int64 epoch ms, UTC).
+* Chains (see :mod:`alertlab.data.chains`): ``Solana/SOL/solana`` → ``solana``, ``BSC/BNB`` →
+  ``bsc``, ``eth/ethereum`` → ``ethereum``, ``base``, ``Tron/TRON`` → ``tron``, other spellings
+  lower-cased. An empty chain is inferred from the address: Solana base58 (32 bytes) → ``solana``,
+  Tron base58check → ``tron``, ``0x`` + 40 hex → the one EVM chain on which the candle store knows
+  that token (zero or several → quarantined, the reason says which).
+* Tokens: trimmed; EVM addresses lower-cased; Solana/Tron/TON kept case-sensitive. The address
+  must be valid for the chain. Callers, tickers, ids: trimmed (inner text untouched).
+* ``price_at_alert``: a positive finite number, else stored as NULL (counted in the ingest log
+  ``details.nulled_fields``). ``mcap_at_alert``: exports mix dollars (``3600000.0``) and millions
+  (``3.29``); the rule is **values below 1000 are millions of dollars** (×1e6), values from 1000 up
+  are dollars. Non-positive/unparsable → NULL (counted likewise).
+* ``chat_id``/``message_id`` are text; integer-valued numbers lose a trailing ``.0``.
+
+Validation → quarantine (``rejects`` table, with file, row and reason; counted in the report):
+empty caller, missing/unparsable/out-of-range time (not 2000–2099), empty or invalid token
+address for the chain, chain not inferable, an input ``alert_id`` already used by a different alert.
+A row with several problems gets them all, joined by ``"; "``.
+
+Row numbers: ``row`` is the data record's 0-based index + 2, i.e. the line number in a CSV whose
+header is line 1 (first data row = 2; a quoted field with an embedded newline shifts later
+physical lines, the number stays the record's). Parquet rows use the same numbering.
+
+Dedup: one alert per ``(caller, chain, token, ts_ms)``. Duplicates (e.g. one row per bot reply)
+are merged keeping, per column, the first non-null value in input order (files in the order
+given, then rows). ``alert_id`` is the input's (first non-empty) or
+``sha1(f"{caller}|{chain}|{token}|{ts_ms}").hexdigest()[:16]``: stable across runs and file
+orders. An alert already in the store is a duplicate: its stored values are kept, NULL fields are
+filled from the new rows (so re-ingesting a file changes nothing). All catalog writes of one call
+(alerts, rejects, one ``ingest_log`` row per file) happen in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from alertlab.data import chains as ch
+from alertlab.data.quality import SAMPLE_SIZE, IngestReport, file_sha256
+from alertlab.data.timeparse import OK, reason_of, to_epoch_ms
+from alertlab.progress import bar
+from alertlab.store import Home
+
+ALIASES: dict[str, tuple[str, ...]] = {
+    "alert_id": ("alert_id",),
+    "caller": ("caller", "caller_name"),
+    "chain": ("chain", "network"),
+    "token": ("token", "mint", "token_address"),
+    "ts": ("ts", "alert_ts_ms", "alert_ts_utc", "timestamp"),
+    "ticker": ("ticker", "symbol"),
+    "price_at_alert": ("price_at_alert", "price"),
+    "mcap_at_alert": ("mcap_at_alert", "mcap", "market_cap"),
+    "chat_id": ("chat_id",),
+    "message_id": ("message_id",),
+}
+REQUIRED = ("caller", "token", "ts")
+KEY = ["caller", "chain", "token", "ts_ms"]
+FIELDS = ["ticker", "price_at_alert", "mcap_at_alert", "chat_id", "message_id"]
+MCAP_MILLIONS_BELOW = 1000.0
+ALERT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
+ALERT_COLUMNS = [
+    "alert_id",
+    "caller",
+    "chain",
+    "token",
+    "ts_ms",
+    "ticker",
+    "price_at_alert",
+    "mcap_at_alert",
+    "chat_id",
+    "message_id",
+    "is_first_call",
+]
+
+
+def derive_alert_id(caller: str, chain: str, token: str, ts_ms: int) -> str:
+    """Stable id of an alert without one: ``sha1(caller|chain|token|ts_ms)[:16]``."""
+    return hashlib.sha1(f"{caller}|{chain}|{token}|{int(ts_ms)}".encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _suffix_ok(p: Path, suffixes: tuple[str, ...]) -> bool:
+    name = p.name.lower()
+    return any(name.endswith(s) for s in suffixes)
+
+
+def collect_files(paths: Sequence[str | Path], suffixes: tuple[str, ...], what: str) -> list[Path]:
+    """Files named by ``paths`` (directories searched recursively, hidden entries skipped), deduplicated.
+
+    An explicitly named file with another suffix, or a missing path, raises a clear error.
+    """
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(f"no such file or directory: {p}")
+        if p.is_dir():
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and _suffix_ok(f, suffixes)
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
+        elif _suffix_ok(p, suffixes):
+            found = [p]
+        else:
+            raise ValueError(f"{p}: unsupported {what} file type (expected one of {', '.join(suffixes)})")
+        for f in found:
+            r = f.resolve()
+            if r not in seen:
+                seen.add(r)
+                out.append(r)
+    return out
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        df = pq.read_table(path).to_pandas()
+    else:
+        df = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[],
+            sep="\t" if name.endswith(".tsv") else ",",
+            encoding="utf-8-sig",
+            skipinitialspace=False,
+        )
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    return df
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Column → trimmed text with NA for empty; integer-valued floats lose their ``.0``."""
+    if pd.api.types.is_float_dtype(s.dtype):
+        out = pd.Series(pd.NA, index=s.index, dtype="string")
+        good = s.notna() & np.isfinite(s.to_numpy(np.float64, na_value=np.nan))
+        vals = s[good]
+        whole = (vals == np.floor(vals)) & (vals.abs() < 2**53)
+        out[good & whole.reindex(s.index, fill_value=False)] = vals[whole].astype(np.int64).astype(str)
+        out[good & ~whole.reindex(s.index, fill_value=False)] = vals[~whole].astype(str)
+        return out
+    t = s.astype("string").str.strip()
+    return t.mask(t == "")
+
+
+def _coalesce(df: pd.DataFrame, names: tuple[str, ...]) -> pd.Series | None:
+    present = [n for n in names if n in df.columns]
+    if not present:
+        return None
+    out = _as_text(df[present[0]])
+    for n in present[1:]:
+        out = out.fillna(_as_text(df[n]))
+    return out
+
+
+def _coalesce_time(df: pd.DataFrame, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """First non-empty alias per row decides the time (an unparsable one is not masked by a later one)."""
+    present = [n for n in names if n in df.columns]
+    ms, err = to_epoch_ms(df[present[0]].reset_index(drop=True))
+    for n in present[1:]:
+        m2, e2 = to_epoch_ms(df[n].reset_index(drop=True))
+        take = (err == 1) & (e2 != 1)  # 1 = EMPTY
+        ms = np.where(take, m2, ms)
+        err = np.where(take, e2, err).astype(np.int8)
+    return ms, err
+
+
+def _read_alert_file(path: Path, file_idx: int) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """One file → (canonical columns + ts_ms/ts_err + provenance, ingest-log details, the raw frame)."""
+    raw = _read_table(path)
+    missing = [c for c in REQUIRED if not any(a in raw.columns for a in ALIASES[c])]
+    if missing:
+        need = "; ".join(f"{c} (any of {', '.join(ALIASES[c])})" for c in missing)
+        raise ValueError(f"{path}: missing required column(s): {need}; columns are {list(raw.columns)}")
+    n = len(raw)
+    out = pd.DataFrame(index=pd.RangeIndex(n))
+    used = {}
+    for canon, names in ALIASES.items():
+        if canon == "ts":
+            continue
+        col = _coalesce(raw, names)
+        out[canon] = (
+            col.reset_index(drop=True)
+            if col is not None
+            else pd.Series(pd.NA, index=out.index, dtype="string")
+        )
+        used[canon] = [a for a in names if a in raw.columns]
+    out["ts_ms"], out["ts_err"] = _coalesce_time(raw, ALIASES["ts"])
+    used["ts"] = [a for a in ALIASES["ts"] if a in raw.columns]
+    out["file_idx"] = file_idx
+    out["row"] = np.arange(n, dtype=np.int64) + 2
+    mapped = {a for names in used.values() for a in names}
+    details = {
+        "columns_used": {k: v for k, v in used.items() if v},
+        "columns_ignored": [c for c in raw.columns if c not in mapped],
+    }
+    return out, details, raw
+
+
+# ---------------------------------------------------------------------------------------------
+# normalisation
+
+
+def _evm_chains_from_store(con, tokens: list[str]) -> dict[str, list[str]]:
+    if not tokens:
+        return {}
+    df = pd.DataFrame({"token": tokens})
+    con.register("_evm_tokens", df)
+    try:
+        rows = con.execute(
+            "SELECT q.token, list(DISTINCT q.chain ORDER BY q.chain) FROM candle_quality q "
+            "JOIN _evm_tokens t ON q.token = t.token GROUP BY q.token"
+        ).fetchall()
+    finally:
+        con.unregister("_evm_tokens")
+    return {t: list(c) for t, c in rows}
+
+
+def _add_reason(reasons: np.ndarray, mask: np.ndarray, text: str | np.ndarray) -> None:
+    """Append ``text`` to ``reasons[mask]`` (object array of ''-or-'a; b')."""
+    idx = np.flatnonzero(mask)
+    for i in idx:
+        t = text if isinstance(text, str) else text[i]
+        reasons[i] = t if not reasons[i] else f"{reasons[i]}; {t}"
+
+
+def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Normalise in place; returns the frame, per-row reasons ('' = ok) and nulled-field counts."""
+    n = len(df)
+    reasons = np.full(n, "", dtype=object)
+    _add_reason(reasons, df["caller"].isna().to_numpy(bool), "empty caller")
+    bad_ts = df["ts_err"].to_numpy() != OK
+    for code in np.unique(df["ts_err"].to_numpy()[bad_ts]):
+        _add_reason(reasons, df["ts_err"].to_numpy() == code, reason_of(code))
+
+    # chain: canonical spelling, else inferred from the address
+    token = df["token"]
+    chain_raw = df["chain"]
+    uniq_chain = {v: ch.normalize_chain(v) for v in chain_raw.dropna().unique()}
+    chain = chain_raw.map(uniq_chain).astype(object)
+    chain = chain.where(chain.notna(), None)
+    no_token = token.isna().to_numpy(bool)
+    _add_reason(reasons, no_token, "empty token address")
+    need = chain.isna().to_numpy(bool) & ~no_token
+    if need.any():
+        inferred = {t: ch.infer_chain(t) for t in token[need].unique()}
+        evm = sorted({t.lower() for t, c in inferred.items() if c == ch.EVM})
+        known = _evm_chains_from_store(con, evm)
+        inf_reason = np.full(n, "", dtype=object)
+        for i in np.flatnonzero(need):
+            t = token.iat[i]
+            c = inferred[t]
+            if c == ch.EVM:
+                found = known.get(t.lower(), [])
+                if len(found) == 1:
+                    chain.iat[i] = found[0]
+                elif not found:
+                    inf_reason[i] = (
+                        "chain empty and EVM address unknown to the candle store (cannot tell the chain)"
+                    )
+                else:
+                    inf_reason[i] = (
+                        f"chain empty and EVM address on several chains in the candle store ({', '.join(found)})"
+                    )
+            elif c is None:
+                inf_reason[i] = "chain empty and address not recognisable (not Solana, Tron or EVM)"
+            else:
+                chain.iat[i] = c
+        _add_reason(reasons, inf_reason != "", inf_reason)
+
+    # chain names and addresses
+    has = chain.notna().to_numpy(bool) & ~no_token
+    pairs = pd.DataFrame({"chain": chain[has], "token": token[has]}).drop_duplicates()
+    norm, why = {}, {}
+    for c, t in zip(pairs["chain"], pairs["token"], strict=True):
+        if not ch.is_valid_chain_name(c):
+            norm[(c, t)], why[(c, t)] = t, f"invalid chain name {c[:40]!r}"
+            continue
+        nt = ch.normalize_token(c, t)
+        norm[(c, t)], why[(c, t)] = nt, ch.validate_address(c, nt) or ""
+    tok_out = token.astype(object).copy()
+    addr_reason = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(has):
+        k = (chain.iat[i], token.iat[i])
+        tok_out.iat[i] = norm[k]
+        addr_reason[i] = why[k]
+    _add_reason(reasons, addr_reason != "", addr_reason)
+    df["chain"] = chain
+    df["token"] = tok_out
+
+    # optional numeric fields
+    nulled = {}
+    for col in ("price_at_alert", "mcap_at_alert"):
+        txt = df[col]
+        val = pd.to_numeric(txt, errors="coerce").astype(np.float64)
+        bad = txt.notna() & ~(np.isfinite(val) & (val > 0))
+        nulled[col] = int(bad.sum())
+        val = val.where(~bad)
+        if col == "mcap_at_alert":
+            val = val.where(~(val < MCAP_MILLIONS_BELOW), val * 1e6)
+        df[col] = val
+    return df, reasons, {k: v for k, v in nulled.items() if v}
+
+
+# ---------------------------------------------------------------------------------------------
+# ingest
+
+
+def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = False) -> IngestReport:
+    """Ingest alert files into the catalog (see the module docstring for every rule)."""
+    files = collect_files(paths, ALERT_SUFFIXES, "alert")
+    if not files:
+        raise ValueError(f"no alert files ({', '.join(ALERT_SUFFIXES)}) found in {[str(p) for p in paths]}")
+    ingest_id = uuid.uuid4().hex
+    frames, raws, details, hashes = [], [], [], []
+    with bar("ingest alerts", total=len(files), enabled=progress) as pb:
+        for i, f in enumerate(files):
+            df, det, raw = _read_alert_file(f, i)
+            frames.append(df)
+            raws.append(raw)
+            details.append(det)
+            hashes.append(file_sha256(f))
+            pb.advance()
+    cols = list(ALIASES) + ["ts_ms", "ts_err", "file_idx", "row"]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    con = home.connect()
+    try:
+        df, reasons, nulled = _normalise(df, con) if len(df) else (df, np.empty(0, object), {})
+        ok = reasons == ""
+        good = df[ok].copy()
+        good["ts_ms"] = good["ts_ms"].astype(np.int64)
+
+        # merge duplicates within this ingest: first non-null per column, in input order
+        good["_derived"] = [
+            derive_alert_id(a, b, c, d)
+            for a, b, c, d in zip(good["caller"], good["chain"], good["token"], good["ts_ms"], strict=True)
+        ]
+        good["_gid"] = good.groupby(KEY, sort=False).ngroup()
+        agg_cols = ["alert_id", *FIELDS, "file_idx", "row", "_derived"]
+        merged = good.groupby("_gid", sort=True)[agg_cols].first()
+        keys = good.groupby("_gid", sort=True)[KEY].first()
+        merged = keys.join(merged)
+        merged["alert_id"] = merged["alert_id"].fillna(merged["_derived"]).astype(str)
+        field_conflicts = {c: int((good.groupby("_gid")[c].nunique() > 1).sum()) for c in FIELDS if len(good)}
+
+        # an input alert_id may not name two different alerts (here or in the store)
+        id_reject_gids: set[int] = set()
+        dup_id = merged.duplicated("alert_id", keep="first")
+        id_reject_gids |= set(merged.index[dup_id])
+        if len(merged):
+            con.register("_new", merged.reset_index()[["_gid", "alert_id", *KEY]])
+            try:
+                store = (
+                    con.execute(
+                        "SELECT n._gid, a.alert_id AS store_id, "
+                        "(SELECT any_value(b.alert_id) FROM alerts b WHERE b.alert_id = n.alert_id AND NOT "
+                        " (b.caller = n.caller AND b.chain = n.chain AND b.token = n.token AND b.ts_ms = n.ts_ms)) AS clash "
+                        "FROM _new n LEFT JOIN alerts a "
+                        "ON a.caller = n.caller AND a.chain = n.chain AND a.token = n.token AND a.ts_ms = n.ts_ms"
+                    )
+                    .df()
+                    .set_index("_gid")
+                    .reindex(merged.index)
+                )
+            finally:
+                con.unregister("_new")
+            in_store = store["store_id"].notna()
+            id_reject_gids |= set(merged.index[~in_store & store["clash"].notna()])
+        else:
+            in_store = pd.Series(False, index=merged.index)
+            store = pd.DataFrame({"store_id": pd.Series(dtype=object)}, index=merged.index)
+        if id_reject_gids:
+            rej_rows = good.index[good["_gid"].isin(id_reject_gids).to_numpy()]
+            pos = df.index.get_indexer(rej_rows)
+            reasons[pos] = "alert_id already used by a different alert"
+        new = merged[~in_store & ~merged.index.isin(list(id_reject_gids))]
+        existing = merged[in_store & ~merged.index.isin(list(id_reject_gids))].copy()
+        existing["alert_id"] = store.loc[existing.index, "store_id"].astype(str)
+
+        rej = np.flatnonzero(reasons != "")
+        rej_df = pd.DataFrame(
+            {
+                "source_file": [str(files[i]) for i in df["file_idx"].to_numpy()[rej]],
+                "source_row": df["row"].to_numpy()[rej].astype(np.int64),
+                "reason": reasons[rej].astype(str),
+                "raw": [
+                    json.dumps(
+                        {k: (None if pd.isna(v) else v) for k, v in raws[fi].iloc[r - 2].items()}, default=str
+                    )
+                    for fi, r in zip(df["file_idx"].to_numpy()[rej], df["row"].to_numpy()[rej], strict=True)
+                ],
+            }
+        )
+        new_rows = new.assign(
+            source_file=[str(files[i]) for i in new["file_idx"]], source_row=new["row"].astype(np.int64)
+        )
+        n_read = (
+            np.bincount(df["file_idx"].to_numpy(np.int64), minlength=len(files))
+            if len(df)
+            else np.zeros(len(files), int)
+        )
+        n_rej = np.bincount(df["file_idx"].to_numpy(np.int64)[rej], minlength=len(files))
+        n_new = np.bincount(new["file_idx"].to_numpy(np.int64), minlength=len(files))
+
+        con.begin()
+        try:
+            if len(new_rows):
+                con.register("_ins", new_rows[["alert_id", *KEY, *FIELDS, "source_file", "source_row"]])
+                con.execute(
+                    "INSERT INTO alerts (alert_id, caller, chain, token, ts_ms, ticker, price_at_alert, "
+                    "mcap_at_alert, chat_id, message_id, source_file, source_row) "
+                    "SELECT alert_id, caller, chain, token, ts_ms, ticker, price_at_alert, mcap_at_alert, "
+                    "chat_id, message_id, source_file, source_row FROM _ins"
+                ).fetchall()
+                con.unregister("_ins")
+            enriched = 0
+            if len(existing):
+                con.register("_upd", existing[["alert_id", *FIELDS]])
+                enriched = con.execute(
+                    "SELECT count(*) FROM alerts a JOIN _upd u USING (alert_id) WHERE "
+                    + " OR ".join(f"(a.{c} IS NULL AND u.{c} IS NOT NULL)" for c in FIELDS)
+                ).fetchall()[0][0]
+                if enriched:
+                    con.execute(
+                        "UPDATE alerts SET "
+                        + ", ".join(f"{c} = coalesce(alerts.{c}, u.{c})" for c in FIELDS)
+                        + " FROM _upd u WHERE alerts.alert_id = u.alert_id AND ("
+                        + " OR ".join(f"(alerts.{c} IS NULL AND u.{c} IS NOT NULL)" for c in FIELDS)
+                        + ")"
+                    ).fetchall()
+                con.unregister("_upd")
+            if len(rej_df):
+                con.register("_rej", rej_df)
+                con.execute(
+                    "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw) "
+                    "SELECT ?, 'alerts', source_file, source_row, reason, raw::JSON FROM _rej",
+                    [ingest_id],
+                ).fetchall()
+                con.unregister("_rej")
+            for i, f in enumerate(files):
+                accepted = int(n_read[i] - n_rej[i])
+                det = dict(details[i])
+                if i == 0:
+                    det.update(
+                        nulled_fields=nulled,
+                        field_conflicts={k: v for k, v in field_conflicts.items() if v},
+                        alerts_enriched=int(enriched),
+                        files_in_ingest=len(files),
+                    )
+                con.execute(
+                    "INSERT INTO ingest_log (ingest_id, kind, source_file, file_sha256, rows_read, rows_accepted, "
+                    "rows_rejected, rows_duplicate, rows_new, details) VALUES (?, 'alerts', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        ingest_id,
+                        str(f),
+                        hashes[i],
+                        int(n_read[i]),
+                        accepted,
+                        int(n_rej[i]),
+                        accepted - int(n_new[i]),
+                        int(n_new[i]),
+                        json.dumps(det),
+                    ],
+                ).fetchall()
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    finally:
+        con.close()
+
+    rows_read = int(len(df))
+    rows_rejected = int(len(rej))
+    reason_counts = pd.Series(reasons[rej]).value_counts() if rows_rejected else pd.Series(dtype=int)
+    order = np.lexsort((df["row"].to_numpy()[rej], df["file_idx"].to_numpy()[rej])) if rows_rejected else []
+    sample = [
+        {
+            "file": rej_df["source_file"].iat[k],
+            "row": int(rej_df["source_row"].iat[k]),
+            "reason": rej_df["reason"].iat[k],
+        }
+        for k in list(order)[:SAMPLE_SIZE]
+    ]
+    return IngestReport(
+        kind="alerts",
+        files=[str(f) for f in files],
+        rows_read=rows_read,
+        rows_accepted=rows_read - rows_rejected,
+        rows_new=int(len(new)),
+        rows_duplicate=rows_read - rows_rejected - int(len(new)),
+        rows_rejected=rows_rejected,
+        reject_reasons={str(k): int(v) for k, v in reason_counts.items()},
+        rejects_sample=sample,
+    )
+
+
+def load_alerts(home: Home) -> pd.DataFrame:
+    """All stored alerts, sorted by (ts_ms, alert_id), with ``is_first_call``.
+
+    ``is_first_call`` marks the earliest alert of each (chain, token) across callers, ties broken
+    by ``alert_id``: exactly one per token.
+    """
+    con = home.connect()
+    try:
+        df = con.execute(
+            "SELECT alert_id, caller, chain, token, ts_ms, ticker, price_at_alert, mcap_at_alert, chat_id, "
+            "message_id, row_number() OVER (PARTITION BY chain, token ORDER BY ts_ms, alert_id) = 1 AS is_first_call "
+            "FROM alerts ORDER BY ts_ms, alert_id"
+        ).df()
+    finally:
+        con.close()
+    df["ts_ms"] = df["ts_ms"].astype(np.int64)
+    df["is_first_call"] = df["is_first_call"].astype(bool)
+    for c in ("price_at_alert", "mcap_at_alert"):
+        df[c] = df[c].astype(np.float64)
+    return df[ALERT_COLUMNS]

@@ -1,0 +1,999 @@
+"""Candle ingestion: CSV / Parquet / Birdeye JSON → the bucketed Parquet candle store.
+
+Inputs: files or directories (searched recursively, hidden entries skipped) of ``.csv``
+(``.csv.gz``, ``.tsv``), ``.parquet``/``.pq`` and ``.json``. JSON is Birdeye-style
+``{"data": {"items": [{"unixTime", "o", "h", "l", "c", "v"}, ...]}}`` (also ``{"items": [...]}`` or
+a bare list); its ``type`` field is ignored, the interval is detected like for any other file.
+
+Columns (headers matched trimmed and case-insensitively; the first alias present is used):
+``chain`` ← chain, network; ``token`` ← token, mint, token_address, address; ``ts`` ← ts, timestamp,
+unixtime, time; ``open`` ← open, o; ``high`` ← high, h; ``low`` ← low, l; ``close`` ← close, c;
+``volume`` ← volume, v, vol. ``ts``, prices and volume are required. Chain and token come from
+columns when present, else from a file name ``<chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>``
+(the real export's naming); a file with neither raises a ``ValueError`` naming it.
+
+Normalisation and validation (rows failing are quarantined in ``rejects`` with file, row, reason):
+
+* ``ts``: bar open, epoch seconds (UTC). Epoch numbers by magnitude (``>= 1e11`` ms, else seconds,
+  µs/ns above 1e14/1e17) or ISO-8601 (naive = UTC), see :mod:`alertlab.data.timeparse`. Missing,
+  unparsable, out of 2000–2099, or not a whole second → rejected.
+* chain spellings and token addresses as in :mod:`alertlab.data.chains` (EVM lower-cased, Solana
+  case-sensitive, address validated for its chain); an empty chain is inferred from a Solana/Tron
+  address, an EVM address without chain is rejected (it names no chain).
+* prices missing/NaN/inf or <= 0, ``high < max(open, close)``, ``low > min(open, close)``, volume
+  missing/NaN or negative → rejected (all failing checks listed, joined by ``"; "``).
+* Row numbers: the data record's 0-based index + 2 (the CSV line with the header as line 1); the
+  same numbering is used for Parquet rows and JSON items.
+
+Bar interval (``interval_s``), detected per series = the distinct ``ts`` of one token in one file
+(sorted), standard intervals S = 60, 300, 900, 1800, 3600, 14400, 86400 s:
+
+1. the gap ``ts[k+1] - ts[k]`` is *regular* when it equals some ``I`` in S and ``ts[k] % I == 0``
+   (so both bars are aligned to ``I``); it is *in a run* when a neighbouring gap is regular with
+   the same ``I``;
+2. a bar next to at least one regular gap takes the smallest of its adjacent regular gaps that
+   are in a run, or, when none is, the smallest adjacent regular gap. So at a switch 5m → 1h the
+   last 5-minute bar stays 300 (a bar followed ``I`` seconds later by the next cannot span more
+   than ``I``), and a lone transition gap (e.g. 30 min from the last 5m bar at :30 to the first
+   1h bar at :00) does not invent a 1800 series;
+3. a bar with no adjacent regular gap (missing bars on both sides, or the transition bar) keeps
+   the interval of the nearest earlier bar set by rule 2 if its ``ts`` is aligned to it ("a bar
+   after a gap keeps the interval of its run"), else that of the nearest later such bar if aligned;
+4. a bar still without interval (e.g. a one-bar file) takes, among the token's bars already in the
+   store or set in this ingest, the interval whose nearest bar is closest in time and to which its
+   ``ts`` is aligned (ties → the smaller interval);
+5. otherwise it is rejected ("bar interval undetectable").
+
+Known limit: bars of a *sparse* feed (empty bars omitted) whose spacing happens to equal a coarser
+standard interval at aligned times are labelled with that coarser interval.
+
+Duplicates: bars are keyed by ``(chain, token, interval_s, ts)``. Identical versions collapse
+(counted as duplicates). Differing versions are a *conflict*, resolved deterministically: keep the
+larger volume, then the more recent ingest (this one over the store), then the later file (in the
+given order), then the later row. Each losing version is logged in ``rejects`` with reason
+:data:`alertlab.data.quality.SUPERSEDED` (reported as ``conflicts``, not as rejected rows).
+
+Store (DEVELOPERS.md): ``<home>/candles/<chain>/b<NN>.parquet``, ``NN = crc32(token) % 64``, columns
+``chain, token, interval_s (int32), ts (int64), open, high, low, close, volume (float64)``, sorted by
+``(chain, token, interval_s, ts)``. Only buckets receiving new rows are read; only buckets whose
+content changes are rewritten (atomically); ``candle_files`` keeps ``path`` (relative to the home),
+row count and the SHA-256 of the file bytes. Re-ingesting or overlapping data adds no bar twice.
+
+Memory: input files are read in record batches and spilled to a per-ingest staging area split by
+(chain, bucket); buckets are then merged one at a time, so memory is bounded by the batch size
+plus the largest bucket (about 1/64 of a chain's bars). Catalog writes (rejects, ``ingest_log``,
+``candle_files``, ``candle_quality``) happen in one transaction at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import re
+import shutil
+import tempfile
+import uuid
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numba
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from alertlab.data import chains as ch
+from alertlab.data.alerts import collect_files
+from alertlab.data.quality import SAMPLE_SIZE, SUPERSEDED, IngestReport, file_sha256, series_quality
+from alertlab.data.timeparse import EMPTY, OK, OUT_OF_RANGE, to_epoch_ms
+from alertlab.progress import bar
+from alertlab.store import Home, atomic_file
+
+N_BUCKETS = 64
+STANDARD_INTERVALS = (60, 300, 900, 1800, 3600, 14400, 86400)
+CANDLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq", ".json")
+FILENAME_RE = re.compile(
+    r"^(?P<chain>[A-Za-z0-9-]+)_(?P<token>[A-Za-z0-9]+)_(?P<start>\d{8}-\d{4})_(?P<end>\d{8}-\d{4})"
+    r"\.(csv|csv\.gz|tsv|parquet|pq|json)$",
+    re.IGNORECASE,
+)
+ALIASES: dict[str, tuple[str, ...]] = {
+    "chain": ("chain", "network"),
+    "token": ("token", "mint", "token_address", "address"),
+    "ts": ("ts", "timestamp", "unixtime", "time"),
+    "open": ("open", "o"),
+    "high": ("high", "h"),
+    "low": ("low", "l"),
+    "close": ("close", "c"),
+    "volume": ("volume", "v", "vol"),
+}
+PRICES = ("open", "high", "low", "close")
+VALUES = (*PRICES, "volume")
+STORE_SCHEMA = pa.schema(
+    [("chain", pa.string()), ("token", pa.string()), ("interval_s", pa.int32()), ("ts", pa.int64())]
+    + [(c, pa.float64()) for c in VALUES]
+)
+READ_BATCH_ROWS = 1_000_000
+FLUSH_ROWS = 2_000_000
+_NULLS = ["", "NaN", "nan", "NULL", "null", "None", "none", "N/A", "NA", "#N/A", "-nan"]
+_TS_REASON = {EMPTY: "missing ts", 2: "unparsable ts", OUT_OF_RANGE: "ts out of range (not 2000-2099)"}
+UNDETECTABLE = "bar interval undetectable (no neighbour bar at a standard aligned spacing)"
+_SHIFT = np.int64(1) << np.int64(34)  # ts < 2**34 s; token code above it in combined int64 keys
+
+_STAGE_SCHEMA = pa.schema(
+    [("chain", pa.string()), ("token", pa.string()), ("ts", pa.int64())]
+    + [(c, pa.float64()) for c in VALUES]
+    + [("file_idx", pa.int32()), ("row", pa.int64()), ("reason", pa.string()), ("raw", pa.string())]
+)
+_REJECT_SCHEMA = pa.schema(
+    [
+        ("file_idx", pa.int32()),
+        ("source_file", pa.string()),
+        ("source_row", pa.int64()),
+        ("reason", pa.string()),
+        ("raw", pa.string()),
+        ("chain", pa.string()),
+        ("token", pa.string()),
+        ("ts", pa.int64()),
+        ("interval_s", pa.int32()),
+    ]
+    + [(c, pa.float64()) for c in VALUES]
+)
+
+
+def bucket_of(token: str) -> int:
+    """Store bucket of a (normalised) token: ``zlib.crc32(token.encode()) % 64``."""
+    return zlib.crc32(token.encode()) % N_BUCKETS
+
+
+def candle_bucket_path(home: Home, chain: str, token: str) -> Path:
+    """``<home>/candles/<chain>/b<NN>.parquet`` holding ``token``'s bars (chain/token normalised)."""
+    return home.candles_dir / chain / f"b{bucket_of(token):02d}.parquet"
+
+
+def _bucket_file(home: Home, chain: str, bucket: int) -> Path:
+    return home.candles_dir / chain / f"b{bucket:02d}.parquet"
+
+
+# ---------------------------------------------------------------------------------------------
+# interval detection
+
+
+@numba.njit(cache=True)
+def _regular(t0, gap, std):
+    for k in range(std.shape[0]):
+        if gap == std[k]:
+            return gap if t0 % gap == 0 else 0
+    return 0
+
+
+@numba.njit(cache=True)
+def _detect_kernel(ts, offsets, std):
+    n = ts.shape[0]
+    out = np.zeros(n, np.int64)
+    for g in range(offsets.shape[0] - 1):
+        s, e = offsets[g], offsets[g + 1]
+        m = e - s - 1  # gaps of this series; gap j lies between bars s+j and s+j+1
+        if m < 1:
+            continue
+        reg = np.zeros(m, np.int64)
+        for j in range(m):
+            reg[j] = _regular(ts[s + j], ts[s + j + 1] - ts[s + j], std)
+        strong = np.zeros(m, np.bool_)  # a regular gap in a run of >= 2 equal regular gaps
+        for j in range(m):
+            if reg[j] > 0 and ((j > 0 and reg[j - 1] == reg[j]) or (j + 1 < m and reg[j + 1] == reg[j])):
+                strong[j] = True
+        for i in range(s, e):  # rule 2
+            best_strong, best_any = 0, 0
+            for j in (i - s - 1, i - s):
+                if 0 <= j < m and reg[j] > 0:
+                    if best_any == 0 or reg[j] < best_any:
+                        best_any = reg[j]
+                    if strong[j] and (best_strong == 0 or reg[j] < best_strong):
+                        best_strong = reg[j]
+            out[i] = best_strong if best_strong > 0 else best_any
+        prev = np.zeros(e - s, np.int64)  # rule 3: nearest rule-2 interval before / after
+        last = 0
+        for i in range(s, e):
+            prev[i - s] = last
+            if out[i] > 0:
+                last = out[i]
+        nxt = 0
+        for i in range(e - 1, s - 1, -1):
+            if out[i] > 0:
+                nxt = out[i]
+                continue
+            p = prev[i - s]
+            if p > 0 and ts[i] % p == 0:
+                out[i] = -p  # negative marks rule-3 results so they do not feed later bars
+            elif nxt > 0 and ts[i] % nxt == 0:
+                out[i] = -nxt
+    return np.abs(out)
+
+
+def detect_intervals(ts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Bar interval (rules 1–3 of the module docstring) of every bar; 0 = undetermined.
+
+    ``ts[offsets[g]:offsets[g+1]]`` is one series: distinct, strictly increasing epoch seconds.
+    """
+    ts = np.ascontiguousarray(ts, np.int64)
+    offsets = np.ascontiguousarray(offsets, np.int64)
+    return _detect_kernel(ts, offsets, np.asarray(STANDARD_INTERVALS, np.int64)).astype(np.int32)
+
+
+def resolve_from_known(
+    code: np.ndarray, ts: np.ndarray, known_code: np.ndarray, known_iv: np.ndarray, known_ts: np.ndarray
+) -> np.ndarray:
+    """Rule 4: interval for bars ``(code, ts)`` from known bars of the same token code; 0 = none.
+
+    Among the token's known intervals ``I`` with ``ts % I == 0``, the one whose nearest known bar
+    is closest in time wins, ties → the smaller ``I``.
+    """
+    best_iv = np.zeros(len(code), np.int32)
+    best_d = np.full(len(code), np.iinfo(np.int64).max, np.int64)
+    if not len(code) or not len(known_code):
+        return best_iv
+    for iv in np.unique(known_iv):
+        keys = np.unique(known_code[known_iv == iv].astype(np.int64) * _SHIFT + known_ts[known_iv == iv])
+        cand = np.flatnonzero(ts % iv == 0)
+        if not len(cand):
+            continue
+        q = code[cand].astype(np.int64) * _SHIFT + ts[cand]
+        pos = np.searchsorted(keys, q)
+        d = np.full(len(cand), np.iinfo(np.int64).max, np.int64)
+        left = pos > 0
+        lk = keys[np.maximum(pos - 1, 0)]
+        ok = left & (lk // _SHIFT == code[cand])
+        d = np.where(ok, q - lk, d)
+        right = pos < len(keys)
+        rk = keys[np.minimum(pos, len(keys) - 1)]
+        ok = right & (rk // _SHIFT == code[cand])
+        d = np.where(ok, np.minimum(d, rk - q), d)
+        better = d < best_d[cand]
+        best_d[cand[better]] = d[better]
+        best_iv[cand[better]] = iv
+    return best_iv
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _json_items(path: Path) -> list:
+    with open(path, "rb") as fh:
+        doc = json.load(fh)
+    if isinstance(doc, dict):
+        data = doc.get("data", doc)
+        items = data.get("items") if isinstance(data, dict) else data
+    else:
+        items = doc
+    if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
+        raise ValueError(
+            f"{path}: JSON must be {{'data': {{'items': [...]}}}}, {{'items': [...]}} or a list of objects"
+        )
+    return items
+
+
+def _read_batches(path: Path) -> Iterator[pa.Table]:
+    """The file as tables of its original columns (CSV cells as text), in order, bounded in size."""
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        pf = pq.ParquetFile(path)
+        empty = True
+        for rb in pf.iter_batches(batch_size=READ_BATCH_ROWS):
+            empty = False
+            yield pa.Table.from_batches([rb])
+        if empty:
+            yield pf.schema_arrow.empty_table()
+    elif name.endswith(".json"):
+        items = _json_items(path)
+        try:
+            yield pa.Table.from_pylist(items)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            keys = list(dict.fromkeys(k for it in items for k in it))
+            yield pa.table(
+                {
+                    k: pa.array([None if it.get(k) is None else str(it.get(k)) for it in items], pa.string())
+                    for k in keys
+                }
+            )
+    else:
+        delim = "\t" if name.endswith(".tsv") else ","
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh, delimiter=delim), None)
+        if header is None:
+            raise ValueError(f"{path}: empty file (no header)")
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=64 << 20, encoding="utf8"),
+            parse_options=pacsv.ParseOptions(delimiter=delim),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in header}, strings_can_be_null=True, null_values=_NULLS
+            ),
+        )
+        empty = True
+        for rb in reader:
+            empty = False
+            yield pa.Table.from_batches([rb])
+        if empty:
+            yield pa.schema([(h, pa.string()) for h in header]).empty_table()
+
+
+def _pick(names: list[str], canon: str) -> str | None:
+    low = {n.strip().lower(): n for n in reversed(names)}
+    for a in ALIASES[canon]:
+        if a in low:
+            return low[a]
+    return None
+
+
+def _to_float(col: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        try:
+            col = pc.cast(col, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return pd.to_numeric(col.to_pandas(), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    elif not (
+        pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_decimal(col.type)
+    ):
+        return pd.to_numeric(col.cast(pa.string()).to_pandas(), errors="coerce").to_numpy(
+            np.float64, na_value=np.nan
+        )
+    return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+
+
+def _to_ts(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """→ (epoch seconds, reason-or-'' per row)."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        for t in (pa.int64(), pa.float64()):
+            try:
+                col = pc.cast(col, t)
+                break
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+    ms, err = to_epoch_ms(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+    reason = np.full(len(ms), "", dtype=object)
+    for code, text in _TS_REASON.items():
+        reason[err == code] = text
+    reason[(err == OK) & (ms % 1000 != 0)] = "ts not a whole second"
+    return ms // 1000, reason
+
+
+def _join(reason: np.ndarray, mask: np.ndarray, text: str | np.ndarray) -> None:
+    """Append ``text`` (a string or a per-row object array) to ``reason[mask]``, ``"; "``-separated."""
+    idx = np.flatnonzero(mask)
+    if len(idx):
+        cur = reason[idx]
+        add = text if isinstance(text, str) else text[idx]
+        reason[idx] = np.where(cur == "", add, cur + "; " + add)
+
+
+class _Normaliser:
+    """Per-file constant context: where chain/token come from, column mapping, raw-JSON helper."""
+
+    def __init__(self, path: Path, file_idx: int, names: list[str], duck: duckdb.DuckDBPyConnection) -> None:
+        self.path, self.file_idx, self.duck = path, file_idx, duck
+        self.cols = {c: _pick(names, c) for c in ALIASES}
+        missing = [c for c in ("ts", *VALUES) if self.cols[c] is None]
+        if missing:
+            need = "; ".join(f"{c} (any of {', '.join(ALIASES[c])})" for c in missing)
+            raise ValueError(f"{path}: missing required column(s): {need}; columns are {names}")
+        m = FILENAME_RE.match(path.name)
+        self.name_chain = m.group("chain") if m else None
+        self.name_token = m.group("token") if m else None
+        if self.cols["token"] is None and self.name_token is None:
+            raise ValueError(
+                f"{path}: no token: the file has no token column (any of {', '.join(ALIASES['token'])}) and its "
+                "name is not <chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>"
+            )
+        if self.cols["chain"] is None and self.name_chain is None:
+            raise ValueError(
+                f"{path}: no chain: the file has no chain column (any of {', '.join(ALIASES['chain'])}) and its "
+                "name is not <chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>"
+            )
+        self.columns_used = {k: v for k, v in self.cols.items() if v is not None}
+        self.chain_from = "column" if self.cols["chain"] else "file name"
+        self.token_from = "column" if self.cols["token"] else "file name"
+
+    def _chain_token(self, t: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = t.num_rows
+        if self.cols["token"] is not None:
+            tok = pd.Series(t[self.cols["token"]].cast(pa.string()).to_pandas(), dtype=object)
+        else:
+            tok = pd.Series([self.name_token] * n, dtype=object)
+        if self.cols["chain"] is not None:
+            chn = pd.Series(t[self.cols["chain"]].cast(pa.string()).to_pandas(), dtype=object)
+        else:
+            chn = pd.Series([self.name_chain] * n, dtype=object)
+        tcode, tuniq = pd.factorize(tok, use_na_sentinel=False)
+        ccode, cuniq = pd.factorize(chn, use_na_sentinel=False)
+        pair, inv = np.unique(ccode.astype(np.int64) * max(len(tuniq), 1) + tcode, return_inverse=True)
+        out_c = np.empty(len(pair), object)
+        out_t = np.empty(len(pair), object)
+        out_r = np.empty(len(pair), object)
+        for k, p in enumerate(pair):
+            craw, traw = cuniq[p // max(len(tuniq), 1)], tuniq[p % max(len(tuniq), 1)]
+            out_c[k], out_t[k], out_r[k] = _norm_pair(craw, traw)
+        return out_c[inv], out_t[inv], out_r[inv]
+
+    def convert(self, t: pa.Table, first_row: int) -> tuple[pa.Table, pa.Table]:
+        """Original batch → (rows to stage, rows rejected outright). Both carry file_idx and row."""
+        n = t.num_rows
+        rows = np.arange(first_row, first_row + n, dtype=np.int64) + 2
+        ts, reason = _to_ts(t[self.cols["ts"]])
+        chain, token, pr = self._chain_token(t)
+        key_bad = (reason != "") | (pr != "")
+        _join(reason, pr != "", pr)
+        vals = {c: _to_float(t[self.cols[c]]) for c in VALUES}
+        o, h, lo, c, v = (vals[k] for k in VALUES)
+        with np.errstate(invalid="ignore"):
+            px = np.stack([o, h, lo, c])
+            _join(reason, (~np.isfinite(px)).any(axis=0), "price missing, NaN or infinite")
+            _join(reason, (px <= 0).any(axis=0), "non-positive price")
+            _join(reason, h < np.maximum(o, c), "high < max(open, close)")
+            _join(reason, lo > np.minimum(o, c), "low > min(open, close)")
+            _join(reason, ~np.isfinite(v), "volume missing, NaN or infinite")
+            _join(reason, v < 0, "negative volume")
+        fail = reason != ""
+        raw = np.full(n, None, dtype=object)
+        if fail.any():
+            raw[fail] = self._raw_json(t, np.flatnonzero(fail))
+        reason_out = np.where(fail, reason, None)
+        src = str(self.path)
+        keep = ~key_bad
+        stage = pa.table(
+            {
+                "chain": pa.array(chain[keep], pa.string()),
+                "token": pa.array(token[keep], pa.string()),
+                "ts": pa.array(ts[keep], pa.int64()),
+                **{k: pa.array(vals[k][keep], pa.float64()) for k in VALUES},
+                "file_idx": pa.array(np.full(int(keep.sum()), self.file_idx, np.int32)),
+                "row": pa.array(rows[keep]),
+                "reason": pa.array(reason_out[keep], pa.string()),
+                "raw": pa.array(raw[keep], pa.string()),
+            },
+            schema=_STAGE_SCHEMA,
+        )
+        rb = key_bad
+        rej = pa.table(
+            {
+                "file_idx": pa.array(np.full(int(rb.sum()), self.file_idx, np.int32)),
+                "source_file": pa.array([src] * int(rb.sum()), pa.string()),
+                "source_row": pa.array(rows[rb]),
+                "reason": pa.array(reason[rb], pa.string()),
+                "raw": pa.array(raw[rb], pa.string()),
+                "chain": pa.array(chain[rb], pa.string()),
+                "token": pa.array(token[rb], pa.string()),
+                "ts": pa.array(ts[rb], pa.int64(), mask=~_ts_in_range(ts[rb])),
+                "interval_s": pa.nulls(int(rb.sum()), pa.int32()),
+                **{k: pa.array(vals[k][rb], pa.float64()) for k in VALUES},
+            },
+            schema=_REJECT_SCHEMA,
+        )
+        return stage, rej
+
+    def _raw_json(self, t: pa.Table, idx: np.ndarray) -> list[str]:
+        sub = t.take(pa.array(idx, pa.int64()))
+        self.duck.register("_raw_rows", sub)
+        try:
+            return [r[0] for r in self.duck.execute("SELECT to_json(s) FROM _raw_rows s").fetchall()]
+        finally:
+            self.duck.unregister("_raw_rows")
+
+
+def _ts_in_range(ts: np.ndarray) -> np.ndarray:
+    """Epoch seconds inside the accepted range (parsed ts kept in reject records, else NULL)."""
+    return (ts >= 946_684_800) & (ts < 4_102_444_800)
+
+
+def _norm_pair(craw: object, traw: object) -> tuple[str | None, str | None, str]:
+    """(chain, token) as given → (canonical chain, normalised token, reason-or-'')."""
+    token = None if traw is None or (isinstance(traw, float) and traw != traw) else str(traw).strip()
+    if not token:
+        return ch.normalize_chain(craw), None, "missing token"
+    chain = ch.normalize_chain(craw)
+    if chain is None:
+        inferred = ch.infer_chain(token)
+        if inferred == ch.EVM:
+            return None, token.lower(), "chain missing and EVM address names no chain"
+        if inferred is None:
+            return None, token, "chain missing and address not recognisable (not Solana, Tron or EVM)"
+        chain = inferred
+    if not ch.is_valid_chain_name(chain):
+        return chain, token, f"invalid chain name {chain[:40]!r}"
+    nt = ch.normalize_token(chain, token)
+    return chain, nt, ch.validate_address(chain, nt) or ""
+
+
+# ---------------------------------------------------------------------------------------------
+# staging
+
+
+class _Stage:
+    """Scratch area of one ingest: normalised rows split by (chain, bucket), reject records."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.buffer: list[pa.Table] = []
+        self.n_buffered = 0
+        self.seq = 0
+        self.buckets: dict[tuple[str, int], list[Path]] = {}
+        self.reject_parts: list[Path] = []
+
+    def _write(self, table: pa.Table, path: Path) -> None:
+        with atomic_file(path) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.buffer.append(table)
+            self.n_buffered += table.num_rows
+        if self.n_buffered >= FLUSH_ROWS:
+            self.flush()
+
+    def add_rejects(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.seq += 1
+            path = self.root / "rejects" / f"part-{self.seq:06d}.parquet"
+            self._write(table.cast(_REJECT_SCHEMA), path)
+            self.reject_parts.append(path)
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        t = pa.concat_tables(self.buffer)
+        self.buffer, self.n_buffered = [], 0
+        tok = t["token"].combine_chunks().dictionary_encode()
+        crc = np.array([bucket_of(s) for s in tok.dictionary.to_pylist()], np.int64)
+        bucket = crc[tok.indices.to_numpy(zero_copy_only=False)]
+        chn = t["chain"].combine_chunks().dictionary_encode()
+        cnames = chn.dictionary.to_pylist()
+        key = chn.indices.to_numpy(zero_copy_only=False).astype(np.int64) * N_BUCKETS + bucket
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        cuts = np.flatnonzero(np.diff(ks)) + 1
+        for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(ks)], strict=True):
+            k = int(ks[s])
+            chain, b = cnames[k // N_BUCKETS], k % N_BUCKETS
+            self.seq += 1
+            path = self.root / "stage" / chain / f"b{b:02d}" / f"part-{self.seq:06d}.parquet"
+            self._write(t.take(pa.array(order[s:e])), path)
+            self.buckets.setdefault((chain, b), []).append(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# merging one bucket
+
+
+@dataclass
+class _BucketOut:
+    rejects: pa.Table
+    new_per_file: np.ndarray
+    conflicts: int
+    quality: pd.DataFrame
+    file_row: dict | None
+
+
+def _arr(x: object, typ: pa.DataType) -> pa.Array:
+    if isinstance(x, pa.ChunkedArray):
+        x = x.combine_chunks()
+    return x.cast(typ) if isinstance(x, pa.Array) else pa.array(x, typ)
+
+
+def _reject_table(
+    source_file: list[str],
+    source_row: object,
+    reason: object,
+    raw: object,
+    chain: str,
+    token: np.ndarray,
+    ts: np.ndarray,
+    interval: np.ndarray,
+    vals: dict[str, np.ndarray],
+    file_idx: np.ndarray,
+) -> pa.Table:
+    """Reject records of one bucket (quarantined rows or superseded versions), in staging schema."""
+    n = len(source_file)
+    interval = np.asarray(interval, np.int64)
+    return pa.table(
+        {
+            "file_idx": pa.array(np.asarray(file_idx, np.int32)),
+            "source_file": pa.array(source_file, pa.string()),
+            "source_row": _arr(source_row, pa.int64()),
+            "reason": _arr(reason, pa.string()),
+            "raw": _arr(raw, pa.string()),
+            "chain": pa.array([chain] * n, pa.string()),
+            "token": pa.array(token, pa.string()),
+            "ts": pa.array(ts, pa.int64()),
+            "interval_s": pa.array(np.where(interval > 0, interval, 0), pa.int32(), mask=interval <= 0),
+            **{k: pa.array(vals[k], pa.float64()) for k in VALUES},
+        },
+        schema=_REJECT_SCHEMA,
+    )
+
+
+def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list[Path]) -> _BucketOut:
+    new = pa.concat_tables([pq.read_table(p, schema=_STAGE_SCHEMA) for p in parts])
+    path = _bucket_file(home, chain, b)
+    rel = str(path.relative_to(home.root))
+    old = pq.read_table(path).cast(STORE_SCHEMA) if path.exists() else STORE_SCHEMA.empty_table()
+
+    new_tok = new["token"].combine_chunks().dictionary_encode()
+    old_tok = (
+        old["token"].combine_chunks().dictionary_encode()
+        if old.num_rows
+        else pa.array([], pa.string()).dictionary_encode()
+    )
+    names, inv = np.unique(
+        np.concatenate(
+            [
+                np.asarray(new_tok.dictionary.to_pylist(), object),
+                np.asarray(old_tok.dictionary.to_pylist(), object),
+            ]
+        ),
+        return_inverse=True,
+    )  # sorted by code point = UTF-8 byte order
+    nd = len(new_tok.dictionary)
+    ncode = inv[:nd][new_tok.indices.to_numpy(zero_copy_only=False)].astype(np.int64)
+    ocode = (
+        inv[nd:][old_tok.indices.to_numpy(zero_copy_only=False)].astype(np.int64)
+        if old.num_rows
+        else np.empty(0, np.int64)
+    )
+
+    nts = new["ts"].to_numpy()
+    nfile = new["file_idx"].to_numpy().astype(np.int64)
+    nrow = new["row"].to_numpy()
+    nval = {k: new[k].to_numpy() for k in VALUES}
+    nreason = np.asarray(new["reason"].to_pylist(), dtype=object)
+    nraw = new["raw"]
+
+    # rules 1-3, per (token, file) series of distinct ts
+    order = np.lexsort((nts, nfile, ncode))
+    sc, sf, st = ncode[order], nfile[order], nts[order]
+    first = np.ones(len(order), bool)
+    first[1:] = (sc[1:] != sc[:-1]) | (sf[1:] != sf[:-1]) | (st[1:] != st[:-1])
+    dpos = np.flatnonzero(first)
+    newgrp = np.ones(len(dpos), bool)
+    newgrp[1:] = (sc[dpos][1:] != sc[dpos][:-1]) | (sf[dpos][1:] != sf[dpos][:-1])
+    offsets = np.r_[np.flatnonzero(newgrp), len(dpos)]
+    iv_d = detect_intervals(st[dpos], offsets)
+    niv = np.empty(len(order), np.int32)
+    niv[order] = iv_d[np.cumsum(first) - 1]
+
+    # rule 4 against the store and this ingest's resolved bars
+    unres = niv == 0
+    if unres.any():
+        oiv = old["interval_s"].to_numpy().astype(np.int32)
+        ots = old["ts"].to_numpy()
+        kc = np.concatenate([ocode, ncode[~unres]])
+        kiv = np.concatenate([oiv, niv[~unres]])
+        kts = np.concatenate([ots, nts[~unres]])
+        niv[unres] = resolve_from_known(ncode[unres], nts[unres], kc, kiv, kts)
+    still = np.flatnonzero(niv == 0)
+    if len(still):
+        cur = nreason[still]
+        has = ~pd.isna(cur)
+        upd = np.full(len(still), UNDETECTABLE, dtype=object)
+        upd[has] = cur[has] + "; " + UNDETECTABLE
+        nreason[still] = upd
+
+    # quarantined rows
+    bad = ~pd.isna(nreason)
+    bi = np.flatnonzero(bad)
+    rej = _reject_table(
+        [str(files[f]) for f in nfile[bi]],
+        nrow[bi],
+        nreason[bi].astype(str),
+        nraw.take(pa.array(bi, pa.int64())),
+        chain,
+        names[ncode[bi]],
+        nts[bi],
+        niv[bi],
+        {k: nval[k][bi] for k in VALUES},
+        nfile[bi],
+    )
+
+    # merge valid new rows with the store
+    gi = np.flatnonzero(~bad)
+    code = np.concatenate([ocode, ncode[gi]])
+    iv = np.concatenate([old["interval_s"].to_numpy().astype(np.int32), niv[gi]])
+    ts = np.concatenate([old["ts"].to_numpy(), nts[gi]])
+    vals = {k: np.concatenate([old[k].to_numpy(), nval[k][gi]]) for k in VALUES}
+    src = np.concatenate([np.zeros(old.num_rows, np.int8), np.ones(len(gi), np.int8)])
+    fidx = np.concatenate([np.full(old.num_rows, -1, np.int64), nfile[gi]])
+    row = np.concatenate([np.full(old.num_rows, -1, np.int64), nrow[gi]])
+    o = np.lexsort((row, fidx, src, vals["volume"], ts, iv, code))  # winner = last of each key group
+    code, iv, ts, src, fidx, row = code[o], iv[o], ts[o], src[o], fidx[o], row[o]
+    vals = {k: a[o] for k, a in vals.items()}
+    n = len(o)
+    start = np.ones(n, bool)
+    if n:
+        start[1:] = (code[1:] != code[:-1]) | (iv[1:] != iv[:-1]) | (ts[1:] != ts[:-1])
+    gid = np.cumsum(start) - 1
+    ng = int(gid[-1]) + 1 if n else 0
+    win = np.r_[np.flatnonzero(start)[1:] - 1, n - 1] if n else np.empty(0, np.int64)
+    same = np.ones(n, bool)
+    for k in VALUES:
+        same &= vals[k] == vals[k][win][gid]
+    has_old = np.zeros(ng, bool)
+    np.logical_or.at(has_old, gid, src == 0)
+    conflict_g = np.zeros(ng, bool)
+    np.logical_or.at(conflict_g, gid, ~same)
+    new_g = ~has_old
+    changed = bool(new_g.any() or (~same & (src == 0)).any())
+    new_per_file = (
+        np.bincount(fidx[win][new_g], minlength=len(files)) if ng else np.zeros(len(files), np.int64)
+    )
+
+    lost = np.flatnonzero(~same)
+    if len(lost):
+        lost_old = src[lost] == 0
+        sup = _reject_table(
+            [rel if lo else str(files[f]) for lo, f in zip(lost_old, fidx[lost], strict=True)],
+            pa.array(row[lost], pa.int64(), mask=lost_old),
+            [SUPERSEDED] * len(lost),
+            pa.nulls(len(lost), pa.string()),
+            chain,
+            names[code[lost]],
+            ts[lost],
+            iv[lost].astype(np.int64),
+            {k: vals[k][lost] for k in VALUES},
+            np.where(lost_old, -1, fidx[lost]),
+        )
+        rej = pa.concat_tables([rej, sup])
+
+    w_code, w_iv, w_ts = code[win], iv[win], ts[win]
+    w_vals = {k: vals[k][win] for k in VALUES}
+    file_row = None
+    if changed:
+        table = pa.table(
+            {
+                "chain": pa.array([chain] * ng, pa.string()),
+                "token": pa.array(names[w_code], pa.string()),
+                "interval_s": pa.array(w_iv, pa.int32()),
+                "ts": pa.array(w_ts, pa.int64()),
+                **{k: pa.array(w_vals[k], pa.float64()) for k in VALUES},
+            },
+            schema=STORE_SCHEMA,
+        )
+        with atomic_file(path) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+            digest = file_sha256(tmp)
+        file_row = {"path": rel, "chain": chain, "bucket": b, "n_rows": ng, "content_hash": digest}
+    elif path.exists():
+        file_row = {
+            "path": rel,
+            "chain": chain,
+            "bucket": b,
+            "n_rows": old.num_rows,
+            "content_hash": file_sha256(path),
+        }
+
+    # quality of every series of the touched tokens (stored bars, plus series seen only in rejects)
+    sel = np.isin(w_code, np.unique(ncode))
+    qc, qi, qt, qv = w_code[sel], w_iv[sel], w_ts[sel], w_vals["volume"][sel]
+    gstart = np.ones(len(qc), bool)
+    gstart[1:] = (qc[1:] != qc[:-1]) | (qi[1:] != qi[:-1])
+    qs = series_quality(qt, qv, np.r_[np.flatnonzero(gstart), len(qc)], qi[gstart])
+    q = pd.DataFrame({"code": qc[gstart], "interval_s": qi[gstart].astype(np.int64), **qs})
+    rj = bi[niv[bi] > 0]
+    only_rej = pd.DataFrame({"code": ncode[rj], "interval_s": niv[rj].astype(np.int64)}).drop_duplicates()
+    only_rej = only_rej.merge(q[["code", "interval_s"]], how="left", indicator=True)
+    only_rej = only_rej[only_rej["_merge"] == "left_only"].drop(columns="_merge")
+    if len(only_rej):
+        only_rej = only_rej.assign(
+            n_bars=0, first_ts=0, last_ts=0, n_gaps=0, missing_bars=0, zero_volume_share=np.nan
+        )
+        q = pd.concat([q, only_rej], ignore_index=True)
+    for c in ("first_ts", "last_ts"):
+        q[c] = pd.array(q[c].to_numpy(np.int64), "Int64")
+        q.loc[q["n_bars"] == 0, c] = pd.NA
+    q.insert(0, "token", names[q["code"].to_numpy(np.int64)].astype(str) if len(q) else np.empty(0, str))
+    q.insert(0, "chain", chain)
+    q = q.drop(columns="code")
+    return _BucketOut(rej, new_per_file, int(conflict_g.sum()), q, file_row)
+
+
+# ---------------------------------------------------------------------------------------------
+# ingest
+
+
+def ingest_candles(home: Home, paths: Sequence[str | Path], progress: bool = False) -> IngestReport:
+    """Ingest candle files into the bucketed store (see the module docstring for every rule)."""
+    files = collect_files(paths, CANDLE_SUFFIXES, "candle")
+    if not files:
+        raise ValueError(f"no candle files ({', '.join(CANDLE_SUFFIXES)}) found in {[str(p) for p in paths]}")
+    ingest_id = uuid.uuid4().hex
+    home.root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".ingest-", dir=home.root))
+    duck = duckdb.connect()
+    try:
+        stage = _Stage(scratch)
+        n_read = np.zeros(len(files), np.int64)
+        infos: list[dict] = []
+        with bar("ingest candles: read", total=len(files), enabled=progress) as pb:
+            for i, f in enumerate(files):
+                norm, first_row = None, 0
+                for t in _read_batches(f):
+                    if norm is None:
+                        norm = _Normaliser(f, i, t.schema.names, duck)
+                    staged, rejected = norm.convert(t, first_row)
+                    first_row += t.num_rows
+                    stage.add(staged)
+                    stage.add_rejects(rejected)
+                n_read[i] = first_row
+                infos.append(
+                    {
+                        "columns_used": norm.columns_used,
+                        "chain_from": norm.chain_from,
+                        "token_from": norm.token_from,
+                        "sha256": file_sha256(f),
+                    }
+                )
+                pb.advance()
+        stage.flush()
+
+        new_per_file = np.zeros(len(files), np.int64)
+        conflicts = 0
+        qualities, file_rows = [], []
+        with bar("ingest candles: merge buckets", total=len(stage.buckets), enabled=progress) as pb:
+            for chain, b in sorted(stage.buckets):
+                out = _merge_bucket(home, chain, b, stage.buckets[(chain, b)], files)
+                stage.add_rejects(out.rejects)
+                new_per_file += out.new_per_file
+                conflicts += out.conflicts
+                qualities.append(out.quality)
+                if out.file_row:
+                    file_rows.append(out.file_row)
+                pb.advance()
+        quality = pd.concat(qualities, ignore_index=True) if qualities else pd.DataFrame()
+        return _commit(
+            home,
+            ingest_id,
+            files,
+            infos,
+            n_read,
+            new_per_file,
+            conflicts,
+            quality,
+            file_rows,
+            stage.reject_parts,
+            duck,
+        )
+    finally:
+        duck.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _commit(
+    home, ingest_id, files, infos, n_read, new_per_file, conflicts, quality, file_rows, reject_parts, duck
+):
+    """One transaction: rejects, ingest_log, candle_files, candle_quality; returns the report."""
+    parts_sql = "[" + ", ".join(f"'{p.as_posix()}'" for p in reject_parts) + "]"
+    rej_by_file = np.zeros(len(files), np.int64)
+    reasons: dict[str, int] = {}
+    sample: list[dict] = []
+    if reject_parts:
+        q = f"SELECT * FROM read_parquet({parts_sql}) WHERE reason <> ?"
+        for fi, nrej in duck.execute(
+            f"SELECT file_idx, count(*) FROM ({q}) GROUP BY ALL", [SUPERSEDED]
+        ).fetchall():
+            rej_by_file[fi] = nrej
+        reasons = dict(
+            duck.execute(
+                f"SELECT reason, count(*) FROM ({q}) GROUP BY ALL ORDER BY 2 DESC, 1", [SUPERSEDED]
+            ).fetchall()
+        )
+        sample = [
+            {"file": f, "row": int(r), "reason": s}
+            for f, r, s in duck.execute(
+                f"SELECT source_file, source_row, reason FROM ({q}) ORDER BY file_idx, source_row LIMIT {SAMPLE_SIZE}",
+                [SUPERSEDED],
+            ).fetchall()
+        ]
+    con = home.connect()
+    try:
+        con.begin()
+        try:
+            if reject_parts:
+                con.execute(
+                    "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw) "
+                    "SELECT ?, 'candles', source_file, source_row, reason, json_object("
+                    "'values', coalesce(raw::JSON, json_object('open', open, 'high', high, 'low', low, "
+                    "'close', close, 'volume', volume)), 'chain', chain, 'token', token, 'ts', ts, "
+                    f"'interval_s', interval_s) FROM read_parquet({parts_sql}) ORDER BY file_idx, source_row",
+                    [ingest_id],
+                ).fetchall()
+            for i, f in enumerate(files):
+                acc = int(n_read[i] - rej_by_file[i])
+                con.execute(
+                    "INSERT INTO ingest_log (ingest_id, kind, source_file, file_sha256, rows_read, rows_accepted, "
+                    "rows_rejected, rows_duplicate, rows_new, details) VALUES (?, 'candles', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        ingest_id,
+                        str(f),
+                        infos[i]["sha256"],
+                        int(n_read[i]),
+                        acc,
+                        int(rej_by_file[i]),
+                        acc - int(new_per_file[i]),
+                        int(new_per_file[i]),
+                        json.dumps(
+                            {k: v for k, v in infos[i].items() if k != "sha256"}
+                            | ({"conflicts_in_ingest": conflicts} if i == 0 else {})
+                        ),
+                    ],
+                ).fetchall()
+            if file_rows:
+                fr = pd.DataFrame(file_rows)
+                con.register("_fr", fr)
+                con.execute("DELETE FROM candle_files WHERE path IN (SELECT path FROM _fr)").fetchall()
+                con.execute(
+                    "INSERT INTO candle_files (path, chain, bucket, n_rows, content_hash) "
+                    "SELECT path, chain, bucket, n_rows, content_hash FROM _fr"
+                ).fetchall()
+                con.unregister("_fr")
+            qrows: list[dict] = []
+            if len(quality):
+                con.register("_q", quality)
+                con.execute(
+                    "DELETE FROM candle_quality c USING _q q WHERE c.chain = q.chain AND c.token = q.token "
+                    "AND c.interval_s = q.interval_s"
+                ).fetchall()
+                con.execute(
+                    """INSERT INTO candle_quality (chain, token, interval_s, n_bars, first_ts, last_ts, n_gaps,
+                        missing_bars, zero_volume_share, n_conflicts, n_rejected)
+                    WITH r AS (
+                        SELECT raw->>'chain' AS chain, raw->>'token' AS token,
+                               TRY_CAST(raw->>'interval_s' AS INTEGER) AS interval_s,
+                               count(DISTINCT CASE WHEN reason = $1 THEN raw->>'ts' END) AS n_conflicts,
+                               count(DISTINCT CASE WHEN reason <> $1 THEN source_file || '#' || source_row END)
+                                   AS n_rejected
+                        FROM rejects WHERE kind = 'candles' AND TRY_CAST(raw->>'interval_s' AS INTEGER) IS NOT NULL
+                        GROUP BY ALL)
+                    SELECT q.chain, q.token, q.interval_s, q.n_bars, q.first_ts, q.last_ts, q.n_gaps,
+                           q.missing_bars, q.zero_volume_share, coalesce(r.n_conflicts, 0), coalesce(r.n_rejected, 0)
+                    FROM _q q LEFT JOIN r ON r.chain = q.chain AND r.token = q.token AND r.interval_s = q.interval_s""",
+                    [SUPERSEDED],
+                ).fetchall()
+                qdf = con.execute(
+                    "SELECT c.* EXCLUDE (updated_at) FROM candle_quality c JOIN _q q ON c.chain = q.chain "
+                    "AND c.token = q.token AND c.interval_s = q.interval_s ORDER BY c.chain, c.token, c.interval_s"
+                ).df()
+                con.unregister("_q")
+                qrows = [
+                    {
+                        k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v))
+                        for k, v in r.items()
+                    }
+                    for r in qdf.to_dict("records")
+                ]
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    finally:
+        con.close()
+    rows_read = int(n_read.sum())
+    rows_rejected = int(rej_by_file.sum())
+    return IngestReport(
+        kind="candles",
+        files=[str(f) for f in files],
+        rows_read=rows_read,
+        rows_accepted=rows_read - rows_rejected,
+        rows_new=int(new_per_file.sum()),
+        rows_duplicate=rows_read - rows_rejected - int(new_per_file.sum()),
+        rows_rejected=rows_rejected,
+        reject_reasons={str(k): int(v) for k, v in reasons.items()},
+        rejects_sample=sample,
+        conflicts=int(conflicts),
+        quality=qrows,
+    )

@@ -1,0 +1,55 @@
+"""Exit-strategy engine: one simulator for backtests, grids and the optimizer.
+
+* :class:`StrategyConfig` / :func:`encode_params` (``params``): options, grids, the parameter matrix.
+* :func:`simulate` / :func:`trade_returns` (``backtest``): per-(param, alert) outputs; plain TP/SL
+  rows by first passage (``tpsl``), the rest by the Numba bar simulator (``kernel``, whose module
+  docstring states the exact per-bar semantics).
+* :func:`backtest`, :func:`run_grid`: tables and summaries (``summary`` holds every formula).
+* :class:`PortfolioConfig` / :func:`run_portfolio` (``portfolio``): finite capital replay.
+"""
+
+from alertlab.engine.backtest import (
+    TRADE_COLUMNS,
+    BacktestResult,
+    TradeArrays,
+    backtest,
+    run_grid,
+    simulate,
+    trade_returns,
+)
+from alertlab.engine.kernel import EXIT_REASONS, NO_FILL, NO_TRADE
+from alertlab.engine.params import (
+    INTRABAR_POLICIES,
+    N_PARAM_COLS,
+    PARAM_COLUMNS,
+    StrategyConfig,
+    encode_params,
+    plain_tpsl_rows,
+)
+from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
+from alertlab.engine.summary import SUMMARY_KEYS, summarize, summarize_columns
+
+__all__ = [
+    "EXIT_REASONS",
+    "INTRABAR_POLICIES",
+    "NO_FILL",
+    "NO_TRADE",
+    "N_PARAM_COLS",
+    "PARAM_COLUMNS",
+    "SUMMARY_KEYS",
+    "TRADE_COLUMNS",
+    "BacktestResult",
+    "PortfolioConfig",
+    "PortfolioResult",
+    "StrategyConfig",
+    "TradeArrays",
+    "backtest",
+    "encode_params",
+    "plain_tpsl_rows",
+    "run_grid",
+    "run_portfolio",
+    "simulate",
+    "summarize",
+    "summarize_columns",
+    "trade_returns",
+]

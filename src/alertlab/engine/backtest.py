@@ -1,0 +1,431 @@
+"""Drivers over the kernels: full simulation, the optimizer's fast returns, backtests and grids.
+
+Every entry point runs the same two kernels: plain TP/SL rows go through the first-passage path
+(:mod:`alertlab.engine.tpsl`), everything else through the bar simulator
+(:mod:`alertlab.engine.kernel`); both give identical results on plain rows. Work is split over
+threads by alert chunks (the kernels release the GIL); set ``ALERTLAB_THREADS`` to override the
+thread count (default: CPU count).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from alertlab.engine.kernel import EXIT_REASONS, NO_FILL, NO_TRADE, general_kernel, policy_code
+from alertlab.engine.params import (
+    C_FEE,
+    C_LEV,
+    C_NLEV,
+    C_SL,
+    C_SLIP,
+    GRID_FIELDS,
+    StrategyConfig,
+    encode_params,
+    plain_tpsl_rows,
+    validate_params,
+)
+from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
+from alertlab.engine.summary import summarize_columns
+from alertlab.engine.tpsl import tpsl_kernel
+from alertlab.windows import Windows
+
+TRADE_COLUMNS = (
+    "alert_id",
+    "caller",
+    "chain",
+    "token",
+    "entry_ts",
+    "entry_price",
+    "exit_ts",
+    "exit_price",
+    "exit_reason",
+    "n_fills",
+    "hold_s",
+    "ret",
+    "ret_gross",
+    "peak_mult",
+    "ambiguous",
+)
+DEFAULT_MAX_CELLS = 2_000_000  # (param × alert) cells a grid chunk may hold (~60 MB of outputs)
+
+_LIGHT = ("ret", "ret_p", "ret_o", "code", "amb")
+_FULL = ("ret_g", "entry_ts", "entry_px", "exit_ts", "exit_px", "n_fills", "peak_mult")
+_DTYPES = {
+    "ret": np.float64,
+    "ret_p": np.float64,
+    "ret_o": np.float64,
+    "code": np.int8,
+    "amb": np.bool_,
+    "ret_g": np.float64,
+    "entry_ts": np.int64,
+    "entry_px": np.float64,
+    "exit_ts": np.int64,
+    "exit_px": np.float64,
+    "n_fills": np.int32,
+    "peak_mult": np.float64,
+}
+
+
+def n_threads() -> int:
+    """Worker threads for the kernels (``ALERTLAB_THREADS`` or the CPU count)."""
+    env = os.environ.get("ALERTLAB_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class TradeArrays:
+    """Per-(param, alert) outputs, arrays shaped ``(n_params, n_alerts)``.
+
+    ``ret`` / ``ret_gross`` / ``ret_pessimistic`` / ``ret_optimistic``: NaN when there is no trade
+    (``exit_reason`` −1 = no window, 6 = no_fill). ``exit_reason`` int8 codes index
+    ``EXIT_REASONS``. Times are epoch seconds (0 = none), ``hold_s = exit_ts − entry_ts``.
+    ``alert_idx``: the alerts (indices into the Windows) of the columns.
+    """
+
+    alert_idx: np.ndarray
+    ret: np.ndarray
+    ret_gross: np.ndarray
+    ret_pessimistic: np.ndarray
+    ret_optimistic: np.ndarray
+    exit_reason: np.ndarray
+    ambiguous: np.ndarray
+    entry_ts: np.ndarray
+    entry_price: np.ndarray
+    exit_ts: np.ndarray
+    exit_price: np.ndarray
+    n_fills: np.ndarray
+    peak_mult: np.ndarray
+    hold_s: np.ndarray
+
+
+def _bars(w: Windows) -> tuple[np.ndarray, ...]:
+    f = np.ascontiguousarray
+    return (
+        f(w.offsets, dtype=np.int64),
+        f(w.ts, dtype=np.int64),
+        f(w.open, dtype=np.float64),
+        f(w.high, dtype=np.float64),
+        f(w.low, dtype=np.float64),
+        f(w.close, dtype=np.float64),
+    )
+
+
+def _alert_idx(w: Windows, alert_idx: np.ndarray | None) -> np.ndarray:
+    if alert_idx is None:
+        return np.arange(w.n, dtype=np.int64)
+    idx = np.ascontiguousarray(alert_idx, dtype=np.int64)
+    if idx.ndim != 1:
+        raise ValueError("alert_idx must be 1-D")
+    if idx.size and (idx.min() < 0 or idx.max() >= w.n):
+        raise ValueError(f"alert_idx out of range [0, {w.n})")
+    return idx
+
+
+def _alloc(n_alerts: int, n_params: int, full: bool) -> dict[str, np.ndarray]:
+    out = {k: np.empty((n_alerts, n_params), dtype=_DTYPES[k]) for k in _LIGHT}
+    for k in _FULL:
+        shape = (n_alerts, n_params) if full else (0, 0)
+        out[k] = np.empty(shape, dtype=_DTYPES[k])
+    return out
+
+
+def _chunks(bars, alert_idx: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """Split alert positions into ≤ ``parts`` ranges of similar bar counts."""
+    n = alert_idx.shape[0]
+    if parts <= 1 or n < 2 * parts:
+        return [(0, n)]
+    offsets = bars[0]
+    work = np.cumsum(offsets[alert_idx + 1] - offsets[alert_idx] + 1)
+    cuts = np.searchsorted(work, work[-1] * np.arange(1, parts) / parts)
+    edges = np.unique(np.concatenate([[0], cuts, [n]]))
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def _tpsl_args(params: np.ndarray) -> tuple[np.ndarray, ...]:
+    tp = np.where(params[:, C_NLEV] == 1, params[:, C_LEV], np.nan)
+    sl = params[:, C_SL]
+    tp_u = np.unique(tp[~np.isnan(tp)])
+    sl_u = np.unique(sl[~np.isnan(sl)])
+    p_tp = np.where(np.isnan(tp), -1, np.searchsorted(tp_u, np.nan_to_num(tp))).astype(np.int64)
+    p_sl = np.where(np.isnan(sl), -1, np.searchsorted(sl_u, np.nan_to_num(sl))).astype(np.int64)
+    return (
+        tp_u,
+        sl_u,
+        p_tp,
+        p_sl,
+        np.ascontiguousarray(params[:, C_FEE]),
+        np.ascontiguousarray(params[:, C_SLIP]),
+    )
+
+
+def _run_kernel(
+    bars, interval_s: int, alert_idx: np.ndarray, params: np.ndarray, policy: int, full: bool, plain: bool
+) -> dict[str, np.ndarray]:
+    """Run one kernel on all alerts (threaded by alert chunks) into fresh (n_alerts, n_params) outputs."""
+    out = _alloc(alert_idx.shape[0], params.shape[0], full)
+    targs = _tpsl_args(params) if plain else None
+
+    def work(rng: tuple[int, int]) -> None:
+        a0, a1 = rng
+        views = [out[k][a0:a1] for k in _LIGHT] + [out[k][a0:a1] if full else out[k] for k in _FULL]
+        if plain:
+            tpsl_kernel(*bars, alert_idx[a0:a1], *targs, policy, interval_s, full, *views)
+        else:
+            general_kernel(*bars, alert_idx[a0:a1], params, policy, interval_s, full, *views)
+
+    parts = _chunks(bars, alert_idx, n_threads())
+    if len(parts) == 1:
+        work(parts[0])
+    else:
+        with ThreadPoolExecutor(len(parts)) as ex:
+            list(ex.map(work, parts))
+    return out
+
+
+def _simulate_cols(
+    w: Windows, params: np.ndarray, alert_idx: np.ndarray, intrabar: str, full: bool, method: str = "auto"
+) -> dict[str, np.ndarray]:
+    """(n_alerts, n_params) outputs, routing plain TP/SL rows to the first-passage kernel."""
+    policy = policy_code(intrabar)
+    if method not in ("auto", "general", "tpsl"):
+        raise ValueError(f"method must be auto, general or tpsl; got {method!r}")
+    bars = _bars(w)
+    plain = plain_tpsl_rows(params)
+    if method == "tpsl" and not plain.all():
+        raise ValueError("method='tpsl' needs plain TP/SL rows only (see plain_tpsl_rows)")
+    if method == "general":
+        plain[:] = False
+    if plain.all() or not plain.any():
+        return _run_kernel(bars, w.interval_s, alert_idx, params, policy, full, bool(plain.all()))
+    out = _alloc(alert_idx.shape[0], params.shape[0], full)
+    for mask, is_plain in ((plain, True), (~plain, False)):
+        sub = _run_kernel(
+            bars, w.interval_s, alert_idx, np.ascontiguousarray(params[mask]), policy, full, is_plain
+        )
+        for k, v in sub.items():
+            if v.shape[0]:
+                out[k][:, mask] = v
+    return out
+
+
+def simulate(
+    w: Windows,
+    params: np.ndarray,
+    alert_idx: np.ndarray | None = None,
+    intrabar: str = "pessimistic",
+    method: str = "auto",
+) -> TradeArrays:
+    """Full per-(param, alert) outputs for a parameter matrix (see :func:`encode_params`).
+
+    ``method``: ``auto`` (plain TP/SL rows by first passage, others by the bar simulator),
+    ``general`` (bar simulator for all rows) or ``tpsl`` (first passage; plain rows only).
+    Arrays are ``(n_params, n_alerts)`` (transposed views of the kernels' alert-major outputs).
+    """
+    params = validate_params(params)
+    idx = _alert_idx(w, alert_idx)
+    o = _simulate_cols(w, params, idx, intrabar, True, method)
+    hold = np.where(o["code"] >= 0, o["exit_ts"] - o["entry_ts"], 0)
+    hold[o["code"] == NO_FILL] = 0
+    return TradeArrays(
+        alert_idx=idx,
+        ret=o["ret"].T,
+        ret_gross=o["ret_g"].T,
+        ret_pessimistic=o["ret_p"].T,
+        ret_optimistic=o["ret_o"].T,
+        exit_reason=o["code"].T,
+        ambiguous=o["amb"].T,
+        entry_ts=o["entry_ts"].T,
+        entry_price=o["entry_px"].T,
+        exit_ts=o["exit_ts"].T,
+        exit_price=o["exit_px"].T,
+        n_fills=o["n_fills"].T,
+        peak_mult=o["peak_mult"].T,
+        hold_s=hold.T,
+    )
+
+
+def trade_returns(
+    w: Windows, params: np.ndarray, alert_idx: np.ndarray | None = None, intrabar: str = "pessimistic"
+) -> np.ndarray:
+    """Net returns ``(n_params, n_alerts)``, NaN for no trade / no fill: the optimizer's fast entry point."""
+    params = validate_params(params)
+    idx = _alert_idx(w, alert_idx)
+    return np.ascontiguousarray(_simulate_cols(w, params, idx, intrabar, False)["ret"].T)
+
+
+# ------------------------------------------------------------------------------------------------ backtest
+
+
+@dataclass
+class BacktestResult:
+    """A scalar strategy's run: per-trade table, summary, per-caller breakdown, equity curve, portfolio."""
+
+    config: StrategyConfig
+    trades: pd.DataFrame
+    summary: dict
+    per_caller: pd.DataFrame
+    equity: pd.DataFrame
+    portfolio: PortfolioResult | None = None
+
+
+def _time_order(w: Windows, idx: np.ndarray) -> np.ndarray:
+    """Alert positions sorted by alert time (ties: alert_id, then given order)."""
+    ts = np.asarray(w.alert_ts_ms)[idx]
+    ids = np.asarray(w.alert_id, dtype=object)[idx].astype(str)
+    return idx[np.lexsort((ids, ts))]
+
+
+def _scalar(d: dict) -> dict:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in ((k, v[0]) for k, v in d.items())}
+
+
+def backtest(
+    w: Windows,
+    cfg: StrategyConfig,
+    alert_idx: np.ndarray | None = None,
+    portfolio: PortfolioConfig | None = None,
+) -> BacktestResult:
+    """Backtest one (scalar) strategy on the given alerts.
+
+    ``trades``: one row per alert with a window (columns ``TRADE_COLUMNS``, alert-time order);
+    ``no_fill`` rows carry ret 0 (and NA times/prices) and are left out of the statistics.
+    ``summary``: :func:`summarize` metrics under ``cfg.intrabar`` plus the pessimistic and
+    optimistic averages side by side and ``ambiguous_share``; ``per_caller``: the same metrics per
+    caller; ``equity``: fixed stake of 1 per alert in alert-time order (columns ``alert_id,
+    alert_ts_ms, caller, ret, equity, drawdown``); ``portfolio``: :func:`run_portfolio` when given.
+    """
+    if cfg.is_grid:
+        raise ValueError("backtest needs a scalar config; use run_grid for grids")
+    idx = _time_order(w, _alert_idx(w, alert_idx))
+    params = encode_params([cfg])
+    o = _simulate_cols(w, params, idx, cfg.intrabar, True)
+    col = {k: v[:, 0] for k, v in o.items()}
+    code = col["code"]
+    summary = _scalar(summarize_columns(o["ret"], o["code"], o["amb"], o["ret_p"], o["ret_o"]))
+    summary["intrabar"] = cfg.intrabar
+
+    has = code != NO_TRADE
+    filled = has & (code != NO_FILL)
+    ti = idx[has]
+    reasons = np.asarray(EXIT_REASONS, dtype=object)
+    entry_ts = pd.array(np.where(filled, col["entry_ts"], 0)[has], dtype="Int64")
+    exit_ts = pd.array(np.where(filled, col["exit_ts"], 0)[has], dtype="Int64")
+    nf = ~filled[has]
+    entry_ts[nf] = pd.NA
+    exit_ts[nf] = pd.NA
+    hold = pd.array((col["exit_ts"] - col["entry_ts"])[has], dtype="Int64")
+    hold[nf] = pd.NA
+    trades = pd.DataFrame(
+        {
+            "alert_id": np.asarray(w.alert_id, dtype=object)[ti],
+            "caller": np.asarray(w.caller, dtype=object)[ti],
+            "chain": np.asarray(w.chain, dtype=object)[ti],
+            "token": np.asarray(w.token, dtype=object)[ti],
+            "entry_ts": entry_ts,
+            "entry_price": col["entry_px"][has],
+            "exit_ts": exit_ts,
+            "exit_price": col["exit_px"][has],
+            "exit_reason": reasons[code[has].astype(np.int64)],
+            "n_fills": col["n_fills"][has].astype(np.int64),
+            "hold_s": hold,
+            "ret": np.where(nf, 0.0, col["ret"][has]),
+            "ret_gross": np.where(nf, 0.0, col["ret_g"][has]),
+            "peak_mult": col["peak_mult"][has],
+            "ambiguous": col["amb"][has],
+        },
+        columns=list(TRADE_COLUMNS),
+    )
+
+    callers = np.asarray(w.caller, dtype=object)[idx].astype(str)
+    rows = []
+    for c in sorted(set(callers)):
+        m = callers == c
+        s = _scalar(summarize_columns(o["ret"][m], o["code"][m], o["amb"][m], o["ret_p"][m], o["ret_o"][m]))
+        rows.append({"caller": c, **s})
+    per_caller = pd.DataFrame(rows)
+
+    r0 = np.nan_to_num(col["ret"])
+    eq = np.cumsum(r0)
+    peak = np.maximum.accumulate(np.concatenate([[0.0], eq]))[1:]
+    equity = pd.DataFrame(
+        {
+            "alert_id": np.asarray(w.alert_id, dtype=object)[idx],
+            "alert_ts_ms": np.asarray(w.alert_ts_ms, dtype=np.int64)[idx],
+            "caller": np.asarray(w.caller, dtype=object)[idx],
+            "ret": r0,
+            "equity": eq,
+            "drawdown": peak - eq,
+        }
+    )
+    port = run_portfolio(trades, portfolio) if portfolio is not None else None
+    return BacktestResult(
+        config=cfg, trades=trades, summary=summary, per_caller=per_caller, equity=equity, portfolio=port
+    )
+
+
+# ------------------------------------------------------------------------------------------------ grid
+
+
+def _param_frame(cfg: StrategyConfig, combos: list[StrategyConfig]) -> pd.DataFrame:
+    """Parameter columns under their option names for the options this grid uses."""
+    fields = []
+    for f in GRID_FIELDS:
+        v = getattr(cfg, f)
+        if v is None:
+            continue
+        if f == "breakeven_offset" and cfg.breakeven_at is None:
+            continue
+        if f == "trail_activation" and cfg.trail is None:
+            continue
+        fields.append(f)
+    return pd.DataFrame({f: [getattr(c, f) for c in combos] for f in fields})
+
+
+def run_grid(
+    w: Windows,
+    cfg: StrategyConfig,
+    alert_idx: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+    max_cells: int = DEFAULT_MAX_CELLS,
+) -> pd.DataFrame:
+    """Evaluate every combination of a (grid) config: one summary row per combination.
+
+    Columns: ``combo`` (index in :meth:`StrategyConfig.expand` order), the option columns, then the
+    :func:`summarize` metrics under ``cfg.intrabar`` (incl. ``avg_ret_pessimistic`` /
+    ``avg_ret_optimistic``, ``ambiguous_share``, ``max_drawdown`` in alert-time order). Memory is
+    bounded: parameter chunks of ``max_cells // n_alerts`` rows are simulated and summarised in
+    turn. ``progress(k)`` is called after each chunk with the number of combinations just finished.
+    """
+    combos = cfg.expand()
+    params = encode_params(combos)
+    idx = _time_order(w, _alert_idx(w, alert_idx))
+    n_alerts = max(1, idx.shape[0])
+    chunk = max(1, int(max_cells) // n_alerts)
+    plain = plain_tpsl_rows(params)
+    metrics: dict[str, np.ndarray] = {}
+    # plain rows first, then the rest, so each chunk runs a single kernel
+    order = np.concatenate([np.flatnonzero(plain), np.flatnonzero(~plain)])
+    for c0 in range(0, len(order), chunk):
+        rows = order[c0 : c0 + chunk]
+        o = _simulate_cols(w, np.ascontiguousarray(params[rows]), idx, cfg.intrabar, False)
+        s = summarize_columns(o["ret"], o["code"], o["amb"], o["ret_p"], o["ret_o"])
+        for k, v in s.items():
+            if k not in metrics:
+                metrics[k] = np.empty(len(combos), dtype=v.dtype)
+            metrics[k][rows] = v
+        if progress is not None:
+            progress(len(rows))
+    out = _param_frame(cfg, combos)
+    out.insert(0, "combo", np.arange(len(combos)))
+    for k, v in metrics.items():
+        out[k] = v
+    out["intrabar"] = cfg.intrabar
+    return out

@@ -1,0 +1,324 @@
+"""The general simulator: one Numba bar loop per (alert, parameter set), alerts outer, params inner.
+
+Semantics (the single source of truth, mirrored by ``tests/engine_reference.py``):
+
+Entry. Immediate: P = open of window bar 0, exits from bar 0. Delay N: P = open of bar N, exits
+from bar N (fewer than N+1 bars → ``no_fill``). Dip: limit L = E·(1 − dip), E = open of bar 0;
+fill on the first bar j with ts < ts_0 + window and low ≤ L, at P = min(open_j, L); exits from
+bar j+1, except that on the fill bar a stop level (computed from peak = P) reached by its low
+stops the trade at the stop under the ``pessimistic`` and ``ohlc`` policies (on any price path the
+low comes after a limit fill) but not under ``optimistic``; such a trade is flagged ambiguous.
+No fill → ``no_fill``. A non-positive or non-finite P is treated as ``no_fill`` (nothing to buy).
+
+Peak. Starts at P and takes each position bar's high after the bar is processed, so bar i sees
+the highs strictly before it. A dip fill bar's high counts only when the fill was at its open
+(the whole bar is then after the fill); an intrabar fill bar adds nothing (its high may precede
+the fill).
+
+Stop on bar i = max of the active levels: ``sl·P``; ``P·(1+X)`` once peak ≥ ``breakeven_at·P``;
+``peak·(1−trail)`` once peak ≥ ``trail_activation·P``. Ties name trail, then breakeven, then sl.
+
+Per bar, in order: (1) ts ≥ fill ts + time stop → all at the open (``time``); (2) open ≤ stop →
+all at the open; (3) ladder levels ≤ open fill at the open; (4) stop ≥ low and a remaining level
+≤ high: ambiguous, the intrabar policy decides (pessimistic: all at the stop; optimistic: those
+levels at their prices, the rest at the stop; ohlc: close ≥ open → stop first, else TPs first);
+(5) else stop ≥ low → all at the stop; levels ≤ high fill at their prices. Unsold at the end →
+last bar's close (``horizon``). Remaining levels are always the top of the ascending ladder.
+
+Stamps: fills at an open carry the bar's ts; intrabar fills and the horizon close carry the
+bar's end (ts + interval_s). ``exit_ts`` is the stamp of the closing fill, ``exit_price`` the
+fraction-weighted mean of the fill prices (before slippage). ``peak_mult`` = peak / P where the
+peak includes the exit bar's high unless the position was closed at that bar's open.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from alertlab.engine.params import (
+    C_BE_AT,
+    C_BE_OFF,
+    C_DELAY,
+    C_DIP,
+    C_DIP_WIN_S,
+    C_FEE,
+    C_LEV,
+    C_NLEV,
+    C_REST,
+    C_SL,
+    C_SLIP,
+    C_TIME_S,
+    C_TRAIL,
+    C_TRAIL_ACT,
+    C_W,
+)
+
+EXIT_REASONS = ("tp", "sl", "breakeven", "trail", "time", "horizon", "no_fill")
+TP, SL, BREAKEVEN, TRAIL, TIME, HORIZON, NO_FILL = range(7)
+NO_TRADE = -1  # alert without a window (status != OK): no trade at all
+POLICIES = {"pessimistic": 0, "optimistic": 1, "ohlc": 2}
+PESS, OPT, OHLC = 0, 1, 2
+
+
+def policy_code(intrabar: str) -> int:
+    """Integer code of an intrabar policy name, with a clear error for unknown names."""
+    try:
+        return POLICIES[intrabar]
+    except KeyError:
+        raise ValueError(f"intrabar must be one of {tuple(POLICIES)}; got {intrabar!r}") from None
+
+
+@njit(cache=True, nogil=True)
+def cost_factor(fee: float, slip: float) -> float:
+    """(1−f)²·(1−s)/(1+s): net proceeds per unit of gross exit/entry ratio."""
+    return (1.0 - fee) * (1.0 - fee) * (1.0 - slip) / (1.0 + slip)
+
+
+@njit(cache=True, nogil=True)
+def finish_returns(acc: float, P: float, kc: float) -> tuple[float, float]:
+    """Net and gross return of a trade whose fills sum to ``acc`` = Σ w·X, bought at reference P."""
+    gross = acc / P
+    return kc * gross - 1.0, gross - 1.0
+
+
+@njit(cache=True, nogil=True)
+def _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr):
+    stop = -np.inf
+    why = -1
+    if has_sl:
+        stop = slP
+        why = SL
+    if has_be and peak >= beT and beL >= stop:
+        stop = beL
+        why = BREAKEVEN
+    if has_tr and peak >= trT:
+        lvl = peak * keep
+        if lvl >= stop:
+            stop = lvl
+            why = TRAIL
+    return stop, why
+
+
+@njit(cache=True, nogil=True)
+def _rest_of(prm, k, nlev):
+    rem = prm[C_REST]
+    for j in range(k, nlev):
+        rem += prm[C_W + j]
+    return rem
+
+
+@njit(cache=True, nogil=True)
+def sim_one(s, e, ts, op, hi, lo, cl, prm, policy, interval_s):
+    """Simulate one trade on bars ``[s, e)`` (e > s). Returns
+    ``(code, P, entry_ts, exit_ts, acc, wsum, n_fills, peak, ambiguous)`` with acc = Σ w·X."""
+    nlev = int(prm[C_NLEV])
+    rest = prm[C_REST]
+    dip = prm[C_DIP]
+    is_dip = not np.isnan(dip)
+    at_open = True
+    if is_dip:
+        limit = op[s] * (1.0 - dip)
+        wend = np.inf if np.isnan(prm[C_DIP_WIN_S]) else ts[s] + prm[C_DIP_WIN_S]
+        f = -1
+        for j in range(s, e):
+            if ts[j] >= wend:
+                break
+            if lo[j] <= limit:
+                f = j
+                break
+        if f < 0:
+            return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
+        at_open = op[f] <= limit
+        P = op[f] if at_open else limit
+        start = f + 1
+    else:
+        d = 0 if np.isnan(prm[C_DELAY]) else int(prm[C_DELAY])
+        f = s + d
+        if f >= e:
+            return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
+        P = op[f]
+        start = f
+    if not (P > 0.0 and np.isfinite(P)):
+        return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
+
+    sl = prm[C_SL]
+    has_sl = not np.isnan(sl)
+    slP = sl * P if has_sl else 0.0
+    has_be = not np.isnan(prm[C_BE_AT])
+    beT = prm[C_BE_AT] * P if has_be else 0.0
+    beL = P * (1.0 + prm[C_BE_OFF]) if has_be else 0.0
+    has_tr = not np.isnan(prm[C_TRAIL])
+    trT = prm[C_TRAIL_ACT] * P if has_tr else 0.0
+    keep = 1.0 - prm[C_TRAIL] if has_tr else 0.0
+    fts = ts[f]
+    deadline = np.inf if np.isnan(prm[C_TIME_S]) else fts + prm[C_TIME_S]
+
+    peak = P
+    stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
+    amb = False
+    acc = 0.0
+    wsum = 0.0
+    nf = 0
+    k = 0
+    nxt = prm[C_LEV] * P if nlev > 0 else np.inf
+
+    if is_dip:
+        if lo[f] <= stop:  # the fill bar's low reaches the stop: policy dependent
+            amb = True
+            if policy != OPT:
+                rem = _rest_of(prm, 0, nlev)
+                if at_open and hi[f] > peak:
+                    peak = hi[f]
+                return why, P, fts, fts + interval_s, rem * stop, rem, 1, peak, amb
+        if at_open and hi[f] > peak:
+            peak = hi[f]
+            stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
+
+    for i in range(start, e):
+        o = op[i]
+        if ts[i] >= deadline:  # (1) time stop
+            rem = _rest_of(prm, k, nlev)
+            return TIME, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
+        if o <= stop:  # (2) gap through the stop
+            rem = _rest_of(prm, k, nlev)
+            return why, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
+        if o >= nxt:  # (3) ladder levels at or below the open fill at the open
+            while k < nlev and o >= prm[C_LEV + k] * P:
+                acc += prm[C_W + k] * o
+                wsum += prm[C_W + k]
+                nf += 1
+                k += 1
+            nxt = prm[C_LEV + k] * P if k < nlev else np.inf
+            if k == nlev and rest == 0.0:
+                return TP, P, fts, ts[i], acc, wsum, nf, peak, amb
+        h = hi[i]
+        if lo[i] <= stop:
+            if h >= nxt:  # (4) stop and take profit both inside the bar
+                amb = True
+                if policy == OPT or (policy == OHLC and cl[i] < o):
+                    while k < nlev and h >= prm[C_LEV + k] * P:
+                        lv = prm[C_LEV + k] * P
+                        acc += prm[C_W + k] * lv
+                        wsum += prm[C_W + k]
+                        nf += 1
+                        k += 1
+                    if h > peak:
+                        peak = h
+                    if k == nlev and rest == 0.0:
+                        return TP, P, fts, ts[i] + interval_s, acc, wsum, nf, peak, amb
+            rem = _rest_of(prm, k, nlev)  # (4 stop part / 5) the rest at the stop
+            if h > peak:
+                peak = h
+            return why, P, fts, ts[i] + interval_s, acc + rem * stop, wsum + rem, nf + 1, peak, amb
+        if h >= nxt:  # (5) take-profit levels inside the bar
+            while k < nlev and h >= prm[C_LEV + k] * P:
+                lv = prm[C_LEV + k] * P
+                acc += prm[C_W + k] * lv
+                wsum += prm[C_W + k]
+                nf += 1
+                k += 1
+            nxt = prm[C_LEV + k] * P if k < nlev else np.inf
+            if k == nlev and rest == 0.0:
+                if h > peak:
+                    peak = h
+                return TP, P, fts, ts[i] + interval_s, acc, wsum, nf, peak, amb
+        if h > peak:
+            peak = h
+            stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
+    rem = _rest_of(prm, k, nlev)  # horizon: the rest at the last bar's close
+    return HORIZON, P, fts, ts[e - 1] + interval_s, acc + rem * cl[e - 1], wsum + rem, nf + 1, peak, amb
+
+
+@njit(cache=True, nogil=True)
+def general_kernel(
+    offsets,
+    ts,
+    op,
+    hi,
+    lo,
+    cl,
+    alert_idx,
+    params,
+    policy,
+    interval_s,
+    full,
+    ret,
+    ret_p,
+    ret_o,
+    code,
+    amb,
+    ret_g,
+    entry_ts,
+    entry_px,
+    exit_ts,
+    exit_px,
+    n_fills,
+    peak_mult,
+):
+    """Fill the ``(n_alerts, n_params)`` outputs for every (alert, param) pair.
+
+    ``ret`` (chosen policy), ``ret_p`` / ``ret_o`` (pessimistic / optimistic) are NaN when there is
+    no trade (no window, or no fill). ``ambiguous`` trades are re-run under the other policies;
+    all others are policy independent. The ``full`` outputs are only written when ``full``.
+    """
+    n_alerts = alert_idx.shape[0]
+    n_params = params.shape[0]
+    for a in range(n_alerts):
+        i = alert_idx[a]
+        s = offsets[i]
+        e = offsets[i + 1]
+        for p in range(n_params):
+            if e <= s:
+                c = NO_TRADE
+                r = np.nan
+                rp = np.nan
+                ro = np.nan
+                ab = False
+                if full:
+                    ret_g[a, p] = np.nan
+                    entry_ts[a, p] = 0
+                    entry_px[a, p] = np.nan
+                    exit_ts[a, p] = 0
+                    exit_px[a, p] = np.nan
+                    n_fills[a, p] = 0
+                    peak_mult[a, p] = np.nan
+            else:
+                prm = params[p]
+                kc = cost_factor(prm[C_FEE], prm[C_SLIP])
+                c, P, ets, xts, acc, wsum, nf, pk, ab = sim_one(
+                    s, e, ts, op, hi, lo, cl, prm, policy, interval_s
+                )
+                if c == NO_FILL:
+                    r = np.nan
+                    rg = np.nan
+                    rp = np.nan
+                    ro = np.nan
+                else:
+                    r, rg = finish_returns(acc, P, kc)
+                    rp = r
+                    ro = r
+                    if ab:
+                        if policy != PESS:
+                            c2, P2, _, _, acc2, _, _, _, _ = sim_one(
+                                s, e, ts, op, hi, lo, cl, prm, PESS, interval_s
+                            )
+                            rp, _ = finish_returns(acc2, P2, kc)
+                        if policy != OPT:
+                            c2, P2, _, _, acc2, _, _, _, _ = sim_one(
+                                s, e, ts, op, hi, lo, cl, prm, OPT, interval_s
+                            )
+                            ro, _ = finish_returns(acc2, P2, kc)
+                if full:
+                    ret_g[a, p] = rg
+                    entry_ts[a, p] = ets
+                    entry_px[a, p] = P
+                    exit_ts[a, p] = xts
+                    exit_px[a, p] = acc / wsum if wsum > 0 else np.nan
+                    n_fills[a, p] = nf
+                    peak_mult[a, p] = pk / P
+            ret[a, p] = r
+            ret_p[a, p] = rp
+            ret_o[a, p] = ro
+            code[a, p] = c
+            amb[a, p] = ab

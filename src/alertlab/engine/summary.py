@@ -1,0 +1,308 @@
+"""Trade statistics shared by backtests, grids and the optimizer (the formulas live here only).
+
+Inputs are per-alert net returns with NaN for "no trade" (no window or no fill). Definitions, over
+the n trades (non-NaN returns) r_1..r_n:
+
+* ``win_rate`` = share of trades with r > 0; ``avg_ret`` = mean r; ``median_ret``; ``sum_ret``.
+* ``avg_win`` = mean of r > 0; ``avg_loss`` = mean of the non-winning trades (r ≤ 0).
+* ``profit_factor`` = Σ(r > 0) / |Σ(r < 0)|; inf when there are wins but no losses, NaN with neither.
+* ``expectancy`` = win_rate·avg_win + (1 − win_rate)·avg_loss (equals avg_ret by construction;
+  a missing side contributes 0).
+* ``sharpe`` = mean / std (sample std, ddof 1), per trade, not annualised; ``t_stat`` = sharpe·√n
+  (t-statistic of the mean). NaN when n < 2 or std = 0.
+* ``worst_ret`` / ``best_ret``: min / max r.
+* ``max_drawdown``: the equity curve with a fixed stake of 1 per alert, in the given alert order
+  (callers pass alerts in alert-time order), equity_t = Σ_{≤t} r (untraded alerts add 0), starting
+  at 0; max drawdown = max_t (max_{u≤t} equity_u − equity_t), in stakes (2.5 = two and a half stakes).
+* with exit reasons: ``no_fill`` (alerts whose order never filled), ``no_data`` (alerts without a
+  window) and ``exit_<reason>`` counts; with ambiguity flags: ``ambiguous_share`` = ambiguous trades
+  / n; with pessimistic / optimistic returns: their means over the trades.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from alertlab.engine.kernel import EXIT_REASONS
+
+# raw per-row statistics produced by the kernel (column order)
+_RAW = (
+    "n_trades",
+    "n_win",
+    "sum",
+    "sum_win",
+    "sum_neg",
+    "sum_nonpos",
+    "m2",
+    "min",
+    "max",
+    "median",
+    "max_dd",
+    "n_amb",
+    "sum_p",
+    "n_p",
+    "sum_o",
+    "n_o",
+    "no_data",
+    *(f"c{k}" for k in range(len(EXIT_REASONS))),
+)
+_R = {k: i for i, k in enumerate(_RAW)}
+
+SUMMARY_KEYS: tuple[str, ...] = (
+    "n_alerts",
+    "n_trades",
+    "no_fill",
+    "no_data",
+    "win_rate",
+    "avg_ret",
+    "median_ret",
+    "sum_ret",
+    "std_ret",
+    "avg_win",
+    "avg_loss",
+    "profit_factor",
+    "expectancy",
+    "sharpe",
+    "t_stat",
+    "worst_ret",
+    "best_ret",
+    "max_drawdown",
+    *(f"exit_{r}" for r in EXIT_REASONS[:-1]),
+    "ambiguous_share",
+    "avg_ret_pessimistic",
+    "avg_ret_optimistic",
+)
+_INT_KEYS = {"n_alerts", "n_trades", "no_fill", "no_data", *(f"exit_{r}" for r in EXIT_REASONS[:-1])}
+
+
+@njit(cache=True, nogil=True)
+def _stats_kernel(ret, code, amb, ret_p, ret_o, out):
+    """Raw statistics per column of ``(n_alerts, n_params)`` matrices into ``out[n_params, len(_RAW)]``.
+
+    ``code`` / ``amb`` / ``ret_p`` / ``ret_o`` may have 0 rows (not given)."""
+    n_alerts, n_params = ret.shape
+    has_code = code.shape[0] > 0
+    has_amb = amb.shape[0] > 0
+    has_p = ret_p.shape[0] > 0
+    has_o = ret_o.shape[0] > 0
+    buf = np.empty(n_alerts)
+    for p in range(n_params):
+        nt = 0
+        nw = 0
+        sm = 0.0
+        sw = 0.0
+        sneg = 0.0
+        snp = 0.0
+        mn = np.inf
+        mx = -np.inf
+        eq = 0.0
+        pk = 0.0
+        dd = 0.0
+        na = 0
+        sp = 0.0
+        npp = 0
+        so = 0.0
+        no = 0
+        nd = 0
+        counts = np.zeros(7, dtype=np.int64)
+        for a in range(n_alerts):
+            r = ret[a, p]
+            if has_code:
+                c = code[a, p]
+                if c < 0:
+                    nd += 1
+                elif c < 7:
+                    counts[c] += 1
+            if np.isnan(r):
+                continue
+            buf[nt] = r
+            nt += 1
+            sm += r
+            if r > 0:
+                nw += 1
+                sw += r
+            else:
+                snp += r
+                if r < 0:
+                    sneg += r
+            if r < mn:
+                mn = r
+            if r > mx:
+                mx = r
+            eq += r
+            if eq > pk:
+                pk = eq
+            if pk - eq > dd:
+                dd = pk - eq
+            if has_amb and amb[a, p]:
+                na += 1
+            if has_p and not np.isnan(ret_p[a, p]):
+                sp += ret_p[a, p]
+                npp += 1
+            if has_o and not np.isnan(ret_o[a, p]):
+                so += ret_o[a, p]
+                no += 1
+        m2 = 0.0
+        med = np.nan
+        if nt > 0:
+            mean = sm / nt
+            for j in range(nt):
+                m2 += (buf[j] - mean) * (buf[j] - mean)
+            med = np.median(buf[:nt])
+        row = out[p]
+        row[0] = nt
+        row[1] = nw
+        row[2] = sm
+        row[3] = sw
+        row[4] = sneg
+        row[5] = snp
+        row[6] = m2
+        row[7] = mn if nt > 0 else np.nan
+        row[8] = mx if nt > 0 else np.nan
+        row[9] = med
+        row[10] = dd
+        row[11] = na
+        row[12] = sp
+        row[13] = npp
+        row[14] = so
+        row[15] = no
+        row[16] = nd
+        for k in range(7):
+            row[17 + k] = counts[k]
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+
+def _derive(raw: np.ndarray, n_alerts: int, has_code: bool, has_amb: bool, has_p: bool, has_o: bool) -> dict:
+    """Summary metrics (arrays over rows) from raw kernel statistics."""
+    g = {k: raw[:, i] for k, i in _R.items()}
+    n = g["n_trades"]
+    n_win = g["n_win"]
+    n_nonwin = n - n_win
+    n_neg_sum = g["sum_neg"]
+    win_rate = _div(n_win, n)
+    avg = _div(g["sum"], n)
+    avg_win = _div(g["sum_win"], n_win)
+    avg_loss = _div(g["sum_nonpos"], n_nonwin)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pf = np.where(
+            n_neg_sum < 0,
+            g["sum_win"] / np.abs(np.where(n_neg_sum < 0, n_neg_sum, -1.0)),
+            np.where(g["sum_win"] > 0, np.inf, np.nan),
+        )
+        std = np.where(n >= 2, np.sqrt(g["m2"] / np.maximum(n - 1, 1)), np.nan)
+        sharpe = np.where((n >= 2) & (std > 0), avg / np.where(std > 0, std, 1.0), np.nan)
+    expectancy = np.where(
+        n > 0, np.nan_to_num(win_rate * avg_win) + np.nan_to_num((1 - win_rate) * avg_loss), np.nan
+    )
+    out = {
+        "n_alerts": np.full(raw.shape[0], n_alerts, dtype=np.int64),
+        "n_trades": n.astype(np.int64),
+        "win_rate": win_rate,
+        "avg_ret": avg,
+        "median_ret": g["median"],
+        "sum_ret": g["sum"],
+        "std_ret": std,
+        "avg_win": avg_win,
+        "avg_loss": avg_loss,
+        "profit_factor": pf,
+        "expectancy": expectancy,
+        "sharpe": sharpe,
+        "t_stat": sharpe * np.sqrt(n),
+        "worst_ret": g["min"],
+        "best_ret": g["max"],
+        "max_drawdown": g["max_dd"],
+    }
+    if has_code:
+        out["no_fill"] = g[f"c{len(EXIT_REASONS) - 1}"].astype(np.int64)
+        out["no_data"] = g["no_data"].astype(np.int64)
+        for k, r in enumerate(EXIT_REASONS[:-1]):
+            out[f"exit_{r}"] = g[f"c{k}"].astype(np.int64)
+    if has_amb:
+        out["ambiguous_share"] = _div(g["n_amb"], n)
+    if has_p:
+        out["avg_ret_pessimistic"] = _div(g["sum_p"], g["n_p"])
+    if has_o:
+        out["avg_ret_optimistic"] = _div(g["sum_o"], g["n_o"])
+    return {k: out[k] for k in SUMMARY_KEYS if k in out}
+
+
+def _c(x: np.ndarray | None, dtype) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def summarize_columns(
+    ret: np.ndarray,
+    exit_reason: np.ndarray | None = None,
+    ambiguous: np.ndarray | None = None,
+    ret_pessimistic: np.ndarray | None = None,
+    ret_optimistic: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Summaries of each column of ``(n_alerts, n_params)`` matrices (rows in alert-time order).
+
+    The engine's internal layout; returns a dict of arrays of length n_params (see module docs).
+    """
+    ret = _c(ret, np.float64)
+    if ret.ndim != 2:
+        raise ValueError("summarize_columns expects (n_alerts, n_params) arrays")
+    shape0 = (0, ret.shape[1])
+    code = _c(exit_reason, np.int8) if exit_reason is not None else np.zeros(shape0, np.int8)
+    amb = _c(ambiguous, np.bool_) if ambiguous is not None else np.zeros(shape0, np.bool_)
+    rp = _c(ret_pessimistic, np.float64) if ret_pessimistic is not None else np.zeros(shape0)
+    ro = _c(ret_optimistic, np.float64) if ret_optimistic is not None else np.zeros(shape0)
+    for name, x in (
+        ("exit_reason", code),
+        ("ambiguous", amb),
+        ("ret_pessimistic", rp),
+        ("ret_optimistic", ro),
+    ):
+        if x.shape[0] and x.shape != ret.shape:
+            raise ValueError(f"{name} shape {x.shape} != ret shape {ret.shape}")
+    raw = np.empty((ret.shape[1], len(_RAW)))
+    _stats_kernel(ret, code, amb, rp, ro, raw)
+    return _derive(
+        raw,
+        ret.shape[0],
+        exit_reason is not None,
+        ambiguous is not None,
+        ret_pessimistic is not None,
+        ret_optimistic is not None,
+    )
+
+
+def summarize(
+    ret: np.ndarray,
+    exit_reason: np.ndarray | None = None,
+    ambiguous: np.ndarray | None = None,
+    ret_pessimistic: np.ndarray | None = None,
+    ret_optimistic: np.ndarray | None = None,
+    alert_ts: np.ndarray | None = None,
+) -> dict:
+    """Summary of one strategy (1-D arrays over alerts) or of several (2-D ``(n_params, n_alerts)``).
+
+    ``ret``: net returns, NaN = no trade. Optional: ``exit_reason`` codes (−1 no window, 6 no_fill),
+    ``ambiguous`` flags, pessimistic / optimistic returns, and ``alert_ts`` to order the equity curve
+    (otherwise the given order is taken as alert-time order). 1-D input gives a dict of Python
+    scalars, 2-D a dict of arrays. Formulas: see the module docstring.
+    """
+    ret = np.asarray(ret, dtype=np.float64)
+    one = ret.ndim == 1
+    extra = [exit_reason, ambiguous, ret_pessimistic, ret_optimistic]
+    if alert_ts is not None:
+        order = np.argsort(np.asarray(alert_ts), kind="stable")
+        ret = ret[..., order]
+        extra = [None if x is None else np.asarray(x)[..., order] for x in extra]
+    if one:
+        cols = [ret[:, None], *[None if x is None else np.asarray(x)[:, None] for x in extra]]
+    elif ret.ndim == 2:
+        cols = [ret.T, *[None if x is None else np.asarray(x).T for x in extra]]
+    else:
+        raise ValueError("ret must be 1-D (one strategy) or 2-D (n_params, n_alerts)")
+    out = summarize_columns(*cols)
+    if not one:
+        return out
+    return {k: (int(v[0]) if k in _INT_KEYS else float(v[0])) for k, v in out.items()}

@@ -1,0 +1,278 @@
+"""Baseline path metrics: what happened to the price after each alert, one Numba pass per window.
+
+For every ok alert with entry price ``E`` (open of the entry bar) and bars from the entry bar on,
+times are ``bar ts - entry_ts`` in seconds (resolution one bar, gaps respected):
+
+- ``ath_mult`` = max(high) / E; ``time_to_ath_s`` = first bar reaching that maximum.
+- ``time_to_{2,3,4,5,10}x_s`` = first bar with high >= N * E (null if never).
+- ``dd_overall`` = min(low) / E - 1.
+- ``dd_initial`` = min(low) / E - 1 over the bars up to and including the first bar whose close > E
+  (= ``dd_overall`` if no close ever exceeds E).
+- ``dd_pre2x`` = min(low) / E - 1 up to and including the first 2x bar (null without 2x).
+- ``time_underwater_pre2x_s`` = number of bars before the 2x bar with close < E, times interval_s.
+- ``dd_after_2x`` = min(low strictly after the 2x bar) / (2E) - 1 (null without 2x or bar after it).
+- ``dd_after_ath`` = min(low strictly after the ATH bar) / max(high) - 1 (null if the ATH bar is last).
+- ``ret_end`` = last close / E - 1.
+
+Non-ok alerts (and ok alerts with no bars or a non-positive entry) get null metrics. The kernel
+writes into preallocated column-major outputs: float metrics NaN for null, time metrics int64 with
+-1 for null.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+import pyarrow as pa
+
+from alertlab.windows import OK, STATUS_NAMES, Windows
+
+MULTIPLES = (2, 3, 4, 5, 10)
+_MULTS = np.array(MULTIPLES, dtype=np.float64)
+
+FLOAT_METRICS: tuple[str, ...] = (
+    "ath_mult",
+    "dd_overall",
+    "dd_initial",
+    "dd_pre2x",
+    "dd_after_2x",
+    "dd_after_ath",
+    "ret_end",
+)
+INT_METRICS: tuple[str, ...] = (
+    "time_to_ath_s",
+    "time_to_2x_s",
+    "time_to_3x_s",
+    "time_to_4x_s",
+    "time_to_5x_s",
+    "time_to_10x_s",
+    "time_underwater_pre2x_s",
+)
+METRIC_COLUMNS: tuple[str, ...] = (
+    "ath_mult",
+    "time_to_ath_s",
+    "time_to_2x_s",
+    "time_to_3x_s",
+    "time_to_4x_s",
+    "time_to_5x_s",
+    "time_to_10x_s",
+    "dd_overall",
+    "dd_initial",
+    "dd_pre2x",
+    "time_underwater_pre2x_s",
+    "dd_after_2x",
+    "dd_after_ath",
+    "ret_end",
+)
+ID_COLUMNS: tuple[str, ...] = (
+    "alert_id",
+    "caller",
+    "chain",
+    "token",
+    "alert_ts",
+    "entry_ts",
+    "entry_price",
+    "status",
+    "n_bars",
+    "coverage",
+    "is_first_call",
+)
+BASELINE_COLUMNS: tuple[str, ...] = ID_COLUMNS + METRIC_COLUMNS
+
+# row indices into the kernel outputs
+F_ATH, F_DD, F_DD_INIT, F_DD_PRE2X, F_DD_AFTER2X, F_DD_AFTER_ATH, F_RET_END = range(7)
+I_ATH, I_2X, I_3X, I_4X, I_5X, I_10X, I_UNDERWATER = range(7)
+N_FLOAT, N_INT = len(FLOAT_METRICS), len(INT_METRICS)
+
+
+@nb.njit(cache=True)
+def _one_window(r, s, e, ts, high, low, close, t0, entry, interval_s, out_f, out_i):
+    """Metrics of bars ``[s, e)`` into column ``r`` of the outputs (nulls pre-filled by caller)."""
+    mx = -np.inf  # running max(high) and its first bar
+    j_mx = s
+    mn = np.inf  # running min(low)
+    mn_after_mx = np.inf  # min(low) strictly after the current max bar
+    init_done = False
+    mn_init = np.inf
+    k = 0  # index of the next multiple to reach
+    nxt = _MULTS[0] * entry
+    j2 = -1  # the 2x bar
+    mn_after2 = np.inf
+    under = 0  # bars with close < E so far
+    for j in range(s, e):
+        h = high[j]
+        lo = low[j]
+        c = close[j]
+        if lo < mn:
+            mn = lo
+        if j2 >= 0 and lo < mn_after2:
+            mn_after2 = lo
+        if h > mx:
+            mx = h
+            j_mx = j
+            mn_after_mx = np.inf
+        elif lo < mn_after_mx:
+            mn_after_mx = lo
+        if not init_done and c > entry:
+            init_done = True
+            mn_init = mn
+        if h >= nxt:
+            if k == 0:
+                j2 = j
+                out_f[F_DD_PRE2X, r] = mn / entry - 1.0
+                out_i[I_UNDERWATER, r] = under * interval_s
+            while k < _MULTS.shape[0] and h >= _MULTS[k] * entry:
+                out_i[I_2X + k, r] = ts[j] - t0
+                k += 1
+            nxt = _MULTS[k] * entry if k < _MULTS.shape[0] else np.inf
+        if c < entry:
+            under += 1
+    out_f[F_ATH, r] = mx / entry
+    out_i[I_ATH, r] = ts[j_mx] - t0
+    out_f[F_DD, r] = mn / entry - 1.0
+    out_f[F_DD_INIT, r] = (mn_init if init_done else mn) / entry - 1.0
+    if j2 >= 0 and j2 < e - 1:
+        out_f[F_DD_AFTER2X, r] = mn_after2 / (2.0 * entry) - 1.0
+    if j_mx < e - 1:
+        out_f[F_DD_AFTER_ATH, r] = mn_after_mx / mx - 1.0
+    out_f[F_RET_END, r] = close[e - 1] / entry - 1.0
+
+
+@nb.njit(cache=True)
+def _fill(r, a, offsets, ts, high, low, close, entry_ts, entry_price, status, interval_s, out_f, out_i):
+    for q in range(out_f.shape[0]):
+        out_f[q, r] = np.nan
+    for q in range(out_i.shape[0]):
+        out_i[q, r] = -1
+    s = offsets[a]
+    e = offsets[a + 1]
+    entry = entry_price[a]
+    if status[a] != OK or e <= s or not (entry > 0.0):
+        return
+    _one_window(r, s, e, ts, high, low, close, entry_ts[a], entry, interval_s, out_f, out_i)
+
+
+@nb.njit(cache=True)
+def metrics_kernel(
+    offsets, ts, high, low, close, entry_ts, entry_price, status, interval_s, alert_idx, out_f, out_i
+):
+    """Single-thread kernel: metrics of alerts ``alert_idx`` into columns ``0..m-1`` of the outputs.
+
+    ``out_f`` is float64 ``(N_FLOAT, m)`` in FLOAT_METRICS order (NaN = null); ``out_i`` int64
+    ``(N_INT, m)`` in INT_METRICS order (-1 = null). One pass over each window's bars.
+    """
+    for r in range(alert_idx.shape[0]):
+        _fill(
+            r,
+            alert_idx[r],
+            offsets,
+            ts,
+            high,
+            low,
+            close,
+            entry_ts,
+            entry_price,
+            status,
+            interval_s,
+            out_f,
+            out_i,
+        )
+
+
+@nb.njit(cache=True, parallel=True)
+def metrics_kernel_parallel(
+    offsets, ts, high, low, close, entry_ts, entry_price, status, interval_s, alert_idx, out_f, out_i
+):
+    """Same as :func:`metrics_kernel`, alerts spread over threads with ``prange``."""
+    for r in nb.prange(alert_idx.shape[0]):
+        _fill(
+            r,
+            alert_idx[r],
+            offsets,
+            ts,
+            high,
+            low,
+            close,
+            entry_ts,
+            entry_price,
+            status,
+            interval_s,
+            out_f,
+            out_i,
+        )
+
+
+def compute_metrics(
+    w: Windows, alert_idx: np.ndarray | None = None, parallel: bool = False
+) -> dict[str, np.ndarray]:
+    """Metrics of every alert (or of ``alert_idx``), keyed by METRIC_COLUMNS in that order.
+
+    Float columns carry NaN and ``time_*`` columns (int64) carry -1 for null. ``parallel`` uses the
+    prange kernel (worth it only on many cores with the machine otherwise idle).
+    """
+    idx = (
+        np.arange(w.n, dtype=np.int64)
+        if alert_idx is None
+        else np.ascontiguousarray(alert_idx, dtype=np.int64)
+    )
+    if idx.size and (idx.min() < 0 or idx.max() >= w.n):
+        raise IndexError(f"alert_idx out of range for {w.n} alerts")
+    m = idx.shape[0]
+    out_f = np.empty((N_FLOAT, m), dtype=np.float64)
+    out_i = np.empty((N_INT, m), dtype=np.int64)
+    kernel = metrics_kernel_parallel if parallel else metrics_kernel
+    kernel(
+        np.ascontiguousarray(w.offsets, dtype=np.int64),
+        np.ascontiguousarray(w.ts, dtype=np.int64),
+        np.ascontiguousarray(w.high, dtype=np.float64),
+        np.ascontiguousarray(w.low, dtype=np.float64),
+        np.ascontiguousarray(w.close, dtype=np.float64),
+        np.ascontiguousarray(w.entry_ts, dtype=np.int64),
+        np.ascontiguousarray(w.entry_price, dtype=np.float64),
+        np.ascontiguousarray(w.status, dtype=np.int8),
+        np.int64(w.interval_s),
+        idx,
+        out_f,
+        out_i,
+    )
+    cols = {name: out_f[q] for q, name in enumerate(FLOAT_METRICS)}
+    cols.update({name: out_i[q] for q, name in enumerate(INT_METRICS)})
+    return {name: cols[name] for name in METRIC_COLUMNS}
+
+
+def _strings(a: np.ndarray) -> pa.Array:
+    return pa.array([None if x is None else str(x) for x in a], type=pa.string())
+
+
+def baseline_table(w: Windows, parallel: bool = False) -> pa.Table:
+    """Per-alert baseline table, columns exactly BASELINE_COLUMNS, one row per alert (ok or not).
+
+    ``alert_ts`` is ``timestamp[ms, UTC]``, ``entry_ts`` ``timestamp[s, UTC]`` (null when the
+    window has no entry, i.e. entry_ts == 0), ``entry_price`` null when NaN, ``status`` the status
+    name, metrics null where undefined (``time_*`` int64).
+    """
+    met = compute_metrics(w, parallel=parallel)
+    entry_ts = np.asarray(w.entry_ts, dtype=np.int64)
+    entry_price = np.asarray(w.entry_price, dtype=np.float64)
+    arrays = {
+        "alert_id": _strings(w.alert_id),
+        "caller": _strings(w.caller),
+        "chain": _strings(w.chain),
+        "token": _strings(w.token),
+        "alert_ts": pa.array(np.asarray(w.alert_ts_ms, dtype=np.int64), type=pa.timestamp("ms", tz="UTC")),
+        "entry_ts": pa.array(entry_ts, type=pa.timestamp("s", tz="UTC"), mask=entry_ts == 0),
+        "entry_price": pa.array(entry_price, type=pa.float64(), mask=np.isnan(entry_price)),
+        "status": pa.array(
+            np.asarray(STATUS_NAMES, dtype=object)[np.asarray(w.status)].tolist(), type=pa.string()
+        ),
+        "n_bars": pa.array(np.asarray(w.n_bars, dtype=np.int64), type=pa.int64()),
+        "coverage": pa.array(np.asarray(w.coverage, dtype=np.float64), type=pa.float64()),
+        "is_first_call": pa.array(np.asarray(w.is_first_call, dtype=bool), type=pa.bool_()),
+    }
+    for name in METRIC_COLUMNS:
+        v = met[name]
+        if v.dtype == np.int64:
+            arrays[name] = pa.array(v, type=pa.int64(), mask=v < 0)
+        else:
+            arrays[name] = pa.array(v, type=pa.float64(), mask=np.isnan(v))
+    return pa.table([arrays[c] for c in BASELINE_COLUMNS], names=list(BASELINE_COLUMNS))

@@ -1,0 +1,392 @@
+"""Search space of exit-strategy parameters for the optimiser (Optuna).
+
+A space maps engine option names to how each is searched::
+
+    {"tp": {"low": 1.5, "high": 10, "log": true},          # float range (log scale)
+     "sl": {"low": 0.3, "high": 0.9, "step": 0.05},        # float range on a grid
+     "entry_delay_bars": {"low": 0, "high": 3, "int": true},
+     "trail": {"choices": [null, 0.2, 0.3]},                # null = rule off
+     "trail_activation": {"low": 1, "high": 3, "when": "trail"},  # only when trail is on
+     "tp_ladder": {"choices": ["2:0.5,4:0.5", null]},
+     "time_stop_hours": 24}                                 # fixed value (or null)
+
+Range keys: ``low``, ``high`` and optional ``log``, ``step``, ``int``; or ``choices``; either may
+carry ``when: <option>`` — the option is sampled only when that option is on (not None) and is
+None otherwise. A bare value fixes the option. In ``choices`` the strings ``"off"``, ``"none"``
+and ``"null"`` (any case) also mean rule off, because TOML has no null. Options not in the space
+are None (rule off). ``fee_bps``, ``slippage_bps`` and ``intrabar`` are run settings, not
+searchable. Files: ``.json``, ``.yaml``/``.yml``, ``.toml``; the mapping may sit at the top level
+or under a ``space`` key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+if TYPE_CHECKING:
+    import optuna
+
+_OFF_STRINGS = frozenset({"off", "none", "null"})
+FIXED_SETTINGS = ("fee_bps", "slippage_bps", "intrabar")
+
+
+def _check_ladder(v: Any) -> None:
+    """``tp_ladder`` is ``"m:w,m:w,..."`` with multiples m > 1 and weights in (0, 1] summing to <= 1."""
+    if not isinstance(v, str):
+        raise ValueError(f"tp_ladder must be a string like '2:0.5,4:0.5', got {v!r}")
+    total = 0.0
+    try:
+        for level in v.split(","):
+            m_s, w_s = level.split(":")
+            m, w = float(m_s), float(w_s)
+            if not (m > 1.0 and 0.0 < w <= 1.0):
+                raise ValueError
+            total += w
+    except ValueError:
+        raise ValueError(
+            f"bad tp_ladder {v!r}: expected 'm:w,...' with multiple m > 1 and weight 0 < w <= 1"
+        ) from None
+    if total > 1.0 + 1e-9:
+        raise ValueError(f"bad tp_ladder {v!r}: weights sum to {total:g} > 1")
+
+
+def _num(pred, text: str):
+    def check(v: Any) -> None:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not pred(v):
+            raise ValueError(f"must be {text}, got {v!r}")
+
+    return check
+
+
+def _int_ge0(v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or v < 0:
+        raise ValueError(f"must be an integer >= 0, got {v!r}")
+
+
+OPTIONS: dict[str, Any] = {
+    "tp": _num(lambda v: v > 1, "a take-profit multiple > 1"),
+    "tp_ladder": _check_ladder,
+    "sl": _num(lambda v: 0 < v < 1, "a stop-loss multiple in (0, 1)"),
+    "breakeven_at": _num(lambda v: v > 1, "a multiple > 1"),
+    "breakeven_offset": _num(lambda v: True, "a finite number"),
+    "trail": _num(lambda v: 0 < v < 1, "a trailing fraction in (0, 1)"),
+    "trail_activation": _num(lambda v: v >= 1, "a multiple >= 1"),
+    "time_stop_hours": _num(lambda v: v > 0, "hours > 0"),
+    "entry_delay_bars": _int_ge0,
+    "dip": _num(lambda v: 0 < v < 1, "a dip fraction in (0, 1)"),
+    "dip_window_min": _num(lambda v: v > 0, "minutes > 0"),
+}
+"""Searchable engine options and the domain check of each (mirrors the engine's StrategyConfig)."""
+
+OPTION_NAMES: tuple[str, ...] = tuple(OPTIONS)
+INT_OPTIONS = frozenset({"entry_delay_bars"})
+STR_OPTIONS = frozenset({"tp_ladder"})
+
+
+def _check_value(name: str, v: Any) -> None:
+    if v is None:
+        return
+    try:
+        OPTIONS[name](v)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+
+
+@dataclass(frozen=True)
+class Param:
+    """How one option is searched: ``kind`` is ``"float"``, ``"int"``, ``"choice"`` or ``"fixed"``."""
+
+    name: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple = ()
+    value: Any = None
+    when: str | None = None
+
+    def grid_values(self) -> list:
+        """Values a grid search enumerates for this option."""
+        if self.kind == "fixed":
+            return [self.value]
+        if self.kind == "choice":
+            return list(self.choices)
+        if self.kind == "int":
+            step = int(self.step or 1)
+            return list(range(int(self.low), int(self.high) + 1, step))
+        if self.step is None:
+            raise ValueError(
+                f"{self.name}: a continuous range cannot be grid-searched; give it a 'step' or 'choices'"
+            )
+        n = int(round((self.high - self.low) / self.step))
+        return [float(round(self.low + i * self.step, 12)) for i in range(n + 1)]
+
+    def to_dict(self) -> Any:
+        if self.kind == "fixed":
+            return self.value
+        d: dict[str, Any] = {}
+        if self.kind == "choice":
+            d["choices"] = list(self.choices)
+        else:
+            d.update(low=self.low, high=self.high)
+            if self.log:
+                d["log"] = True
+            if self.step is not None:
+                d["step"] = self.step
+            if self.kind == "int":
+                d["int"] = True
+        if self.when:
+            d["when"] = self.when
+        return d
+
+
+_SPEC_KEYS = frozenset({"low", "high", "log", "step", "int", "choices", "when"})
+
+
+def _off(v: Any) -> Any:
+    return None if isinstance(v, str) and v.strip().lower() in _OFF_STRINGS else v
+
+
+def _parse_param(name: str, spec: Any) -> Param:
+    if name in FIXED_SETTINGS:
+        raise ValueError(f"{name!r} is a fixed run setting, not a searchable option")
+    if name not in OPTIONS:
+        raise ValueError(f"unknown option {name!r}; valid options: {', '.join(OPTION_NAMES)}")
+    if not isinstance(spec, Mapping):
+        value = _off(spec)
+        _check_value(name, value)
+        return Param(name, "fixed", value=value)
+    bad = set(spec) - _SPEC_KEYS
+    if bad:
+        raise ValueError(f"{name}: unknown key(s) {sorted(bad)}; allowed: {sorted(_SPEC_KEYS)}")
+    when = spec.get("when")
+    if when is not None and not isinstance(when, str):
+        raise ValueError(f"{name}: 'when' must name another option, got {when!r}")
+    if "choices" in spec:
+        extra = set(spec) & {"low", "high", "log", "step", "int"}
+        if extra:
+            raise ValueError(f"{name}: 'choices' cannot be combined with {sorted(extra)}")
+        raw = spec["choices"]
+        if not isinstance(raw, list | tuple) or not raw:
+            raise ValueError(f"{name}: 'choices' must be a non-empty list")
+        choices = []
+        for c in raw:
+            c = _off(c)
+            _check_value(name, c)
+            if name in INT_OPTIONS and c is not None:
+                c = int(c)
+            if c in choices:
+                raise ValueError(f"{name}: duplicate choice {c!r}")
+            choices.append(c)
+        return Param(name, "choice", choices=tuple(choices), when=when)
+    if "low" not in spec or "high" not in spec:
+        raise ValueError(f"{name}: give 'low' and 'high', or 'choices', or a fixed value")
+    if name in STR_OPTIONS:
+        raise ValueError(f"{name}: a string option takes 'choices', not a range")
+    low, high = spec["low"], spec["high"]
+    for key, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError(f"{name}: '{key}' must be a finite number, got {v!r}")
+    if low >= high:
+        raise ValueError(f"{name}: low ({low}) must be < high ({high})")
+    log = bool(spec.get("log", False))
+    if log and low <= 0:
+        raise ValueError(f"{name}: a log range needs low > 0, got {low}")
+    step = spec.get("step")
+    is_int = name in INT_OPTIONS or bool(spec.get("int", False))
+    if name in INT_OPTIONS and spec.get("int") is False:
+        raise ValueError(f"{name} is an integer option; it cannot have 'int: false'")
+    if step is not None:
+        if isinstance(step, bool) or not isinstance(step, int | float) or not step > 0:
+            raise ValueError(f"{name}: 'step' must be > 0, got {step!r}")
+        if log:
+            raise ValueError(f"{name}: 'step' and 'log' cannot be combined (Optuna does not support it)")
+        n = (high - low) / step
+        if abs(n - round(n)) > 1e-9 * max(1.0, abs(n)):
+            raise ValueError(f"{name}: (high - low) = {high - low:g} is not a multiple of step {step:g}")
+    if is_int:
+        for key, v in (("low", low), ("high", high), ("step", step)):
+            if v is not None and v != int(v):
+                raise ValueError(f"{name}: integer range needs integer '{key}', got {v!r}")
+        low, high = int(low), int(high)
+        step = int(step) if step is not None else None
+    else:
+        low, high = float(low), float(high)
+        step = float(step) if step is not None else None
+    _check_value(name, low)
+    _check_value(name, high)
+    return Param(name, "int" if is_int else "float", low=low, high=high, log=log, step=step, when=when)
+
+
+def _norm_one(p: Param, v: Any) -> float:
+    if v is None:
+        return float("nan")
+    if p.kind == "fixed":
+        return 0.0
+    if p.kind == "choice":
+        if v not in p.choices:
+            raise ValueError(f"{p.name}={v!r} is not one of the choices {list(p.choices)}")
+        on = [c for c in p.choices if c is not None]
+        if all(isinstance(c, int | float) and not isinstance(c, bool) for c in on):
+            on = sorted(on)
+        return on.index(v) / (len(on) - 1) if len(on) > 1 else 0.0
+    if p.log:
+        if v <= 0:
+            raise ValueError(f"{p.name}={v!r} cannot be placed on a log range")
+        return (math.log(v) - math.log(p.low)) / (math.log(p.high) - math.log(p.low))
+    return (float(v) - p.low) / (p.high - p.low)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """An ordered set of :class:`Param` (parents before the options conditional on them)."""
+
+    params: tuple[Param, ...]
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> SearchSpace:
+        """Parse and validate a space mapping (see the module docstring)."""
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"a search space must be a mapping of option -> spec, got {type(spec).__name__}")
+        if set(spec) == {"space"} and isinstance(spec["space"], Mapping):
+            spec = spec["space"]
+        if not spec:
+            raise ValueError("the search space is empty")
+        parsed = {str(name): _parse_param(str(name), s) for name, s in spec.items()}
+        for p in parsed.values():
+            if p.when is not None:
+                if p.when == p.name:
+                    raise ValueError(f"{p.name}: 'when' cannot name the option itself")
+                if p.when not in parsed:
+                    raise ValueError(
+                        f"{p.name}: 'when' names {p.when!r}, which is not in the space "
+                        f"(options in the space: {', '.join(parsed)})"
+                    )
+        order: list[str] = []
+        state: dict[str, int] = {}
+
+        def visit(name: str, chain: tuple[str, ...]) -> None:
+            if state.get(name) == 2:
+                return
+            if state.get(name) == 1:
+                raise ValueError(f"conditional options form a cycle: {' -> '.join((*chain, name))}")
+            state[name] = 1
+            parent = parsed[name].when
+            if parent is not None:
+                visit(parent, (*chain, name))
+            state[name] = 2
+            order.append(name)
+
+        for name in parsed:
+            visit(name, ())
+        return cls(tuple(parsed[n] for n in order))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SearchSpace:
+        """Read a space from a ``.json``, ``.yaml``/``.yml`` or ``.toml`` file."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        text = path.read_text(encoding="utf-8")
+        if suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ValueError(
+                f"{path}: unsupported space file type {suffix!r} (use .json, .yaml, .yml or .toml)"
+            )
+        try:
+            return cls.from_dict(data)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    @property
+    def names(self) -> list[str]:
+        """Option names in the space, parents before their conditional children."""
+        return [p.name for p in self.params]
+
+    def __getitem__(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical spec (JSON-friendly); ``from_dict(to_dict())`` gives the same space."""
+        return {p.name: p.to_dict() for p in self.params}
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Sample one configuration: a value (or None = rule off) for every searchable option."""
+        out: dict[str, Any] = dict.fromkeys(OPTION_NAMES)
+        for p in self.params:
+            if p.when is not None and out[p.when] is None:
+                continue
+            if p.kind == "fixed":
+                out[p.name] = p.value
+            elif p.kind == "choice":
+                out[p.name] = trial.suggest_categorical(p.name, list(p.choices))
+            elif p.kind == "int":
+                out[p.name] = trial.suggest_int(p.name, p.low, p.high, step=p.step or 1, log=p.log)
+            else:
+                out[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+        return out
+
+    def grid(self) -> dict[str, list]:
+        """Search space for ``optuna.samplers.GridSampler`` (choices and stepped ranges).
+
+        Fixed options are not sampled and so are left out. Conditional options are enumerated
+        in full, so grid points whose parent is off repeat the same configuration; callers may
+        skip repeats by comparing :meth:`suggest` results.
+        """
+        return {p.name: p.grid_values() for p in self.params if p.kind != "fixed"}
+
+    def normalise(self, values: list[dict[str, Any]]) -> np.ndarray:
+        """Place configurations in [0, 1]^D (columns = :attr:`names`) for neighbourhood stability.
+
+        Ranges map linearly (log ranges in log space); choices map to their rank among the
+        non-None choices (numbers sorted, strings in the listed order), spread over [0, 1];
+        fixed options give 0. None (rule off, or not sampled) gives NaN.
+        """
+        out = np.empty((len(values), len(self.params)))
+        for i, cfg in enumerate(values):
+            for j, p in enumerate(self.params):
+                out[i, j] = _norm_one(p, cfg.get(p.name))
+        return out
+
+
+DEFAULT_SPACE_SPEC: dict[str, Any] = {
+    "tp": {"low": 1.5, "high": 20.0, "log": True},
+    "sl": {"low": 0.3, "high": 0.9},
+    "trail": {"choices": [None, 0.15, 0.25, 0.35, 0.5]},
+    "trail_activation": {"low": 1.0, "high": 4.0, "when": "trail"},
+    "breakeven_at": {"choices": [None, 1.5, 2.0, 3.0]},
+    "time_stop_hours": {"choices": [None, 6, 12, 24, 48]},
+}
+"""Default space: take-profit 1.5–20× (log), stop-loss at 0.3–0.9× entry, optional trailing stop
+(15–50 % off the peak) armed once price reaches 1–4× entry, optional move-to-breakeven at
+1.5/2/3×, optional time stop at 6/12/24/48 h. Everything else off."""
+
+DEFAULT_SPACE = SearchSpace.from_dict(DEFAULT_SPACE_SPEC)
+
+
+def load_space(source: str | Path | Mapping[str, Any] | SearchSpace | None) -> SearchSpace:
+    """A :class:`SearchSpace` from a mapping, a file path, an existing space, or None (default)."""
+    if source is None:
+        return DEFAULT_SPACE
+    if isinstance(source, SearchSpace):
+        return source
+    if isinstance(source, Mapping):
+        return SearchSpace.from_dict(source)
+    return SearchSpace.from_file(source)
