@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,36 +12,9 @@ import pyarrow.parquet as pq
 from alertlab.cache import CacheInfo, derived_path, get_windows
 from alertlab.config import Selection, WindowSpec
 from alertlab.runs import Run, record_result, recorded
+from alertlab.selection import select_alerts
 from alertlab.store import Home, atomic_file, resolve_home
 from alertlab.windows import Windows
-
-
-def select_alerts(home: Home, selection: Selection | None = None) -> pd.DataFrame:
-    """Alerts of the store matching ``selection``, sorted by (ts_ms, alert_id).
-
-    ``is_first_call`` is computed over the whole store, so filtering by caller does not
-    turn a caller's late calls into first calls.
-    """
-    from alertlab.data import load_alerts
-    from alertlab.data.chains import normalize_chain
-
-    sel = selection or Selection()
-    a = load_alerts(home)
-    if sel.date_from:
-        a = a[a["ts_ms"] >= _day_ms(sel.date_from)]
-    if sel.date_to:
-        a = a[a["ts_ms"] < _day_ms(sel.date_to + dt.timedelta(days=1))]
-    if sel.callers:
-        wanted = {c.casefold() for c in sel.callers}
-        a = a[a["caller"].str.casefold().isin(wanted)]
-    if sel.chains:
-        chains = {normalize_chain(c) or c.strip().lower() for c in sel.chains}
-        a = a[a["chain"].isin(chains)]
-    return a.sort_values(["ts_ms", "alert_id"], kind="stable").reset_index(drop=True)
-
-
-def _day_ms(d: dt.date) -> int:
-    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 @dataclass

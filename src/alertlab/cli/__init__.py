@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
-from pydantic import ValidationError
 
+from alertlab.cli.options import (  # noqa: F401 - re-exported for command modules
+    CallerOpt,
+    ChainOpt,
+    ForceOpt,
+    FromOpt,
+    HomeOpt,
+    HorizonOpt,
+    IntervalOpt,
+    JsonOpt,
+    LagOpt,
+    ToOpt,
+    _pydantic_msg,
+    _selection_spec,
+    fail,
+)
 from alertlab.cli.render import console, frame_table, kv_table, leaderboard_view, print_json, print_tables
 from alertlab.store import resolve_home
 
@@ -21,13 +34,7 @@ cache_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain the pat
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(cache_app, name="cache")
 
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workspace directory (default $ALERTLAB_HOME or ./alertlab-data).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 
-
-def fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False)
-    raise typer.Exit(2)
 
 
 def _show_ingest(report, as_json: bool) -> None:
@@ -106,32 +113,6 @@ def rejects(home: HomeOpt = None, limit: Annotated[int, typer.Option(help="Rows 
 
 
 # ------------------------------------------------------------------------------------------- baseline
-
-FromOpt = Annotated[dt.datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First UTC date (inclusive).")]
-ToOpt = Annotated[dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last UTC date (inclusive).")]
-CallerOpt = Annotated[list[str] | None, typer.Option("--caller", help="Caller name (repeatable, case-insensitive).")]
-ChainOpt = Annotated[list[str] | None, typer.Option("--chain", help="Chain (repeatable).")]
-IntervalOpt = Annotated[int, typer.Option("--interval-seconds", help="Bar interval I in seconds (finer bars are aggregated up).")]
-HorizonOpt = Annotated[float, typer.Option("--horizon-hours", help="Window length H after the entry bar.")]
-LagOpt = Annotated[int | None, typer.Option("--max-entry-lag-s", help="Entry bar later than nominal by more → stale (default 5·I).")]
-ForceOpt = Annotated[bool, typer.Option("--force-recompute", help="Rebuild windows and metrics even if cached.")]
-
-
-def _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s):
-    from alertlab.config import Selection, WindowSpec
-
-    try:
-        sel = Selection(date_from=from_.date() if from_ else None, date_to=to.date() if to else None,
-                        callers=caller or [], chains=chain or [])
-        spec = WindowSpec(interval_s=interval_seconds, horizon_hours=horizon_hours, max_entry_lag_s=max_entry_lag_s)
-    except ValidationError as exc:
-        fail(_pydantic_msg(exc))
-    return sel, spec
-
-
-def _pydantic_msg(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-
 
 @app.command()
 def baseline(
@@ -251,6 +232,11 @@ def demo(
     _print_baseline(out.baseline, 10)
     top = out.planted[:5]
     console.print(f"planted best callers: {', '.join(top)}  (home: {out.home.root})")
+
+
+from alertlab.cli.backtest import register as _reg_bt  # noqa: E402
+
+_reg_bt(app)
 
 
 def main() -> None:

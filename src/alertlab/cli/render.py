@@ -32,8 +32,10 @@ def _fmt(v: Any, col: str = "") -> str:
             return _duration(v)
         if math.isinf(v):
             return "∞" if v > 0 else "-∞"
-        if any(k in col for k in ("rate", "share", "_lo", "_hi", "ret", "dd", "win")) and abs(v) < 100:
-            return f"{v:+.1%}" if ("ret" in col or "dd" in col) else f"{v:.1%}"
+        if "ret" in col or "dd" in col or col == "expectancy":
+            return f"{v:+.1%}"
+        if any(k in col for k in ("rate", "share", "_lo", "_hi", "win")) and abs(v) <= 1:
+            return f"{v:.1%}"
         if abs(v) >= 1000:
             return f"{v:,.0f}"
         return f"{v:.3g}" if abs(v) < 0.01 else f"{v:.2f}"

@@ -293,6 +293,8 @@ def _read_batches(path: Path) -> Iterator[pa.Table]:
             yield pf.schema_arrow.empty_table()
     elif name.endswith(".json"):
         items = _json_items(path)
+        if not items:
+            return
         try:
             yield pa.Table.from_pylist(items)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
@@ -308,8 +310,8 @@ def _read_batches(path: Path) -> Iterator[pa.Table]:
         opener = gzip.open if name.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh, delimiter=delim), None)
-        if header is None:
-            raise ValueError(f"{path}: empty file (no header)")
+        if header is None:  # zero-byte file: no rows
+            return
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=64 << 20, encoding="utf8"),
@@ -399,8 +401,18 @@ class _Normaliser:
                 "name is not <chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>"
             )
         self.columns_used = {k: v for k, v in self.cols.items() if v is not None}
+        self.columns_ignored = [n for n in names if n not in self.columns_used.values()]
         self.chain_from = "column" if self.cols["chain"] else "file name"
         self.token_from = "column" if self.cols["token"] else "file name"
+
+    def details(self) -> dict:
+        """What the ingest log records about this file."""
+        return {
+            "columns_used": self.columns_used,
+            "columns_ignored": self.columns_ignored,
+            "chain_from": self.chain_from,
+            "token_from": self.token_from,
+        }
 
     def _chain_token(self, t: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = t.num_rows
@@ -652,7 +664,10 @@ def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list
     nfile = new["file_idx"].to_numpy().astype(np.int64)
     nrow = new["row"].to_numpy()
     nval = {k: new[k].to_numpy() for k in VALUES}
-    nreason = np.asarray(new["reason"].to_pylist(), dtype=object)
+    reason_col = new["reason"].combine_chunks()
+    nreason = np.full(new.num_rows, None, dtype=object)
+    has_reason = reason_col.is_valid().to_numpy(zero_copy_only=False)
+    nreason[has_reason] = np.asarray(reason_col.drop_null().to_pylist(), dtype=object)
     nraw = new["raw"]
 
     # rules 1-3, per (token, file) series of distinct ts
@@ -823,21 +838,17 @@ def ingest_candles(home: Home, paths: Sequence[str | Path], progress: bool = Fal
             for i, f in enumerate(files):
                 norm, first_row = None, 0
                 for t in _read_batches(f):
-                    if norm is None:
+                    if not t.num_rows:
+                        continue
+                    if norm is None:  # a file without data rows is logged but needs no columns
                         norm = _Normaliser(f, i, t.schema.names, duck)
                     staged, rejected = norm.convert(t, first_row)
                     first_row += t.num_rows
                     stage.add(staged)
                     stage.add_rejects(rejected)
                 n_read[i] = first_row
-                infos.append(
-                    {
-                        "columns_used": norm.columns_used,
-                        "chain_from": norm.chain_from,
-                        "token_from": norm.token_from,
-                        "sha256": file_sha256(f),
-                    }
-                )
+                info = norm.details() if norm is not None else {"empty": True}
+                infos.append(info | {"sha256": file_sha256(f)})
                 pb.advance()
         stage.flush()
 
@@ -877,40 +888,40 @@ def _commit(
     home, ingest_id, files, infos, n_read, new_per_file, conflicts, quality, file_rows, reject_parts, duck
 ):
     """One transaction: rejects, ingest_log, candle_files, candle_quality; returns the report."""
-    parts_sql = "[" + ", ".join(f"'{p.as_posix()}'" for p in reject_parts) + "]"
+    parts = [p.as_posix() for p in reject_parts]
     rej_by_file = np.zeros(len(files), np.int64)
     reasons: dict[str, int] = {}
     sample: list[dict] = []
-    if reject_parts:
-        q = f"SELECT * FROM read_parquet({parts_sql}) WHERE reason <> ?"
+    if parts:
+        q = "SELECT * FROM read_parquet($1) WHERE reason <> $2"
         for fi, nrej in duck.execute(
-            f"SELECT file_idx, count(*) FROM ({q}) GROUP BY ALL", [SUPERSEDED]
+            f"SELECT file_idx, count(*) FROM ({q}) GROUP BY ALL", [parts, SUPERSEDED]
         ).fetchall():
             rej_by_file[fi] = nrej
         reasons = dict(
             duck.execute(
-                f"SELECT reason, count(*) FROM ({q}) GROUP BY ALL ORDER BY 2 DESC, 1", [SUPERSEDED]
+                f"SELECT reason, count(*) FROM ({q}) GROUP BY ALL ORDER BY 2 DESC, 1", [parts, SUPERSEDED]
             ).fetchall()
         )
         sample = [
             {"file": f, "row": int(r), "reason": s}
             for f, r, s in duck.execute(
                 f"SELECT source_file, source_row, reason FROM ({q}) ORDER BY file_idx, source_row LIMIT {SAMPLE_SIZE}",
-                [SUPERSEDED],
+                [parts, SUPERSEDED],
             ).fetchall()
         ]
     con = home.connect()
     try:
         con.begin()
         try:
-            if reject_parts:
+            if parts:
                 con.execute(
                     "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw) "
-                    "SELECT ?, 'candles', source_file, source_row, reason, json_object("
+                    "SELECT $1, 'candles', source_file, source_row, reason, json_object("
                     "'values', coalesce(raw::JSON, json_object('open', open, 'high', high, 'low', low, "
                     "'close', close, 'volume', volume)), 'chain', chain, 'token', token, 'ts', ts, "
-                    f"'interval_s', interval_s) FROM read_parquet({parts_sql}) ORDER BY file_idx, source_row",
-                    [ingest_id],
+                    "'interval_s', interval_s) FROM read_parquet($2) ORDER BY file_idx, source_row",
+                    [ingest_id, parts],
                 ).fetchall()
             for i, f in enumerate(files):
                 acc = int(n_read[i] - rej_by_file[i])

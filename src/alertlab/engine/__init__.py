@@ -27,7 +27,7 @@ from alertlab.engine.params import (
     plain_tpsl_rows,
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
-from alertlab.engine.summary import SUMMARY_KEYS, summarize, summarize_columns
+from alertlab.engine.summary import SUMMARY_KEYS, summarize, summarize_columns, summarize_rows
 
 __all__ = [
     "EXIT_REASONS",
@@ -51,5 +51,6 @@ __all__ = [
     "simulate",
     "summarize",
     "summarize_columns",
+    "summarize_rows",
     "trade_returns",
 ]

@@ -80,11 +80,15 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     t = time.perf_counter()
     w = synthetic_windows(a.alerts, a.bars)
-    print(f"windows: {a.alerts} alerts x {a.bars} bars in {time.perf_counter() - t:.1f}s; threads={n_threads()}")
+    print(
+        f"windows: {a.alerts} alerts x {a.bars} bars in {time.perf_counter() - t:.1f}s; threads={n_threads()}"
+    )
 
     n_tp = 40
     n_sl = max(1, a.tpsl // n_tp)
-    grid = StrategyConfig(tp=list(np.round(np.geomspace(1.2, 20, n_tp), 4)), sl=list(np.linspace(0.3, 0.95, n_sl)))
+    grid = StrategyConfig(
+        tp=list(np.round(np.geomspace(1.2, 20, n_tp), 4)), sl=list(np.linspace(0.3, 0.95, n_sl))
+    )
     params = encode_params(grid.expand())
     trade_returns(w, params[:2], np.arange(10))  # compile / load
     t = time.perf_counter()
@@ -98,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"tp/sl run_grid incl. summaries: {cells / dt / 1e6:.1f}M alert-combos/s ({dt:.2f}s)")
 
     n_be = max(1, a.path // 10)
-    path = StrategyConfig(trail=list(np.linspace(0.1, 0.6, 10)), breakeven_at=list(np.linspace(1.2, 4.0, n_be)), sl=0.5)
+    path = StrategyConfig(
+        trail=list(np.linspace(0.1, 0.6, 10)), breakeven_at=list(np.linspace(1.2, 4.0, n_be)), sl=0.5
+    )
     pp = encode_params(path.expand())
     trade_returns(w, pp[:2], np.arange(10))
     t = time.perf_counter()
@@ -112,7 +118,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{steps / dt / 1e6:.0f}M bar-steps/s ({steps / dt / 1e6 / threads:.0f}M per thread); "
         f"{a.alerts * len(pp) / dt / 1e6:.2f}M alert-combos/s"
     )
-    hold = StrategyConfig(trail=list(np.linspace(0.90, 0.99, 10)), trail_activation=list(np.linspace(50, 95, n_be)))
+    hold = StrategyConfig(
+        trail=list(np.linspace(0.90, 0.99, 10)), trail_activation=list(np.linspace(50, 95, n_be))
+    )
     hp = encode_params(hold.expand())  # stops far away: every trade runs all bars (worst case)
     t = time.perf_counter()
     trade_returns(w, hp)

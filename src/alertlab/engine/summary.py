@@ -78,15 +78,17 @@ _INT_KEYS = {"n_alerts", "n_trades", "no_fill", "no_data", *(f"exit_{r}" for r i
 
 @njit(cache=True, nogil=True)
 def _stats_kernel(ret, code, amb, ret_p, ret_o, out):
-    """Raw statistics per column of ``(n_alerts, n_params)`` matrices into ``out[n_params, len(_RAW)]``.
+    """Raw statistics per row of ``(n_params, n_alerts)`` matrices into ``out[n_params, len(_RAW)]``.
 
-    ``code`` / ``amb`` / ``ret_p`` / ``ret_o`` may have 0 rows (not given)."""
-    n_alerts, n_params = ret.shape
+    Alerts are in alert-time order along a row. ``code`` / ``amb`` / ``ret_p`` / ``ret_o`` may have 0
+    rows (not given)."""
+    n_params, n_alerts = ret.shape
     has_code = code.shape[0] > 0
     has_amb = amb.shape[0] > 0
     has_p = ret_p.shape[0] > 0
     has_o = ret_o.shape[0] > 0
     buf = np.empty(n_alerts)
+    counts = np.zeros(7, dtype=np.int64)
     for p in range(n_params):
         nt = 0
         nw = 0
@@ -105,11 +107,11 @@ def _stats_kernel(ret, code, amb, ret_p, ret_o, out):
         so = 0.0
         no = 0
         nd = 0
-        counts = np.zeros(7, dtype=np.int64)
+        counts[:] = 0
         for a in range(n_alerts):
-            r = ret[a, p]
+            r = ret[p, a]
             if has_code:
-                c = code[a, p]
+                c = code[p, a]
                 if c < 0:
                     nd += 1
                 elif c < 7:
@@ -135,13 +137,13 @@ def _stats_kernel(ret, code, amb, ret_p, ret_o, out):
                 pk = eq
             if pk - eq > dd:
                 dd = pk - eq
-            if has_amb and amb[a, p]:
+            if has_amb and amb[p, a]:
                 na += 1
-            if has_p and not np.isnan(ret_p[a, p]):
-                sp += ret_p[a, p]
+            if has_p and not np.isnan(ret_p[p, a]):
+                sp += ret_p[p, a]
                 npp += 1
-            if has_o and not np.isnan(ret_o[a, p]):
-                so += ret_o[a, p]
+            if has_o and not np.isnan(ret_o[p, a]):
+                so += ret_o[p, a]
                 no += 1
         m2 = 0.0
         med = np.nan
@@ -231,8 +233,45 @@ def _derive(raw: np.ndarray, n_alerts: int, has_code: bool, has_amb: bool, has_p
     return {k: out[k] for k in SUMMARY_KEYS if k in out}
 
 
-def _c(x: np.ndarray | None, dtype) -> np.ndarray:
-    return np.ascontiguousarray(x, dtype=dtype)
+def summarize_rows(
+    ret: np.ndarray,
+    exit_reason: np.ndarray | None = None,
+    ambiguous: np.ndarray | None = None,
+    ret_pessimistic: np.ndarray | None = None,
+    ret_optimistic: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Summaries of each row of ``(n_params, n_alerts)`` matrices (alerts in alert-time order).
+
+    Returns a dict of arrays of length n_params (see module docs)."""
+    ret = np.ascontiguousarray(ret, dtype=np.float64)
+    if ret.ndim != 2:
+        raise ValueError("summarize_rows expects (n_params, n_alerts) arrays")
+    shape0 = (0, ret.shape[1])
+
+    def arr(x, dtype):
+        return np.ascontiguousarray(x, dtype=dtype) if x is not None else np.zeros(shape0, dtype)
+
+    code = arr(exit_reason, np.int8)
+    amb = arr(ambiguous, np.bool_)
+    rp = arr(ret_pessimistic, np.float64)
+    ro = arr(ret_optimistic, np.float64)
+    for name, x in (
+        ("exit_reason", code),
+        ("ambiguous", amb),
+        ("ret_pessimistic", rp),
+        ("ret_optimistic", ro),
+    ):
+        if x.shape[0] and x.shape != ret.shape:
+            raise ValueError(f"{name} shape {x.shape} != ret shape {ret.shape}")
+    raw = np.empty((ret.shape[0], len(_RAW)))
+    _stats_kernel(ret, code, amb, rp, ro, raw)
+    given = (
+        exit_reason is not None,
+        ambiguous is not None,
+        ret_pessimistic is not None,
+        ret_optimistic is not None,
+    )
+    return _derive(raw, ret.shape[1], *given)
 
 
 def summarize_columns(
@@ -242,36 +281,12 @@ def summarize_columns(
     ret_pessimistic: np.ndarray | None = None,
     ret_optimistic: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Summaries of each column of ``(n_alerts, n_params)`` matrices (rows in alert-time order).
-
-    The engine's internal layout; returns a dict of arrays of length n_params (see module docs).
-    """
-    ret = _c(ret, np.float64)
-    if ret.ndim != 2:
-        raise ValueError("summarize_columns expects (n_alerts, n_params) arrays")
-    shape0 = (0, ret.shape[1])
-    code = _c(exit_reason, np.int8) if exit_reason is not None else np.zeros(shape0, np.int8)
-    amb = _c(ambiguous, np.bool_) if ambiguous is not None else np.zeros(shape0, np.bool_)
-    rp = _c(ret_pessimistic, np.float64) if ret_pessimistic is not None else np.zeros(shape0)
-    ro = _c(ret_optimistic, np.float64) if ret_optimistic is not None else np.zeros(shape0)
-    for name, x in (
-        ("exit_reason", code),
-        ("ambiguous", amb),
-        ("ret_pessimistic", rp),
-        ("ret_optimistic", ro),
-    ):
-        if x.shape[0] and x.shape != ret.shape:
-            raise ValueError(f"{name} shape {x.shape} != ret shape {ret.shape}")
-    raw = np.empty((ret.shape[1], len(_RAW)))
-    _stats_kernel(ret, code, amb, rp, ro, raw)
-    return _derive(
-        raw,
-        ret.shape[0],
-        exit_reason is not None,
-        ambiguous is not None,
-        ret_pessimistic is not None,
-        ret_optimistic is not None,
-    )
+    """:func:`summarize_rows` for the engine's alert-major ``(n_alerts, n_params)`` layout."""
+    t = [
+        None if x is None else np.asarray(x).T
+        for x in (ret, exit_reason, ambiguous, ret_pessimistic, ret_optimistic)
+    ]
+    return summarize_rows(*t)
 
 
 def summarize(
@@ -291,18 +306,18 @@ def summarize(
     """
     ret = np.asarray(ret, dtype=np.float64)
     one = ret.ndim == 1
-    extra = [exit_reason, ambiguous, ret_pessimistic, ret_optimistic]
+    if ret.ndim not in (1, 2):
+        raise ValueError("ret must be 1-D (one strategy) or 2-D (n_params, n_alerts)")
+    extra = [
+        None if x is None else np.asarray(x)
+        for x in (exit_reason, ambiguous, ret_pessimistic, ret_optimistic)
+    ]
     if alert_ts is not None:
         order = np.argsort(np.asarray(alert_ts), kind="stable")
         ret = ret[..., order]
-        extra = [None if x is None else np.asarray(x)[..., order] for x in extra]
-    if one:
-        cols = [ret[:, None], *[None if x is None else np.asarray(x)[:, None] for x in extra]]
-    elif ret.ndim == 2:
-        cols = [ret.T, *[None if x is None else np.asarray(x).T for x in extra]]
-    else:
-        raise ValueError("ret must be 1-D (one strategy) or 2-D (n_params, n_alerts)")
-    out = summarize_columns(*cols)
+        extra = [None if x is None else x[..., order] for x in extra]
+    rows = [ret[None, :] if one else ret, *[None if x is None else (x[None, :] if one else x) for x in extra]]
+    out = summarize_rows(*rows)
     if not one:
         return out
     return {k: (int(v[0]) if k in _INT_KEYS else float(v[0])) for k, v in out.items()}

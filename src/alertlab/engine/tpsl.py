@@ -21,18 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from alertlab.engine.kernel import (
-    HORIZON,
-    NO_FILL,
-    NO_TRADE,
-    OHLC,
-    OPT,
-    PESS,
-    SL,
-    TP,
-    cost_factor,
-    finish_returns,
-)
+from alertlab.engine.kernel import HORIZON, NO_FILL, NO_TRADE, OHLC, PESS, SL, TP, cost_factor
 
 
 @njit(cache=True, nogil=True)
@@ -63,29 +52,19 @@ def _first_le(a, n, x):
     return lo
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _outcome(pol, j, jt, js, n, s, e, ts, op, hi, cl, pmax, P, T, S, interval_s):
-    """(code, exit price, exit ts, peak) of a plain trade under one policy."""
-    if jt == n and js == n:
-        pk = pmax[n - 1] if pmax[n - 1] > P else P
-        return HORIZON, cl[e - 1], ts[e - 1] + interval_s, pk
+@njit(cache=True, nogil=True)
+def _level_outcome(j, n, s, ts, op, pmax, P, L, is_tp, interval_s):
+    """Exit of a one-level trade first crossed on window bar j (< n): (price, stamp, peak).
+
+    At the open when the bar opens beyond the level (gap), else at the level inside the bar."""
     b = s + j
     o = op[b]
-    prev = P
-    if j > 0 and pmax[j - 1] > P:
-        prev = pmax[j - 1]
-    incl = pmax[j] if pmax[j] > P else P
-    if js == j and o <= S:
-        return SL, o, ts[b], prev
-    if jt == j and o >= T:
-        return TP, o, ts[b], prev
-    if js == j and jt == j:  # both inside the bar
-        if pol == PESS or (pol == OHLC and cl[b] >= o):
-            return SL, S, ts[b] + interval_s, incl
-        return TP, T, ts[b] + interval_s, incl
-    if js == j:
-        return SL, S, ts[b] + interval_s, incl
-    return TP, T, ts[b] + interval_s, incl
+    if (is_tp and o >= L) or (not is_tp and o <= L):
+        prev = P
+        if j > 0 and pmax[j - 1] > P:
+            prev = pmax[j - 1]
+        return o, ts[b], prev
+    return L, ts[b] + interval_s, (pmax[j] if pmax[j] > P else P)
 
 
 @njit(cache=True, nogil=True)
@@ -123,14 +102,33 @@ def tpsl_kernel(
 
     ``tp_u`` / ``sl_u``: distinct take-profit / stop multiples; ``p_tp[p]`` / ``p_sl[p]``: index of
     parameter set p's level in them (−1 = rule off); ``fee`` / ``slip``: per-row cost fractions.
+
+    Per window, each distinct level's first crossing and its one-level exit (price/P, stamp, peak)
+    are computed once. A combination then exits by its target's outcome when the target bar comes
+    first, by its stop's when the stop bar comes first; on a shared bar the open decides (≤ S: stop
+    gap, ≥ T: target gap) and otherwise the bar is ambiguous and the policy picks one of the two
+    (both at their levels). So each combination costs a few comparisons and one multiply.
     """
     n_alerts = alert_idx.shape[0]
     n_params = p_tp.shape[0]
+    n_tp = tp_u.shape[0]
+    n_sl = sl_u.shape[0]
     kcs = np.empty(n_params)
     for p in range(n_params):
         kcs[p] = cost_factor(fee[p], slip[p])
-    itp = np.empty(tp_u.shape[0], dtype=np.int64)
-    isl = np.empty(sl_u.shape[0], dtype=np.int64)
+    # per distinct level: first crossing, level price, gross multiple, exit price, stamp, peak
+    t_j = np.empty(n_tp, dtype=np.int64)
+    t_lv = np.empty(n_tp)
+    t_g = np.empty(n_tp)
+    t_x = np.empty(n_tp)
+    t_ts = np.empty(n_tp, dtype=np.int64)
+    t_pk = np.empty(n_tp)
+    s_j = np.empty(n_sl, dtype=np.int64)
+    s_lv = np.empty(n_sl)
+    s_g = np.empty(n_sl)
+    s_x = np.empty(n_sl)
+    s_ts = np.empty(n_sl, dtype=np.int64)
+    s_pk = np.empty(n_sl)
     for a in range(n_alerts):
         i = alert_idx[a]
         s = offsets[i]
@@ -165,43 +163,81 @@ def tpsl_kernel(
                 mn = lo[s + j]
             pmax[j] = mx
             pmin[j] = mn
-        for u in range(tp_u.shape[0]):
-            itp[u] = _first_ge(pmax, n, tp_u[u] * P)
-        for u in range(sl_u.shape[0]):
-            isl[u] = _first_le(pmin, n, sl_u[u] * P)
+        for u in range(n_tp):
+            lv = tp_u[u] * P
+            j = _first_ge(pmax, n, lv)
+            t_j[u] = j
+            t_lv[u] = lv
+            if j < n:
+                t_x[u], t_ts[u], t_pk[u] = _level_outcome(j, n, s, ts, op, pmax, P, lv, True, interval_s)
+                t_g[u] = (1.0 * t_x[u]) / P
+        for v in range(n_sl):
+            lv = sl_u[v] * P
+            j = _first_le(pmin, n, lv)
+            s_j[v] = j
+            s_lv[v] = lv
+            if j < n:
+                s_x[v], s_ts[v], s_pk[v] = _level_outcome(j, n, s, ts, op, pmax, P, lv, False, interval_s)
+                s_g[v] = (1.0 * s_x[v]) / P
+        h_x = cl[e - 1]
+        h_g = (1.0 * h_x) / P
+        h_ts = ts[e - 1] + interval_s
+        h_pk = pmax[n - 1] if pmax[n - 1] > P else P
         for p in range(n_params):
-            jt = n
-            T = np.inf
-            if p_tp[p] >= 0:
-                jt = itp[p_tp[p]]
-                T = tp_u[p_tp[p]] * P
-            js = n
-            S = -np.inf
-            if p_sl[p] >= 0:
-                js = isl[p_sl[p]]
-                S = sl_u[p_sl[p]] * P
-            j = jt if jt < js else js
+            u = p_tp[p]
+            v = p_sl[p]
+            jt = t_j[u] if u >= 0 else n
+            js = s_j[v] if v >= 0 else n
+            ab = False
+            if jt < js:
+                pick = 1
+            elif js < jt:
+                pick = 2
+            elif jt == n:
+                pick = 0
+            else:  # both levels first crossed on the same bar
+                o = op[s + jt]
+                if o <= s_lv[v]:
+                    pick = 2
+                elif o >= t_lv[u]:
+                    pick = 1
+                else:
+                    ab = True
+                    pick = 2 if (policy == PESS or (policy == OHLC and cl[s + jt] >= o)) else 1
             kc = kcs[p]
-            c, x, xts, pk = _outcome(policy, j, jt, js, n, s, e, ts, op, hi, cl, pmax, P, T, S, interval_s)
-            r, rg = finish_returns(1.0 * x, P, kc)
-            ab = j < n and jt == j and js == j and op[s + j] > S and op[s + j] < T
-            rp = r
-            ro = r
-            if ab:
-                _, xp, _, _ = _outcome(PESS, j, jt, js, n, s, e, ts, op, hi, cl, pmax, P, T, S, interval_s)
-                rp, _ = finish_returns(1.0 * xp, P, kc)
-                _, xo, _, _ = _outcome(OPT, j, jt, js, n, s, e, ts, op, hi, cl, pmax, P, T, S, interval_s)
-                ro, _ = finish_returns(1.0 * xo, P, kc)
+            if pick == 1:
+                g = t_g[u]
+                c = TP
+            elif pick == 2:
+                g = s_g[v]
+                c = SL
+            else:
+                g = h_g
+                c = HORIZON
+            r = kc * g - 1.0
             ret[a, p] = r
-            ret_p[a, p] = rp
-            ret_o[a, p] = ro
             code[a, p] = c
             amb[a, p] = ab
+            if ab:
+                ret_p[a, p] = kc * s_g[v] - 1.0
+                ret_o[a, p] = kc * t_g[u] - 1.0
+            else:
+                ret_p[a, p] = r
+                ret_o[a, p] = r
             if full:
-                ret_g[a, p] = rg
+                ret_g[a, p] = g - 1.0
                 entry_ts[a, p] = ts[s]
                 entry_px[a, p] = P
-                exit_ts[a, p] = xts
-                exit_px[a, p] = x
                 n_fills[a, p] = 1
-                peak_mult[a, p] = pk / P
+                if pick == 1:
+                    exit_ts[a, p] = t_ts[u]
+                    exit_px[a, p] = t_x[u]
+                    peak_mult[a, p] = t_pk[u] / P
+                elif pick == 2:
+                    exit_ts[a, p] = s_ts[v]
+                    exit_px[a, p] = s_x[v]
+                    peak_mult[a, p] = s_pk[v] / P
+                else:
+                    exit_ts[a, p] = h_ts
+                    exit_px[a, p] = h_x
+                    peak_mult[a, p] = h_pk / P

@@ -1,0 +1,84 @@
+"""``backtest`` as one call: selected alerts → windows (path cache) → engine → summaries → exports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from alertlab import exports
+from alertlab.cache import CacheInfo
+from alertlab.config import Selection, WindowSpec
+from alertlab.engine import BacktestResult, PortfolioConfig, StrategyConfig, backtest, run_grid
+from alertlab.progress import bar
+from alertlab.runs import Run, record_result, recorded
+from alertlab.selection import load_windows
+from alertlab.store import Home, resolve_home
+
+
+@dataclass
+class BacktestRun:
+    """A recorded backtest: ``result`` for one strategy, or ``grid`` (one row per combination)."""
+
+    strategy: StrategyConfig
+    result: BacktestResult | None
+    grid: pd.DataFrame | None
+    cache: CacheInfo
+    run: Run
+
+
+def run_backtest(
+    strategy: StrategyConfig,
+    home: Home | str | Path | None = None,
+    selection: Selection | None = None,
+    spec: WindowSpec | None = None,
+    portfolio: PortfolioConfig | None = None,
+    force_recompute: bool = False,
+    progress: bool = False,
+    export_per_trade_parquet: str | Path | None = None,
+    export_grid_parquet: str | Path | None = None,
+) -> BacktestRun:
+    """Backtest ``strategy`` (or its grid) over every selected ok alert, reading the path cache.
+
+    A grid (any option given as a list) is evaluated in one pass and summarised per combination;
+    per-trade tables and portfolio replays need a single strategy and are rejected for grids.
+    """
+    home = home if isinstance(home, Home) else resolve_home(home)
+    sel, spec = selection or Selection(), spec or WindowSpec()
+    if strategy.is_grid and export_per_trade_parquet:
+        raise ValueError("--export-per-trade-parquet needs a single strategy, not a grid "
+                         f"({strategy.n_combinations} combinations); use --export-grid-parquet")
+    if strategy.is_grid and portfolio is not None:
+        raise ValueError("portfolio mode (--capital) needs a single strategy, not a grid")
+    if not strategy.is_grid and export_grid_parquet:
+        raise ValueError("--export-grid-parquet needs a grid (give some option a comma list, e.g. --tp 2,3,5)")
+    config = {"selection": sel.model_dump(mode="json"), "window": spec.model_dump(mode="json"),
+              "strategy": strategy.model_dump(mode="json"),
+              "portfolio": portfolio.model_dump(mode="json") if portfolio else None}
+    with recorded(home, "grid" if strategy.is_grid else "backtest", config) as run:
+        with run.phase("windows"):
+            w, info = load_windows(home, sel, spec, force=force_recompute, progress=progress)
+        run.fingerprint, run.cache_hit = info.fingerprint, info.hit
+        result = grid = None
+        with run.phase("engine"):
+            if strategy.is_grid:
+                with bar("strategy grid", strategy.n_combinations, progress) as pb:
+                    grid = run_grid(w, strategy, progress=pb.advance)
+            else:
+                result = backtest(w, strategy, portfolio=portfolio)
+        run.counts = {"alerts": w.n, "ok_alerts": int(w.ok.sum()), "combinations": strategy.n_combinations,
+                      **({"trades": int(result.summary.get("n_trades", 0))} if result else {})}
+        out = BacktestRun(strategy, result, grid, info, run)
+        prov = run.provenance()
+        with run.phase("exports"):
+            if export_per_trade_parquet and result is not None:
+                t = pa.Table.from_pandas(result.trades, preserve_index=False)
+                p = exports.write_table(t, export_per_trade_parquet, prov)
+                record_result(home, run, "per_trade", str(p), t.num_rows)
+            if export_grid_parquet and grid is not None:
+                t = pa.Table.from_pandas(grid, preserve_index=False)
+                p = exports.write_table(t, export_grid_parquet, prov)
+                record_result(home, run, "grid", str(p), t.num_rows)
+    return out

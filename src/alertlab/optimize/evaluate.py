@@ -1,0 +1,242 @@
+"""Evaluate batches of candidate strategies on walk-forward folds through the engine.
+
+One :meth:`Evaluator.evaluate` call runs the engine's many-parameter kernel once
+(:func:`alertlab.engine.trade_returns`, all configs × all study alerts), then slices the returns by
+fold and split and summarises every slice with the engine's own :func:`summarize_columns`, so the
+metric formulas live in one place (``alertlab.engine.summary``). Alerts are kept in alert-time order
+(``alert_ts_ms``, then ``alert_id``), the order :func:`alertlab.engine.backtest` uses, so a fold's
+metrics equal ``backtest(w, cfg, fold_alerts).summary`` exactly.
+
+Scores (all maximised):
+
+* fold objective = the ``objective`` metric of that fold and split (``avg_ret``, ``median_ret``,
+  ``sum_ret``, ``sharpe``, ``profit_factor`` or ``expectancy``, formulas in ``engine.summary``);
+* **train score** = mean of the folds' train objectives; it is defined (finite) only when every
+  fold's train objective is finite;
+* **test score** = mean of the finite test objectives over the folds (a test fold without trades,
+  or an infinite profit factor, is left out); NaN when no fold has one.
+
+Constraints, on training data only (a trial that breaks one is *infeasible*: recorded, never
+recommended): every fold's train split has at least ``min_trades`` trades; every fold's train
+``max_drawdown`` (stakes, see ``engine.summary``) is at most ``max_dd``; the train score is finite.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from alertlab.engine import StrategyConfig, encode_params, summarize_columns, trade_returns
+from alertlab.optimize.folds import Fold
+from alertlab.optimize.space import OPTION_NAMES
+from alertlab.optimize.stats import alert_day_index, daily_returns
+from alertlab.windows import Windows
+
+OBJECTIVES: tuple[str, ...] = ("avg_ret", "median_ret", "sum_ret", "sharpe", "profit_factor", "expectancy")
+"""Objective names; each is the ``engine.summary`` metric of the same name."""
+
+FOLD_METRICS: tuple[str, ...] = (
+    "n_trades", "avg_ret", "median_ret", "sum_ret", "win_rate", "sharpe", "profit_factor", "expectancy",
+    "max_drawdown",
+)
+"""Metrics kept per (trial, fold, split)."""
+
+SPLITS = ("train", "test")
+INTRABAR = ("pessimistic", "optimistic", "ohlc")
+
+# options that only mean something while their parent rule is on
+_DEPENDENTS = {"breakeven_offset": "breakeven_at", "trail_activation": "trail", "dip_window_min": "dip"}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Run settings fixed for a whole study (not searched): costs per side and the intrabar policy."""
+
+    fee_bps: float = 30.0
+    slippage_bps: float = 50.0
+    intrabar: str = "pessimistic"
+
+    def __post_init__(self) -> None:
+        for name in ("fee_bps", "slippage_bps"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and 0 <= v < 10_000):
+                raise ValueError(f"{name} must be in [0, 10000), got {v!r}")
+        if self.intrabar not in INTRABAR:
+            raise ValueError(f"intrabar must be one of {', '.join(INTRABAR)}, got {self.intrabar!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fee_bps": float(self.fee_bps), "slippage_bps": float(self.slippage_bps), "intrabar": self.intrabar}
+
+
+def strategy_config(options: Mapping[str, Any], settings: EngineSettings) -> StrategyConfig:
+    """The engine config of one sampled option set (None = rule off) under the study's settings.
+
+    Options that depend on a rule which is off (``trail_activation`` without ``trail``,
+    ``breakeven_offset`` without ``breakeven_at``, ``dip_window_min`` without ``dip``) are dropped:
+    they have no effect. Raises ``ValueError`` when the engine rejects the combination (e.g. ``tp``
+    and ``tp_ladder`` together, or ``dip`` with an entry delay).
+    """
+    d = {k: v for k, v in options.items() if v is not None}
+    unknown = set(d) - set(OPTION_NAMES)
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)}")
+    for child, parent in _DEPENDENTS.items():
+        if parent not in d:
+            d.pop(child, None)
+    if "entry_delay_bars" in d:
+        d["entry_delay_bars"] = int(d["entry_delay_bars"])
+    try:
+        return StrategyConfig(**d, **settings.as_dict())
+    except ValidationError as exc:
+        msg = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise ValueError(f"invalid strategy: {msg}") from None
+
+
+def effective_options(cfg: StrategyConfig, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The searchable options as the engine runs them: the sampled value, or None when off/dropped."""
+    out: dict[str, Any] = {}
+    for name in OPTION_NAMES:
+        v = options.get(name)
+        if v is None or (name in _DEPENDENTS and options.get(_DEPENDENTS[name]) is None):
+            out[name] = None
+        else:
+            val = getattr(cfg, name)
+            out[name] = int(val) if name == "entry_delay_bars" else val
+    return out
+
+
+def time_order(w: Windows, alert_idx: np.ndarray | None = None) -> np.ndarray:
+    """Alert indices sorted by (alert_ts_ms, alert_id): the engine backtest's alert order."""
+    idx = np.arange(w.n, dtype=np.int64) if alert_idx is None else np.asarray(alert_idx, dtype=np.int64)
+    ts = np.asarray(w.alert_ts_ms, dtype=np.int64)[idx]
+    ids = np.asarray(w.alert_id, dtype=object)[idx].astype(str)
+    return idx[np.lexsort((ids, ts))]
+
+
+@dataclass
+class BatchEval:
+    """Results of one batch of ``n`` configs over ``n_folds`` folds.
+
+    ``metrics[split][key]`` is an ``(n, n_folds)`` array (``FOLD_METRICS`` plus ``objective``);
+    ``train``/``test`` scores, ``feasible`` flags, ``constraints`` ``(n, 3)`` (<= 0 satisfied:
+    min trades, max drawdown, finite train score), ``violations`` (text per config) and ``daily``
+    ``(n_days, n)`` per-day equal-weight returns over all study alerts.
+    """
+
+    metrics: dict[str, dict[str, np.ndarray]]
+    train: np.ndarray
+    test: np.ndarray
+    feasible: np.ndarray
+    constraints: np.ndarray
+    violations: list[list[str]]
+    daily: np.ndarray
+
+
+class Evaluator:
+    """Scores configs on fixed folds of one set of alerts (cheap to build, reused by every batch).
+
+    ``order``: the study's alert indices into ``w`` in alert-time order (see :func:`time_order`);
+    ``folds``: from :func:`~alertlab.optimize.folds.make_folds` over ``w.alert_ts_ms[order]``, so
+    their indices are positions in ``order``.
+    """
+
+    def __init__(
+        self,
+        w: Windows,
+        order: np.ndarray,
+        folds: Sequence[Fold],
+        objective: str,
+        settings: EngineSettings,
+        min_trades: int = 0,
+        max_dd: float | None = None,
+    ) -> None:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        if not folds:
+            raise ValueError("need at least one fold")
+        self.w = w
+        self.order = np.ascontiguousarray(order, dtype=np.int64)
+        self.folds = list(folds)
+        self.objective = objective
+        self.settings = settings
+        self.min_trades = int(min_trades)
+        self.max_dd = None if max_dd is None else float(max_dd)
+        self.day, self.n_days = alert_day_index(np.asarray(w.alert_ts_ms, dtype=np.int64)[self.order])
+        self.cols = {
+            "train": [np.ascontiguousarray(f.train_idx) for f in self.folds],
+            "test": [np.ascontiguousarray(f.test_idx) for f in self.folds],
+        }
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.folds)
+
+    def returns(self, configs: Sequence[StrategyConfig]) -> np.ndarray:
+        """Net trade returns ``(n_configs, n_alerts)`` over the study alerts: one engine call."""
+        params = encode_params(list(configs))
+        return trade_returns(self.w, params, self.order, self.settings.intrabar)
+
+    def daily(self, configs: Sequence[StrategyConfig]) -> np.ndarray:
+        """Per-day returns ``(n_days, n_configs)`` (see :func:`~alertlab.optimize.stats.daily_returns`)."""
+        return daily_returns(self.day, self.returns(configs), self.n_days)
+
+    def evaluate(self, configs: Sequence[StrategyConfig]) -> BatchEval:
+        """Fold metrics, scores, constraints and daily returns of ``configs`` (one engine call)."""
+        n, k = len(configs), self.n_folds
+        ret = self.returns(configs) if n else np.zeros((0, self.order.size))
+        metrics: dict[str, dict[str, np.ndarray]] = {}
+        for split in SPLITS:
+            m = {key: np.full((n, k), np.nan) for key in (*FOLD_METRICS, "objective")}
+            m["n_trades"] = np.zeros((n, k), dtype=np.int64)
+            for j, cols in enumerate(self.cols[split]):
+                if cols.size == 0 or n == 0:
+                    continue
+                s = summarize_columns(np.ascontiguousarray(ret[:, cols].T))
+                for key in FOLD_METRICS:
+                    m[key][:, j] = s[key]
+                m["objective"][:, j] = s[self.objective]
+            metrics[split] = m
+        train, test = aggregate_scores(metrics["train"]["objective"], metrics["test"]["objective"])
+        cons, feasible, violations = self.constraints(metrics["train"], train)
+        daily = daily_returns(self.day, ret, self.n_days) if n else np.zeros((self.n_days, 0))
+        return BatchEval(metrics, train, test, feasible, cons, violations, daily)
+
+    def constraints(self, train_metrics: dict[str, np.ndarray], train_score: np.ndarray):
+        """Constraint values (<= 0 satisfied), feasibility and readable violations per config."""
+        n = train_score.shape[0]
+        min_n = train_metrics["n_trades"].min(axis=1) if n else np.zeros(0)
+        worst_dd = np.nan_to_num(train_metrics["max_drawdown"], nan=0.0).max(axis=1) if n else np.zeros(0)
+        c = np.zeros((n, 3))
+        c[:, 0] = self.min_trades - min_n
+        if self.max_dd is not None:
+            c[:, 1] = worst_dd - self.max_dd
+        c[:, 2] = np.where(np.isfinite(train_score), 0.0, 1.0)
+        violations: list[list[str]] = []
+        for i in range(n):
+            v = []
+            if c[i, 0] > 0:
+                v.append(f"min train trades {int(min_n[i])} < {self.min_trades}")
+            if c[i, 1] > 0:
+                v.append(f"train max drawdown {worst_dd[i]:.4g} > {self.max_dd:g}")
+            if c[i, 2] > 0:
+                v.append(f"train {self.objective} not finite")
+            violations.append(v)
+        return c, (c <= 0).all(axis=1), violations
+
+
+def aggregate_scores(train_obj: np.ndarray, test_obj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Train score (mean over folds, finite only if every fold is) and test score (mean of finite folds)."""
+    train_obj = np.asarray(train_obj, dtype=np.float64)
+    test_obj = np.asarray(test_obj, dtype=np.float64)
+    finite_all = np.isfinite(train_obj).all(axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        train = np.where(finite_all, np.where(np.isfinite(train_obj), train_obj, 0.0).mean(axis=1), np.nan)
+        ok = np.isfinite(test_obj)
+        cnt = ok.sum(axis=1)
+        test = np.where(cnt > 0, np.where(ok, test_obj, 0.0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
+    return train, test
