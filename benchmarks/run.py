@@ -39,8 +39,8 @@ def phase_prepare(home: Path, n_alerts: int, seed: int) -> dict:
     from alertlab.store import resolve_home
 
     t0 = time.perf_counter()
-    spec = DemoSpec(seed=seed, n_alerts=n_alerts, n_tokens=n_alerts, n_callers=100, history_hours=50.0)
-    alerts, candles = make_market_arrays(spec, clean=True)
+    spec = DemoSpec(seed=seed, n_alerts=n_alerts, n_tokens=n_alerts, n_callers=100, history_hours=50.0, clean=True)
+    alerts, candles = make_market_arrays(spec)
     t_gen = time.perf_counter() - t0
     src = home / "bench-input"
     src.mkdir(parents=True, exist_ok=True)

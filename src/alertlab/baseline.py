@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.feather as feather
 
 from alertlab.cache import CacheInfo, derived_path, get_windows
 from alertlab.config import Selection, WindowSpec
@@ -66,15 +66,15 @@ def run_baseline(
         with run.phase("windows"):
             w, info = get_windows(home, alerts, spec, force=force_recompute, progress=progress)
         run.fingerprint, run.cache_hit = info.fingerprint, info.hit
-        mpath = derived_path(info, "baseline.parquet")
+        mpath = derived_path(info, "baseline.arrow")  # Arrow IPC keeps exact types (Parquet has no timestamp[s])
         cached = mpath.exists() and not force_recompute
         with run.phase("metrics"):
             if cached:
-                table = pq.read_table(mpath)
+                table = feather.read_table(mpath)
             else:
                 table = baseline_table(w)
                 with atomic_file(mpath) as tmp:
-                    pq.write_table(table, tmp)
+                    feather.write_feather(table, tmp, compression="uncompressed")
             table = table.sort_by([("alert_ts", "ascending"), ("alert_id", "ascending")])
         with run.phase("leaderboard"):
             board = leaderboard(table, min_calls=min_calls, rank_by=rank_by)

@@ -20,7 +20,6 @@ import hashlib
 import json
 import shutil
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,23 +28,19 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - registers pa.compute
 import pyarrow.parquet as pq
 
 from alertlab import __version__
 from alertlab.config import WindowSpec
+from alertlab.data.candles import bucket_of
 from alertlab.store import Home, atomic_dir
 from alertlab.windows import BAD_ENTRY, MISSING, OK, STALE, Windows
 
 CACHE_FORMAT = 1
-N_BUCKETS = 64
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 _TOKEN_SHIFT = np.int64(1) << np.int64(34)  # bar ts < 2**34 s (year 2514): room for a token code above
 _NPY_HEADER = 128
-
-
-def bucket_of(token: str) -> int:
-    """Candle-store bucket of a token (see DEVELOPERS.md)."""
-    return zlib.crc32(token.encode()) % N_BUCKETS
 
 
 def bucket_path(home: Home, chain: str, bucket: int) -> Path:
@@ -123,10 +118,24 @@ def _load_bucket_bars(path: Path, tokens: list[str], interval_s: int) -> dict[st
     empty = {"code": np.empty(0, np.int64), **{k: np.empty(0, np.int64 if k == "ts" else np.float64) for k in BAR_FIELDS}}
     if not path.exists():
         return empty
+    i = int(interval_s)
+    t = pq.read_table(path, columns=["token", "interval_s", *BAR_FIELDS], filters=[("token", "in", tokens)])
+    iv = t["interval_s"].to_numpy()
+    if not np.any((iv < i) & (i % np.maximum(iv, 1) == 0)):
+        # fast path: no finer bars to aggregate, so the native I bars are the series
+        t = t.filter(pa.compute.equal(t["interval_s"], i))
+        res = {"code": pa.compute.index_in(t["token"], value_set=pa.array(tokens)).to_numpy().astype(np.int64),
+               "ts": t["ts"].to_numpy().astype(np.int64)}
+        for k in ("open", "high", "low", "close", "volume"):
+            res[k] = t[k].to_numpy().astype(np.float64)
+        key = res["code"] * _TOKEN_SHIFT + res["ts"]
+        if key.size and np.any(np.diff(key) < 0):
+            order = np.argsort(key, kind="stable")
+            res = {k: v[order] for k, v in res.items()}
+        return res
     con = duckdb.connect()
     try:
         con.register("tok", pa.table({"token": tokens, "code": np.arange(len(tokens), dtype=np.int64)}))
-        i = int(interval_s)
         sql = f"""
         WITH src AS (
             SELECT t.code, c.interval_s, c.ts, c.open, c.high, c.low, c.close, c.volume
@@ -295,14 +304,16 @@ def _build(
     pq.write_table(table, out / "alerts.parquet")
     digests["offsets.npy"] = _file_digest(out / "offsets.npy")
     digests["alerts.parquet"] = _file_digest(out / "alerts.parquet")
-    return {"digests": digests, "n_alerts": n, "n_bars": int(offsets[-1]),
+    return {"digests": digests, "digest_skip": {f"{k}.npy": _NPY_HEADER for k in apps}, "n_alerts": n, "n_bars": int(offsets[-1]),
             "status_counts": {s: int((status == c).sum()) for s, c in
                               (("ok", OK), ("missing", MISSING), ("stale", STALE), ("bad_entry", BAD_ENTRY))}}
 
 
-def _file_digest(path: Path) -> str:
+def _file_digest(path: Path, skip: int = 0) -> str:
+    """BLAKE2 of a file's bytes after the first ``skip`` (the appended arrays hash their data only)."""
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
+        fh.seek(skip)
         for chunk in iter(lambda: fh.read(1 << 24), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -405,8 +416,9 @@ def verify_entries(home: Home) -> list[dict]:
     for e in list_entries(home):
         p = home.cache_dir / e["fingerprint"]
         meta = json.loads((p / "meta.json").read_text())
+        skips = meta.get("digest_skip", {})
         bad = [name for name, dig in meta["digests"].items()
-               if not (p / name).exists() or _file_digest(p / name) != dig]
+               if not (p / name).exists() or _file_digest(p / name, skips.get(name, 0)) != dig]
         try:
             w = load_entry(p)
             if int(w.offsets[-1]) != len(w.ts) or len(w.offsets) != w.n + 1:

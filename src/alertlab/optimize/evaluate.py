@@ -97,16 +97,20 @@ def strategy_config(options: Mapping[str, Any], settings: EngineSettings) -> Str
         raise ValueError(f"invalid strategy: {msg}") from None
 
 
-def effective_options(cfg: StrategyConfig, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The searchable options as the engine runs them: the sampled value, or None when off/dropped."""
+def effective_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every searchable option as the engine runs it: the sampled value, None when off or dropped.
+
+    Values are kept as sampled (not canonicalised), so they stay comparable with the space's
+    choices; dependents of a rule that is off become None (see :func:`strategy_config`).
+    """
     out: dict[str, Any] = {}
     for name in OPTION_NAMES:
         v = options.get(name)
-        if v is None or (name in _DEPENDENTS and options.get(_DEPENDENTS[name]) is None):
-            out[name] = None
-        else:
-            val = getattr(cfg, name)
-            out[name] = int(val) if name == "entry_delay_bars" else val
+        if v is not None and name in _DEPENDENTS and options.get(_DEPENDENTS[name]) is None:
+            v = None
+        if v is not None and name == "entry_delay_bars":
+            v = int(v)
+        out[name] = v
     return out
 
 
