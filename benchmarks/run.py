@@ -169,6 +169,12 @@ def main() -> None:
         results["summary"] = {"warm_speedup": results["cold"]["seconds"] / results["warm"]["seconds"]}
         if "warm_metrics" in results:
             results["summary"]["warm_recompute_speedup"] = results["cold"]["seconds"] / results["warm_metrics"]["seconds"]
+    vb = results.get("engine_vectorbt", {})
+    if "ratio" in vb:
+        results.setdefault("summary", {})["vectorbt_ratio_same_subset"] = vb["ratio"]
+        if "engine_tpsl" in results:
+            results["summary"]["vectorbt_ratio_full_grid_1t"] = (
+                results["engine_tpsl"]["alert_combos_per_s_1t"] / vb["vectorbt_alert_combos_per_s"])
     out = HERE / "results" / "latest.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "alerts": a.alerts, "results": results}, indent=1))
