@@ -81,8 +81,13 @@ def _candle_digest(home: Home, groups: list[tuple[str, int]]) -> str:
         con.close()
     h = hashlib.blake2b(digest_size=16)
     for chain, b in groups:
-        rel = str(bucket_path(home, chain, b).relative_to(home.root))
-        h.update(f"{rel}={rows.get(rel, rows.get(str(bucket_path(home, chain, b)), 'absent'))};".encode())
+        p = bucket_path(home, chain, b)
+        rel = str(p.relative_to(home.root))
+        # size and mtime too: a bucket rewritten by an ingest that crashed before its catalog
+        # commit must not be mistaken for the recorded content
+        st = p.stat() if p.exists() else None
+        stamp = f"{st.st_size}:{st.st_mtime_ns}" if st else "absent"
+        h.update(f"{rel}={rows.get(rel, 'unrecorded')}@{stamp};".encode())
     return h.hexdigest()
 
 

@@ -238,6 +238,10 @@ from alertlab.cli.backtest import register as _reg_bt  # noqa: E402
 
 _reg_bt(app)
 
+from alertlab.cli.optimize import register as _reg_opt  # noqa: E402
+
+_reg_opt(app)
+
 
 def main() -> None:
     try:

@@ -67,7 +67,7 @@ import pyarrow.parquet as pq
 
 from alertlab.data import chains as ch
 from alertlab.data.quality import SAMPLE_SIZE, IngestReport, file_sha256
-from alertlab.data.timeparse import OK, reason_of, to_epoch_ms
+from alertlab.data.timeparse import EMPTY, OK, reason_of, to_epoch_ms
 from alertlab.progress import bar
 from alertlab.store import Home
 
@@ -196,7 +196,7 @@ def _coalesce_time(df: pd.DataFrame, names: tuple[str, ...]) -> tuple[np.ndarray
     ms, err = to_epoch_ms(df[present[0]].reset_index(drop=True))
     for n in present[1:]:
         m2, e2 = to_epoch_ms(df[n].reset_index(drop=True))
-        take = (err == 1) & (e2 != 1)  # 1 = EMPTY
+        take = (err == EMPTY) & (e2 != EMPTY)
         ms = np.where(take, m2, ms)
         err = np.where(take, e2, err).astype(np.int8)
     return ms, err

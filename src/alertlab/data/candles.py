@@ -62,7 +62,9 @@ row count and the SHA-256 of the file bytes. Re-ingesting or overlapping data ad
 Memory: input files are read in record batches and spilled to a per-ingest staging area split by
 (chain, bucket); buckets are then merged one at a time, so memory is bounded by the batch size
 plus the largest bucket (about 1/64 of a chain's bars). Catalog writes (rejects, ``ingest_log``,
-``candle_files``, ``candle_quality``) happen in one transaction at the end.
+``candle_files``, ``candle_quality``) happen in one transaction at the end; a crash between a
+bucket rewrite and that commit leaves the bucket correct but its ``candle_files`` row stale until
+the next ingest touching it (which re-hashes every bucket it reads).
 """
 
 from __future__ import annotations
@@ -541,7 +543,7 @@ class _Stage:
 
     def _write(self, table: pa.Table, path: Path) -> None:
         with atomic_file(path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+            pq.write_table(table, tmp, compression="lz4")  # scratch: fast over small
 
     def add(self, table: pa.Table) -> None:
         if table.num_rows:

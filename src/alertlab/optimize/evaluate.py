@@ -41,7 +41,14 @@ OBJECTIVES: tuple[str, ...] = ("avg_ret", "median_ret", "sum_ret", "sharpe", "pr
 """Objective names; each is the ``engine.summary`` metric of the same name."""
 
 FOLD_METRICS: tuple[str, ...] = (
-    "n_trades", "avg_ret", "median_ret", "sum_ret", "win_rate", "sharpe", "profit_factor", "expectancy",
+    "n_trades",
+    "avg_ret",
+    "median_ret",
+    "sum_ret",
+    "win_rate",
+    "sharpe",
+    "profit_factor",
+    "expectancy",
     "max_drawdown",
 )
 """Metrics kept per (trial, fold, split)."""
@@ -70,7 +77,11 @@ class EngineSettings:
             raise ValueError(f"intrabar must be one of {', '.join(INTRABAR)}, got {self.intrabar!r}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fee_bps": float(self.fee_bps), "slippage_bps": float(self.slippage_bps), "intrabar": self.intrabar}
+        return {
+            "fee_bps": float(self.fee_bps),
+            "slippage_bps": float(self.slippage_bps),
+            "intrabar": self.intrabar,
+        }
 
 
 def strategy_config(options: Mapping[str, Any], settings: EngineSettings) -> StrategyConfig:

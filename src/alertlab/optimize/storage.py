@@ -183,7 +183,9 @@ class _PgAdvisoryLock:
 
         self._sa = sa
         self._engine = sa.create_engine(url, poolclass=NullPool)
-        self._key = int.from_bytes(zlib.crc32(f"alertlab:{name}".encode()).to_bytes(4, "big"), "big", signed=True)
+        self._key = int.from_bytes(
+            zlib.crc32(f"alertlab:{name}".encode()).to_bytes(4, "big"), "big", signed=True
+        )
         self._conn = None
 
     def acquire(self) -> None:
@@ -263,8 +265,9 @@ class WorkerIdentity:
         return {"host": self.host, "pid": os.getpid(), "lock": str(self.lock_path), "hb": time.time()}
 
 
-def is_stale(trial: optuna.trial.FrozenTrial, stale_after: float, now: float | None = None,
-             host: str | None = None) -> str | None:
+def is_stale(
+    trial: optuna.trial.FrozenTrial, stale_after: float, now: float | None = None, host: str | None = None
+) -> str | None:
     """Why a RUNNING trial is stale, or None when its worker may still be alive (rules above)."""
     now = time.time() if now is None else now
     owner = trial.user_attrs.get(OWNER_ATTR)
@@ -283,7 +286,9 @@ def is_stale(trial: optuna.trial.FrozenTrial, stale_after: float, now: float | N
     return None
 
 
-def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage, stale_after: float) -> list[int]:
+def fail_stale_trials(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, stale_after: float
+) -> list[int]:
     """Mark the study's stale RUNNING trials FAIL (with ``fail_reason``); returns their numbers."""
     out = []
     host = host_key()
@@ -304,8 +309,13 @@ def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage,
 class Heartbeat:
     """Refreshes ``owner.hb`` of RUNNING trials every ``interval`` seconds from a daemon thread."""
 
-    def __init__(self, storage: optuna.storages.BaseStorage, identity: WorkerIdentity,
-                 trial_ids: Sequence[int], interval: float) -> None:
+    def __init__(
+        self,
+        storage: optuna.storages.BaseStorage,
+        identity: WorkerIdentity,
+        trial_ids: Sequence[int],
+        interval: float,
+    ) -> None:
         self._storage, self._identity, self._ids = storage, identity, list(trial_ids)
         self._interval = max(0.05, float(interval))
         self._stop = threading.Event()

@@ -37,12 +37,14 @@ mean of that day's trades, 0 on days without trades):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import multiprocessing as mp
 import os
 import queue as queue_mod
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -91,7 +93,7 @@ SAMPLERS = ("random", "tpe", "grid")
 IDENTITY_ATTR = "alertlab"
 RESULT_ATTR = "result"
 STUDY_FORMAT = 1
-_INFEASIBLE = (1.0, 1.0, 1.0)
+CONSTRAINT_KEY = "violation"
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,9 @@ class OptimizeOptions:
         if int(self.folds) != self.folds or self.folds < 0:
             raise ValueError(f"folds must be an integer >= 0, got {self.folds!r}")
         if self.folds == 0 and self.train_days is None:
-            raise ValueError("the optimizer needs out-of-sample folds: use --folds >= 1 or --train-days/--test-days")
+            raise ValueError(
+                "the optimizer needs out-of-sample folds: use --folds >= 1 or --train-days/--test-days"
+            )
         if (self.train_days is None) != (self.test_days is None):
             raise ValueError("give both --train-days and --test-days, or neither")
         if int(self.min_trades) != self.min_trades or self.min_trades < 0:
@@ -175,29 +179,48 @@ class OptimizeOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "space": self.space.to_dict(), "objective": self.objective, "sampler": self.sampler,
-            "trials": int(self.trials), "seed": self.seed, "batch_size": self.batch_size, "folds": int(self.folds),
-            "anchored": bool(self.anchored), "train_days": self.train_days, "test_days": self.test_days,
-            "min_trades": int(self.min_trades), "max_dd": self.max_dd, **self.settings.as_dict(),
-            "pbo_blocks": int(self.pbo_blocks), "neighbours": int(self.neighbours), "workers": int(self.workers),
+            "space": self.space.to_dict(),
+            "objective": self.objective,
+            "sampler": self.sampler,
+            "trials": int(self.trials),
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "folds": int(self.folds),
+            "anchored": bool(self.anchored),
+            "train_days": self.train_days,
+            "test_days": self.test_days,
+            "min_trades": int(self.min_trades),
+            "max_dd": self.max_dd,
+            **self.settings.as_dict(),
+            "pbo_blocks": int(self.pbo_blocks),
+            "neighbours": int(self.neighbours),
+            "workers": int(self.workers),
             "stale_after": float(self.stale_after),
         }
 
 
-def study_identity(options: OptimizeOptions, data_fingerprint: str, embargo_s: int,
-                   caller: str | None = None) -> dict[str, Any]:
+def study_identity(
+    options: OptimizeOptions, data_fingerprint: str, embargo_s: int, caller: str | None = None
+) -> dict[str, Any]:
     """What must match for two runs to share a study (stored as the study's ``alertlab`` attribute)."""
-    return to_jsonable({
-        "format": STUDY_FORMAT,
-        "data": data_fingerprint,
-        "caller": caller,
-        "space": options.space.to_dict(),
-        "objective": options.objective,
-        "folds": {"k": int(options.folds), "anchored": bool(options.anchored), "train_days": options.train_days,
-                  "test_days": options.test_days, "embargo_s": int(embargo_s)},
-        "engine": options.settings.as_dict(),
-        "constraints": {"min_trades": int(options.min_trades), "max_dd": options.max_dd},
-    })
+    return to_jsonable(
+        {
+            "format": STUDY_FORMAT,
+            "data": data_fingerprint,
+            "caller": caller,
+            "space": options.space.to_dict(),
+            "objective": options.objective,
+            "folds": {
+                "k": int(options.folds),
+                "anchored": bool(options.anchored),
+                "train_days": options.train_days,
+                "test_days": options.test_days,
+                "embargo_s": int(embargo_s),
+            },
+            "engine": options.settings.as_dict(),
+            "constraints": {"min_trades": int(options.min_trades), "max_dd": options.max_dd},
+        }
+    )
 
 
 def default_study_name(identity: dict[str, Any]) -> str:
@@ -223,9 +246,16 @@ def _differences(old: dict, new: dict) -> list[str]:
     return [k for k in keys if canonical_json(old.get(k)) != canonical_json(new.get(k))]
 
 
-_WHAT = {"data": "data (alerts, candles or window rules)", "space": "search space", "objective": "objective",
-         "folds": "folds", "engine": "fees/slippage/intrabar", "constraints": "constraints (--min-trades/--max-dd)",
-         "caller": "caller", "format": "study format"}
+_WHAT = {
+    "data": "data (alerts, candles or window rules)",
+    "space": "search space",
+    "objective": "objective",
+    "folds": "folds",
+    "engine": "fees/slippage/intrabar",
+    "constraints": "constraints (--min-trades/--max-dd)",
+    "caller": "caller",
+    "format": "study format",
+}
 
 
 def open_study(storage: str, name: str, identity: dict[str, Any]) -> tuple[optuna.Study, Any]:
@@ -251,14 +281,6 @@ def open_study(storage: str, name: str, identity: dict[str, Any]) -> tuple[optun
 # samplers
 
 
-def trial_constraints(trial: optuna.trial.FrozenTrial) -> tuple[float, ...]:
-    """TPE's constraints function: the stored constraint values (<= 0 satisfied)."""
-    res = trial.user_attrs.get(RESULT_ATTR)
-    if not isinstance(res, dict) or "constraints" not in res:
-        return _INFEASIBLE
-    return tuple(float_of(c) for c in res["constraints"])
-
-
 class _GridSampler(optuna.samplers.GridSampler):
     """GridSampler without its ``study.stop()`` (only valid inside ``optimize``): the runner caps the
     total at the grid size itself."""
@@ -269,13 +291,13 @@ class _GridSampler(optuna.samplers.GridSampler):
 
 def make_sampler(name: str, space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSampler:
     """The Optuna sampler of a study: random, TPE (multivariate, grouped for conditional options,
-    constant liar for pending trials, constraint-aware) or grid (the space's ``grid()``)."""
+    constant liar for pending trials; it reads the constraints each trial sets) or grid (the space's
+    ``grid()``)."""
     with quiet_optuna():
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                              constraints_func=trial_constraints)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
         if name == "grid":
             return _GridSampler(space.grid(), seed=seed)
     raise ValueError(f"unknown sampler {name!r}")
@@ -384,11 +406,13 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
                     for i, (t, eff) in enumerate(opts):
                         res = _result_attr(ev, i, eff)
                         study_st.set_trial_user_attr(t._trial_id, RESULT_ATTR, res)
+                        # one value for the sampler (sum of violations, 0 = feasible); the parts
+                        # are in the result attribute
+                        t.set_constraint(CONSTRAINT_KEY, float(np.maximum(ev.constraints[i], 0.0).sum()))
                         value = float(ev.train[i]) if np.isfinite(ev.train[i]) else -math.inf
-                        try:
+                        # a trial failed as stale by another machine meanwhile stays failed
+                        with contextlib.suppress(UpdateFinishedTrialError, ValueError):
                             study.tell(t, value)
-                        except (UpdateFinishedTrialError, ValueError):
-                            pass  # failed as stale by another machine meanwhile: it stays failed
                         told.add(t.number)
                         daily[t.number] = ev.daily[:, i].copy()
                         if ev.feasible[i] and value > best:
@@ -409,19 +433,29 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
 
 def _result_attr(ev, i: int, eff: dict[str, Any]) -> dict[str, Any]:
     folds = {s: {m: ev.metrics[s][m][i].tolist() for m in (*FOLD_METRICS, "objective")} for s in SPLITS}
-    return to_jsonable({
-        "options": eff, "train": float(ev.train[i]), "test": float(ev.test[i]), "feasible": bool(ev.feasible[i]),
-        "violations": ev.violations[i], "constraints": ev.constraints[i].tolist(), "folds": folds,
-    })
+    return to_jsonable(
+        {
+            "options": eff,
+            "train": float(ev.train[i]),
+            "test": float(ev.test[i]),
+            "feasible": bool(ev.feasible[i]),
+            "violations": ev.violations[i],
+            "constraints": ev.constraints[i].tolist(),
+            "folds": folds,
+        }
+    )
 
 
-def _worker_entry(job: _Job, out: Any) -> None:
-    """Body of a worker process: search, then send back ``("ok", worker, daily)`` or an error."""
+def _worker_entry(job: _Job, out: Any, start: Any) -> None:
+    """Body of a worker process: load, wait for the others (a fair start), search, then send back
+    ``("ok", worker, daily)`` or an error."""
     if "ALERTLAB_THREADS" not in os.environ:
         os.environ["ALERTLAB_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, job.options.workers)))
     try:
-        w = _windows_of(job)
-        daily = _search(job, _evaluator(job, w))
+        evaluator = _evaluator(job, _windows_of(job))
+        with contextlib.suppress(threading.BrokenBarrierError):
+            start.wait(timeout=120)
+        daily = _search(job, evaluator)
         out.put(("ok", job.worker, daily))
     except KeyboardInterrupt:
         out.put(("interrupted", job.worker, None))
@@ -429,27 +463,35 @@ def _worker_entry(job: _Job, out: Any) -> None:
         out.put(("error", job.worker, traceback.format_exc()))
 
 
-def _run_workers(jobs: list[_Job], study: optuna.Study, on_poll: Callable[[int], None] | None) -> dict:
-    """Run jobs in spawned processes; poll the study for progress; merge their daily returns."""
+def _run_workers(
+    jobs: list[_Job], study: optuna.Study, on_poll: Callable[[int], None] | None
+) -> tuple[dict[int, np.ndarray], list[str]]:
+    """Run jobs in spawned processes, poll the study for progress, merge their daily returns.
+
+    A worker that raises makes the run fail (its traceback is reported); a worker killed from
+    outside only leaves a note — its RUNNING trials are failed as stale by the others, which still
+    bring the study to its exact total. On Ctrl-C the workers fail their RUNNING trials and exit.
+    """
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_worker_entry, args=(j, out), daemon=True) for j in jobs]
+    start = ctx.Barrier(len(jobs))
+    procs = [ctx.Process(target=_worker_entry, args=(j, out, start), daemon=True) for j in jobs]
     for p in procs:
         p.start()
     daily: dict[int, np.ndarray] = {}
-    errors, pending = [], len(procs)
+    errors: list[str] = []
+    reported: set[int] = set()
     try:
-        while pending:
+        while len(reported) < len(procs):
             try:
                 status, worker, payload = out.get(timeout=0.5)
             except queue_mod.Empty:
                 if on_poll is not None:
                     on_poll(len(study.get_trials(deepcopy=False)))
                 if not any(p.is_alive() for p in procs) and out.empty():
-                    errors.append("a worker process died without reporting (killed?)")
                     break
                 continue
-            pending -= 1
+            reported.add(worker)
             if status == "ok":
                 daily.update(payload)
             elif status == "interrupted":
@@ -459,6 +501,11 @@ def _run_workers(jobs: list[_Job], study: optuna.Study, on_poll: Callable[[int],
         for p in procs:
             p.join()
     except BaseException:
+        # workers in the terminal's process group got the Ctrl-C too: give them time to fail their
+        # trials cleanly before interrupting them ourselves
+        deadline = time.monotonic() + 5.0
+        for p in procs:
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
         for p in procs:
             if p.is_alive():
                 os.kill(p.pid, signal.SIGINT)
@@ -469,9 +516,14 @@ def _run_workers(jobs: list[_Job], study: optuna.Study, on_poll: Callable[[int],
         raise
     if errors:
         raise RuntimeError("; ".join(errors))
+    notes = [
+        f"worker {k} exited without reporting (exit code {p.exitcode}); its running trials were failed"
+        for k, p in enumerate(procs)
+        if k not in reported
+    ]
     if on_poll is not None:
         on_poll(len(study.get_trials(deepcopy=False)))
-    return daily
+    return daily, notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,10 +573,21 @@ class StudyResult:
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary: study, counts, folds, recommendation, DSR and PBO."""
         return {
-            "study": self.name, "storage": self.storage, "caller": self.caller, "objective": self.options.objective,
-            "sampler": self.options.sampler, "target_trials": self.target, "n_alerts": self.n_alerts,
-            "n_days": self.n_days, **self.counts, "folds": self.fold_spans(), "recommended": self.recommended,
-            "dsr": self.dsr, "pbo": self.pbo, "notes": self.notes, "timings": self.timings,
+            "study": self.name,
+            "storage": self.storage,
+            "caller": self.caller,
+            "objective": self.options.objective,
+            "sampler": self.options.sampler,
+            "target_trials": self.target,
+            "n_alerts": self.n_alerts,
+            "n_days": self.n_days,
+            **self.counts,
+            "folds": self.fold_spans(),
+            "recommended": self.recommended,
+            "dsr": self.dsr,
+            "pbo": self.pbo,
+            "notes": self.notes,
+            "timings": self.timings,
         }
 
 
@@ -542,8 +605,16 @@ def _rows(trials: list[optuna.trial.FrozenTrial]) -> tuple[list[dict], list[dict
     return done, rows
 
 
-def _analyse(study: optuna.Study, job: _Job, evaluator: Evaluator, daily_cache: dict[int, np.ndarray],
-             caller: str | None, identity: dict, new_trials: int, timings: dict) -> StudyResult:
+def _analyse(
+    study: optuna.Study,
+    job: _Job,
+    evaluator: Evaluator,
+    daily_cache: dict[int, np.ndarray],
+    caller: str | None,
+    identity: dict,
+    new_trials: int,
+    timings: dict,
+) -> StudyResult:
     o = job.options
     space = o.space
     trials = study.get_trials(deepcopy=False)
@@ -563,7 +634,7 @@ def _analyse(study: optuna.Study, job: _Job, evaluator: Evaluator, daily_cache: 
         if d["number"] in daily_cache:
             daily[:, i] = daily_cache[d["number"]]
     for lo in range(0, len(missing), job.batch):
-        part = missing[lo:lo + job.batch]
+        part = missing[lo : lo + job.batch]
         cfgs = [strategy_config(opts[i], o.settings) for i in part]
         daily[:, part] = evaluator.daily(cfgs)
 
@@ -580,7 +651,9 @@ def _analyse(study: optuna.Study, job: _Job, evaluator: Evaluator, daily_cache: 
         order = np.lexsort((numbers[ok], -test[ok], -robust[ok]))
         chosen = int(ok[order[0]])
     elif n:
-        notes.append("no feasible trial with a finite test score: relax --min-trades/--max-dd or check the data")
+        notes.append(
+            "no feasible trial with a finite test score: relax --min-trades/--max-dd or check the data"
+        )
 
     train_rank = _rank(train, feasible)
     robust_rank = _rank(robust, feasible)
@@ -598,14 +671,24 @@ def _analyse(study: optuna.Study, job: _Job, evaluator: Evaluator, daily_cache: 
     if fi.size >= 2 and evaluator.n_days >= o.pbo_blocks:
         metric = "sharpe" if o.objective == "sharpe" else "mean"
         p = pbo_cscv(daily[:, fi], n_blocks=o.pbo_blocks, metric=metric)
-        pbo = {"pbo": p["pbo"], "metric": metric, "n_blocks": p["n_blocks"], "n_combinations": p["n_combinations"],
-               "n_trials": int(fi.size), "n_days": int(evaluator.n_days), "slope": p["slope"],
-               "intercept": p["intercept"], "prob_loss": p["prob_loss"],
-               "logit_median": float(np.median(p["logits"]))}
+        pbo = {
+            "pbo": p["pbo"],
+            "metric": metric,
+            "n_blocks": p["n_blocks"],
+            "n_combinations": p["n_combinations"],
+            "n_trials": int(fi.size),
+            "n_days": int(evaluator.n_days),
+            "slope": p["slope"],
+            "intercept": p["intercept"],
+            "prob_loss": p["prob_loss"],
+            "logit_median": float(np.median(p["logits"])),
+        }
     elif fi.size < 2:
         notes.append("PBO needs at least 2 feasible trials")
     else:
-        notes.append(f"PBO needs at least --pbo-blocks={o.pbo_blocks} days of alerts, the data has {evaluator.n_days}")
+        notes.append(
+            f"PBO needs at least --pbo-blocks={o.pbo_blocks} days of alerts, the data has {evaluator.n_days}"
+        )
 
     # the per-trial table
     by_number = {r["trial"]: r for r in rows}
@@ -614,21 +697,42 @@ def _analyse(study: optuna.Study, job: _Job, evaluator: Evaluator, daily_cache: 
         ntr = res["folds"]["train"]["n_trades"]
         nte = res["folds"]["test"]["n_trades"]
         by_number[d["number"]].update(
-            feasible=bool(feasible[i]), train=train[i], test=test[i], neighbourhood=nbhd[i], robust=robust[i],
-            train_rank=train_rank[i], robust_rank=robust_rank[i], n_trades_train=int(sum(ntr)),
-            n_trades_test=int(sum(nte)), note="; ".join(res.get("violations") or []),
+            feasible=bool(feasible[i]),
+            train=train[i],
+            test=test[i],
+            neighbourhood=nbhd[i],
+            robust=robust[i],
+            train_rank=train_rank[i],
+            robust_rank=robust_rank[i],
+            n_trades_train=int(sum(ntr)),
+            n_trades_test=int(sum(nte)),
+            note="; ".join(res.get("violations") or []),
             **{f"p_{k}": opts[i][k] for k in space.names},
         )
     table = pd.DataFrame(rows)
-    cols = ["trial", "state", "feasible", "train", "test", "neighbourhood", "robust", "train_rank", "robust_rank",
-            "n_trades_train", "n_trades_test", *[f"p_{k}" for k in space.names], "note"]
+    cols = [
+        "trial",
+        "state",
+        "feasible",
+        "train",
+        "test",
+        "neighbourhood",
+        "robust",
+        "train_rank",
+        "robust_rank",
+        "n_trades_train",
+        "n_trades_test",
+        *[f"p_{k}" for k in space.names],
+        "note",
+    ]
     for c in cols:
         if c not in table.columns:
             table[c] = np.nan if c not in ("state", "note") else ""
     table = table[cols]
     table["note"] = table["note"].fillna("")
-    table = table.sort_values(["robust", "test", "trial"], ascending=[False, False, True],
-                              na_position="last", kind="stable").reset_index(drop=True)
+    table = table.sort_values(
+        ["robust", "test", "trial"], ascending=[False, False, True], na_position="last", kind="stable"
+    ).reset_index(drop=True)
 
     fold_metrics = _long_rows(done, job.folds, opts, space.names)
     recommended = cfg = None
@@ -637,25 +741,57 @@ def _analyse(study: optuna.Study, job: _Job, evaluator: Evaluator, daily_cache: 
         r = done[chosen]["res"]
         best_train = int(np.nanargmax(np.where(feasible, train, -np.inf))) if fi.size else chosen
         recommended = {
-            "trial": int(numbers[chosen]), "options": {k: v for k, v in opts[chosen].items() if v is not None},
-            "config": cfg.model_dump(exclude_none=True), "train": train[chosen], "test": test[chosen],
-            "neighbourhood": nbhd[chosen], "robust": robust[chosen], "train_rank": int(train_rank[chosen]),
-            "folds": {s: {m: [float_of(x) for x in r["folds"][s][m]] for m in ("n_trades", "objective")}
-                      for s in SPLITS},
-            "best_train_trial": {"trial": int(numbers[best_train]), "train": train[best_train],
-                                 "test": test[best_train], "robust": robust[best_train]},
+            "trial": int(numbers[chosen]),
+            "options": {k: v for k, v in opts[chosen].items() if v is not None},
+            "config": cfg.model_dump(exclude_none=True),
+            "train": train[chosen],
+            "test": test[chosen],
+            "neighbourhood": nbhd[chosen],
+            "robust": robust[chosen],
+            "train_rank": int(train_rank[chosen]),
+            "folds": {
+                s: {
+                    "n_trades": list(r["folds"][s]["n_trades"]),
+                    "objective": [float_of(x) for x in r["folds"][s]["objective"]],
+                }
+                for s in SPLITS
+            },
+            "best_train_trial": {
+                "trial": int(numbers[best_train]),
+                "train": train[best_train],
+                "test": test[best_train],
+                "robust": robust[best_train],
+            },
         }
     states = [t.state for t in trials]
     counts = {
-        "n_trials": len(trials), "n_complete": states.count(TrialState.COMPLETE),
-        "n_failed": states.count(TrialState.FAIL), "n_running": states.count(TrialState.RUNNING),
-        "n_feasible": int(feasible.sum()), "n_infeasible": int(n - feasible.sum()), "new_trials": int(new_trials),
+        "n_trials": len(trials),
+        "n_complete": states.count(TrialState.COMPLETE),
+        "n_failed": states.count(TrialState.FAIL),
+        "n_running": states.count(TrialState.RUNNING),
+        "n_feasible": int(feasible.sum()),
+        "n_infeasible": int(n - feasible.sum()),
+        "new_trials": int(new_trials),
     }
     return StudyResult(
-        name=job.study_name, storage=describe_storage(job.storage), caller=caller, identity=identity, options=o,
-        folds=job.folds, n_alerts=int(job.order.size), n_days=int(evaluator.n_days), target=job.target,
-        counts=counts, trials=table, fold_metrics=fold_metrics, recommended=to_float_dict(recommended),
-        config=cfg, dsr=dsr, pbo=pbo, notes=notes, timings=timings,
+        name=job.study_name,
+        storage=describe_storage(job.storage),
+        caller=caller,
+        identity=identity,
+        options=o,
+        folds=job.folds,
+        n_alerts=int(job.order.size),
+        n_days=int(evaluator.n_days),
+        target=job.target,
+        counts=counts,
+        trials=table,
+        fold_metrics=fold_metrics,
+        recommended=to_float_dict(recommended),
+        config=cfg,
+        dsr=dsr,
+        pbo=pbo,
+        notes=notes,
+        timings=timings,
     )
 
 
@@ -686,17 +822,47 @@ def _long_rows(done: list[dict], folds: list[Fold], opts: list[dict], names: lis
         f = d["res"]["folds"]
         for j, fold in enumerate(folds):
             for split in SPLITS:
-                lo, hi = (fold.train_from, fold.train_to) if split == "train" else (fold.test_from, fold.test_to)
+                lo, hi = (
+                    (fold.train_from, fold.train_to) if split == "train" else (fold.test_from, fold.test_to)
+                )
                 m = f[split]
-                rec = {"trial": d["number"], "fold": j, "split": split, "from_ts": lo, "to_ts": hi,
-                       "n_trades": int(m["n_trades"][j])}
-                for key in ("avg_ret", "median_ret", "sum_ret", "win_rate", "sharpe", "profit_factor", "objective"):
+                rec = {
+                    "trial": d["number"],
+                    "fold": j,
+                    "split": split,
+                    "from_ts": lo,
+                    "to_ts": hi,
+                    "n_trades": int(m["n_trades"][j]),
+                }
+                for key in (
+                    "avg_ret",
+                    "median_ret",
+                    "sum_ret",
+                    "win_rate",
+                    "sharpe",
+                    "profit_factor",
+                    "objective",
+                ):
                     rec[key] = float_of(m[key][j])
                 for k in names:
                     rec[f"p_{k}"] = opts[i][k]
                 recs.append(rec)
-    cols = ["trial", "fold", "split", "from_ts", "to_ts", "n_trades", "avg_ret", "median_ret", "sum_ret", "win_rate",
-            "sharpe", "profit_factor", "objective", *[f"p_{k}" for k in names]]
+    cols = [
+        "trial",
+        "fold",
+        "split",
+        "from_ts",
+        "to_ts",
+        "n_trades",
+        "avg_ret",
+        "median_ret",
+        "sum_ret",
+        "win_rate",
+        "sharpe",
+        "profit_factor",
+        "objective",
+        *[f"p_{k}" for k in names],
+    ]
     return pd.DataFrame(recs, columns=cols)
 
 
@@ -724,8 +890,8 @@ def run_study(
     study name (default ``opt-<hash of its identity>``, so the same command resumes the same
     study). ``storage``: a SQLAlchemy URL or a journal file (default ``<study_dir>/journal.log``).
     ``windows_path``: the path-cache entry ``w`` was loaded from; worker processes map it instead of
-    receiving a copy. ``progress``: a rich progress bar; ``on_batch``: a callback per batch (in
-    process, one worker only).
+    receiving a copy. ``progress``: a rich progress bar; ``on_batch(total, new, best_train)``: called
+    after each batch (one worker) or each progress poll (several workers).
     """
     t0 = time.perf_counter()
     study_dir = Path(study_dir)
@@ -734,9 +900,14 @@ def run_study(
     if idx.size == 0:
         raise ValueError("no alert with a window (status ok) to optimise on")
     order = time_order(w, idx)
-    folds = make_folds(np.asarray(w.alert_ts_ms, dtype=np.int64)[order], k=options.folds or None,
-                       train_days=options.train_days, test_days=options.test_days, anchored=options.anchored,
-                       embargo_s=int(w.horizon_s))
+    folds = make_folds(
+        np.asarray(w.alert_ts_ms, dtype=np.int64)[order],
+        k=options.folds or None,
+        train_days=options.train_days,
+        test_days=options.test_days,
+        anchored=options.anchored,
+        embargo_s=int(w.horizon_s),
+    )
     if any(f.n_test == 0 for f in folds):
         raise ValueError("every fold needs test alerts")
     fp = data_fingerprint(w)
@@ -750,11 +921,25 @@ def run_study(
     target = options.target()
     opened, st = open_study(storage, name, identity)
     n_alerts = int(order.size)
-    job = _Job(storage=storage, study_name=name, lock_dir=str(study_dir / "locks"),
-               workers_dir=str(study_dir / "workers"), windows=None, windows_path=None, fingerprint=w.fingerprint,
-               order=order, folds=folds, options=options, target=target, batch=options.batch_for(n_alerts),
-               seed=options.seed, worker=0)
-    evaluator = Evaluator(w, order, folds, options.objective, options.settings, options.min_trades, options.max_dd)
+    job = _Job(
+        storage=storage,
+        study_name=name,
+        lock_dir=str(study_dir / "locks"),
+        workers_dir=str(study_dir / "workers"),
+        windows=None,
+        windows_path=None,
+        fingerprint=w.fingerprint,
+        order=order,
+        folds=folds,
+        options=options,
+        target=target,
+        batch=options.batch_for(n_alerts),
+        seed=options.seed,
+        worker=0,
+    )
+    evaluator = Evaluator(
+        w, order, folds, options.objective, options.settings, options.min_trades, options.max_dd
+    )
     n_before = len(opened.get_trials(deepcopy=False))
     timings = {"setup": time.perf_counter() - t0}
 
@@ -777,25 +962,39 @@ def run_study(
             if on_batch is not None:
                 on_batch(total, new, best)
 
+        worker_notes: list[str] = []
         if options.workers == 1:
             daily = _search(job, evaluator, show)
         else:
             jobs = []
             for k in range(options.workers):
-                jobs.append(_Job(**{**job.__dict__, "worker": k,
-                                    "windows": None if windows_path else w,
-                                    "windows_path": str(windows_path) if windows_path else None}))
+                jobs.append(
+                    _Job(
+                        **{
+                            **job.__dict__,
+                            "worker": k,
+                            "windows": None if windows_path else w,
+                            "windows_path": str(windows_path) if windows_path else None,
+                        }
+                    )
+                )
 
             def poll(total: int) -> None:
                 done_now = len([t for t in opened.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))])
-                vals = [t.value for t in opened.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                        if t.value is not None and (t.user_attrs.get(RESULT_ATTR) or {}).get("feasible")]
+                vals = [
+                    t.value
+                    for t in opened.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.value is not None and (t.user_attrs.get(RESULT_ATTR) or {}).get("feasible")
+                ]
                 show(total, max(0, done_now - n_before), max(vals) if vals else -math.inf)
 
-            daily = _run_workers(jobs, opened, poll)
+            daily, worker_notes = _run_workers(jobs, opened, poll)
     timings["search"] = time.perf_counter() - t1
     new = len(opened.get_trials(deepcopy=False)) - n_before
     t2 = time.perf_counter()
+    if worker_notes:  # a killed worker's trials may still be RUNNING: fail them before analysing
+        fail_stale_trials(opened, st, options.stale_after)
     result = _analyse(opened, job, evaluator, daily, caller, identity, new, timings)
+    result.notes.extend(worker_notes)
     timings["analysis"] = time.perf_counter() - t2
     return result

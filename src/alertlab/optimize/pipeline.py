@@ -1,0 +1,245 @@
+"""``alertlab optimize`` as one call: select alerts → windows (path cache) → studies → exports.
+
+Windows come from the path cache once per run (a hit when they were cut before); every trial of
+every study reads those arrays only. The run is recorded in the catalog (config, data fingerprint,
+code version, timings, counts), and its exports in the ``results`` table.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alertlab.cache import CacheInfo, get_windows
+from alertlab.config import Selection, WindowSpec
+from alertlab.optimize.report import trials_long_table, write_config
+from alertlab.optimize.storage import safe_name
+from alertlab.optimize.study import (
+    OptimizeOptions,
+    StudyResult,
+    default_study_name,
+    run_study,
+    study_identity,
+)
+from alertlab.runs import Run, record_result, recorded
+from alertlab.store import Home, resolve_home
+from alertlab.windows import OK
+
+
+@dataclass
+class OptimizeResult:
+    """A recorded optimize run: one study (or one per caller), the cache it read, the files written."""
+
+    run: Run
+    cache: CacheInfo
+    studies: list[StudyResult]
+    per_caller: pd.DataFrame | None
+    skipped_callers: list[dict] = field(default_factory=list)
+    exports: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def study(self) -> StudyResult:
+        """The study of a run without ``per_caller``."""
+        return self.studies[0]
+
+
+def _caller_groups(w, min_calls: int) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
+    ok = np.asarray(w.status) == OK
+    callers = np.asarray(w.caller, dtype=object).astype(str)
+    groups, skipped = [], []
+    for c in sorted(set(callers)):
+        idx = np.flatnonzero((callers == c) & ok)
+        if idx.size >= min_calls:
+            groups.append((c, idx))
+        else:
+            skipped.append(
+                {"caller": c, "n_alerts": int(idx.size), "reason": f"fewer than {min_calls} ok alerts"}
+            )
+    return groups, skipped
+
+
+def _config_path(base: Path | None, default_dir: Path, caller: str | None) -> Path:
+    if base is None:
+        return default_dir / (
+            "recommended.json" if caller is None else f"recommended-{safe_name(caller)}.json"
+        )
+    base = Path(base)
+    return base if caller is None else base.with_name(f"{base.stem}-{safe_name(caller)}{base.suffix}")
+
+
+def per_caller_table(studies: list[StudyResult]) -> pd.DataFrame:
+    """One row per caller study: counts, recommended parameters, train/test/robust, DSR, PBO."""
+    rows = []
+    for s in studies:
+        rec = s.recommended or {}
+        row = {
+            "caller": s.caller,
+            "study": s.name,
+            "n_alerts": s.n_alerts,
+            "n_trials": s.counts["n_trials"],
+            "n_feasible": s.counts["n_feasible"],
+            "trial": rec.get("trial"),
+            "train": rec.get("train"),
+            "test": rec.get("test"),
+            "robust": rec.get("robust"),
+            "dsr": (s.dsr or {}).get("dsr"),
+            "pbo": (s.pbo or {}).get("pbo"),
+        }
+        for k in s.options.space.names:
+            row[f"p_{k}"] = (rec.get("options") or {}).get(k)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df = df.sort_values("robust", ascending=False, na_position="last", kind="stable").reset_index(
+            drop=True
+        )
+    return df
+
+
+def run_optimize(
+    home: Home | str | Path | None = None,
+    selection: Selection | None = None,
+    spec: WindowSpec | None = None,
+    options: OptimizeOptions | None = None,
+    *,
+    study: str | None = None,
+    storage: str | None = None,
+    per_caller: bool = False,
+    min_calls: int = 50,
+    force_recompute: bool = False,
+    progress: bool = False,
+    export_trials_parquet: str | Path | None = None,
+    export_config: str | Path | None = None,
+) -> OptimizeResult:
+    """Optimise exit strategies on the selected alerts (see :mod:`alertlab.optimize.study`).
+
+    ``study``/``storage``: name and Optuna storage (default a journal file in
+    ``<home>/studies/<study>/``). ``per_caller``: one study per caller with at least ``min_calls``
+    ok alerts (study names ``<study>@<caller>``). Exports: ``export_trials_parquet`` (long table),
+    ``export_config`` (recommended strategy, JSON/YAML/TOML by suffix; default
+    ``<home>/studies/<study>/recommended.json``, per caller ``recommended-<caller>.json``).
+    """
+    home = home if isinstance(home, Home) else resolve_home(home)
+    sel, spec = selection or Selection(), spec or WindowSpec()
+    options = options or OptimizeOptions()
+    if export_config is not None and Path(export_config).suffix.lower() not in (
+        ".json",
+        ".yaml",
+        ".yml",
+        ".toml",
+    ):
+        raise ValueError(f"--export-config {export_config}: use a .json, .yaml, .yml or .toml file")
+    if int(min_calls) != min_calls or min_calls < 1:
+        raise ValueError(f"min_calls must be an integer >= 1, got {min_calls!r}")
+    config = {
+        "selection": sel.model_dump(mode="json"),
+        "window": spec.model_dump(mode="json"),
+        "options": options.to_dict(),
+        "study": study,
+        "storage": storage,
+        "per_caller": per_caller,
+        "min_calls": min_calls if per_caller else None,
+        "force_recompute": force_recompute,
+    }
+    from alertlab.baseline import select_alerts
+
+    with recorded(home, "optimize", config) as run:
+        with run.phase("select"):
+            alerts = select_alerts(home, sel)
+        if alerts.empty:
+            raise ValueError(
+                "no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)"
+            )
+        with run.phase("windows"):
+            w, info = get_windows(home, alerts, spec, force=force_recompute, progress=progress)
+        run.fingerprint, run.cache_hit = info.fingerprint, info.hit
+        base = study or default_study_name(study_identity(options, info.fingerprint, int(w.horizon_s)))
+        study_dir = home.studies_dir / safe_name(base)
+        run.config["study"] = base
+        if per_caller:
+            groups, skipped = _caller_groups(w, min_calls)
+            if not groups:
+                raise ValueError(f"no caller has at least --min-calls={min_calls} ok alerts")
+        else:
+            groups, skipped = [(None, None)], []
+        studies: list[StudyResult] = []
+        for caller, idx in groups:
+            t0 = time.perf_counter()
+            try:
+                res = run_study(
+                    w,
+                    options,
+                    study_dir,
+                    alert_idx=idx,
+                    study=base,
+                    storage=storage,
+                    caller=caller,
+                    windows_path=info.path,
+                    progress=progress,
+                )
+            except ValueError as exc:
+                if caller is None:
+                    raise
+                skipped.append({"caller": caller, "n_alerts": int(idx.size), "reason": str(exc)})
+                continue
+            finally:
+                run.timings["studies"] = round(run.timings.get("studies", 0.0) + time.perf_counter() - t0, 6)
+            for k, v in res.timings.items():
+                run.timings[k] = round(run.timings.get(k, 0.0) + v, 6)
+            studies.append(res)
+        if not studies:
+            raise ValueError(
+                "no caller study could be run: " + "; ".join(f"{s['caller']}: {s['reason']}" for s in skipped)
+            )
+        table = per_caller_table(studies) if per_caller else None
+        out = OptimizeResult(run, info, studies, table, skipped)
+        with run.phase("export"):
+            _export(home, out, study_dir, export_trials_parquet, export_config, per_caller)
+        run.counts = {
+            "alerts": int(w.n),
+            "studies": len(studies),
+            "callers_skipped": len(skipped),
+            **{
+                k: int(sum(s.counts[k] for s in studies))
+                for k in ("n_trials", "n_complete", "n_failed", "n_feasible", "new_trials")
+            },
+            "recommended": int(sum(s.recommended is not None for s in studies)),
+        }
+    return out
+
+
+def _export(
+    home: Home, out: OptimizeResult, study_dir: Path, trials_file, config_file, per_caller: bool
+) -> None:
+    from alertlab.exports import write_table
+
+    prov = out.run.provenance()
+    if trials_file is not None:
+        table = trials_long_table(out.studies, with_caller=per_caller)
+        path = write_table(table, Path(trials_file), prov)
+        record_result(home, out.run, "trials", str(path), table.num_rows)
+        out.exports["trials_parquet"] = str(path)
+    for s in out.studies:
+        if s.config is None:
+            continue
+        path = _config_path(Path(config_file) if config_file else None, study_dir, s.caller)
+        header = {
+            "study": s.name,
+            "trial": s.recommended["trial"],
+            "objective": s.options.objective,
+            "run_id": out.run.run_id,
+            "fingerprint": out.run.fingerprint,
+        }
+        write_config(s.config, path, header)
+        record_result(
+            home,
+            out.run,
+            "recommended_config" if s.caller is None else f"recommended_config@{s.caller}",
+            str(path),
+            1,
+        )
+        out.exports["config" if s.caller is None else f"config@{s.caller}"] = str(path)
