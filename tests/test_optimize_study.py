@@ -3,6 +3,7 @@ resume, stale trials, workers, identity checks, grid, exports."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
@@ -74,8 +75,13 @@ def gapwalk_windows(rng: np.random.Generator, n: int = 500, days: int = 96, sigm
     return windows_from_bars(bars, 60, 120 * 60, entry_ts=ets)
 
 
-def nasty_windows(seed: int = 5, n: int = 300) -> object:
-    return random_windows(np.random.default_rng(seed), n, horizon_s=6 * 3600, span_s=40 * 86400)
+def nasty_windows(seed: int = 5, n: int = 300, tie_ms: int = 0) -> object:
+    """Random nasty windows; ``tie_ms`` floors alert times to that grid so many alerts share a
+    time and the alert_id tie-break of the alert order matters (equity curves, float sums)."""
+    w = random_windows(np.random.default_rng(seed), n, horizon_s=6 * 3600, span_s=40 * 86400)
+    if tie_ms:
+        w = dataclasses.replace(w, alert_ts_ms=w.alert_ts_ms // tie_ms * tie_ms)
+    return w
 
 
 def load(result) -> optuna.Study:
@@ -138,7 +144,7 @@ def planted_study(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def nasty_study(tmp_path_factory):
-    w = nasty_windows()
+    w = nasty_windows(tie_ms=6 * 3_600_000)
     opts = OptimizeOptions(
         space=RICH, trials=24, sampler="tpe", seed=3, min_trades=54, max_dd=3.3, folds=3, batch_size=8
     )

@@ -108,11 +108,7 @@ def to_jsonable(x: Any) -> Any:
 
 def float_of(x: Any) -> float:
     """Inverse of :func:`to_jsonable` for one number: None -> NaN, "inf"/"-inf" -> ±inf."""
-    if x is None:
-        return float("nan")
-    if isinstance(x, str):
-        return float(x)
-    return float(x)
+    return float("nan") if x is None else float(x)
 
 
 # ---------------------------------------------------------------------------------------------

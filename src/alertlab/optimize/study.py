@@ -377,18 +377,18 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
     try:
         with WorkerIdentity(Path(job.workers_dir)) as me, quiet_optuna():
             while True:
-                with lock:
-                    fail_stale_trials(study, study_st, o.stale_after)
-                    k = min(job.batch, job.target - len(study.get_trials(deepcopy=False)))
-                    if k <= 0:
-                        break
-                    trials = []
-                    for _ in range(k):
-                        t = study.ask()
-                        trials.append(t)
-                        study_st.set_trial_user_attr(t._trial_id, OWNER_ATTR, me.owner())
+                trials: list[optuna.Trial] = []
                 told: set[int] = set()
                 try:
+                    with lock:
+                        fail_stale_trials(study, study_st, o.stale_after)
+                        k = min(job.batch, job.target - len(study.get_trials(deepcopy=False)))
+                        if k <= 0:
+                            break
+                        for _ in range(k):
+                            t = study.ask()
+                            trials.append(t)
+                            study_st.set_trial_user_attr(t._trial_id, OWNER_ATTR, me.owner())
                     with Heartbeat(study_st, me, [t._trial_id for t in trials], hb_every):
                         opts, cfgs, bad = [], [], {}
                         for t in trials:
