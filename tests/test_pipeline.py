@@ -53,6 +53,7 @@ def test_baseline_cache_miss_hit_force(demo_home):
     assert r1.cache.fingerprint == r2.cache.fingerprint == r3.cache.fingerprint
     assert r1.table.column_names == list(BASELINE_COLUMNS)
     assert r1.table.equals(r2.table) and r1.table.equals(r3.table)
+    pd.testing.assert_frame_equal(r1.leaderboard, r2.leaderboard)  # served from cached caller stats
     # a different horizon is a different cache entry
     r4 = run_baseline(demo_home, spec=WindowSpec(interval_s=60, horizon_hours=12))
     assert r4.cache.fingerprint != r1.cache.fingerprint and not r4.cache.hit

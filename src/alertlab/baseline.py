@@ -51,7 +51,7 @@ def run_baseline(
     beside the cache entry, so a warm rerun only reads it back. Every run is recorded in the
     catalog with its config, fingerprint, cache hit and timings.
     """
-    from alertlab.leaderboard import leaderboard
+    from alertlab.leaderboard import caller_stats, rank_callers
     from alertlab.metrics import baseline_table
 
     home = home if isinstance(home, Home) else resolve_home(home)
@@ -77,7 +77,15 @@ def run_baseline(
                     feather.write_feather(table, tmp, compression="uncompressed")
             table = table.sort_by([("alert_ts", "ascending"), ("alert_id", "ascending")])
         with run.phase("leaderboard"):
-            board = leaderboard(table, min_calls=min_calls, rank_by=rank_by)
+            spath = derived_path(info, "caller_stats.arrow")
+            if cached and spath.exists():
+                stats = feather.read_table(spath).to_pandas()
+            else:
+                stats = caller_stats(table)
+                with atomic_file(spath) as tmp:
+                    feather.write_feather(pa.Table.from_pandas(stats, preserve_index=False), tmp,
+                                          compression="uncompressed")
+            board = rank_callers(stats, min_calls=min_calls, rank_by=rank_by)
             hidden = list(board.attrs.get("hidden_callers", []))
         run.counts = {"alerts": w.n, "bars": info.n_bars, "callers_ranked": len(board),
                       "callers_hidden": len(hidden), "metrics_cached": cached,

@@ -175,11 +175,16 @@ def leaderboard(
     ``n_hidden`` and ``hidden_callers``. Sorted by ``rank_by`` (``ascending`` as given, NaN last),
     ties by ``n`` descending then caller name; ``rank`` is 1..k in that order.
     """
+    return rank_callers(caller_stats(baseline, n_boot=n_boot, seed=seed), min_calls, rank_by, ascending)
+
+
+def rank_callers(stats: pd.DataFrame, min_calls: int = 10, rank_by: str = "hit2x_lo",
+                 ascending: bool = False) -> pd.DataFrame:
+    """Rank precomputed :func:`caller_stats` (the cheap part of :func:`leaderboard`, same rules)."""
     if rank_by not in RANKABLE_COLUMNS:
         raise ValueError(f"unknown rank_by {rank_by!r}; valid: {', '.join(RANKABLE_COLUMNS)}")
     if min_calls < 0:
         raise ValueError("min_calls must be >= 0")
-    stats = caller_stats(baseline, n_boot=n_boot, seed=seed)
     keep = stats["n"].to_numpy() >= min_calls
     hidden = stats.loc[~keep, "caller"].tolist()
     board = stats.loc[keep].sort_values(
