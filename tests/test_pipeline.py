@@ -233,3 +233,12 @@ def test_real_data_baseline(real_data: Path, tmp_path):
     assert len(df) == rep.rows_new
     # the real candles cover other tokens than the alerts (see SOURCE.md): rows exist, marked missing
     assert (df["status"] == "missing").all() and df["ath_mult"].isna().all()
+
+
+def test_public_api_names_resolve():
+    import alertlab
+
+    for name in alertlab.__all__:
+        assert getattr(alertlab, name) is not None, name
+    with pytest.raises(AttributeError):
+        alertlab.no_such_thing  # noqa: B018

@@ -39,6 +39,10 @@ _API = {
     "StrategyConfig": "alertlab.engine",
     "backtest": "alertlab.engine",
     "run_grid": "alertlab.engine",
+    "PortfolioConfig": "alertlab.engine",
+    "run_backtest": "alertlab.backtesting",
+    "run_optimize": "alertlab.optimize",
+    "OptimizeOptions": "alertlab.optimize",
 }
 
 __all__ = ["__version__", *_API]
