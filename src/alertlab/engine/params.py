@@ -10,15 +10,15 @@ Numba kernels see (column indices are the ``C_*`` constants below).
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from alertlab.configfile import read_mapping
 
 MAX_LEVELS = 16  # take-profit ladder levels a parameter row can hold
 LADDER_SUM_TOL = 1e-9  # ladder fractions may sum to 1 + this (float noise from user input)
@@ -327,21 +327,7 @@ class StrategyConfig(BaseModel):
     @classmethod
     def from_file(cls, path: str | Path) -> StrategyConfig:
         """Load a config from JSON, YAML or TOML (by suffix); a top-level ``strategy`` table is accepted."""
-        path = Path(path)
-        suffix = path.suffix.lower()
-        text = path.read_text()
-        if suffix == ".json":
-            data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        elif suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            raise ValueError(f"{path}: unknown config format {suffix!r} (use .json, .yaml, .yml or .toml)")
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of options")
+        data = read_mapping(path, "strategy")
         if set(data) == {"strategy"} and isinstance(data["strategy"], dict):
             data = data["strategy"]
         return cls(**data)

@@ -12,24 +12,15 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
+from alertlab.configfile import CONFIG_SUFFIXES
 from alertlab.engine import StrategyConfig
+from alertlab.optimize.evaluate import LONG_METRICS
 from alertlab.optimize.space import INT_OPTIONS, STR_OPTIONS
 from alertlab.store import atomic_file
 
 if TYPE_CHECKING:
     from alertlab.optimize.study import StudyResult
 
-METRIC_COLUMNS = (
-    "n_trades",
-    "avg_ret",
-    "median_ret",
-    "sum_ret",
-    "win_rate",
-    "sharpe",
-    "profit_factor",
-    "objective",
-)
-CONFIG_SUFFIXES = (".json", ".yaml", ".yml", ".toml")
 
 
 def trials_long_table(results: Sequence[StudyResult], with_caller: bool = False) -> pa.Table:
@@ -55,7 +46,7 @@ def trials_long_table(results: Sequence[StudyResult], with_caller: bool = False)
             "split",
             "from_ts",
             "to_ts",
-            *METRIC_COLUMNS,
+            *LONG_METRICS,
             *[f"p_{k}" for k in names],
         )
     }
@@ -63,7 +54,7 @@ def trials_long_table(results: Sequence[StudyResult], with_caller: bool = False)
         df = r.fold_metrics
         n = len(df)
         cols["caller"].extend([r.caller] * n)
-        for c in ("trial", "fold", "split", "from_ts", "to_ts", *METRIC_COLUMNS):
+        for c in ("trial", "fold", "split", "from_ts", "to_ts", *LONG_METRICS):
             cols[c].extend(df[c].tolist())
         for k in names:
             c = f"p_{k}"
@@ -75,7 +66,7 @@ def trials_long_table(results: Sequence[StudyResult], with_caller: bool = False)
         ("from_ts", pa.timestamp("ms", tz="UTC")),
         ("to_ts", pa.timestamp("ms", tz="UTC")),
         ("n_trades", pa.int64()),
-        *[(c, pa.float64()) for c in METRIC_COLUMNS[1:]],
+        *[(c, pa.float64()) for c in LONG_METRICS[1:]],
     ]
     for k in names:
         typ = pa.string() if k in STR_OPTIONS else pa.int64() if k in INT_OPTIONS else pa.float64()

@@ -21,16 +21,15 @@ or under a ``space`` key.
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
+
+from alertlab.configfile import read_mapping
 
 if TYPE_CHECKING:
     import optuna
@@ -295,18 +294,7 @@ class SearchSpace:
     def from_file(cls, path: str | Path) -> SearchSpace:
         """Read a space from a ``.json``, ``.yaml``/``.yml`` or ``.toml`` file."""
         path = Path(path)
-        suffix = path.suffix.lower()
-        text = path.read_text(encoding="utf-8")
-        if suffix == ".json":
-            data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        elif suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            raise ValueError(
-                f"{path}: unsupported space file type {suffix!r} (use .json, .yaml, .yml or .toml)"
-            )
+        data = read_mapping(path, "space")
         try:
             return cls.from_dict(data)
         except ValueError as e:

@@ -61,6 +61,7 @@ from optuna.trial import TrialState
 from alertlab.engine import StrategyConfig
 from alertlab.optimize.evaluate import (
     FOLD_METRICS,
+    LONG_METRICS,
     OBJECTIVES,
     SPLITS,
     EngineSettings,
@@ -834,35 +835,12 @@ def _long_rows(done: list[dict], folds: list[Fold], opts: list[dict], names: lis
                     "to_ts": hi,
                     "n_trades": int(m["n_trades"][j]),
                 }
-                for key in (
-                    "avg_ret",
-                    "median_ret",
-                    "sum_ret",
-                    "win_rate",
-                    "sharpe",
-                    "profit_factor",
-                    "objective",
-                ):
+                for key in LONG_METRICS[1:]:
                     rec[key] = float_of(m[key][j])
                 for k in names:
                     rec[f"p_{k}"] = opts[i][k]
                 recs.append(rec)
-    cols = [
-        "trial",
-        "fold",
-        "split",
-        "from_ts",
-        "to_ts",
-        "n_trades",
-        "avg_ret",
-        "median_ret",
-        "sum_ret",
-        "win_rate",
-        "sharpe",
-        "profit_factor",
-        "objective",
-        *[f"p_{k}" for k in names],
-    ]
+    cols = ["trial", "fold", "split", "from_ts", "to_ts", *LONG_METRICS, *[f"p_{k}" for k in names]]
     return pd.DataFrame(recs, columns=cols)
 
 
