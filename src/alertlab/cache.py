@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - registers pa.compute
 import pyarrow.parquet as pq
 
-from alertlab import __version__
 from alertlab.config import WindowSpec
 from alertlab.data.candles import bucket_of
+from alertlab.runs import code_version
 from alertlab.store import Home, atomic_dir
 from alertlab.windows import BAD_ENTRY, MISSING, OK, STALE, Windows
 
@@ -101,7 +101,7 @@ def fingerprint(home: Home, alerts: pd.DataFrame, spec: WindowSpec) -> tuple[str
         "interval_s": spec.interval_s,
         "horizon_s": spec.horizon_s,
         "max_entry_lag_s": spec.entry_lag_s,
-        "code_version": __version__,
+        "code_version": code_version(),
         "cache_format": CACHE_FORMAT,
     }
     fp = hashlib.blake2b(json.dumps(inputs, sort_keys=True).encode(), digest_size=12).hexdigest()

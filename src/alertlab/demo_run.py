@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, replace
 
 from alertlab.store import Home
@@ -16,8 +17,13 @@ class DemoResult:
     baseline: object
 
 
-def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = False) -> DemoResult:
-    """Generate the demo market (deterministic for a seed), ingest it and run the baseline."""
+def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = False,
+             keep_input: bool = False) -> DemoResult:
+    """Generate the demo market (deterministic for a seed), ingest it and run the baseline.
+
+    The generated candle CSVs (several hundred MB) are deleted once ingested unless
+    ``keep_input``: the seed regenerates them byte for byte. The alerts CSV and the truth file stay.
+    """
     from alertlab.baseline import run_baseline
     from alertlab.data import ingest_alerts, ingest_candles
     from alertlab.demo import DemoSpec, make_demo, planted_ranking
@@ -29,5 +35,7 @@ def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = F
     files = make_demo(home.root / "demo-input" / f"seed{seed}-n{n_alerts}", spec)
     rc = ingest_candles(home, [files.candles_dir], progress=progress)  # first: EVM alerts resolve chains from it
     ra = ingest_alerts(home, [files.alerts_csv], progress=progress)
+    if not keep_input:
+        shutil.rmtree(files.candles_dir, ignore_errors=True)
     bl = run_baseline(home, progress=progress)
     return DemoResult(home, planted_ranking(spec), ra, rc, bl)

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from alertlab import __version__
 from alertlab.store import Home
+
+
+@functools.cache
+def code_version() -> str:
+    """``alertlab.__version__``, plus the git commit (and ``.dirty``) when run from a checkout."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return __version__
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{sha}{'.dirty' if dirty else ''}"
 
 
 @dataclass
@@ -38,7 +57,7 @@ class Run:
 
     def provenance(self) -> dict:
         """Key/value metadata written into every export of this run."""
-        return {"alertlab_version": __version__, "run_id": self.run_id, "kind": self.kind,
+        return {"alertlab_version": __version__, "code_version": code_version(), "run_id": self.run_id, "kind": self.kind,
                 "config": self.config, "fingerprint": self.fingerprint}
 
 
@@ -63,7 +82,7 @@ def recorded(home: Home, kind: str, config: dict) -> Iterator[Run]:
     try:
         con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run.run_id, kind, run.started_at, dt.datetime.now(dt.UTC), __version__, to_json(run.config),
+            [run.run_id, kind, run.started_at, dt.datetime.now(dt.UTC), code_version(), to_json(run.config),
              run.fingerprint, run.cache_hit, to_json(run.timings), to_json(run.counts)],
         )
     finally:

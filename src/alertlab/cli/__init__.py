@@ -163,6 +163,23 @@ def _print_baseline(r, min_calls: int) -> None:
 app.command("bl", hidden=True, help="Alias of baseline.")(baseline)
 
 
+@app.command()
+def runs(home: HomeOpt = None, limit: Annotated[int, typer.Option(help="Most recent runs to show.")] = 20,
+         as_json: JsonOpt = False) -> None:
+    """Recorded runs: kind, config, data fingerprint, code version, cache hit, timings, counts."""
+    con = resolve_home(home).connect()
+    try:
+        df = con.execute("SELECT run_id, kind, started_at, code_version, fingerprint, cache_hit, "
+                         "json_extract(timings, '$.total')::DOUBLE AS seconds, counts, config FROM runs "
+                         "ORDER BY started_at DESC LIMIT ?", [limit]).df()
+    finally:
+        con.close()
+    if as_json:
+        print_json(df)
+    else:
+        print_tables([frame_table(df.drop(columns=["config"]), f"last {len(df)} runs (--json for configs)")])
+
+
 # ------------------------------------------------------------------------------------------- cache
 
 @cache_app.command("ls")
@@ -213,13 +230,14 @@ def demo(
     home: HomeOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic market.")] = 7,
     alerts: Annotated[int, typer.Option("--alerts", help="Number of synthetic alerts.")] = 3000,
+    keep_input: Annotated[bool, typer.Option("--keep-input", help="Keep the generated candle CSVs after ingest.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a synthetic memecoin market, ingest it, run the baseline and print the leaderboard."""
     from alertlab.demo_run import run_demo
 
     try:
-        out = run_demo(resolve_home(home), seed=seed, n_alerts=alerts, progress=not as_json)
+        out = run_demo(resolve_home(home), seed=seed, n_alerts=alerts, progress=not as_json, keep_input=keep_input)
     except ValueError as exc:
         fail(str(exc))
     if as_json:
