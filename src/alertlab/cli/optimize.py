@@ -286,7 +286,8 @@ def _print(res) -> None:
             kv_table(
                 {
                     "trial": rec["trial"],
-                    "options": ", ".join(f"{k}={v}" for k, v in rec["options"].items()),
+                    "options": ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                         for k, v in rec["options"].items()),
                     "train / test / robust": f"{rec['train']:.4g} / {rec['test']:.4g} / {rec['robust']:.4g}",
                     "best-by-train trial": f"#{bt['trial']}: train {bt['train']:.4g}, test {bt['test']:.4g}",
                     "config file": res.exports.get("config", "–"),
