@@ -23,6 +23,8 @@ def _fmt(v: Any, col: str = "") -> str:
     if isinstance(v, bool | np.bool_):
         return "yes" if v else "no"
     if isinstance(v, int | np.integer):
+        if col.endswith("_ts") and v > 10**9:  # epoch seconds / ms → UTC time
+            return pd.Timestamp(int(v), unit="ms" if v > 10**11 else "s", tz="UTC").strftime("%Y-%m-%d %H:%M")
         if col.endswith("_s") and not col.startswith("n"):
             return _duration(int(v))
         return str(int(v)) if col in ("row", "source_row", "rank", "trial", "fold") else f"{int(v):,}"

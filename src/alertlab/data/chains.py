@@ -206,7 +206,9 @@ def validate_address(chain: str, token: str) -> str | None:
     if ok:
         return None
     kind = " (EVM: 0x + 40 hex)" if chain in EVM_CHAINS else ""
-    return f"invalid {chain} address{kind}"
+    other = infer_chain(token)
+    hint = f"; it looks like a{'n' if other == EVM else ''} {other} address" if other else ""
+    return f"invalid {chain} address{kind}{hint}"
 
 
 def infer_chain(token: str) -> str | None:
