@@ -191,6 +191,9 @@ def test_cli_backtest_single_grid_and_errors(demo_home, tmp_path):
                                "exit_price", "exit_reason", "n_fills", "hold_s", "ret", "ret_gross", "peak_mult",
                                "ambiguous"]
     assert set(t["exit_reason"]) <= {"tp", "sl", "breakeven", "trail", "time", "horizon", "no_fill"}
+    assert str(t["entry_ts"].dtype).startswith("datetime64") and (t["exit_ts"] >= t["entry_ts"]).all()
+    n = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{trades}') WHERE exit_ts >= entry_ts").fetchone()[0]
+    assert n == len(t)
     assert read_provenance(trades)["config"]["strategy"]["tp"] == 3
     grid = tmp_path / "grid.parquet"
     code, out = cli(demo_home, "backtest", "--tp", "1.5,2,3", "--sl", "0.3,0.5", "--export-grid-parquet", str(grid))

@@ -74,7 +74,10 @@ def run_backtest(
         prov = run.provenance()
         with run.phase("exports"):
             if export_per_trade_parquet and result is not None:
-                t = pa.Table.from_pandas(result.trades, preserve_index=False)
+                trades = result.trades.assign(  # UTC timestamps, as in the baseline export
+                    entry_ts=pd.to_datetime(result.trades["entry_ts"], unit="s", utc=True),
+                    exit_ts=pd.to_datetime(result.trades["exit_ts"], unit="s", utc=True))
+                t = pa.Table.from_pandas(trades, preserve_index=False)
                 p = exports.write_table(t, export_per_trade_parquet, prov)
                 record_result(home, run, "per_trade", str(p), t.num_rows)
             if export_grid_parquet and grid is not None:
