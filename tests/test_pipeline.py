@@ -267,3 +267,17 @@ def test_cli_demo_small(tmp_path):
     assert len(set(doc["planted_ranking"][:3]) & set(board[:5])) >= 2, (doc["planted_ranking"][:5], board[:5])
     assert not any((home.root / "demo-input").rglob("*.csv.tmp"))
     assert not list((home.root / "demo-input").rglob("candles"))  # generated candle CSVs removed after ingest
+
+
+def test_cli_quality_and_rejects(demo_home):
+    code, out = cli(demo_home, "quality", "--json")
+    assert code == 0, out
+    q = json.loads(out)
+    assert q and {"chain", "token", "interval_s", "n_bars", "zero_volume_share"} <= set(q[0])
+    token = q[0]["token"]
+    code, out = cli(demo_home, "quality", "--token", token, "--json")
+    assert code == 0 and {row["token"] for row in json.loads(out)} == {token}
+    code, out = cli(demo_home, "rejects", "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["summary"] and all(r["source_file"] and r["source_row"] >= 2 and r["reason"] for r in doc["rows"])
