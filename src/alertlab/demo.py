@@ -10,13 +10,26 @@ The market (everything seeded, byte-for-byte deterministic for a spec):
 
 * Tokens on solana / bsc / ethereum, starting prices log-uniform in [1e-9, 0.02], log-price random
   walks with a slow bleed, heavy-tailed jumps and volatility that is highest right after the first
-  call. Each alert adds an event to its token's log-price: a pump (ramp up to a multiple drawn on
-  a heavy tail, then a partial give-back), a dump, or nothing. Some tokens rug (-90 % to -99.9 % in
-  one bar) and then mostly die.
-* Callers have a planted ``skill`` in [0, 1] that raises the chance and the size of a pump after
-  their calls and lowers the chance that their first call on a token rugs. A few "lucky" callers
-  have only 3-4 calls, all forced to pump, so a raw hit rate ranks them first while an honest
-  (Wilson lower bound) ranking does not.
+  call. Every call brings a buying spike that bots front-run (mostly priced in at the follower's
+  entry, then given back within the hour); on top of it each alert adds an event to its token's
+  log-price: a pump, a dump, or nothing. A pump starts with a shakeout dip, runs in 2-4 legs with
+  deep pullbacks and extra volatility (peaks are rough, so a tight trailing stop gets shaken out)
+  up to a multiple of at least 1.2x on an exponential tail (thinner beyond 8x), then gives part of
+  it back. Some tokens rug (-90 % to -99.9 % in one bar) and then mostly die.
+* Callers have a planted ``skill`` in [0, 1] that raises the chance (:func:`p_pump`) and the size
+  (:func:`pump_scale`) of a pump after their calls, lowers the chance that their first call on a
+  token rugs (:func:`p_rug`) and makes them early: skilled callers mostly make a token's first
+  call, weak ones mostly follow hours later, after the move. A few "lucky" callers have only 3-4
+  calls, all but one forced to pump, so a raw hit rate ranks them first while an honest (Wilson
+  lower bound) ranking does not.
+* Calibrated to look like real Telegram memecoin calls, not a brochure. Default spec, 48 h windows,
+  measured through ``alertlab demo``: over all ok alerts the median ATH multiple is ~1.45x, ~32 %
+  of calls reach 2x, ~10 % 5x and ~4 % 10x, the median end return is about -70 % (most calls
+  bleed) and the median drawdown before a 2x is about -15 %. The planted best callers hit 2x on
+  ~50 % of calls (median ATH ~2x, p95 ~15x), the worst on ~10-20 %. ``backtest --tp 3 --sl 0.5``
+  (30 bps fees, 50 bps slippage, pessimistic) nets about 0 % per trade over all alerts, +30-45 %
+  on the best callers and -25 to -40 % on the worst; the best of a 240-point trailing-stop grid
+  makes ~+20 % per trade in sample, carried by a few runners. There is an edge, and it is small.
 * Quirks, on purpose: dead stretches (flat ``open=high=low=close`` bars with volume 0), missing
   bars (absent rows), several callers on one token, alerts exactly on a bar boundary, alerts near
   the end of a token's data (truncated windows), tokens with no candles at all (status missing)
@@ -73,18 +86,29 @@ _BAD_TIMES = ("yesterday", "2025-02-30 25:61", "n/a", "12:34 pm")
 
 # Market dynamics (per-minute scale; converted to the bar interval).
 _SIGMA_RANGE = (0.0025, 0.007)  # per-minute log-price volatility, log-uniform per token
-_BLEED_48H = (0.0, 1.5)  # drift: log-price lost per 48 h, uniform per token
+_BLEED_48H = (0.0, 1.1)  # drift: log-price lost per 48 h, uniform per token
 _JUMP_P, _JUMP_SCALE = 0.002, 6.0  # per-bar probability and size (in sigmas) of a jump
+_CALL_VOL = (1.2, 6.0)  # volatility x (1 + A exp(-h / D)), h = hours since the token's first call
+# Events after a call (calibrated: see the module docstring for the magnitudes they produce).
+_PUMP_P = 0.82  # p_pump = P * skill
+_PUMP_S0, _PUMP_S1 = 0.30, 0.75  # pump_scale = S0 + S1 * skill
+_PUMP_FLOOR, _PUMP_CAP = 1.2, 120.0  # pump multiple = floor * exp(Exp(pump_scale)), capped
+_PUMP_KNEE = (8.0, 0.6)  # above 8x the log-multiple's excess is scaled by 0.6
+_EARLY_NOISE = 0.35  # spread of the skill-based order that decides who calls a token first
+_PUMP_VOL = 0.012  # per-minute log volatility added while a pump runs (fading after its peak)
+_SHAKEOUT = (0.0, 0.45)  # log depth of the dip before a pump takes off, uniform
+_PULLBACK = (0.35, 0.7)  # a pump runs in 2-4 legs; pullbacks give back this share of the (log) gain
+_SPIKE_SCALE = 0.18  # every call: a front-run buying spike, log-amplitude ~ Exp(scale), fully given back
 
 
 def p_pump(skill: np.ndarray | float) -> np.ndarray:
     """Probability that an alert by a caller of this skill is followed by a pump."""
-    return 0.03 + 0.87 * np.asarray(skill, dtype=np.float64)
+    return _PUMP_P * np.asarray(skill, dtype=np.float64)
 
 
 def pump_scale(skill: np.ndarray | float) -> np.ndarray:
-    """Scale of the exponential tail of a pump's log-multiple above 1.6x (larger = bigger pumps)."""
-    return 0.5 + 1.1 * np.asarray(skill, dtype=np.float64)
+    """Scale of the exponential tail of a pump's log-multiple above the pump floor (larger = bigger pumps)."""
+    return _PUMP_S0 + _PUMP_S1 * np.asarray(skill, dtype=np.float64)
 
 
 def p_rug(skill: np.ndarray | float) -> np.ndarray:
@@ -141,7 +165,7 @@ class DemoFiles:
     """Where :func:`make_demo` wrote the market.
 
     ``truth_csv`` columns: ``caller, skill, planted_rank`` (1 = best by planted skill), ``lucky``
-    (3-4 calls, forced pumps), ``n_calls`` (valid alerts in the CSV).
+    (3-4 calls, all but one forced pumps), ``n_calls`` (valid alerts in the CSV).
     """
 
     alerts_csv: Path
@@ -237,8 +261,9 @@ def caller_truth(spec: DemoSpec) -> pd.DataFrame:
 
     Depends only on ``seed`` and ``n_callers``. Regular callers get skills ``0.05 + 0.9 q**1.5`` for
     ``q`` evenly spaced over [0, 1] (jittered, shuffled): many mediocre callers, a few clearly good
-    ones. ``min(3, n_callers // 6)`` lucky callers get a low skill and 3-4 calls that are forced to
-    pump on tokens nobody else calls (none when the spec is too small to place them).
+    ones. ``min(3, n_callers // 6)`` lucky callers get a low skill and 3-4 calls on tokens nobody
+    else calls, all but one forced to pump (the other flops), so a raw 2x rate of 67-75 % ranks them
+    first (none when the spec is too small to place them).
     """
     rng = _rng(spec, _STREAM_CALLERS)
     n = spec.n_callers
@@ -385,6 +410,13 @@ class _Plan:
     a_rise: np.ndarray  # s of the ramp
     a_keep: np.ndarray  # share of the amplitude kept after the give-back
     a_tau: np.ndarray  # s, give-back time constant
+    a_legs: np.ndarray  # legs of a pump's run (pullbacks between them)
+    a_depth: np.ndarray  # pullback depth, as a share of the gain so far (log scale)
+    a_dip: np.ndarray  # log depth of the shakeout before a pump takes off
+    s_amp: np.ndarray  # log amplitude of the call's buying spike
+    s_delay: np.ndarray  # s from alert to spike start
+    s_rise: np.ndarray  # s of the spike's ramp
+    s_tau: np.ndarray  # s, spike give-back time constant
 
 
 def _plan(spec: DemoSpec) -> _Plan:
@@ -426,7 +458,8 @@ def _plan(spec: DemoSpec) -> _Plan:
     a_tok = np.repeat(np.arange(n_tok), counts)
     a_rank = np.arange(n_al) - np.repeat(np.cumsum(counts) - counts, counts)
     first_ms = spec.start_ms + rng.integers(0, int(spec.days * 86_400_000), n_tok)
-    delay_ms = np.minimum(rng.exponential(3 * _HOUR * H / (72 * _HOUR), n_al), 0.15 * H) * 1000.0
+    # follow-ups mostly come hours later, after the move (median 3 h at the default history)
+    delay_ms = np.minimum(rng.lognormal(math.log(3 * _HOUR * H / (72 * _HOUR)), 0.8, n_al), 0.15 * H) * 1000.0
     delay_ms = np.where(a_rank == 0, 0.0, np.maximum(delay_ms, max(60.0, 2.0 * iv) * 1000.0)).astype(np.int64)
     order = np.lexsort((delay_ms, a_tok))  # follow-ups in time order within a token
     delay_ms = delay_ms[order]
@@ -474,32 +507,54 @@ def _plan(spec: DemoSpec) -> _Plan:
         lucky_n = np.zeros_like(lucky_n)
     slots = rng.choice(eligible, int(lucky_n.sum()), replace=False)
     a_caller[slots] = np.repeat(lucky_idx, lucky_n)
+    flop = np.zeros(n_al, bool)  # one call of each lucky caller flops; the others are forced pumps
+    flop[slots[(np.cumsum(lucky_n) - lucky_n)[lucky_n > 0]]] = True
     reg_idx = np.flatnonzero(~cal["lucky"].to_numpy())
     free = np.flatnonzero(a_caller < 0)
     n_min = min(30, len(free) // (2 * len(reg_idx)))
     w = cal["weight"].to_numpy()[reg_idx]
     reg_counts = n_min + rng.multinomial(len(free) - n_min * len(reg_idx), w / w.sum())
-    a_caller[free] = rng.permutation(np.repeat(reg_idx, reg_counts))
+    # skilled callers tend to be early (the first call on a token), weak ones follow (and buy the top)
+    copies = np.repeat(reg_idx, reg_counts)
+    score = cal["skill"].to_numpy()[copies] + rng.normal(0.0, _EARLY_NOISE, len(copies))
+    slots = free[np.lexsort((rng.random(len(free)), a_rank[free] > 0))]
+    a_caller[slots] = copies[np.argsort(-score, kind="stable")]
     skill = cal["skill"].to_numpy()[a_caller]
     is_lucky = cal["lucky"].to_numpy()[a_caller]
 
     # --- events per alert
-    pump = (rng.random(n_al) < p_pump(skill)) | is_lucky
-    log_mult = math.log(1.6) + rng.exponential(pump_scale(skill))
-    log_mult = np.where(is_lucky, math.log(2.6) + rng.exponential(0.6, n_al), log_mult)
-    log_mult = np.minimum(log_mult, math.log(120.0))
-    dump = ~pump & (rng.random(n_al) < 0.35 + 0.4 * (1 - skill))
+    pump = ((rng.random(n_al) < p_pump(skill)) | is_lucky) & ~flop
+    log_mult = math.log(_PUMP_FLOOR) + rng.exponential(pump_scale(skill))
+    log_mult = np.where(is_lucky, math.log(3.5) + rng.exponential(0.6, n_al), log_mult)
+    knee = math.log(_PUMP_KNEE[0])  # a thinner tail beyond the knee: 50x+ runs are rare
+    log_mult = np.where(log_mult > knee, knee + _PUMP_KNEE[1] * (log_mult - knee), log_mult)
+    log_mult = np.minimum(log_mult, math.log(_PUMP_CAP))
+    dump = ~pump & ((rng.random(n_al) < 0.35 + 0.4 * (1 - skill)) | flop)
     a_amp = np.where(pump, log_mult, np.where(dump, -rng.uniform(0.15, 1.4, n_al), 0.0))
     a_delay = np.where(
         pump, np.minimum(rng.exponential(35 * _MINUTE, n_al), 4 * _HOUR), rng.exponential(20 * _MINUTE, n_al)
     )
     a_rise = np.where(
         pump,
-        np.clip(rng.lognormal(math.log(80 * _MINUTE), 0.8, n_al), 8 * _MINUTE, 16 * _HOUR),
+        np.clip(  # bigger runs take longer
+            rng.lognormal(math.log(80 * _MINUTE), 0.8, n_al) * (0.5 + 0.5 * np.abs(a_amp)),
+            8 * _MINUTE,
+            16 * _HOUR,
+        ),
         np.clip(rng.lognormal(math.log(3 * _HOUR), 0.7, n_al), 10 * _MINUTE, 24 * _HOUR),
     )
+    a_rise = np.where(is_lucky, np.minimum(a_rise, 45 * _MINUTE), a_rise)  # a lucky moonshot is quick
     a_keep = np.where(pump, rng.uniform(0.0, 0.6, n_al), 1.0)
     a_tau = rng.lognormal(math.log(5 * _HOUR), 0.7, n_al)
+    a_legs = rng.integers(2, 5, n_al)
+    a_depth = np.where(pump, rng.uniform(*_PULLBACK, n_al), 0.0)
+    a_dip = np.where(pump, rng.uniform(*_SHAKEOUT, n_al), 0.0)
+    # the call's own buying spike (every alert): bots front-run the followers, so it is mostly
+    # priced in at the entry bar's open, and given back within the hour
+    s_amp = np.where(flop, 0.0, rng.exponential(_SPIKE_SCALE, n_al))  # a flop goes nowhere
+    s_delay = rng.uniform(0.0, 20.0, n_al)
+    s_rise = np.clip(rng.lognormal(math.log(45.0), 0.5, n_al), 10.0, 3 * _MINUTE)
+    s_tau = np.clip(rng.lognormal(math.log(30 * _MINUTE), 0.6, n_al), 5 * _MINUTE, 4 * _HOUR)
 
     # --- rugs: by the first caller's skill; never on tokens holding a lucky call
     first_skill = skill[a_rank == 0]
@@ -540,6 +595,13 @@ def _plan(spec: DemoSpec) -> _Plan:
         a_rise=a_rise,
         a_keep=a_keep,
         a_tau=a_tau,
+        a_legs=a_legs,
+        a_depth=a_depth,
+        a_dip=a_dip,
+        s_amp=s_amp,
+        s_delay=s_delay,
+        s_rise=s_rise,
+        s_tau=s_tau,
     )
 
 
@@ -597,28 +659,52 @@ def _chunk_bars(
     rug = P.rug_bar[rows, None]
     post_rug = col >= rug
 
+    # call events on the log-price (pumps, dumps, buying spikes) and the extra volatility of a
+    # running pump: a pump is rough, not a smooth ramp, so tight trailing stops get shaken out and
+    # peaks are wicks, as in real runs
+    ev = np.zeros((T, N))
+    pvol = np.zeros((T, N))
+    per_bar = math.sqrt(iv / _MINUTE)
+    ranks = P.a_rank[a_sel]
+    for k in np.unique(ranks):  # one alert per token per rank: fancy-index rows are unique
+        m = ranks == k
+        r, ai = a_row[m], a_sel[m]
+        amp, rise = P.a_amp[ai, None], P.a_rise[ai, None]
+        u = (ts[r] - a_s[m, None]) - P.a_delay[ai, None]
+        x = np.clip(u / rise, 0.0, 1.0)
+        fade = np.exp(-np.maximum(u - rise, 0.0) / P.a_tau[ai, None])
+        keep = P.a_keep[ai, None]
+        legs = np.sin(np.pi * P.a_legs[ai, None] * x) ** 2  # 0 at the top of each leg, 1 mid-way
+        ramp = x * x * (3.0 - 2.0 * x) * (1.0 - P.a_depth[ai, None] * legs)
+        ev[r] += amp * ramp * (keep + (1.0 - keep) * fade)
+        # the shakeout: early holders dump on the call before the run (from the alert to a third of the ramp)
+        y = np.clip((ts[r] - a_s[m, None]) / (P.a_delay[ai, None] + rise / 3.0), 0.0, 1.0)
+        ev[r] -= P.a_dip[ai, None] * np.sin(np.pi * y) ** 2
+        running = (u >= 0.0) & (amp > 0.0)
+        pvol[r] += np.where(running, _PUMP_VOL * per_bar * np.where(u <= rise, 1.0, fade * fade), 0.0)
+        u = (ts[r] - a_s[m, None]) - P.s_delay[ai, None]
+        x = np.clip(u / P.s_rise[ai, None], 0.0, 1.0)
+        fade = np.exp(-np.maximum(u - P.s_rise[ai, None], 0.0) / P.s_tau[ai, None])
+        ev[r] += P.s_amp[ai, None] * (x * x * (3.0 - 2.0 * x)) * fade
+
     # latent log close: bleed + volatility (highest after the first call, low after a rug) + jumps
+    boost, decay_h = _CALL_VOL
     sig = P.sigma[rows, None] * np.where(
-        since_h >= 0, 1.0 + 1.2 * np.exp(-np.maximum(since_h, 0.0) / 6.0), 0.85
+        since_h >= 0, 1.0 + boost * np.exp(-np.maximum(since_h, 0.0) / decay_h), 0.85
     )
     sig *= np.where(post_rug, 0.35, 1.0)
+    pvol *= np.where(post_rug, 0.35, 1.0)
+    pvol += sig  # per-bar volatility of the path (sig alone: quiet-bar scale for jitter and volume)
     inc = rng.standard_normal((T, N))
-    inc *= sig
+    inc *= pvol
     inc[rng.random((T, N)) < _JUMP_P] *= _JUMP_SCALE
     inc += P.drift[rows, None]
     lat = np.cumsum(inc, axis=1)
     del inc
     lat += P.log_p0[rows, None]
     lat += np.where(post_rug, P.rug_amt[rows, None], 0.0)
-    ranks = P.a_rank[a_sel]
-    for k in np.unique(ranks):  # one alert per token per rank: fancy-index rows are unique
-        m = ranks == k
-        r, ai = a_row[m], a_sel[m]
-        u = (ts[r] - a_s[m, None]) - P.a_delay[ai, None]
-        x = np.clip(u / P.a_rise[ai, None], 0.0, 1.0)
-        keep = P.a_keep[ai, None]
-        give = keep + (1.0 - keep) * np.exp(-np.maximum(u - P.a_rise[ai, None], 0.0) / P.a_tau[ai, None])
-        lat[r] += P.a_amp[ai, None] * (x * x * (3.0 - 2.0 * x)) * give
+    lat += ev
+    del ev
 
     # protected bars (never dead, never missing): around every alert, and the rug bar with the one before
     after = max(int(_HOUR // iv), 6)
@@ -665,10 +751,10 @@ def _chunk_bars(
     opn = np.where(dead, close, opn)
     wick = np.abs(rng.standard_normal((T, N))) * 0.6
     wick[rng.random((T, N)) < 0.01] *= 6.0
-    high = np.where(dead, close, np.maximum(opn, close) * np.exp(wick * sig))
+    high = np.where(dead, close, np.maximum(opn, close) * np.exp(wick * pvol))
     wick = np.abs(rng.standard_normal((T, N))) * 0.6
-    low = np.where(dead, close, np.minimum(opn, close) * np.exp(-wick * sig))
-    del wick
+    low = np.where(dead, close, np.minimum(opn, close) * np.exp(-wick * pvol))
+    del wick, pvol
     activity = np.where(since_h >= 0, 0.25 + np.exp(-np.maximum(since_h, 0.0) / 18.0), 0.4)
     del since_h
     usd = P.usd_vol[rows, None] * rng.lognormal(0.0, 0.9, (T, N)) * activity
