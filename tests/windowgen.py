@@ -219,6 +219,13 @@ def random_windows(
             cols[k].append(arr)
         counts[i] = len(ks)
 
+    return _assemble(cols, counts, interval_s, horizon_s, alert_id, caller, chain, token, alert_ts_ms,
+                     status, entry_ts, entry_price, "random_windows")
+
+
+def _assemble(cols, counts, interval_s, horizon_s, ids, caller, chain, token, ts_ms, status, entry_ts,
+              entry_price, generator: str) -> Windows:
+    """A Windows from per-alert bar column lists (ragged) and the per-alert arrays."""
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     flat = {
         k: (np.concatenate(v) if v else np.empty(0)).astype(np.int64 if k == "ts" else np.float64)
@@ -227,18 +234,17 @@ def random_windows(
     return Windows(
         interval_s=int(interval_s),
         horizon_s=int(horizon_s),
-        alert_id=alert_id,
+        alert_id=ids,
         caller=caller,
         chain=chain,
         token=token,
-        alert_ts_ms=alert_ts_ms,
-        is_first_call=first_call_flags(chain, token, alert_ts_ms, alert_id),
+        alert_ts_ms=ts_ms,
+        is_first_call=first_call_flags(chain, token, ts_ms, ids),
         status=status,
         entry_ts=entry_ts,
         entry_price=entry_price,
         offsets=offsets,
-        fingerprint="",
-        meta={"generator": "random_windows"},
+        meta={"generator": generator},
         **flat,
     )
 
@@ -343,24 +349,5 @@ def windows_from_bars(
         )
     else:
         ids = np.array(list(alert_id), dtype=object)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    flat = {
-        k: (np.concatenate(v) if v else np.empty(0)).astype(np.int64 if k == "ts" else np.float64)
-        for k, v in cols.items()
-    }
-    return Windows(
-        interval_s=int(interval_s),
-        horizon_s=int(horizon_s),
-        alert_id=ids,
-        caller=caller_a,
-        chain=chain_a,
-        token=token_a,
-        alert_ts_ms=ts_ms,
-        is_first_call=first_call_flags(chain_a, token_a, ts_ms, ids),
-        status=st,
-        entry_ts=ets,
-        entry_price=entry_price,
-        offsets=offsets,
-        meta={"generator": "windows_from_bars"},
-        **flat,
-    )
+    return _assemble(cols, counts, interval_s, horizon_s, ids, caller_a, chain_a, token_a, ts_ms, st, ets,
+                     entry_price, "windows_from_bars")
