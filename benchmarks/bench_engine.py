@@ -21,8 +21,8 @@ import numpy as np
 
 
 def _windows(home: str):
-    from alertlab.selection import load_windows
     from alertlab.store import resolve_home
+    from alertlab.windows.select import load_windows
 
     w, _ = load_windows(resolve_home(Path(home)))
     for k in ("ts", "open", "high", "low", "close"):

@@ -22,10 +22,10 @@ TRIALS = 2000
 
 
 def _run(home: str, study: str, cold: bool, seed: int) -> dict:
-    from alertlab.cache import clear_entries
     from alertlab.optimize.pipeline import run_optimize
     from alertlab.optimize.study import OptimizeOptions
     from alertlab.store import resolve_home
+    from alertlab.windows.cache import clear_entries
 
     h = resolve_home(Path(home))
     shutil.rmtree(h.studies_dir / study, ignore_errors=True)  # a fresh study of TRIALS trials

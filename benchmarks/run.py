@@ -34,8 +34,8 @@ def phase_prepare(home: Path, n_alerts: int, seed: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from alertlab.data import ingest_alerts, ingest_candles
-    from alertlab.demo import DemoSpec, make_market_arrays
+    from alertlab.demo.market import DemoSpec, make_market_arrays
+    from alertlab.ingest import ingest_alerts, ingest_candles
     from alertlab.store import resolve_home
 
     t0 = time.perf_counter()
@@ -61,7 +61,7 @@ def phase_prepare(home: Path, n_alerts: int, seed: int) -> dict:
 
 
 def phase_baseline(home: Path, force: bool) -> dict:
-    from alertlab.baseline import run_baseline
+    from alertlab.app.baseline import run_baseline
 
     t0 = time.perf_counter()
     r = run_baseline(home, force_recompute=force)
@@ -71,11 +71,11 @@ def phase_baseline(home: Path, force: bool) -> dict:
 
 
 def phase_warm_metrics(home: Path) -> dict:
-    from alertlab.baseline import select_alerts
-    from alertlab.cache import get_windows
-    from alertlab.config import WindowSpec
-    from alertlab.metrics import baseline_table
+    from alertlab.app.baseline import select_alerts
     from alertlab.store import resolve_home
+    from alertlab.truth.metrics import baseline_table
+    from alertlab.windows.cache import get_windows
+    from alertlab.windows.spec import WindowSpec
 
     h = resolve_home(home)
     t0 = time.perf_counter()
@@ -89,11 +89,11 @@ def phase_warm_metrics(home: Path) -> dict:
 def phase_kernel(home: Path) -> dict:
     import numpy as np
 
-    from alertlab.baseline import select_alerts
-    from alertlab.cache import get_windows
-    from alertlab.config import WindowSpec
-    from alertlab.metrics import compute_metrics
+    from alertlab.app.baseline import select_alerts
     from alertlab.store import resolve_home
+    from alertlab.truth.metrics import compute_metrics
+    from alertlab.windows.cache import get_windows
+    from alertlab.windows.spec import WindowSpec
 
     h = resolve_home(home)
     w, _ = get_windows(h, select_alerts(h), WindowSpec())

@@ -1,6 +1,6 @@
 """Address validation reasons name the chain an address seems to belong to."""
 
-from alertlab.data.chains import validate_address
+from alertlab.ingest.chains import validate_address
 
 SOL = "2bNQko1C2wYfexfe9MBnd7SwwaQC6vyEXdhMkhBWEN4d"
 EVM = "0x02c29be7cc318fb958b763d9af9b9e06fc474444"

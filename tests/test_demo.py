@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alertlab.data.chains import is_evm_address, is_solana_address, normalize_chain, normalize_token
-from alertlab.demo import (
+from alertlab.demo.market import (
     ALERT_COLUMNS,
     CANDLE_COLUMNS,
     CANDLE_HEADER,
@@ -30,6 +29,7 @@ from alertlab.demo import (
     make_market_arrays,
     planted_ranking,
 )
+from alertlab.ingest.chains import is_evm_address, is_solana_address, normalize_chain, normalize_token
 
 SMALL = DemoSpec(seed=3, n_callers=10, n_tokens=150, n_alerts=330, days=6)
 # ~170 calls per regular caller: realistic (small) edges need that many for a stable ranking

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from alertlab.data import chains as ch
-from alertlab.data import derive_alert_id, ingest_alerts, ingest_candles, load_alerts
-from alertlab.data.timeparse import EMPTY, OK, OUT_OF_RANGE, UNPARSABLE, to_epoch_ms
+from alertlab.ingest import chains as ch
+from alertlab.ingest import derive_alert_id, ingest_alerts, ingest_candles, load_alerts
+from alertlab.ingest.timeparse import EMPTY, OK, OUT_OF_RANGE, UNPARSABLE, to_epoch_ms
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 TRON = "TNzAJtKNmphXvkComBUazKMvZurEQRt2tn"  # from the real export (valid base58check)

@@ -1,7 +1,7 @@
 """Candle ingestion: formats, interval detection, quarantine, conflicts, the bucketed store, quality.
 
 Interval detection and quality metrics are compared with plain-loop references written from the
-rules in ``alertlab.data.candles`` / ``alertlab.data.quality`` on random nasty series.
+rules in ``alertlab.ingest.candles`` / ``alertlab.ingest.quality`` on random nasty series.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from alertlab.data import bucket_of, candle_bucket_path, detect_intervals, ingest_candles, quality_table
-from alertlab.data import candles as cmod
-from alertlab.data.candles import STORE_SCHEMA, UNDETECTABLE, resolve_from_known
-from alertlab.data.quality import SUPERSEDED, series_quality
+from alertlab.ingest import bucket_of, candle_bucket_path, detect_intervals, ingest_candles, quality_table
+from alertlab.ingest import candles as cmod
+from alertlab.ingest.candles import UNDETECTABLE, resolve_from_known
+from alertlab.ingest.quality import SUPERSEDED, series_quality
+from alertlab.store.candles import STORE_SCHEMA
 
 STD = (60, 300, 900, 1800, 3600, 14400, 86400)
 T0 = 1_760_000_400  # a multiple of 3600 (2025-10-09T09:00:00Z)

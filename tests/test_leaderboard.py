@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-import alertlab.leaderboard as lb
-from alertlab.leaderboard import (
+import alertlab.truth.leaderboard as lb
+from alertlab.truth.leaderboard import (
     LEADERBOARD_COLUMNS,
     bootstrap_median_ci,
     caller_stats,
     leaderboard,
     wilson_interval,
 )
-from alertlab.metrics import baseline_table
+from alertlab.truth.metrics import baseline_table
 
 from windowgen import random_windows
 

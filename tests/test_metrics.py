@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alertlab.metrics import BASELINE_COLUMNS, METRIC_COLUMNS, baseline_table, compute_metrics
+from alertlab.truth.metrics import BASELINE_COLUMNS, METRIC_COLUMNS, baseline_table, compute_metrics
 from alertlab.windows import OK, STATUS_NAMES
 
 from windowgen import random_windows, windows_from_bars

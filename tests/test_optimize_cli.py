@@ -10,16 +10,16 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from alertlab import cache as cache_mod
 from alertlab.cli import app
-from alertlab.config import WindowSpec
-from alertlab.data import ingest_alerts, ingest_candles
-from alertlab.demo import DemoSpec, make_demo
+from alertlab.demo.market import DemoSpec, make_demo
 from alertlab.engine import StrategyConfig
-from alertlab.exports import read_provenance
+from alertlab.ingest import ingest_alerts, ingest_candles
 from alertlab.optimize.space import DEFAULT_SPACE
 from alertlab.optimize.study import OptimizeOptions
+from alertlab.report.exports import read_provenance
 from alertlab.store import resolve_home
+from alertlab.windows import cache as cache_mod
+from alertlab.windows.spec import WindowSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()

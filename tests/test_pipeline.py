@@ -11,16 +11,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from alertlab import cache
-from alertlab.baseline import run_baseline
+from alertlab.app.baseline import run_baseline
 from alertlab.cli import app
-from alertlab.config import Selection, WindowSpec
-from alertlab.data import ingest_alerts, ingest_candles
-from alertlab.demo import DemoSpec, make_demo
-from alertlab.exports import read_provenance
-from alertlab.metrics import BASELINE_COLUMNS
+from alertlab.demo.market import DemoSpec, make_demo
+from alertlab.ingest import ingest_alerts, ingest_candles
+from alertlab.report.exports import read_provenance
 from alertlab.store import Home
-from alertlab.windows import OK
+from alertlab.truth.metrics import BASELINE_COLUMNS
+from alertlab.windows import OK, cache
+from alertlab.windows.spec import Selection, WindowSpec
 
 runner = CliRunner()
 SPEC = DemoSpec(seed=3, n_callers=8, n_tokens=120, n_alerts=240, days=10, history_hours=60.0)

@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from alertlab.data import candle_bucket_path, ingest_alerts, ingest_candles, load_alerts, quality_table
+from alertlab.ingest import candle_bucket_path, ingest_alerts, ingest_candles, load_alerts, quality_table
 from test_ingest_candles import ref_detect
 
 pytestmark = pytest.mark.real

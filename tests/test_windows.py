@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alertlab.cache import _load_bucket_bars, cut_windows, gather
 from alertlab.windows import BAD_ENTRY, MISSING, OK, STALE
+from alertlab.windows.cache import _load_bucket_bars, cut_windows, gather
 
 
 def ref_cut(alert_token, alert_ts_ms, series, interval_s, horizon_s, max_lag):

@@ -10,42 +10,68 @@ Typical use::
     res.leaderboard.head()                        # pandas DataFrame
     bt = alertlab.backtest(res.windows, alertlab.StrategyConfig(tp=3, sl=0.5))
 
-The CLI (``alertlab``) is a thin layer over these functions.
+The CLI (``alertlab``) is a thin layer over these functions. The names below are the public API;
+everything else lives in the stage packages (``ingest``, ``store``, ``windows``, ``truth``,
+``engine``, ``optimize``, ``app``, ``report``) and may change between versions.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # static imports for IDEs and type checkers; at run time they load lazily (fast CLI start)
+    from alertlab.app.backtest import run_backtest
+    from alertlab.app.baseline import run_baseline
+    from alertlab.engine import PortfolioConfig, StrategyConfig, backtest, run_grid
+    from alertlab.ingest import ingest_alerts, ingest_candles, load_alerts, quality_table
+    from alertlab.optimize import OptimizeOptions, run_optimize
+    from alertlab.store import Home, resolve_home
+    from alertlab.windows import Windows
+    from alertlab.windows.spec import Selection, WindowSpec
 
 _API = {
     "resolve_home": "alertlab.store",
     "Home": "alertlab.store",
-    "Selection": "alertlab.config",
-    "WindowSpec": "alertlab.config",
+    "ingest_alerts": "alertlab.ingest",
+    "ingest_candles": "alertlab.ingest",
+    "load_alerts": "alertlab.ingest",
+    "quality_table": "alertlab.ingest",
+    "Selection": "alertlab.windows.spec",
+    "WindowSpec": "alertlab.windows.spec",
     "Windows": "alertlab.windows",
-    "ingest_alerts": "alertlab.data",
-    "ingest_candles": "alertlab.data",
-    "load_alerts": "alertlab.data",
-    "quality_table": "alertlab.data",
-    "select_alerts": "alertlab.baseline",
-    "get_windows": "alertlab.cache",
-    "run_baseline": "alertlab.baseline",
-    "compute_metrics": "alertlab.metrics",
-    "baseline_table": "alertlab.metrics",
-    "leaderboard": "alertlab.leaderboard",
+    "run_baseline": "alertlab.app.baseline",
     "StrategyConfig": "alertlab.engine",
+    "PortfolioConfig": "alertlab.engine",
     "backtest": "alertlab.engine",
     "run_grid": "alertlab.engine",
-    "PortfolioConfig": "alertlab.engine",
-    "run_backtest": "alertlab.backtesting",
-    "run_optimize": "alertlab.optimize",
+    "run_backtest": "alertlab.app.backtest",
     "OptimizeOptions": "alertlab.optimize",
+    "run_optimize": "alertlab.optimize",
 }
 
-__all__ = ["__version__", *_API]
+__all__ = [
+    "__version__",
+    "resolve_home",
+    "Home",
+    "ingest_alerts",
+    "ingest_candles",
+    "load_alerts",
+    "quality_table",
+    "Selection",
+    "WindowSpec",
+    "Windows",
+    "run_baseline",
+    "StrategyConfig",
+    "PortfolioConfig",
+    "backtest",
+    "run_grid",
+    "run_backtest",
+    "OptimizeOptions",
+    "run_optimize",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -59,7 +59,7 @@ def _show_ingest(report, as_json: bool) -> None:
 def ingest_alerts_cmd(paths: Annotated[list[Path], typer.Argument(help="CSV or Parquet files.")],
                       home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Ingest alert files: normalise, validate (bad rows quarantined with file and row), dedup."""
-    from alertlab.data import ingest_alerts
+    from alertlab.ingest import ingest_alerts
 
     _check_paths(paths)
     _show_ingest(ingest_alerts(resolve_home(home), paths, progress=not as_json), as_json)
@@ -69,7 +69,7 @@ def ingest_alerts_cmd(paths: Annotated[list[Path], typer.Argument(help="CSV or P
 def ingest_candles_cmd(paths: Annotated[list[Path], typer.Argument(help="Files or directories (CSV, Parquet, JSON).")],
                        home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Ingest candle files: detect bar intervals, quarantine bad bars, resolve duplicates, store as Parquet."""
-    from alertlab.data import ingest_candles
+    from alertlab.ingest import ingest_candles
 
     _check_paths(paths)
     _show_ingest(ingest_candles(resolve_home(home), paths, progress=not as_json), as_json)
@@ -86,7 +86,7 @@ def quality(home: HomeOpt = None, chain: Annotated[str | None, typer.Option(help
             token: Annotated[str | None, typer.Option(help="Only this token.")] = None,
             as_json: JsonOpt = False) -> None:
     """Candle quality per token and bar interval: bars, gaps, missing bars, zero-volume share, conflicts."""
-    from alertlab.data import quality_table
+    from alertlab.ingest import quality_table
 
     q = quality_table(resolve_home(home), chain=chain, token=token)
     if as_json:
@@ -126,7 +126,7 @@ def baseline(
     export_per_caller_parquet: Annotated[Path | None, typer.Option(help="Write DIR/leaderboard.parquet + per-alert rows partitioned by caller.")] = None,
 ) -> None:
     """Baseline path metrics per alert (ATH, time to 2x…10x, drawdowns) and the caller leaderboard."""
-    from alertlab.baseline import run_baseline
+    from alertlab.app.baseline import run_baseline
 
     sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s)
     try:
@@ -185,7 +185,7 @@ def runs(home: HomeOpt = None, limit: Annotated[int, typer.Option(help="Most rec
 @cache_app.command("ls")
 def cache_ls(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List path-cache entries."""
-    from alertlab.cache import list_entries
+    from alertlab.windows.cache import list_entries
 
     df = pd.DataFrame(list_entries(resolve_home(home)))
     if not df.empty:
@@ -199,7 +199,7 @@ def cache_ls(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 @cache_app.command("verify")
 def cache_verify(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Re-hash every cache file against its recorded digest; exit 1 on any mismatch."""
-    from alertlab.cache import verify_entries
+    from alertlab.windows.cache import verify_entries
 
     res = verify_entries(resolve_home(home))
     if as_json:
@@ -217,7 +217,7 @@ def cache_verify(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 def cache_clear(fingerprint: Annotated[list[str] | None, typer.Argument(help="Fingerprints (prefixes); all if omitted.")] = None,
                 home: HomeOpt = None) -> None:
     """Delete cache entries (they are rebuilt on demand)."""
-    from alertlab.cache import clear_entries
+    from alertlab.windows.cache import clear_entries
 
     n = clear_entries(resolve_home(home), fingerprint or None)
     console.print(f"removed {n} cache entr{'y' if n == 1 else 'ies'}")
@@ -234,7 +234,7 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """Make a synthetic memecoin market, ingest it, run the baseline and print the leaderboard."""
-    from alertlab.demo_run import run_demo
+    from alertlab.app.demo import run_demo
 
     try:
         out = run_demo(resolve_home(home), seed=seed, n_alerts=alerts, progress=not as_json, keep_input=keep_input)

@@ -145,7 +145,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Replay exit strategies over every alert: TP/SL, ladders, trailing, breakeven, time stop, delayed/dip entries."""
-        from alertlab.backtesting import run_backtest
+        from alertlab.app.backtest import run_backtest
         from alertlab.engine import PortfolioConfig
         from alertlab.store import resolve_home
 

@@ -31,7 +31,7 @@ ForceOpt = Annotated[bool, typer.Option("--force-recompute", help="Rebuild windo
 
 
 def _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s):
-    from alertlab.config import Selection, WindowSpec
+    from alertlab.windows.spec import Selection, WindowSpec
 
     try:
         sel = Selection(date_from=from_.date() if from_ else None, date_to=to.date() if to else None,

@@ -8,7 +8,7 @@
 * :class:`PortfolioConfig` / :func:`run_portfolio` (``portfolio``): finite capital replay.
 """
 
-from alertlab.engine.backtest import (
+from alertlab.engine.drivers import (
     TRADE_COLUMNS,
     BacktestResult,
     TradeArrays,
@@ -17,7 +17,7 @@ from alertlab.engine.backtest import (
     simulate,
     trade_returns,
 )
-from alertlab.engine.kernel import EXIT_REASONS, NO_FILL, NO_TRADE
+from alertlab.engine.nb.kernel import EXIT_REASONS, NO_FILL, NO_TRADE
 from alertlab.engine.params import (
     INTRABAR_POLICIES,
     N_PARAM_COLS,

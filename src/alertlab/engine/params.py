@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from alertlab.configfile import read_mapping
+from alertlab.util.configfile import read_mapping
 
 MAX_LEVELS = 16  # take-profit ladder levels a parameter row can hold
 LADDER_SUM_TOL = 1e-9  # ladder fractions may sum to 1 + this (float noise from user input)

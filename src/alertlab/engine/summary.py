@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from alertlab.engine.kernel import EXIT_REASONS
+from alertlab.engine.nb.kernel import EXIT_REASONS
 
 # raw per-row statistics produced by the kernel (column order)
 _RAW = (

@@ -4,7 +4,7 @@ One :meth:`Evaluator.evaluate` call runs the engine's many-parameter kernel once
 (:func:`alertlab.engine.trade_returns`, all configs × all study alerts), then slices the returns by
 fold and split and summarises every slice with the engine's own :func:`summarize_columns`, so the
 metric formulas live in one place (``alertlab.engine.summary``). Alerts are kept in alert-time order
-(``alert_ts_ms``, then ``alert_id``), the order :func:`alertlab.engine.backtest` uses, so a fold's
+(``alert_ts_ms``, then ``alert_id``), the order :func:`alertlab.engine.drivers` uses, so a fold's
 metrics equal ``backtest(w, cfg, fold_alerts).summary`` exactly.
 
 Scores (all maximised):
@@ -35,7 +35,7 @@ from alertlab.engine import StrategyConfig, encode_params, summarize_columns, tr
 from alertlab.optimize.folds import Fold
 from alertlab.optimize.space import OPTION_NAMES
 from alertlab.optimize.stats import alert_day_index, daily_returns
-from alertlab.windows import Windows
+from alertlab.windows.model import Windows
 
 OBJECTIVES: tuple[str, ...] = ("avg_ret", "median_ret", "sum_ret", "sharpe", "profit_factor", "expectancy")
 """Objective names; each is the ``engine.summary`` metric of the same name."""

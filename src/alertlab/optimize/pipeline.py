@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alertlab.cache import CacheInfo, get_windows
-from alertlab.config import Selection, WindowSpec
 from alertlab.optimize.report import trials_long_table, write_config
 from alertlab.optimize.storage import safe_name
 from alertlab.optimize.study import (
@@ -25,9 +23,11 @@ from alertlab.optimize.study import (
     run_study,
     study_identity,
 )
-from alertlab.runs import Run, record_result, recorded
 from alertlab.store import Home, resolve_home
-from alertlab.windows import OK
+from alertlab.store.runs import Run, record_result, recorded
+from alertlab.windows.cache import CacheInfo, get_windows
+from alertlab.windows.model import OK
+from alertlab.windows.spec import Selection, WindowSpec
 
 
 @dataclass
@@ -145,7 +145,7 @@ def run_optimize(
         "min_calls": min_calls if per_caller else None,
         "force_recompute": force_recompute,
     }
-    from alertlab.baseline import select_alerts
+    from alertlab.app.baseline import select_alerts
 
     with recorded(home, "optimize", config) as run:
         with run.phase("select"):
@@ -215,7 +215,7 @@ def run_optimize(
 def _export(
     home: Home, out: OptimizeResult, study_dir: Path, trials_file, config_file, per_caller: bool
 ) -> None:
-    from alertlab.exports import write_table
+    from alertlab.report.exports import write_table
 
     prov = out.run.provenance()
     if trials_file is not None:

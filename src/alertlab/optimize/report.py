@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from alertlab.configfile import CONFIG_SUFFIXES
 from alertlab.engine import StrategyConfig
 from alertlab.optimize.evaluate import LONG_METRICS
 from alertlab.optimize.space import INT_OPTIONS, STR_OPTIONS
 from alertlab.store import atomic_file
+from alertlab.util.configfile import CONFIG_SUFFIXES
 
 if TYPE_CHECKING:
     from alertlab.optimize.study import StudyResult

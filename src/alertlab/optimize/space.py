@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alertlab.configfile import read_mapping
+from alertlab.util.configfile import read_mapping
 
 if TYPE_CHECKING:
     import optuna

@@ -88,7 +88,7 @@ from alertlab.optimize.storage import (
     quiet_optuna,
     to_jsonable,
 )
-from alertlab.windows import Windows
+from alertlab.windows.model import Windows
 
 SAMPLERS = ("random", "tpe", "grid")
 IDENTITY_ATTR = "alertlab"
@@ -344,7 +344,7 @@ def _evaluator(job: _Job, w: Windows) -> Evaluator:
 def _windows_of(job: _Job) -> Windows:
     if job.windows is not None:
         return job.windows
-    from alertlab.cache import load_entry
+    from alertlab.windows.cache import load_entry
 
     return load_entry(Path(job.windows_path), job.fingerprint)
 
@@ -921,7 +921,7 @@ def run_study(
     n_before = len(opened.get_trials(deepcopy=False))
     timings = {"setup": time.perf_counter() - t0}
 
-    from alertlab.progress import bar
+    from alertlab.util.progress import bar
 
     t1 = time.perf_counter()
     label = f"optimize {name}"

@@ -25,7 +25,7 @@ import numba as nb
 import numpy as np
 import pyarrow as pa
 
-from alertlab.windows import OK, STATUS_NAMES, Windows
+from alertlab.windows.model import OK, STATUS_NAMES, Windows
 
 MULTIPLES = (2, 3, 4, 5, 10)
 _MULTS = np.array(MULTIPLES, dtype=np.float64)

@@ -19,10 +19,10 @@ in this order):
 
 Normalisation:
 
-* Times (see :mod:`alertlab.data.timeparse`): ISO-8601 with or without offset (naive = UTC) or
+* Times (see :mod:`alertlab.ingest.timeparse`): ISO-8601 with or without offset (naive = UTC) or
   epoch numbers; numbers ``>= 1e11`` are milliseconds, smaller ones seconds (µs/ns above 1e14/1e17).
   Stored as ``ts_ms`` (int64 epoch ms, UTC).
-* Chains (see :mod:`alertlab.data.chains`): ``Solana/SOL/solana`` → ``solana``, ``BSC/BNB`` →
+* Chains (see :mod:`alertlab.ingest.chains`): ``Solana/SOL/solana`` → ``solana``, ``BSC/BNB`` →
   ``bsc``, ``eth/ethereum`` → ``ethereum``, ``base``, ``Tron/TRON`` → ``tron``, other spellings
   lower-cased. An empty chain is inferred from the address: Solana base58 (32 bytes) → ``solana``,
   Tron base58check → ``tron``, ``0x`` + 40 hex → the one EVM chain on which the candle store knows
@@ -65,11 +65,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from alertlab.data import chains as ch
-from alertlab.data.quality import SAMPLE_SIZE, IngestReport, file_sha256
-from alertlab.data.timeparse import EMPTY, OK, reason_of, to_epoch_ms
-from alertlab.progress import bar
+from alertlab.ingest import chains as ch
+from alertlab.ingest.files import collect_files
+from alertlab.ingest.quality import SAMPLE_SIZE, IngestReport, file_sha256
+from alertlab.ingest.timeparse import EMPTY, OK, reason_of, to_epoch_ms
 from alertlab.store import Home
+from alertlab.util.progress import bar
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "alert_id": ("alert_id",),
@@ -110,42 +111,6 @@ def derive_alert_id(caller: str, chain: str, token: str, ts_ms: int) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # reading
-
-
-def _suffix_ok(p: Path, suffixes: tuple[str, ...]) -> bool:
-    name = p.name.lower()
-    return any(name.endswith(s) for s in suffixes)
-
-
-def collect_files(paths: Sequence[str | Path], suffixes: tuple[str, ...], what: str) -> list[Path]:
-    """Files named by ``paths`` (directories searched recursively, hidden entries skipped), deduplicated.
-
-    An explicitly named file with another suffix, or a missing path, raises a clear error.
-    """
-    out: list[Path] = []
-    seen: set[Path] = set()
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if not p.exists():
-            raise FileNotFoundError(f"no such file or directory: {p}")
-        if p.is_dir():
-            found = sorted(
-                f
-                for f in p.rglob("*")
-                if f.is_file()
-                and _suffix_ok(f, suffixes)
-                and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            )
-        elif _suffix_ok(p, suffixes):
-            found = [p]
-        else:
-            raise ValueError(f"{p}: unsupported {what} file type (expected one of {', '.join(suffixes)})")
-        for f in found:
-            r = f.resolve()
-            if r not in seen:
-                seen.add(r)
-                out.append(r)
-    return out
 
 
 def _read_table(path: Path) -> pd.DataFrame:

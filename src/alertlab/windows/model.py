@@ -18,7 +18,7 @@ STATUS_NAMES = ("ok", "missing", "stale", "bad_entry")
 
 @dataclass(frozen=True)
 class Windows:
-    """Per-alert windows cut from the candle store (see ``alertlab.cache``).
+    """Per-alert windows cut from the candle store (see ``alertlab.windows.cache``).
 
     Per-alert arrays (length ``n``): ``alert_id, caller, chain, token`` (object str),
     ``alert_ts_ms`` (int64 epoch ms), ``is_first_call`` (bool), ``status`` (int8, one of

@@ -31,20 +31,17 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - registers pa.compute
 import pyarrow.parquet as pq
 
-from alertlab.config import WindowSpec
-from alertlab.data.candles import bucket_of
-from alertlab.runs import code_version
 from alertlab.store import Home, atomic_dir
-from alertlab.windows import BAD_ENTRY, MISSING, OK, STALE, Windows
+from alertlab.store.candles import KEY_SHIFT as _TOKEN_SHIFT
+from alertlab.store.candles import bucket_file as bucket_path
+from alertlab.store.candles import bucket_of
+from alertlab.store.runs import code_version
+from alertlab.windows.model import BAD_ENTRY, MISSING, OK, STALE, Windows
+from alertlab.windows.spec import WindowSpec
 
 CACHE_FORMAT = 1
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
-_TOKEN_SHIFT = np.int64(1) << np.int64(34)  # bar ts < 2**34 s (year 2514): room for a token code above
 _NPY_HEADER = 128
-
-
-def bucket_path(home: Home, chain: str, bucket: int) -> Path:
-    return home.candles_dir / chain / f"b{bucket:02d}.parquet"
 
 
 @dataclass(frozen=True)
@@ -366,7 +363,7 @@ def get_windows(
     Served from the path cache when an entry with the same fingerprint exists (``hit``),
     otherwise cut from the candle store and written atomically. ``force`` rebuilds.
     """
-    from alertlab.progress import bar
+    from alertlab.util.progress import bar
 
     t0 = time.perf_counter()
     fp, inputs = fingerprint(home, alerts, spec)

@@ -9,12 +9,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from alertlab.cache import CacheInfo, derived_path, get_windows
-from alertlab.config import Selection, WindowSpec
-from alertlab.runs import Run, record_result, recorded
-from alertlab.selection import select_alerts
 from alertlab.store import Home, atomic_file, resolve_home
-from alertlab.windows import Windows
+from alertlab.store.runs import Run, record_result, recorded
+from alertlab.windows.cache import CacheInfo, derived_path, get_windows
+from alertlab.windows.model import Windows
+from alertlab.windows.select import select_alerts
+from alertlab.windows.spec import Selection, WindowSpec
 
 
 @dataclass
@@ -51,8 +51,8 @@ def run_baseline(
     beside the cache entry, so a warm rerun only reads it back. Every run is recorded in the
     catalog with its config, fingerprint, cache hit and timings.
     """
-    from alertlab.leaderboard import caller_stats, rank_callers
-    from alertlab.metrics import baseline_table
+    from alertlab.truth.leaderboard import caller_stats, rank_callers
+    from alertlab.truth.metrics import baseline_table
 
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
@@ -96,7 +96,7 @@ def run_baseline(
 
 
 def _export(home: Home, r: BaselineResult, baseline_file, per_alert_dir, per_caller_dir) -> None:
-    from alertlab import exports
+    from alertlab.report import exports
 
     prov = r.run.provenance()
     with r.run.phase("exports"):

@@ -1,8 +1,8 @@
 """Drivers over the kernels: full simulation, the optimizer's fast returns, backtests and grids.
 
 Every entry point runs the same two kernels: plain TP/SL rows go through the first-passage path
-(:mod:`alertlab.engine.tpsl`), everything else through the bar simulator
-(:mod:`alertlab.engine.kernel`); both give identical results on plain rows. Work is split over
+(:mod:`alertlab.engine.nb.tpsl`), everything else through the bar simulator
+(:mod:`alertlab.engine.nb.kernel`); both give identical results on plain rows. Work is split over
 threads by alert chunks (the kernels release the GIL); set ``ALERTLAB_THREADS`` to override the
 thread count (default: CPU count).
 """
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alertlab.engine.kernel import EXIT_REASONS, NO_FILL, NO_TRADE, general_kernel, policy_code
+from alertlab.engine.nb.kernel import EXIT_REASONS, NO_FILL, NO_TRADE, general_kernel, policy_code
+from alertlab.engine.nb.tpsl import tpsl_kernel
 from alertlab.engine.params import (
     C_FEE,
     C_LEV,
@@ -32,8 +33,7 @@ from alertlab.engine.params import (
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
 from alertlab.engine.summary import summarize_columns
-from alertlab.engine.tpsl import tpsl_kernel
-from alertlab.windows import Windows
+from alertlab.windows.model import Windows
 
 TRADE_COLUMNS = (
     "alert_id",

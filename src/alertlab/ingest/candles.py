@@ -15,9 +15,9 @@ columns when present, else from a file name ``<chain>_<token>_<YYYYMMDD-HHMM>_<Y
 Normalisation and validation (rows failing are quarantined in ``rejects`` with file, row, reason):
 
 * ``ts``: bar open, epoch seconds (UTC). Epoch numbers by magnitude (``>= 1e11`` ms, else seconds,
-  µs/ns above 1e14/1e17) or ISO-8601 (naive = UTC), see :mod:`alertlab.data.timeparse`. Missing,
+  µs/ns above 1e14/1e17) or ISO-8601 (naive = UTC), see :mod:`alertlab.ingest.timeparse`. Missing,
   unparsable, out of 2000–2099, or not a whole second → rejected.
-* chain spellings and token addresses as in :mod:`alertlab.data.chains` (EVM lower-cased, Solana
+* chain spellings and token addresses as in :mod:`alertlab.ingest.chains` (EVM lower-cased, Solana
   case-sensitive, address validated for its chain); an empty chain is inferred from a Solana/Tron
   address, an EVM address without chain is rejected (it names no chain).
 * prices missing/NaN/inf or <= 0, ``high < max(open, close)``, ``low > min(open, close)``, volume
@@ -51,7 +51,7 @@ Duplicates: bars are keyed by ``(chain, token, interval_s, ts)``. Identical vers
 (counted as duplicates). Differing versions are a *conflict*, resolved deterministically: keep the
 larger volume, then the more recent ingest (this one over the store), then the later file (in the
 given order), then the later row. Each losing version is logged in ``rejects`` with reason
-:data:`alertlab.data.quality.SUPERSEDED` (reported as ``conflicts``, not as rejected rows).
+:data:`alertlab.ingest.quality.SUPERSEDED` (reported as ``conflicts``, not as rejected rows).
 
 Store (DEVELOPERS.md): ``<home>/candles/<chain>/b<NN>.parquet``, ``NN = crc32(token) % 64``, columns
 ``chain, token, interval_s (int32), ts (int64), open, high, low, close, volume (float64)``, sorted by
@@ -76,7 +76,6 @@ import re
 import shutil
 import tempfile
 import uuid
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,14 +89,25 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from alertlab.data import chains as ch
-from alertlab.data.alerts import collect_files
-from alertlab.data.quality import SAMPLE_SIZE, SUPERSEDED, IngestReport, file_sha256, series_quality
-from alertlab.data.timeparse import EMPTY, OK, OUT_OF_RANGE, to_epoch_ms
-from alertlab.progress import bar
+from alertlab.ingest import chains as ch
+from alertlab.ingest.files import collect_files
+from alertlab.ingest.quality import SAMPLE_SIZE, SUPERSEDED, IngestReport, file_sha256, series_quality
+from alertlab.ingest.timeparse import EMPTY, OK, OUT_OF_RANGE, to_epoch_ms
 from alertlab.store import Home, atomic_file
+from alertlab.store.candles import (
+    KEY_SHIFT as _SHIFT,
+)
+from alertlab.store.candles import (
+    N_BUCKETS,
+    STORE_SCHEMA,
+    VALUES,
+    bucket_of,
+)
+from alertlab.store.candles import (
+    bucket_file as _bucket_file,
+)
+from alertlab.util.progress import bar
 
-N_BUCKETS = 64
 STANDARD_INTERVALS = (60, 300, 900, 1800, 3600, 14400, 86400)
 CANDLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq", ".json")
 FILENAME_RE = re.compile(
@@ -115,18 +125,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "close": ("close", "c"),
     "volume": ("volume", "v", "vol"),
 }
-PRICES = ("open", "high", "low", "close")
-VALUES = (*PRICES, "volume")
-STORE_SCHEMA = pa.schema(
-    [("chain", pa.string()), ("token", pa.string()), ("interval_s", pa.int32()), ("ts", pa.int64())]
-    + [(c, pa.float64()) for c in VALUES]
-)
 READ_BATCH_ROWS = 1_000_000
 FLUSH_ROWS = 2_000_000
 _NULLS = ["", "NaN", "nan", "NULL", "null", "None", "none", "N/A", "NA", "#N/A", "-nan"]
 _TS_REASON = {EMPTY: "missing ts", 2: "unparsable ts", OUT_OF_RANGE: "ts out of range (not 2000-2099)"}
 UNDETECTABLE = "bar interval undetectable (no neighbour bar at a standard aligned spacing)"
-_SHIFT = np.int64(1) << np.int64(34)  # ts < 2**34 s; token code above it in combined int64 keys
 
 _STAGE_SCHEMA = pa.schema(
     [("chain", pa.string()), ("token", pa.string()), ("ts", pa.int64())]
@@ -149,18 +152,6 @@ _REJECT_SCHEMA = pa.schema(
 )
 
 
-def bucket_of(token: str) -> int:
-    """Store bucket of a (normalised) token: ``zlib.crc32(token.encode()) % 64``."""
-    return zlib.crc32(token.encode()) % N_BUCKETS
-
-
-def candle_bucket_path(home: Home, chain: str, token: str) -> Path:
-    """``<home>/candles/<chain>/b<NN>.parquet`` holding ``token``'s bars (chain/token normalised)."""
-    return home.candles_dir / chain / f"b{bucket_of(token):02d}.parquet"
-
-
-def _bucket_file(home: Home, chain: str, bucket: int) -> Path:
-    return home.candles_dir / chain / f"b{bucket:02d}.parquet"
 
 
 # ---------------------------------------------------------------------------------------------

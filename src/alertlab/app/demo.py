@@ -24,9 +24,9 @@ def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = F
     The generated candle CSVs (several hundred MB) are deleted once ingested unless
     ``keep_input``: the seed regenerates them byte for byte. The alerts CSV and the truth file stay.
     """
-    from alertlab.baseline import run_baseline
-    from alertlab.data import ingest_alerts, ingest_candles
-    from alertlab.demo import DemoSpec, make_demo, planted_ranking
+    from alertlab.app.baseline import run_baseline
+    from alertlab.demo.market import DemoSpec, make_demo, planted_ranking
+    from alertlab.ingest import ingest_alerts, ingest_candles
 
     if n_alerts < 100:
         raise ValueError("--alerts must be at least 100 for a meaningful leaderboard")

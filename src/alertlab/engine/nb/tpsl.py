@@ -5,7 +5,7 @@ nothing path dependent) the stop and the target are constant, so the trade is de
 first bar whose high reaches T = tp·P and the first bar whose low reaches S = sl·P. Per window we
 build the running max of highs and running min of lows once, find each distinct level's first
 crossing by binary search on these monotone arrays, and combine per parameter set with exactly the
-per-bar rules of :mod:`alertlab.engine.kernel`:
+per-bar rules of :mod:`alertlab.engine.nb.kernel`:
 
 * stop bar first: open ≤ S → sold at the open (gap), else at S;
 * target bar first: open ≥ T → sold at the open, else at T;
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from alertlab.engine.kernel import HORIZON, NO_FILL, NO_TRADE, OHLC, PESS, SL, TP, cost_factor
+from alertlab.engine.nb.kernel import HORIZON, NO_FILL, NO_TRADE, OHLC, PESS, SL, TP, cost_factor
 
 
 @njit(cache=True, nogil=True)
@@ -98,7 +98,7 @@ def tpsl_kernel(
     n_fills,
     peak_mult,
 ):
-    """Outputs as :func:`alertlab.engine.kernel.general_kernel` for plain TP/SL rows.
+    """Outputs as :func:`alertlab.engine.nb.kernel.general_kernel` for plain TP/SL rows.
 
     ``tp_u`` / ``sl_u``: distinct take-profit / stop multiples; ``p_tp[p]`` / ``p_sl[p]``: index of
     parameter set p's level in them (−1 = rule off); ``fee`` / ``slip``: per-row cost fractions.

@@ -12,7 +12,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from alertlab.store import atomic_dir, atomic_file
-from alertlab.windows import Windows
+from alertlab.windows.model import Windows
 
 META_KEY = b"alertlab"
 

@@ -137,7 +137,7 @@ def quality_table(home: Home, chain: str | None = None, token: str | None = None
 
     ``chain`` accepts any spelling (``SOL``, ``BNB`` …); an EVM ``token`` is matched case-insensitively.
     """
-    from alertlab.data.chains import is_evm_address, normalize_chain, normalize_token
+    from alertlab.ingest.chains import is_evm_address, normalize_chain, normalize_token
 
     where, params = [], []
     c = normalize_chain(chain) if chain is not None else None

@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from alertlab import exports
-from alertlab.cache import CacheInfo
-from alertlab.config import Selection, WindowSpec
 from alertlab.engine import BacktestResult, PortfolioConfig, StrategyConfig, backtest, run_grid
-from alertlab.progress import bar
-from alertlab.runs import Run, record_result, recorded
-from alertlab.selection import load_windows
+from alertlab.report import exports
 from alertlab.store import Home, resolve_home
+from alertlab.store.runs import Run, record_result, recorded
+from alertlab.util.progress import bar
+from alertlab.windows.cache import CacheInfo
+from alertlab.windows.select import load_windows
+from alertlab.windows.spec import Selection, WindowSpec
 
 
 @dataclass

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pandas as pd
 
-from alertlab.cache import CacheInfo, get_windows
-from alertlab.config import Selection, WindowSpec
 from alertlab.store import Home
-from alertlab.windows import Windows
+from alertlab.windows.cache import CacheInfo, get_windows
+from alertlab.windows.model import Windows
+from alertlab.windows.spec import Selection, WindowSpec
 
 
 def select_alerts(home: Home, selection: Selection | None = None) -> pd.DataFrame:
@@ -18,8 +18,8 @@ def select_alerts(home: Home, selection: Selection | None = None) -> pd.DataFram
     ``is_first_call`` is computed over the whole store, so filtering by caller does not
     turn a caller's late calls into first calls.
     """
-    from alertlab.data import load_alerts
-    from alertlab.data.chains import normalize_chain
+    from alertlab.ingest import load_alerts
+    from alertlab.ingest.chains import normalize_chain
 
     sel = selection or Selection()
     a = load_alerts(home)

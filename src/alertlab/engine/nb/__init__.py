@@ -1,0 +1,1 @@
+"""Numba kernels of the engine (like vectorbt's ``nb`` modules): plain arrays in, plain arrays out."""

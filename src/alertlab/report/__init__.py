@@ -1,0 +1,1 @@
+"""Outputs: Parquet exports with provenance metadata (and the HTML report)."""
