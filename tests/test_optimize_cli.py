@@ -157,7 +157,7 @@ def test_changed_settings_on_a_named_study_are_rejected(home):
     res = invoke([*args, "--fee-bps", "10"])
     assert res.exit_code == 2 and "fees/slippage/intrabar" in res.output
     res = invoke([*args[:-2], "--sampler", "annealing", "--study", "x"])
-    assert res.exit_code == 2 and "sampler must be one of" in res.output
+    assert res.exit_code == 2 and "sampler: Input should be 'random', 'tpe' or 'grid'" in res.output
 
 
 def test_per_caller_studies_and_sql_storage(home, tmp_path):

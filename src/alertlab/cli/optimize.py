@@ -7,6 +7,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from pydantic import ValidationError
 
 from alertlab.cli.options import (
     CallerOpt,
@@ -19,6 +20,7 @@ from alertlab.cli.options import (
     JsonOpt,
     LagOpt,
     ToOpt,
+    _pydantic_msg,
     _selection_spec,
     fail,
 )
@@ -138,9 +140,9 @@ def optimize(
     over feasible trials; DSR and PBO say how much the search may have fooled itself.
     """
     from alertlab.optimize.evaluate import EngineSettings
+    from alertlab.optimize.options import OptimizeOptions
     from alertlab.optimize.pipeline import run_optimize
     from alertlab.optimize.space import load_space
-    from alertlab.optimize.study import OptimizeOptions
 
     sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s)
     if space is not None and not space.exists():
@@ -179,6 +181,8 @@ def optimize(
             export_trials_parquet=export_trials_parquet,
             export_config=export_config,
         )
+    except ValidationError as exc:
+        fail(_pydantic_msg(exc))
     except ValueError as exc:
         fail(str(exc))
     if as_json:

@@ -14,15 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alertlab.optimize.analysis import StudyResult
+from alertlab.optimize.options import OptimizeOptions
 from alertlab.optimize.report import trials_long_table, write_config
 from alertlab.optimize.storage import safe_name
-from alertlab.optimize.study import (
-    OptimizeOptions,
-    StudyResult,
-    default_study_name,
-    run_study,
-    study_identity,
-)
+from alertlab.optimize.study import default_study_name, run_study, study_identity
 from alertlab.store import Home, resolve_home
 from alertlab.store.runs import Run, record_result, recorded
 from alertlab.windows.cache import CacheInfo, get_windows

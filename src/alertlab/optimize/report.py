@@ -19,7 +19,7 @@ from alertlab.store import atomic_file
 from alertlab.util.configfile import CONFIG_SUFFIXES
 
 if TYPE_CHECKING:
-    from alertlab.optimize.study import StudyResult
+    from alertlab.optimize.analysis import StudyResult
 
 
 

@@ -1,0 +1,204 @@
+"""The search loop of one worker: ask a batch under the study lock, evaluate it in one engine call, tell."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from alertlab.optimize.evaluate import (
+    FOLD_METRICS,
+    SPLITS,
+    Evaluator,
+    effective_options,
+    strategy_config,
+)
+from alertlab.optimize.folds import Fold
+from alertlab.optimize.options import CONSTRAINT_KEY, RESULT_ATTR, OptimizeOptions
+from alertlab.optimize.space import SearchSpace
+from alertlab.optimize.storage import (
+    FAIL_ATTR,
+    OWNER_ATTR,
+    AskLock,
+    Heartbeat,
+    WorkerIdentity,
+    fail_stale_trials,
+    open_storage,
+    quiet_optuna,
+    to_jsonable,
+)
+from alertlab.windows.model import Windows
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """GridSampler without its ``study.stop()`` (only valid inside ``optimize``): the runner caps the
+    total at the grid size itself."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
+def make_sampler(name: str, space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler of a study: random, TPE (multivariate, grouped for conditional options,
+    constant liar for pending trials; it reads the constraints each trial sets) or grid (the space's
+    ``grid()``)."""
+    with quiet_optuna():
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+        if name == "grid":
+            return _GridSampler(space.grid(), seed=seed)
+    raise ValueError(f"unknown sampler {name!r}")
+
+
+def _worker_seed(seed: int | None, worker: int, n_existing: int) -> int | None:
+    """Distinct, reproducible seeds per worker and per resume point (a resumed run does not replay)."""
+    if seed is None:
+        return None
+    h = hashlib.blake2b(f"{seed}/{worker}/{n_existing}".encode(), digest_size=4).digest()
+    return int.from_bytes(h, "big")
+
+
+# ---------------------------------------------------------------------------------------------
+# the search loop (one worker)
+
+
+@dataclass
+class _Job:
+    """Everything one worker needs (picklable, for worker processes)."""
+
+    storage: str
+    study_name: str
+    lock_dir: str
+    workers_dir: str
+    windows: Windows | None
+    windows_path: str | None
+    fingerprint: str
+    order: np.ndarray
+    folds: list[Fold]
+    options: OptimizeOptions
+    target: int
+    batch: int
+    seed: int | None
+    worker: int
+
+
+def _evaluator(job: _Job, w: Windows) -> Evaluator:
+    o = job.options
+    return Evaluator(w, job.order, job.folds, o.objective, o.settings, o.min_trades, o.max_dd)
+
+
+def _windows_of(job: _Job) -> Windows:
+    if job.windows is not None:
+        return job.windows
+    from alertlab.windows.cache import load_entry
+
+    return load_entry(Path(job.windows_path), job.fingerprint)
+
+
+ProgressFn = Callable[[int, int, float], None]
+"""Called after each batch with (trials in the study, trials evaluated by this worker, best train)."""
+
+
+def _fail(study: optuna.Study, storage, trial: optuna.Trial, reason: str) -> None:
+    try:
+        storage.set_trial_user_attr(trial._trial_id, FAIL_ATTR, reason)
+        study.tell(trial, state=TrialState.FAIL)
+    except (UpdateFinishedTrialError, ValueError):  # already finished (failed as stale elsewhere)
+        pass
+
+
+def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None) -> dict[int, np.ndarray]:
+    """Run one worker until the study holds ``job.target`` trials; returns its trials' daily returns."""
+    o = job.options
+    study_st = open_storage(job.storage)
+    daily: dict[int, np.ndarray] = {}
+    with quiet_optuna():
+        probe = optuna.load_study(study_name=job.study_name, storage=study_st)
+        n0 = len(probe.get_trials(deepcopy=False))
+        sampler = make_sampler(o.sampler, o.space, _worker_seed(job.seed, job.worker, n0))
+        study = optuna.load_study(study_name=job.study_name, storage=study_st, sampler=sampler)
+    lock = AskLock(Path(job.lock_dir), job.study_name, job.storage)
+    hb_every = min(30.0, o.stale_after / 4)
+    done = 0
+    best = -math.inf
+    try:
+        with WorkerIdentity(Path(job.workers_dir)) as me, quiet_optuna():
+            while True:
+                trials: list[optuna.Trial] = []
+                told: set[int] = set()
+                try:
+                    with lock:
+                        fail_stale_trials(study, study_st, o.stale_after)
+                        k = min(job.batch, job.target - len(study.get_trials(deepcopy=False)))
+                        if k <= 0:
+                            break
+                        for _ in range(k):
+                            t = study.ask()
+                            trials.append(t)
+                            study_st.set_trial_user_attr(t._trial_id, OWNER_ATTR, me.owner())
+                    with Heartbeat(study_st, me, [t._trial_id for t in trials], hb_every):
+                        opts, cfgs, bad = [], [], {}
+                        for t in trials:
+                            eff = effective_options(o.space.suggest(t))
+                            try:
+                                cfgs.append(strategy_config(eff, o.settings))
+                                opts.append((t, eff))
+                            except ValueError as exc:
+                                bad[t.number] = str(exc)
+                        ev = evaluator.evaluate(cfgs)
+                    for t in trials:
+                        if t.number in bad:
+                            _fail(study, study_st, t, bad[t.number])
+                            told.add(t.number)
+                    for i, (t, eff) in enumerate(opts):
+                        res = _result_attr(ev, i, eff)
+                        study_st.set_trial_user_attr(t._trial_id, RESULT_ATTR, res)
+                        # one value for the sampler (sum of violations, 0 = feasible); the parts
+                        # are in the result attribute
+                        t.set_constraint(CONSTRAINT_KEY, float(np.maximum(ev.constraints[i], 0.0).sum()))
+                        value = float(ev.train[i]) if np.isfinite(ev.train[i]) else -math.inf
+                        # a trial failed as stale by another machine meanwhile stays failed
+                        with contextlib.suppress(UpdateFinishedTrialError, ValueError):
+                            study.tell(t, value)
+                        told.add(t.number)
+                        daily[t.number] = ev.daily[:, i].copy()
+                        if ev.feasible[i] and value > best:
+                            best = value
+                except BaseException as exc:
+                    why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc!r}"[:500]
+                    for t in trials:
+                        if t.number not in told:
+                            _fail(study, study_st, t, why)
+                    raise
+                done += len(trials)
+                if on_batch is not None:
+                    on_batch(len(study.get_trials(deepcopy=False)), done, best)
+    finally:
+        lock.close()
+    return daily
+
+
+def _result_attr(ev, i: int, eff: dict[str, Any]) -> dict[str, Any]:
+    folds = {s: {m: ev.metrics[s][m][i].tolist() for m in (*FOLD_METRICS, "objective")} for s in SPLITS}
+    return to_jsonable(
+        {
+            "options": eff,
+            "train": float(ev.train[i]),
+            "test": float(ev.test[i]),
+            "feasible": bool(ev.feasible[i]),
+            "violations": ev.violations[i],
+            "constraints": ev.constraints[i].tolist(),
+            "folds": folds,
+        }
+    )
