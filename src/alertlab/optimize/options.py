@@ -12,9 +12,6 @@ from alertlab.optimize.evaluate import (
     EngineSettings,
 )
 from alertlab.optimize.space import DEFAULT_SPACE, SearchSpace
-from alertlab.optimize.storage import (
-    HAVE_FLOCK,
-)
 
 SAMPLERS = ("random", "tpe", "grid")
 OBJECTIVE_NAMES = tuple(OBJECTIVES)
@@ -71,8 +68,6 @@ class OptimizeOptions(BaseModel):
             )
         if (self.train_days is None) != (self.test_days is None):
             raise ValueError("give both --train-days and --test-days, or neither")
-        if self.workers > 1 and not HAVE_FLOCK:
-            raise ValueError("several workers need POSIX file locks (fcntl), not available on this system")
         if self.sampler == "grid":
             self.grid_size()  # raises for continuous ranges
         return self

@@ -9,13 +9,13 @@ Storage (``--storage``):
   with a server database, workers on several machines share one study.
 
 Exact trial totals: a worker creates trials only while holding the study's **ask lock** — an
-``fcntl`` lock on ``<study dir>/locks/<name>.lock`` (all processes of one machine) and, for
+file lock (``filelock``) on ``<study dir>/locks/<name>.lock`` (all processes of one machine) and, for
 PostgreSQL, also ``pg_advisory_lock`` on a key derived from the study name (all machines). Under
 the lock it fails stale trials, counts every trial of the study and asks at most ``target -
 count`` new ones, so ``--trials N`` is never overshot.
 
 Stale trials (a worker killed while its trials were RUNNING). Each trial carries a user attribute
-``owner = {host, pid, lock, hb}``: ``lock`` is a file the worker holds an exclusive ``fcntl`` lock on
+``owner = {host, pid, lock, hb}``: ``lock`` is a file the worker holds an exclusive file lock (``filelock``) on
 for its whole life (the kernel drops it when the process dies), ``hb`` a heartbeat timestamp the
 worker refreshes while it evaluates. A RUNNING trial is stale, and is marked FAIL (it still counts
 as a trial), when
@@ -42,17 +42,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from filelock import FileLock, Timeout
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-try:  # POSIX file locks; without them only one local process may work on a study
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
 OWNER_ATTR = "owner"
 FAIL_ATTR = "fail_reason"
-HAVE_FLOCK = fcntl is not None
 
 
 def safe_name(name: str) -> str:
@@ -115,58 +110,16 @@ def float_of(x: Any) -> float:
 # locks
 
 
-class FileLock:
-    """Exclusive ``fcntl`` lock on a file, held between ``acquire`` and ``release`` (re-usable)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._fd: int | None = None
-
-    def acquire(self, blocking: bool = True) -> bool:
-        if fcntl is None:  # pragma: no cover - Windows
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> FileLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
 def lock_held(path: str | Path) -> bool:
-    """True when some process holds an exclusive lock on ``path`` (False if the file is missing)."""
-    if fcntl is None:  # pragma: no cover - Windows: cannot tell, assume alive
-        return Path(path).exists()
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
+    """True when some process holds the lock on ``path`` (False if the file is missing)."""
+    if not Path(path).exists():
         return False
+    probe = FileLock(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        probe.acquire(blocking=False)
+    except Timeout:
         return True
-    finally:
-        os.close(fd)  # closing drops the probe's lock, if it got one
+    probe.release()
     return False
 
 
@@ -267,7 +220,7 @@ def is_stale(
     """Why a RUNNING trial is stale, or None when its worker may still be alive (rules above)."""
     now = time.time() if now is None else now
     owner = trial.user_attrs.get(OWNER_ATTR)
-    if isinstance(owner, dict) and owner.get("host") == (host or host_key()) and HAVE_FLOCK:
+    if isinstance(owner, dict) and owner.get("host") == (host or host_key()):
         if not lock_held(owner.get("lock", "")):
             return f"stale: worker pid {owner.get('pid')} on this machine is gone"
         return None
