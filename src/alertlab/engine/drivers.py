@@ -33,7 +33,7 @@ from alertlab.engine.params import (
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
 from alertlab.engine.summary import summarize_columns
-from alertlab.windows.model import Windows
+from alertlab.windows.model import Windows, time_order
 
 TRADE_COLUMNS = (
     "alert_id",
@@ -276,13 +276,6 @@ class BacktestResult:
     portfolio: PortfolioResult | None = None
 
 
-def _time_order(w: Windows, idx: np.ndarray) -> np.ndarray:
-    """Alert positions sorted by alert time (ties: alert_id, then given order)."""
-    ts = np.asarray(w.alert_ts_ms)[idx]
-    ids = np.asarray(w.alert_id, dtype=object)[idx].astype(str)
-    return idx[np.lexsort((ids, ts))]
-
-
 def _scalar(d: dict) -> dict:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in ((k, v[0]) for k, v in d.items())}
 
@@ -304,7 +297,7 @@ def backtest(
     """
     if cfg.is_grid:
         raise ValueError("backtest needs a scalar config; use run_grid for grids")
-    idx = _time_order(w, _alert_idx(w, alert_idx))
+    idx = time_order(w, _alert_idx(w, alert_idx))
     params = encode_params([cfg])
     o = _simulate_cols(w, params, idx, cfg.intrabar, True)
     col = {k: v[:, 0] for k, v in o.items()}
@@ -406,7 +399,7 @@ def run_grid(
     """
     combos = cfg.expand()
     params = encode_params(combos)
-    idx = _time_order(w, _alert_idx(w, alert_idx))
+    idx = time_order(w, _alert_idx(w, alert_idx))
     n_alerts = max(1, idx.shape[0])
     chunk = max(1, int(max_cells) // n_alerts)
     plain = plain_tpsl_rows(params)

@@ -13,11 +13,12 @@ import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from alertlab.engine.options import EXCLUSIVE, OPTIONS, check_number
 from alertlab.util.configfile import read_mapping
 
 MAX_LEVELS = 16  # take-profit ladder levels a parameter row can hold
@@ -59,24 +60,12 @@ PARAM_COLUMNS: tuple[str, ...] = (
     *(f"fraction_{k}" for k in range(MAX_LEVELS)),
 )
 
-INTRABAR_POLICIES = ("pessimistic", "optimistic", "ohlc")
+IntrabarPolicy = Literal["pessimistic", "optimistic", "ohlc"]
+"""How a bar that touches both a stop and a take-profit is resolved (see the kernel docstring)."""
+INTRABAR_POLICIES: tuple[str, ...] = get_args(IntrabarPolicy)
 
-# numeric grid options in Cartesian-product order (tp_ladder sits right after tp)
-GRID_FIELDS: tuple[str, ...] = (
-    "tp",
-    "tp_ladder",
-    "sl",
-    "breakeven_at",
-    "breakeven_offset",
-    "trail",
-    "trail_activation",
-    "time_stop_hours",
-    "entry_delay_bars",
-    "dip",
-    "dip_window_min",
-    "fee_bps",
-    "slippage_bps",
-)
+# grid options in Cartesian-product order (tp_ladder sits right after tp): the option table's order
+GRID_FIELDS: tuple[str, ...] = tuple(OPTIONS)
 
 Num = float | list[float]
 
@@ -196,7 +185,7 @@ class StrategyConfig(BaseModel):
     dip_window_min: Num | None = None
     fee_bps: Num = 30.0
     slippage_bps: Num = 50.0
-    intrabar: Literal["pessimistic", "optimistic", "ohlc"] = "pessimistic"
+    intrabar: IntrabarPolicy = "pessimistic"
 
     # ---------------------------------------------------------------- validation
     @field_validator(
@@ -220,24 +209,8 @@ class StrategyConfig(BaseModel):
         vals = _as_list(v)
         if not vals:
             raise ValueError(f"{info.field_name}: an empty list is not a grid")
-        rules = {
-            "tp": (lambda x: x > 1, "must be > 1 (a multiple of the entry price)"),
-            "sl": (lambda x: 0 < x < 1, "must be in (0, 1) (0.5 = stop at -50%)"),
-            "breakeven_at": (lambda x: x > 1, "must be > 1"),
-            "breakeven_offset": (lambda x: x > -1, "must be > -1"),
-            "trail": (lambda x: 0 < x < 1, "must be in (0, 1)"),
-            "trail_activation": (lambda x: x >= 1, "must be >= 1 (1 = trail from entry)"),
-            "time_stop_hours": (lambda x: x > 0, "must be > 0"),
-            "entry_delay_bars": (lambda x: x >= 0, "must be >= 0"),
-            "dip": (lambda x: 0 < x < 1, "must be in (0, 1) (0.2 = limit 20% below the entry open)"),
-            "dip_window_min": (lambda x: x > 0, "must be > 0"),
-            "fee_bps": (lambda x: 0 <= x < 10_000, "must be in [0, 10000)"),
-            "slippage_bps": (lambda x: 0 <= x < 10_000, "must be in [0, 10000)"),
-        }
-        ok, msg = rules[info.field_name]
         for x in vals:
-            if not math.isfinite(float(x)) or not ok(x):
-                raise ValueError(f"{info.field_name}={x} {msg}")
+            check_number(info.field_name, x)
         if isinstance(v, list) and len(set(vals)) != len(vals):
             raise ValueError(f"{info.field_name}: repeated values in grid {vals}")
         return v
@@ -264,12 +237,13 @@ class StrategyConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross(self) -> StrategyConfig:
-        if self.tp is not None and self.tp_ladder is not None:
-            raise ValueError("tp and tp_ladder are exclusive (tp M is the ladder 'M:1')")
-        if self.trail is None and self.trail_activation != 1.0:
-            raise ValueError("trail_activation needs trail")
-        if self.breakeven_at is None and self.breakeven_offset != 0.0:
-            raise ValueError("breakeven_offset needs breakeven_at")
+        for a, b in EXCLUSIVE:
+            if getattr(self, a) is not None and getattr(self, b) is not None:
+                raise ValueError(f"{a} and {b} are exclusive (tp M is the ladder 'M:1')")
+        for name, opt in OPTIONS.items():
+            unset_parent = opt.parent is not None and getattr(self, opt.parent) is None
+            if unset_parent and getattr(self, name) != type(self).model_fields[name].default:
+                raise ValueError(f"{name} needs {opt.parent}")
         if self.breakeven_at is not None:
             hi_off, lo_at = max(_as_list(self.breakeven_offset)), min(_as_list(self.breakeven_at))
             if 1 + hi_off >= lo_at:
@@ -277,8 +251,6 @@ class StrategyConfig(BaseModel):
                     f"breakeven stop P*(1+{hi_off}) must lie below its activation {lo_at}*P "
                     "for every grid combination"
                 )
-        if self.dip is None and self.dip_window_min is not None:
-            raise ValueError("dip_window_min needs dip")
         if self.dip is not None and max(_as_list(self.entry_delay_bars)) > 0:
             raise ValueError(
                 "dip and entry_delay_bars cannot be combined (a limit order placed after a "

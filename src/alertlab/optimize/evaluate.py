@@ -23,19 +23,20 @@ recommended): every fold's train split has at least ``min_trades`` trades; every
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from alertlab.engine import StrategyConfig, encode_params, summarize_columns, trade_returns
+from alertlab.engine.options import check_number
+from alertlab.engine.params import IntrabarPolicy
 from alertlab.optimize.folds import Fold
 from alertlab.optimize.space import OPTION_NAMES
 from alertlab.optimize.stats import alert_day_index, daily_returns
-from alertlab.windows.model import Windows
+from alertlab.windows.model import Windows, time_order  # noqa: F401 - re-exported for study
 
 OBJECTIVES: tuple[str, ...] = ("avg_ret", "median_ret", "sum_ret", "sharpe", "profit_factor", "expectancy")
 """Objective names; each is the ``engine.summary`` metric of the same name."""
@@ -59,27 +60,25 @@ FOLD_METRICS: tuple[str, ...] = (
 """Metrics kept per (trial, fold, split)."""
 
 SPLITS = ("train", "test")
-INTRABAR = ("pessimistic", "optimistic", "ohlc")
 
 # options that only mean something while their parent rule is on
 _DEPENDENTS = {"breakeven_offset": "breakeven_at", "trail_activation": "trail", "dip_window_min": "dip"}
 
 
-@dataclass(frozen=True)
-class EngineSettings:
+class EngineSettings(BaseModel):
     """Run settings fixed for a whole study (not searched): costs per side and the intrabar policy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     fee_bps: float = 30.0
     slippage_bps: float = 50.0
-    intrabar: str = "pessimistic"
+    intrabar: IntrabarPolicy = "pessimistic"
 
-    def __post_init__(self) -> None:
-        for name in ("fee_bps", "slippage_bps"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and 0 <= v < 10_000):
-                raise ValueError(f"{name} must be in [0, 10000), got {v!r}")
-        if self.intrabar not in INTRABAR:
-            raise ValueError(f"intrabar must be one of {', '.join(INTRABAR)}, got {self.intrabar!r}")
+    @field_validator("fee_bps", "slippage_bps")
+    @classmethod
+    def _cost(cls, v: float, info: ValidationInfo) -> float:
+        check_number(str(info.field_name), v)
+        return v
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,14 +127,6 @@ def effective_options(options: Mapping[str, Any]) -> dict[str, Any]:
             v = int(v)
         out[name] = v
     return out
-
-
-def time_order(w: Windows, alert_idx: np.ndarray | None = None) -> np.ndarray:
-    """Alert indices sorted by (alert_ts_ms, alert_id): the engine backtest's alert order."""
-    idx = np.arange(w.n, dtype=np.int64) if alert_idx is None else np.asarray(alert_idx, dtype=np.int64)
-    ts = np.asarray(w.alert_ts_ms, dtype=np.int64)[idx]
-    ids = np.asarray(w.alert_id, dtype=object)[idx].astype(str)
-    return idx[np.lexsort((ids, ts))]
 
 
 @dataclass

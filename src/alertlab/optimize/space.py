@@ -29,75 +29,36 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from alertlab.engine.options import OPTIONS, SEARCHABLE, check_number
+from alertlab.engine.params import parse_ladder
 from alertlab.util.configfile import read_mapping
 
 if TYPE_CHECKING:
     import optuna
 
 _OFF_STRINGS = frozenset({"off", "none", "null"})
-FIXED_SETTINGS = ("fee_bps", "slippage_bps", "intrabar")
+FIXED_SETTINGS = (*(n for n, o in OPTIONS.items() if not o.searchable), "intrabar")
 
 
-def _check_ladder(v: Any) -> None:
-    """``tp_ladder`` is ``"m:w,m:w,..."`` with multiples m > 1 and weights in (0, 1] summing to <= 1."""
-    if not isinstance(v, str):
-        raise ValueError(f"tp_ladder must be a string like '2:0.5,4:0.5', got {v!r}")
-    total = 0.0
-    try:
-        for level in v.split(","):
-            m_s, w_s = level.split(":")
-            m, w = float(m_s), float(w_s)
-            if not (m > 1.0 and 0.0 < w <= 1.0):
-                raise ValueError
-            total += w
-    except ValueError:
-        raise ValueError(
-            f"bad tp_ladder {v!r}: expected 'm:w,...' with multiple m > 1 and weight 0 < w <= 1"
-        ) from None
-    if total > 1.0 + 1e-9:
-        raise ValueError(f"bad tp_ladder {v!r}: weights sum to {total:g} > 1")
-
-
-def _num(pred, text: str):
-    def check(v: Any) -> None:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not pred(v):
-            raise ValueError(f"must be {text}, got {v!r}")
-
-    return check
-
-
-def _int_ge0(v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or v < 0:
-        raise ValueError(f"must be an integer >= 0, got {v!r}")
-
-
-OPTIONS: dict[str, Any] = {
-    "tp": _num(lambda v: v > 1, "a take-profit multiple > 1"),
-    "tp_ladder": _check_ladder,
-    "sl": _num(lambda v: 0 < v < 1, "a stop-loss multiple in (0, 1)"),
-    "breakeven_at": _num(lambda v: v > 1, "a multiple > 1"),
-    "breakeven_offset": _num(lambda v: True, "a finite number"),
-    "trail": _num(lambda v: 0 < v < 1, "a trailing fraction in (0, 1)"),
-    "trail_activation": _num(lambda v: v >= 1, "a multiple >= 1"),
-    "time_stop_hours": _num(lambda v: v > 0, "hours > 0"),
-    "entry_delay_bars": _int_ge0,
-    "dip": _num(lambda v: 0 < v < 1, "a dip fraction in (0, 1)"),
-    "dip_window_min": _num(lambda v: v > 0, "minutes > 0"),
-}
-"""Searchable engine options and the domain check of each (mirrors the engine's StrategyConfig)."""
-
-OPTION_NAMES: tuple[str, ...] = tuple(OPTIONS)
-INT_OPTIONS = frozenset({"entry_delay_bars"})
-STR_OPTIONS = frozenset({"tp_ladder"})
+OPTION_NAMES: tuple[str, ...] = SEARCHABLE
+"""Searchable engine options, in the engine's option-table order (:mod:`alertlab.engine.options`)."""
+INT_OPTIONS = frozenset(n for n in SEARCHABLE if OPTIONS[n].kind == "int")
+STR_OPTIONS = frozenset(n for n in SEARCHABLE if OPTIONS[n].kind == "ladder")
 
 
 def _check_value(name: str, v: Any) -> None:
+    """The engine's own domain rule for one value of an option (None = rule off)."""
     if v is None:
         return
-    try:
-        OPTIONS[name](v)
-    except ValueError as e:
-        raise ValueError(f"{name}: {e}") from None
+    if name in STR_OPTIONS:
+        if not isinstance(v, str):
+            raise ValueError(f"{name} must be a string like '2:0.5,4:0.5', got {v!r}")
+        try:
+            parse_ladder(v)
+        except ValueError as e:
+            raise ValueError(f"bad tp_ladder {v!r}: {e}") from None
+        return
+    check_number(name, v)
 
 
 @dataclass(frozen=True)
@@ -159,7 +120,7 @@ def _off(v: Any) -> Any:
 def _parse_param(name: str, spec: Any) -> Param:
     if name in FIXED_SETTINGS:
         raise ValueError(f"{name!r} is a fixed run setting, not a searchable option")
-    if name not in OPTIONS:
+    if name not in SEARCHABLE:
         raise ValueError(f"unknown option {name!r}; valid options: {', '.join(OPTION_NAMES)}")
     if not isinstance(spec, Mapping):
         value = _off(spec)

@@ -72,3 +72,11 @@ class Windows:
 
     def status_names(self) -> np.ndarray:
         return np.asarray(STATUS_NAMES, dtype=object)[self.status]
+
+
+def time_order(w: Windows, alert_idx: np.ndarray | None = None) -> np.ndarray:
+    """Alert indices sorted by (alert_ts_ms, alert_id): the one alert order of backtests and studies."""
+    idx = np.arange(w.n, dtype=np.int64) if alert_idx is None else np.asarray(alert_idx, dtype=np.int64)
+    ts = np.asarray(w.alert_ts_ms, dtype=np.int64)[idx]
+    ids = np.asarray(w.alert_id, dtype=object)[idx].astype(str)
+    return idx[np.lexsort((ids, ts))]
