@@ -80,32 +80,40 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
 
 
+def _ladder_pairs_from_text(spec: str) -> list[tuple[float, float]]:
+    pairs = []
+    for part in spec.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        bits = part.split(":")
+        if len(bits) != 2:
+            raise ValueError(f"tp_ladder level {part!r}: expected MULTIPLE:FRACTION, e.g. 2:0.5")
+        try:
+            pairs.append((float(bits[0]), float(bits[1])))
+        except ValueError:
+            raise ValueError(f"tp_ladder level {part!r}: not numbers") from None
+    return pairs
+
+
+def _ladder_pairs_from_seq(spec: Sequence) -> list[tuple[float, float]]:
+    pairs = []
+    for item in spec:
+        if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 2:
+            raise ValueError(f"tp_ladder level {item!r}: expected a (multiple, fraction) pair")
+        if not (_is_number(item[0]) and _is_number(item[1])):
+            raise ValueError(f"tp_ladder level {item!r}: not numbers")
+        pairs.append((float(item[0]), float(item[1])))
+    return pairs
+
+
 def parse_ladder(spec: str | Sequence) -> list[tuple[float, float]]:
     """Parse one ladder (``"2:0.5,4:0.25"`` or ``[(2, 0.5), (4, 0.25)]``) into sorted validated pairs.
 
     Rules: multiples > 1, fractions in (0, 1], no repeated multiple, at most ``MAX_LEVELS`` levels,
     fractions summing to <= 1 (+1e-9). Whatever the levels leave unsold rides to the other exits.
     """
-    pairs: list[tuple[float, float]] = []
-    if isinstance(spec, str):
-        for part in spec.replace(";", ",").split(","):
-            part = part.strip()
-            if not part:
-                continue
-            bits = part.split(":")
-            if len(bits) != 2:
-                raise ValueError(f"tp_ladder level {part!r}: expected MULTIPLE:FRACTION, e.g. 2:0.5")
-            try:
-                pairs.append((float(bits[0]), float(bits[1])))
-            except ValueError:
-                raise ValueError(f"tp_ladder level {part!r}: not numbers") from None
-    else:
-        for item in spec:
-            if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 2:
-                raise ValueError(f"tp_ladder level {item!r}: expected a (multiple, fraction) pair")
-            if not (_is_number(item[0]) and _is_number(item[1])):
-                raise ValueError(f"tp_ladder level {item!r}: not numbers")
-            pairs.append((float(item[0]), float(item[1])))
+    pairs = _ladder_pairs_from_text(spec) if isinstance(spec, str) else _ladder_pairs_from_seq(spec)
     if not pairs:
         raise ValueError("tp_ladder is empty")
     if len(pairs) > MAX_LEVELS:

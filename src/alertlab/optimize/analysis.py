@@ -107,44 +107,51 @@ def _rows(trials: list[optuna.trial.FrozenTrial]) -> tuple[list[dict], list[dict
     return done, rows
 
 
-def _analyse(
-    study: optuna.Study,
-    job: _Job,
-    evaluator: Evaluator,
-    daily_cache: dict[int, np.ndarray],
-    caller: str | None,
-    identity: dict,
-    new_trials: int,
-    timings: dict,
-) -> StudyResult:
-    o = job.options
-    space = o.space
-    trials = study.get_trials(deepcopy=False)
-    done, rows = _rows(trials)
+@dataclass
+class _Scores:
+    """Per completed trial (aligned with ``done``): options, scores, feasibility, ranks, choice."""
+
+    opts: list[dict[str, Any]]
+    numbers: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    feasible: np.ndarray
+    nbhd: np.ndarray
+    robust: np.ndarray
+    chosen: int | None
+
+    @property
+    def feasible_idx(self) -> np.ndarray:
+        return np.flatnonzero(self.feasible)
+
+
+def _daily_matrix(job: _Job, evaluator: Evaluator, done: list[dict], opts: list[dict], cache: dict) -> np.ndarray:
+    """Daily returns of every completed trial: cached from the search, the rest through the engine."""
+    daily = np.zeros((evaluator.n_days, len(done)))
+    missing = [i for i, d in enumerate(done) if d["number"] not in cache]
+    for i, d in enumerate(done):
+        if d["number"] in cache:
+            daily[:, i] = cache[d["number"]]
+    for lo in range(0, len(missing), job.batch):
+        part = missing[lo : lo + job.batch]
+        cfgs = [strategy_config(opts[i], job.options.settings) for i in part]
+        daily[:, part] = evaluator.daily(cfgs)
+    return daily
+
+
+def _scores(o: OptimizeOptions, done: list[dict], notes: list[str]) -> _Scores:
+    """Neighbourhood stability, robust score and the recommendation (best robust, then test, then first)."""
     n = len(done)
-    notes: list[str] = []
     opts = [{k: d["res"]["options"].get(k) for k in OPTION_NAMES} for d in done]
     train = np.array([float_of(d["res"]["train"]) for d in done])
     test = np.array([float_of(d["res"]["test"]) for d in done])
     feasible = np.array([bool(d["res"]["feasible"]) for d in done], dtype=bool)
     numbers = np.array([d["number"] for d in done], dtype=np.int64)
-
-    # daily returns of every completed trial: cached from the search, the rest through the engine
-    daily = np.zeros((evaluator.n_days, n))
-    missing = [i for i, d in enumerate(done) if d["number"] not in daily_cache]
-    for i, d in enumerate(done):
-        if d["number"] in daily_cache:
-            daily[:, i] = daily_cache[d["number"]]
-    for lo in range(0, len(missing), job.batch):
-        part = missing[lo : lo + job.batch]
-        cfgs = [strategy_config(opts[i], o.settings) for i in part]
-        daily[:, part] = evaluator.daily(cfgs)
-
     nbhd = np.full(n, np.nan)
     robust = np.full(n, np.nan)
     fi = np.flatnonzero(feasible)
     if fi.size:
-        norm = space.normalise([opts[i] for i in fi])
+        norm = o.space.normalise([opts[i] for i in fi])
         nbhd[fi] = neighbourhood_stability(norm, test[fi], k=o.neighbours)
         robust[fi] = (test[fi] + nbhd[fi]) / 2.0
     ok = np.flatnonzero(feasible & np.isfinite(robust))
@@ -156,60 +163,69 @@ def _analyse(
         notes.append(
             "no feasible trial with a finite test score: relax --min-trades/--max-dd or check the data"
         )
+    return _Scores(opts, numbers, train, test, feasible, nbhd, robust, chosen)
 
-    train_rank = _rank(train, feasible)
-    robust_rank = _rank(robust, feasible)
 
-    dsr = pbo = None
-    if chosen is not None:
-        if evaluator.n_days >= 2:
-            try:
-                d = dsr_from_returns(daily[:, chosen], sharpe_ratio(daily, axis=0), n_trials=len(trials))
-                dsr = {k: (float(v) if isinstance(v, float | np.floating) else v) for k, v in d.items()}
-            except ValueError as exc:
-                notes.append(f"DSR not computed: {exc}")
-        else:
-            notes.append("DSR needs at least 2 days of alerts")
-    if fi.size >= 2 and evaluator.n_days >= o.pbo_blocks:
-        metric = "sharpe" if o.objective == "sharpe" else "mean"
-        p = pbo_cscv(daily[:, fi], n_blocks=o.pbo_blocks, metric=metric)
-        pbo = {
-            "pbo": p["pbo"],
-            "metric": metric,
-            "n_blocks": p["n_blocks"],
-            "n_combinations": p["n_combinations"],
-            "n_trials": int(fi.size),
-            "n_days": int(evaluator.n_days),
-            "slope": p["slope"],
-            "intercept": p["intercept"],
-            "prob_loss": p["prob_loss"],
-            "logit_median": float(np.median(p["logits"])),
-        }
-    elif fi.size < 2:
+def _dsr(daily: np.ndarray, sc: _Scores, n_trials: int, notes: list[str]) -> dict | None:
+    """Deflated Sharpe Ratio of the recommendation, deflated by every trial of the study."""
+    if sc.chosen is None:
+        return None
+    if daily.shape[0] < 2:
+        notes.append("DSR needs at least 2 days of alerts")
+        return None
+    try:
+        d = dsr_from_returns(daily[:, sc.chosen], sharpe_ratio(daily, axis=0), n_trials=n_trials)
+    except ValueError as exc:
+        notes.append(f"DSR not computed: {exc}")
+        return None
+    return {k: (float(v) if isinstance(v, float | np.floating) else v) for k, v in d.items()}
+
+
+def _pbo(o: OptimizeOptions, daily: np.ndarray, sc: _Scores, notes: list[str]) -> dict | None:
+    """Probability of Backtest Overfitting by CSCV over the feasible trials' daily returns."""
+    fi = sc.feasible_idx
+    n_days = int(daily.shape[0])
+    if fi.size < 2:
         notes.append("PBO needs at least 2 feasible trials")
-    else:
-        notes.append(
-            f"PBO needs at least --pbo-blocks={o.pbo_blocks} days of alerts, the data has {evaluator.n_days}"
-        )
+        return None
+    if n_days < o.pbo_blocks:
+        notes.append(f"PBO needs at least --pbo-blocks={o.pbo_blocks} days of alerts, the data has {n_days}")
+        return None
+    metric = "sharpe" if o.objective == "sharpe" else "mean"
+    p = pbo_cscv(daily[:, fi], n_blocks=o.pbo_blocks, metric=metric)
+    return {
+        "pbo": p["pbo"],
+        "metric": metric,
+        "n_blocks": p["n_blocks"],
+        "n_combinations": p["n_combinations"],
+        "n_trials": int(fi.size),
+        "n_days": n_days,
+        "slope": p["slope"],
+        "intercept": p["intercept"],
+        "prob_loss": p["prob_loss"],
+        "logit_median": float(np.median(p["logits"])),
+    }
 
-    # the per-trial table
+
+def _trial_table(rows: list[dict], done: list[dict], sc: _Scores, names: list[str]) -> pd.DataFrame:
+    """One row per trial of the study (every state), best robust score first."""
+    train_rank = _rank(sc.train, sc.feasible)
+    robust_rank = _rank(sc.robust, sc.feasible)
     by_number = {r["trial"]: r for r in rows}
     for i, d in enumerate(done):
         res = d["res"]
-        ntr = res["folds"]["train"]["n_trades"]
-        nte = res["folds"]["test"]["n_trades"]
         by_number[d["number"]].update(
-            feasible=bool(feasible[i]),
-            train=train[i],
-            test=test[i],
-            neighbourhood=nbhd[i],
-            robust=robust[i],
+            feasible=bool(sc.feasible[i]),
+            train=sc.train[i],
+            test=sc.test[i],
+            neighbourhood=sc.nbhd[i],
+            robust=sc.robust[i],
             train_rank=train_rank[i],
             robust_rank=robust_rank[i],
-            n_trades_train=int(sum(ntr)),
-            n_trades_test=int(sum(nte)),
+            n_trades_train=int(sum(res["folds"]["train"]["n_trades"])),
+            n_trades_test=int(sum(res["folds"]["test"]["n_trades"])),
             note="; ".join(res.get("violations") or []),
-            **{f"p_{k}": opts[i][k] for k in space.names},
+            **{f"p_{k}": sc.opts[i][k] for k in names},
         )
     table = pd.DataFrame(rows)
     cols = [
@@ -224,7 +240,7 @@ def _analyse(
         "robust_rank",
         "n_trades_train",
         "n_trades_test",
-        *[f"p_{k}" for k in space.names],
+        *[f"p_{k}" for k in names],
         "note",
     ]
     for c in cols:
@@ -232,47 +248,71 @@ def _analyse(
             table[c] = np.nan if c not in ("state", "note") else ""
     table = table[cols]
     table["note"] = table["note"].fillna("")
-    table = table.sort_values(
+    return table.sort_values(
         ["robust", "test", "trial"], ascending=[False, False, True], na_position="last", kind="stable"
     ).reset_index(drop=True)
 
-    fold_metrics = _long_rows(done, job.folds, opts, space.names)
-    recommended = cfg = None
-    if chosen is not None:
-        cfg = strategy_config(opts[chosen], o.settings)
-        r = done[chosen]["res"]
-        best_train = int(np.nanargmax(np.where(feasible, train, -np.inf))) if fi.size else chosen
-        recommended = {
-            "trial": int(numbers[chosen]),
-            "options": {k: v for k, v in opts[chosen].items() if v is not None},
-            "config": cfg.model_dump(exclude_none=True),
-            "train": train[chosen],
-            "test": test[chosen],
-            "neighbourhood": nbhd[chosen],
-            "robust": robust[chosen],
-            "train_rank": int(train_rank[chosen]),
-            "folds": {
-                s: {
-                    "n_trades": list(r["folds"][s]["n_trades"]),
-                    "objective": [float_of(x) for x in r["folds"][s]["objective"]],
-                }
-                for s in SPLITS
-            },
-            "best_train_trial": {
-                "trial": int(numbers[best_train]),
-                "train": train[best_train],
-                "test": test[best_train],
-                "robust": robust[best_train],
-            },
-        }
+
+def _recommendation(done: list[dict], sc: _Scores, cfg: StrategyConfig) -> dict[str, Any]:
+    """The recommended trial with its folds, beside the best-training trial (shown, never chosen)."""
+    assert sc.chosen is not None
+    c = sc.chosen
+    r = done[c]["res"]
+    best_train = int(np.nanargmax(np.where(sc.feasible, sc.train, -np.inf))) if sc.feasible.any() else c
+    return {
+        "trial": int(sc.numbers[c]),
+        "options": {k: v for k, v in sc.opts[c].items() if v is not None},
+        "config": cfg.model_dump(exclude_none=True),
+        "train": sc.train[c],
+        "test": sc.test[c],
+        "neighbourhood": sc.nbhd[c],
+        "robust": sc.robust[c],
+        "train_rank": int(_rank(sc.train, sc.feasible)[c]),
+        "folds": {
+            s: {
+                "n_trades": list(r["folds"][s]["n_trades"]),
+                "objective": [float_of(x) for x in r["folds"][s]["objective"]],
+            }
+            for s in SPLITS
+        },
+        "best_train_trial": {
+            "trial": int(sc.numbers[best_train]),
+            "train": sc.train[best_train],
+            "test": sc.test[best_train],
+            "robust": sc.robust[best_train],
+        },
+    }
+
+
+def _analyse(
+    study: optuna.Study,
+    job: _Job,
+    evaluator: Evaluator,
+    daily_cache: dict[int, np.ndarray],
+    caller: str | None,
+    identity: dict,
+    new_trials: int,
+    timings: dict,
+) -> StudyResult:
+    """The whole study: scores, recommendation, DSR, PBO and the result tables."""
+    o = job.options
+    trials = study.get_trials(deepcopy=False)
+    done, rows = _rows(trials)
+    notes: list[str] = []
+    sc = _scores(o, done, notes)
+    daily = _daily_matrix(job, evaluator, done, sc.opts, daily_cache)
+    dsr = _dsr(daily, sc, len(trials), notes)
+    pbo = _pbo(o, daily, sc, notes)
+    cfg = strategy_config(sc.opts[sc.chosen], o.settings) if sc.chosen is not None else None
+    recommended = _recommendation(done, sc, cfg) if cfg is not None else None
     states = [t.state for t in trials]
     counts = {
         "n_trials": len(trials),
         "n_complete": states.count(TrialState.COMPLETE),
         "n_failed": states.count(TrialState.FAIL),
         "n_running": states.count(TrialState.RUNNING),
-        "n_feasible": int(feasible.sum()),
-        "n_infeasible": int(n - feasible.sum()),
+        "n_feasible": int(sc.feasible.sum()),
+        "n_infeasible": int(len(done) - sc.feasible.sum()),
         "new_trials": int(new_trials),
     }
     return StudyResult(
@@ -286,8 +326,8 @@ def _analyse(
         n_days=int(evaluator.n_days),
         target=job.target,
         counts=counts,
-        trials=table,
-        fold_metrics=fold_metrics,
+        trials=_trial_table(rows, done, sc, o.space.names),
+        fold_metrics=_long_rows(done, job.folds, sc.opts, o.space.names),
         recommended=to_float_dict(recommended),
         config=cfg,
         dsr=dsr,

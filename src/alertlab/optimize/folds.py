@@ -88,12 +88,7 @@ def make_folds(
     from the first alert instead of a rolling window. ``embargo_s``: gap (seconds, >= 0) cut
     from the end of each train span before its test span — use at least the window horizon.
     """
-    ts = np.asarray(alert_ts_ms)
-    if ts.ndim != 1 or ts.size == 0:
-        raise ValueError("alert_ts_ms must be a non-empty 1-d array")
-    if not np.issubdtype(ts.dtype, np.integer):
-        raise ValueError(f"alert_ts_ms must be integer epoch milliseconds, got dtype {ts.dtype}")
-    ts = ts.astype(np.int64)
+    ts = _check_ts(alert_ts_ms)
     if k is not None and (int(k) != k or k < 0):
         raise ValueError(f"k must be an integer >= 0 or None, got {k!r}")
     k = int(k or 0)
@@ -103,47 +98,68 @@ def make_folds(
     if (train_days is None) != (test_days is None):
         raise ValueError("give both train_days and test_days, or neither (then k equal spans are used)")
     t0, t1 = int(ts.min()), int(ts.max()) + 1
-
-    spans: list[tuple[int, int, int, int]] = []  # (train_from, train_to, test_from, test_to)
     if train_days is not None:
-        tr, te = _days_ms("train_days", train_days), _days_ms("test_days", test_days)
-        first = t0 + tr + emb
-        if first >= t1:
-            raise ValueError(
-                f"train_days={train_days} + embargo leave no test span: alerts cover only "
-                f"{(t1 - t0) / _MS_PER_DAY:.3g} days"
-            )
-        test_from = first
-        while test_from < t1:
-            test_to = min(test_from + te, t1)
-            train_to = test_from - emb
-            spans.append((t0 if anchored else train_to - tr, train_to, test_from, test_to))
-            test_from = test_to
+        spans = _day_spans(t0, t1, train_days, test_days, anchored, emb)
         if k > 0:
             spans = spans[-k:]
     elif k == 0:
         return [Fold(0, t0, t1, t1, t1, np.arange(ts.size, dtype=np.int64), np.zeros(0, dtype=np.int64))]
     else:
-        if t1 - t0 < k + 1:
-            raise ValueError(f"alerts span {t1 - t0} ms: too short to cut into k+1={k + 1} spans")
-        b = [t0 + (t1 - t0) * i // (k + 1) for i in range(k + 2)]
-        for j in range(k):
-            test_from = b[j + 1]
-            spans.append((t0 if anchored else b[j], test_from - emb, test_from, b[j + 2]))
+        spans = _equal_spans(t0, t1, k, anchored, emb)
+    return [_fold(ts, j, span, embargo_s) for j, span in enumerate(spans)]
 
-    folds = []
-    for j, (a, b_, c, d) in enumerate(spans):
-        if b_ <= a:
-            raise ValueError(
-                f"fold {j}: the embargo ({embargo_s} s) is longer than the train span "
-                f"({(c - a) / 1000:.0f} s); use fewer folds, longer train_days or a shorter embargo"
-            )
-        tr_idx, te_idx = _idx(ts, a, b_), _idx(ts, c, d)
-        if tr_idx.size == 0 or te_idx.size == 0:
-            which = "train" if tr_idx.size == 0 else "test"
-            lo, hi = (a, b_) if which == "train" else (c, d)
-            raise ValueError(
-                f"fold {j}: {which} span [{lo}, {hi}) ms holds no alert; use fewer folds or longer spans"
-            )
-        folds.append(Fold(j, a, b_, c, d, tr_idx, te_idx))
-    return folds
+
+Span = tuple[int, int, int, int]  # (train_from, train_to, test_from, test_to), epoch ms, half-open
+
+
+def _check_ts(alert_ts_ms: np.ndarray) -> np.ndarray:
+    ts = np.asarray(alert_ts_ms)
+    if ts.ndim != 1 or ts.size == 0:
+        raise ValueError("alert_ts_ms must be a non-empty 1-d array")
+    if not np.issubdtype(ts.dtype, np.integer):
+        raise ValueError(f"alert_ts_ms must be integer epoch milliseconds, got dtype {ts.dtype}")
+    return ts.astype(np.int64)
+
+
+def _day_spans(t0: int, t1: int, train_days: float, test_days: float | None, anchored: bool, emb: int) -> list[Span]:
+    """Consecutive test spans of ``test_days`` after a first train span of ``train_days`` + embargo."""
+    tr, te = _days_ms("train_days", train_days), _days_ms("test_days", test_days)
+    first = t0 + tr + emb
+    if first >= t1:
+        raise ValueError(
+            f"train_days={train_days} + embargo leave no test span: alerts cover only "
+            f"{(t1 - t0) / _MS_PER_DAY:.3g} days"
+        )
+    spans: list[Span] = []
+    test_from = first
+    while test_from < t1:
+        test_to = min(test_from + te, t1)
+        train_to = test_from - emb
+        spans.append((t0 if anchored else train_to - tr, train_to, test_from, test_to))
+        test_from = test_to
+    return spans
+
+
+def _equal_spans(t0: int, t1: int, k: int, anchored: bool, emb: int) -> list[Span]:
+    """``k`` folds over ``k + 1`` equal spans: fold j trains on span j (or 0..j) and tests on j + 1."""
+    if t1 - t0 < k + 1:
+        raise ValueError(f"alerts span {t1 - t0} ms: too short to cut into k+1={k + 1} spans")
+    b = [t0 + (t1 - t0) * i // (k + 1) for i in range(k + 2)]
+    return [(t0 if anchored else b[j], b[j + 1] - emb, b[j + 1], b[j + 2]) for j in range(k)]
+
+
+def _fold(ts: np.ndarray, j: int, span: Span, embargo_s: int) -> Fold:
+    a, b_, c, d = span
+    if b_ <= a:
+        raise ValueError(
+            f"fold {j}: the embargo ({embargo_s} s) is longer than the train span "
+            f"({(c - a) / 1000:.0f} s); use fewer folds, longer train_days or a shorter embargo"
+        )
+    tr_idx, te_idx = _idx(ts, a, b_), _idx(ts, c, d)
+    if tr_idx.size == 0 or te_idx.size == 0:
+        which = "train" if tr_idx.size == 0 else "test"
+        lo, hi = (a, b_) if which == "train" else (c, d)
+        raise ValueError(
+            f"fold {j}: {which} span [{lo}, {hi}) ms holds no alert; use fewer folds or longer spans"
+        )
+    return Fold(j, a, b_, c, d, tr_idx, te_idx)

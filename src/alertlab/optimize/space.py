@@ -133,59 +133,104 @@ def _parse_param(name: str, spec: Any) -> Param:
     if when is not None and not isinstance(when, str):
         raise ValueError(f"{name}: 'when' must name another option, got {when!r}")
     if "choices" in spec:
-        extra = set(spec) & {"low", "high", "log", "step", "int"}
-        if extra:
-            raise ValueError(f"{name}: 'choices' cannot be combined with {sorted(extra)}")
-        raw = spec["choices"]
-        if not isinstance(raw, list | tuple) or not raw:
-            raise ValueError(f"{name}: 'choices' must be a non-empty list")
-        choices = []
-        for c in raw:
-            c = _off(c)
-            _check_value(name, c)
-            if name in INT_OPTIONS and c is not None:
-                c = int(c)
-            if c in choices:
-                raise ValueError(f"{name}: duplicate choice {c!r}")
-            choices.append(c)
-        return Param(name, "choice", choices=tuple(choices), when=when)
+        return _parse_choices(name, spec, when)
+    return _parse_range(name, spec, when)
+
+
+def _parse_choices(name: str, spec: Mapping[str, Any], when: str | None) -> Param:
+    extra = set(spec) & {"low", "high", "log", "step", "int"}
+    if extra:
+        raise ValueError(f"{name}: 'choices' cannot be combined with {sorted(extra)}")
+    raw = spec["choices"]
+    if not isinstance(raw, list | tuple) or not raw:
+        raise ValueError(f"{name}: 'choices' must be a non-empty list")
+    choices: list[Any] = []
+    for c in raw:
+        c = _off(c)
+        _check_value(name, c)
+        if name in INT_OPTIONS and c is not None:
+            c = int(c)
+        if c in choices:
+            raise ValueError(f"{name}: duplicate choice {c!r}")
+        choices.append(c)
+    return Param(name, "choice", choices=tuple(choices), when=when)
+
+
+def _finite(name: str, key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"{name}: '{key}' must be a finite number, got {v!r}")
+    return v
+
+
+def _check_step(name: str, low: float, high: float, step: Any, log: bool) -> None:
+    if isinstance(step, bool) or not isinstance(step, int | float) or not step > 0:
+        raise ValueError(f"{name}: 'step' must be > 0, got {step!r}")
+    if log:
+        raise ValueError(f"{name}: 'step' and 'log' cannot be combined (Optuna does not support it)")
+    n = (high - low) / step
+    if abs(n - round(n)) > 1e-9 * max(1.0, abs(n)):
+        raise ValueError(f"{name}: (high - low) = {high - low:g} is not a multiple of step {step:g}")
+
+
+def _parse_range(name: str, spec: Mapping[str, Any], when: str | None) -> Param:
     if "low" not in spec or "high" not in spec:
         raise ValueError(f"{name}: give 'low' and 'high', or 'choices', or a fixed value")
     if name in STR_OPTIONS:
         raise ValueError(f"{name}: a string option takes 'choices', not a range")
-    low, high = spec["low"], spec["high"]
-    for key, v in (("low", low), ("high", high)):
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise ValueError(f"{name}: '{key}' must be a finite number, got {v!r}")
+    low, high = _finite(name, "low", spec["low"]), _finite(name, "high", spec["high"])
     if low >= high:
         raise ValueError(f"{name}: low ({low}) must be < high ({high})")
     log = bool(spec.get("log", False))
     if log and low <= 0:
         raise ValueError(f"{name}: a log range needs low > 0, got {low}")
     step = spec.get("step")
-    is_int = name in INT_OPTIONS or bool(spec.get("int", False))
     if name in INT_OPTIONS and spec.get("int") is False:
         raise ValueError(f"{name} is an integer option; it cannot have 'int: false'")
     if step is not None:
-        if isinstance(step, bool) or not isinstance(step, int | float) or not step > 0:
-            raise ValueError(f"{name}: 'step' must be > 0, got {step!r}")
-        if log:
-            raise ValueError(f"{name}: 'step' and 'log' cannot be combined (Optuna does not support it)")
-        n = (high - low) / step
-        if abs(n - round(n)) > 1e-9 * max(1.0, abs(n)):
-            raise ValueError(f"{name}: (high - low) = {high - low:g} is not a multiple of step {step:g}")
+        _check_step(name, low, high, step, log)
+    is_int = name in INT_OPTIONS or bool(spec.get("int", False))
     if is_int:
         for key, v in (("low", low), ("high", high), ("step", step)):
             if v is not None and v != int(v):
                 raise ValueError(f"{name}: integer range needs integer '{key}', got {v!r}")
-        low, high = int(low), int(high)
-        step = int(step) if step is not None else None
-    else:
-        low, high = float(low), float(high)
-        step = float(step) if step is not None else None
+    cast = int if is_int else float
+    low, high = cast(low), cast(high)
+    step = cast(step) if step is not None else None
     _check_value(name, low)
     _check_value(name, high)
     return Param(name, "int" if is_int else "float", low=low, high=high, log=log, step=step, when=when)
+
+
+def _parents_first(parsed: dict[str, Param]) -> list[str]:
+    """Option names ordered so that every ``when`` parent precedes its children (cycles rejected)."""
+    for p in parsed.values():
+        if p.when is None:
+            continue
+        if p.when == p.name:
+            raise ValueError(f"{p.name}: 'when' cannot name the option itself")
+        if p.when not in parsed:
+            raise ValueError(
+                f"{p.name}: 'when' names {p.when!r}, which is not in the space "
+                f"(options in the space: {', '.join(parsed)})"
+            )
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise ValueError(f"conditional options form a cycle: {' -> '.join((*chain, name))}")
+        state[name] = 1
+        parent = parsed[name].when
+        if parent is not None:
+            visit(parent, (*chain, name))
+        state[name] = 2
+        order.append(name)
+
+    for name in parsed:
+        visit(name, ())
+    return order
 
 
 def _norm_one(p: Param, v: Any) -> float:
@@ -223,32 +268,7 @@ class SearchSpace:
         if not spec:
             raise ValueError("the search space is empty")
         parsed = {str(name): _parse_param(str(name), s) for name, s in spec.items()}
-        for p in parsed.values():
-            if p.when is not None:
-                if p.when == p.name:
-                    raise ValueError(f"{p.name}: 'when' cannot name the option itself")
-                if p.when not in parsed:
-                    raise ValueError(
-                        f"{p.name}: 'when' names {p.when!r}, which is not in the space "
-                        f"(options in the space: {', '.join(parsed)})"
-                    )
-        order: list[str] = []
-        state: dict[str, int] = {}
-
-        def visit(name: str, chain: tuple[str, ...]) -> None:
-            if state.get(name) == 2:
-                return
-            if state.get(name) == 1:
-                raise ValueError(f"conditional options form a cycle: {' -> '.join((*chain, name))}")
-            state[name] = 1
-            parent = parsed[name].when
-            if parent is not None:
-                visit(parent, (*chain, name))
-            state[name] = 2
-            order.append(name)
-
-        for name in parsed:
-            visit(name, ())
+        order = _parents_first(parsed)
         return cls(tuple(parsed[n] for n in order))
 
     @classmethod
