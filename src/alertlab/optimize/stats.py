@@ -337,65 +337,23 @@ def pbo_cscv(perf: np.ndarray, n_blocks: int = 16, metric: Callable | str = "sha
     ``n_blocks``. The metric is rank-based for PBO, so ``"sharpe"`` vs ``"mean"`` only changes which
     notion of "best" is tested; days are the natural rows (see :func:`daily_returns`).
     """
-    m = np.asarray(perf, dtype=np.float64)
-    if m.ndim != 2:
-        raise ValueError(f"perf must be a T x N matrix, got shape {m.shape}")
+    m = _check_perf(perf, n_blocks)
     t, n = m.shape
-    if n_blocks < 2 or n_blocks % 2:
-        raise ValueError(f"n_blocks must be an even number >= 2, got {n_blocks}")
-    if t < n_blocks:
-        raise ValueError(f"need at least n_blocks={n_blocks} periods (rows), got {t}")
-    if n < 2:
-        raise ValueError(f"need at least 2 trials (columns) to select among, got {n}")
-    if np.isinf(m).any():
-        raise ValueError("perf has infinite values")
-    m = np.where(np.isnan(m), 0.0, m)
     bounds = np.cumsum([0] + [len(b) for b in np.array_split(np.arange(t), n_blocks)])
     w_half, ia, ib = _half_set_pairs(n_blocks)
     n_comb = 2 * w_half.shape[0]
-
     best = np.empty(n_comb, dtype=np.int64)
     is_best = np.empty(n_comb)
     oos_best = np.empty(n_comb)
     logits = np.empty(n_comb)
     out = (best, is_best, oos_best, logits)
-
     if callable(metric):
-        blocks = [np.arange(bounds[b], bounds[b + 1]) for b in range(n_blocks)]
-        for r in range(w_half.shape[0]):
-            a_rows = np.concatenate([blocks[b] for b in range(n_blocks) if w_half[r, b] > 0])
-            b_rows = np.concatenate([blocks[b] for b in range(n_blocks) if w_half[r, b] == 0])
-            ma = np.asarray(metric(m[a_rows]), dtype=np.float64).reshape(1, n)
-            mb = np.asarray(metric(m[b_rows]), dtype=np.float64).reshape(1, n)
-            if not (np.all(np.isfinite(ma)) and np.all(np.isfinite(mb))):
-                raise ValueError("the metric callable returned non-finite scores")
-            for k, (is_m, oos_m) in ((ia[r], (ma, mb)), (ib[r], (mb, ma))):
-                b_, ib_, ob_, lg_ = _oos_logit(is_m, oos_m)
-                best[k], is_best[k], oos_best[k], logits[k] = b_[0], ib_[0], ob_[0], lg_[0]
+        _cscv_callable(m, metric, bounds, w_half, ia, ib, out)
     elif metric in ("sharpe", "mean"):
-        mu = m.mean(axis=0)
-        c = m - mu
-        bsum = np.add.reduceat(c, bounds[:-1], axis=0)
-        bsq = np.add.reduceat(c * c, bounds[:-1], axis=0)
-        bcnt = np.diff(bounds).astype(np.float64)
-        tot_s, tot_q = bsum.sum(axis=0), bsq.sum(axis=0)
-        use_sharpe = metric == "sharpe"
-        chunk = max(1, _CSCV_CHUNK_ELEMS // n)
-        for lo in range(0, w_half.shape[0], chunk):
-            w = w_half[lo : lo + chunk]
-            sl = slice(lo, lo + w.shape[0])
-            s_a, q_a, n_a = w @ bsum, w @ bsq, w @ bcnt
-            _cscv_kernel(s_a, q_a, n_a, tot_s, tot_q, float(t), mu, use_sharpe, ia[sl], ib[sl], *out)
+        _cscv_moments(m, metric == "sharpe", bounds, w_half, ia, ib, out)
     else:
         raise ValueError(f"metric must be 'sharpe', 'mean' or a callable, got {metric!r}")
-
-    dx = is_best - is_best.mean()
-    sxx = float(dx @ dx)
-    if np.ptp(is_best) > 1e-9 * float(np.max(np.abs(is_best))):  # IS values vary beyond rounding
-        slope = float(dx @ (oos_best - oos_best.mean())) / sxx
-        intercept = float(oos_best.mean() - slope * is_best.mean())
-    else:
-        slope = intercept = float("nan")
+    slope, intercept = _degradation(is_best, oos_best)
     return {
         "pbo": float(np.mean(logits <= 0.0)),
         "logits": logits,
@@ -408,6 +366,68 @@ def pbo_cscv(perf: np.ndarray, n_blocks: int = 16, metric: Callable | str = "sha
         "n_combinations": int(n_comb),
         "n_blocks": int(n_blocks),
     }
+
+
+def _check_perf(perf: np.ndarray, n_blocks: int) -> np.ndarray:
+    m = np.asarray(perf, dtype=np.float64)
+    if m.ndim != 2:
+        raise ValueError(f"perf must be a T x N matrix, got shape {m.shape}")
+    t, n = m.shape
+    if n_blocks < 2 or n_blocks % 2:
+        raise ValueError(f"n_blocks must be an even number >= 2, got {n_blocks}")
+    if t < n_blocks:
+        raise ValueError(f"need at least n_blocks={n_blocks} periods (rows), got {t}")
+    if n < 2:
+        raise ValueError(f"need at least 2 trials (columns) to select among, got {n}")
+    if np.isinf(m).any():
+        raise ValueError("perf has infinite values")
+    return np.where(np.isnan(m), 0.0, m)
+
+
+def _cscv_callable(m: np.ndarray, metric: Callable, bounds: np.ndarray, w_half: np.ndarray,
+                   ia: np.ndarray, ib: np.ndarray, out: tuple) -> None:
+    """General metric: evaluated per combination on the gathered rows (slow, any callable)."""
+    best, is_best, oos_best, logits = out
+    n_blocks, n = w_half.shape[1], m.shape[1]
+    blocks = [np.arange(bounds[b], bounds[b + 1]) for b in range(n_blocks)]
+    for r in range(w_half.shape[0]):
+        a_rows = np.concatenate([blocks[b] for b in range(n_blocks) if w_half[r, b] > 0])
+        b_rows = np.concatenate([blocks[b] for b in range(n_blocks) if w_half[r, b] == 0])
+        ma = np.asarray(metric(m[a_rows]), dtype=np.float64).reshape(1, n)
+        mb = np.asarray(metric(m[b_rows]), dtype=np.float64).reshape(1, n)
+        if not (np.all(np.isfinite(ma)) and np.all(np.isfinite(mb))):
+            raise ValueError("the metric callable returned non-finite scores")
+        for k, (is_m, oos_m) in ((ia[r], (ma, mb)), (ib[r], (mb, ma))):
+            b_, ib_, ob_, lg_ = _oos_logit(is_m, oos_m)
+            best[k], is_best[k], oos_best[k], logits[k] = b_[0], ib_[0], ob_[0], lg_[0]
+
+
+def _cscv_moments(m: np.ndarray, use_sharpe: bool, bounds: np.ndarray, w_half: np.ndarray,
+                  ia: np.ndarray, ib: np.ndarray, out: tuple) -> None:
+    """Sharpe or mean from per-block sums: every combination costs a few matrix products."""
+    t, n = m.shape
+    mu = m.mean(axis=0)
+    c = m - mu
+    bsum = np.add.reduceat(c, bounds[:-1], axis=0)
+    bsq = np.add.reduceat(c * c, bounds[:-1], axis=0)
+    bcnt = np.diff(bounds).astype(np.float64)
+    tot_s, tot_q = bsum.sum(axis=0), bsq.sum(axis=0)
+    chunk = max(1, _CSCV_CHUNK_ELEMS // n)
+    for lo in range(0, w_half.shape[0], chunk):
+        w = w_half[lo : lo + chunk]
+        sl = slice(lo, lo + w.shape[0])
+        s_a, q_a, n_a = w @ bsum, w @ bsq, w @ bcnt
+        _cscv_kernel(s_a, q_a, n_a, tot_s, tot_q, float(t), mu, use_sharpe, ia[sl], ib[sl], *out)
+
+
+def _degradation(is_best: np.ndarray, oos_best: np.ndarray) -> tuple[float, float]:
+    """Slope and intercept of OOS on IS for the chosen trials (NaN when IS does not vary)."""
+    dx = is_best - is_best.mean()
+    sxx = float(dx @ dx)
+    if np.ptp(is_best) > 1e-9 * float(np.max(np.abs(is_best))):  # IS values vary beyond rounding
+        slope = float(dx @ (oos_best - oos_best.mean())) / sxx
+        return slope, float(oos_best.mean() - slope * is_best.mean())
+    return float("nan"), float("nan")
 
 
 # --------------------------------------------------------------------------------------------
