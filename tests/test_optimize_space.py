@@ -256,3 +256,26 @@ def test_default_space():
     x = DEFAULT_SPACE.normalise(seen)
     on = ~np.isnan(x)
     assert ((x[on] >= 0) & (x[on] <= 1)).all()
+
+
+def test_params_map_one_to_one_to_optuna_distributions():
+    space = SearchSpace.from_dict(
+        {
+            "tp": {"low": 1.5, "high": 10, "log": True},
+            "sl": {"low": 0.3, "high": 0.9, "step": 0.1},
+            "entry_delay_bars": {"low": 0, "high": 3, "int": True},
+            "trail": {"choices": [None, 0.2, 0.3]},
+            "trail_activation": {"low": 1, "high": 3, "when": "trail"},
+            "time_stop_hours": 24,
+        }
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen: set[str] = set()
+    for _ in range(20):
+        t = study.ask()
+        space.suggest(t)
+        for name, dist in t.distributions.items():
+            assert dist == space[name].distribution(), name
+            seen.add(name)
+    assert seen == {"tp", "sl", "entry_delay_bars", "trail", "trail_activation"}
+    assert space["time_stop_hours"].distribution() is None

@@ -490,7 +490,8 @@ def _plan(spec: DemoSpec) -> _Plan:
     # --- per-token dynamics
     scale = iv / _MINUTE
     log_p0 = rng.uniform(math.log(1e-9), math.log(0.02), n_tok)
-    sigma = np.exp(rng.uniform(*np.log(_SIGMA_RANGE), n_tok)) * math.sqrt(scale)
+    sig_lo, sig_hi = np.log(_SIGMA_RANGE)
+    sigma = np.exp(rng.uniform(sig_lo, sig_hi, n_tok)) * math.sqrt(scale)
     drift = -rng.uniform(*_BLEED_48H, n_tok) / (48 * 60) * scale
     usd_vol = rng.lognormal(math.log(400.0), 1.2, n_tok) * scale
     mcap0 = np.clip(rng.lognormal(math.log(150_000.0), 1.4, n_tok), 4_000, 60_000_000)

@@ -174,7 +174,7 @@ def _dsr(daily: np.ndarray, sc: _Scores, n_trials: int, notes: list[str]) -> dic
         notes.append("DSR needs at least 2 days of alerts")
         return None
     try:
-        d = dsr_from_returns(daily[:, sc.chosen], sharpe_ratio(daily, axis=0), n_trials=n_trials)
+        d = dsr_from_returns(daily[:, sc.chosen], np.asarray(sharpe_ratio(daily, axis=0)), n_trials=n_trials)
     except ValueError as exc:
         notes.append(f"DSR not computed: {exc}")
         return None

@@ -99,6 +99,7 @@ def make_folds(
         raise ValueError("give both train_days and test_days, or neither (then k equal spans are used)")
     t0, t1 = int(ts.min()), int(ts.max()) + 1
     if train_days is not None:
+        assert test_days is not None  # both or neither, checked above
         spans = _day_spans(t0, t1, train_days, test_days, anchored, emb)
         if k > 0:
             spans = spans[-k:]
@@ -121,7 +122,7 @@ def _check_ts(alert_ts_ms: np.ndarray) -> np.ndarray:
     return ts.astype(np.int64)
 
 
-def _day_spans(t0: int, t1: int, train_days: float, test_days: float | None, anchored: bool, emb: int) -> list[Span]:
+def _day_spans(t0: int, t1: int, train_days: float, test_days: float, anchored: bool, emb: int) -> list[Span]:
     """Consecutive test spans of ``test_days`` after a first train span of ``train_days`` + embargo."""
     tr, te = _days_ms("train_days", train_days), _days_ms("test_days", test_days)
     first = t0 + tr + emb

@@ -103,6 +103,8 @@ def _windows_of(job: _Job) -> Windows:
         return job.windows
     from alertlab.windows.cache import load_entry
 
+    if job.windows_path is None:
+        raise ValueError("a worker job needs windows or the path of their cache entry")
     return load_entry(Path(job.windows_path), job.fingerprint)
 
 

@@ -35,6 +35,7 @@ from alertlab.util.configfile import read_mapping
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.distributions import BaseDistribution
 
 _OFF_STRINGS = frozenset({"off", "none", "null"})
 FIXED_SETTINGS = (*(n for n, o in OPTIONS.items() if not o.searchable), "intrabar")
@@ -75,21 +76,42 @@ class Param:
     value: Any = None
     when: str | None = None
 
+    def distribution(self) -> BaseDistribution | None:
+        """The Optuna distribution this option is sampled from, one to one (None when fixed)."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.kind == "fixed":
+            return None
+        if self.kind == "choice":
+            return CategoricalDistribution(list(self.choices))
+        lo, hi = self.bounds
+        if self.kind == "int":
+            return IntDistribution(int(lo), int(hi), log=self.log, step=int(self.step or 1))
+        return FloatDistribution(lo, hi, log=self.log, step=self.step)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(low, high)`` of a range option."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.name}: a {self.kind} option has no range")
+        return self.low, self.high
+
     def grid_values(self) -> list:
         """Values a grid search enumerates for this option."""
         if self.kind == "fixed":
             return [self.value]
         if self.kind == "choice":
             return list(self.choices)
+        lo, hi = self.bounds
         if self.kind == "int":
             step = int(self.step or 1)
-            return list(range(int(self.low), int(self.high) + 1, step))
+            return list(range(int(lo), int(hi) + 1, step))
         if self.step is None:
             raise ValueError(
                 f"{self.name}: a continuous range cannot be grid-searched; give it a 'step' or 'choices'"
             )
-        n = int(round((self.high - self.low) / self.step))
-        return [float(round(self.low + i * self.step, 12)) for i in range(n + 1)]
+        n = int(round((hi - lo) / self.step))
+        return [float(round(lo + i * self.step, 12)) for i in range(n + 1)]
 
     def to_dict(self) -> Any:
         if self.kind == "fixed":
@@ -245,11 +267,12 @@ def _norm_one(p: Param, v: Any) -> float:
         if all(isinstance(c, int | float) and not isinstance(c, bool) for c in on):
             on = sorted(on)
         return on.index(v) / (len(on) - 1) if len(on) > 1 else 0.0
+    lo, hi = p.bounds
     if p.log:
         if v <= 0:
             raise ValueError(f"{p.name}={v!r} cannot be placed on a log range")
-        return (math.log(v) - math.log(p.low)) / (math.log(p.high) - math.log(p.low))
-    return (float(v) - p.low) / (p.high - p.low)
+        return (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return (float(v) - lo) / (hi - lo)
 
 
 @dataclass(frozen=True)
@@ -302,14 +325,7 @@ class SearchSpace:
         for p in self.params:
             if p.when is not None and out[p.when] is None:
                 continue
-            if p.kind == "fixed":
-                out[p.name] = p.value
-            elif p.kind == "choice":
-                out[p.name] = trial.suggest_categorical(p.name, list(p.choices))
-            elif p.kind == "int":
-                out[p.name] = trial.suggest_int(p.name, p.low, p.high, step=p.step or 1, log=p.log)
-            else:
-                out[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+            out[p.name] = _suggest(trial, p.name, p.distribution(), p.value)
         return out
 
     def grid(self) -> dict[str, list]:
@@ -333,6 +349,20 @@ class SearchSpace:
             for j, p in enumerate(self.params):
                 out[i, j] = _norm_one(p, cfg.get(p.name))
         return out
+
+
+def _suggest(trial: optuna.Trial, name: str, d: BaseDistribution | None, fixed: Any) -> Any:
+    """Ask ``trial`` for ``name`` from distribution ``d`` through Optuna's public suggest API."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if d is None:
+        return fixed
+    if isinstance(d, CategoricalDistribution):
+        return trial.suggest_categorical(name, list(d.choices))
+    if isinstance(d, IntDistribution):
+        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    assert isinstance(d, FloatDistribution)
+    return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
 
 
 DEFAULT_SPACE_SPEC: dict[str, Any] = {

@@ -135,7 +135,7 @@ class _PgAdvisoryLock:
         self._key = int.from_bytes(
             zlib.crc32(f"alertlab:{name}".encode()).to_bytes(4, "big"), "big", signed=True
         )
-        self._conn = None
+        self._conn: Any = None
 
     def acquire(self) -> None:
         self._conn = self._engine.connect()

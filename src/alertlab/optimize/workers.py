@@ -80,7 +80,7 @@ def _run_workers(
         for p in procs:
             p.join(timeout=max(0.0, deadline - time.monotonic()))
         for p in procs:
-            if p.is_alive():
+            if p.is_alive() and p.pid is not None:
                 os.kill(p.pid, signal.SIGINT)
         for p in procs:
             p.join(timeout=15)

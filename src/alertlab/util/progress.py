@@ -10,6 +10,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -21,15 +22,15 @@ _console = Console(stderr=True)
 class _Bar:
     """One task of a rich Progress, or a no-op when disabled."""
 
-    def __init__(self, progress: Progress | None, task: int | None) -> None:
+    def __init__(self, progress: Progress | None, task: TaskID | None) -> None:
         self._p, self._t = progress, task
 
     def advance(self, n: float = 1) -> None:
-        if self._p is not None:
+        if self._p is not None and self._t is not None:
             self._p.advance(self._t, n)
 
     def update(self, **kw) -> None:
-        if self._p is not None:
+        if self._p is not None and self._t is not None:
             self._p.update(self._t, **kw)
 
 
