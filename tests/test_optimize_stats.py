@@ -56,12 +56,15 @@ def ref_pbo(perf: np.ndarray, n_blocks: int, metric) -> dict:
         oos_rows = [r for b in range(n_blocks) if b not in comb for r in blocks[b]]
         is_m = [metric([perf[r, j] for r in is_rows]) for j in range(n)]
         oos_m = [metric([perf[r, j] for r in oos_rows]) for j in range(n)]
+        def tie(x, y):  # equal within 1e-9 relative: rounding must not order equal scores
+            return abs(x - y) <= 1e-9 * max(abs(x), abs(y))
+
         b = 0
         for j in range(n):
-            if is_m[j] > is_m[b]:
+            if is_m[j] > is_m[b] and not tie(is_m[j], is_m[b]):
                 b = j
-        lower = sum(1 for j in range(n) if oos_m[j] < oos_m[b])
-        equal = sum(1 for j in range(n) if oos_m[j] == oos_m[b])
+        lower = sum(1 for j in range(n) if oos_m[j] < oos_m[b] and not tie(oos_m[j], oos_m[b]))
+        equal = sum(1 for j in range(n) if tie(oos_m[j], oos_m[b]))
         w = (lower + (equal + 1) / 2) / (n + 1)
         logits.append(math.log(w / (1 - w)))
         best.append(b)

@@ -260,22 +260,32 @@ def _block_metric(s, q, n, mu, use_sharpe):
     return (mean_c + mu) / np.sqrt(ss / (n - 1.0))
 
 
+TIE_RTOL = 1e-9
+"""Metrics closer than this (relative) are ties: the order of mathematically equal scores must not
+depend on float rounding (two trials with Sharpe 1/√3 computed two ways differ in the last bit)."""
+
+
+@numba.njit(cache=True, inline="always")
+def _tie_tol(a, b):
+    return TIE_RTOL * max(abs(a), abs(b))
+
+
 @numba.njit(cache=True)
 def _select_rank(is_m, oos_m, k, best, is_best, oos_best, logits):
     """Combination ``k``: IS-best trial (first on ties) and its OOS mid-rank logit (as ``_oos_logit``)."""
     n = is_m.shape[0]
     bi = 0
     for j in range(1, n):
-        if is_m[j] > is_m[bi]:
+        if is_m[j] > is_m[bi] + _tie_tol(is_m[j], is_m[bi]):
             bi = j
     sel = oos_m[bi]
     less = 0
     eq = 0
     for j in range(n):
-        if oos_m[j] < sel:
-            less += 1
-        elif oos_m[j] == sel:
+        if abs(oos_m[j] - sel) <= _tie_tol(oos_m[j], sel):
             eq += 1
+        elif oos_m[j] < sel:
+            less += 1
     w = (less + (eq + 1) / 2.0) / (n + 1.0)
     best[k] = bi
     is_best[k] = is_m[bi]
@@ -308,9 +318,15 @@ def _oos_logit(is_m: np.ndarray, oos_m: np.ndarray) -> tuple[np.ndarray, np.ndar
     """
     n = is_m.shape[1]
     rows = np.arange(is_m.shape[0])
-    best = np.argmax(is_m, axis=1)
+    best = np.zeros(is_m.shape[0], dtype=np.int64)
+    for r in rows:  # scan in trial order: a later trial wins only by more than the tie tolerance
+        for j in range(1, n):
+            a, c = is_m[r, j], is_m[r, best[r]]
+            if a > c + TIE_RTOL * max(abs(a), abs(c)):
+                best[r] = j
     sel = oos_m[rows, best][:, None]
-    rank = (oos_m < sel).sum(axis=1) + ((oos_m == sel).sum(axis=1) + 1) / 2.0
+    tie = np.abs(oos_m - sel) <= TIE_RTOL * np.maximum(np.abs(oos_m), np.abs(sel))
+    rank = ((oos_m < sel) & ~tie).sum(axis=1) + (tie.sum(axis=1) + 1) / 2.0
     w = rank / (n + 1.0)
     return best, is_m[rows, best], oos_m[rows, best], np.log(w / (1.0 - w))
 
@@ -321,8 +337,8 @@ def pbo_cscv(perf: np.ndarray, n_blocks: int = 16, metric: Callable | str = "sha
     Rows (periods, e.g. days, in time order) are split into ``n_blocks`` (even) contiguous blocks
     of near-equal size (``np.array_split``: sizes differ by at most one). For each of the
     C(S, S/2) ways to pick half the blocks as in-sample (the rest out-of-sample) the trial with
-    the best IS metric is chosen (first index on ties), its OOS relative rank ω̄ = rank/(N+1)
-    (mid-rank on ties) gives the logit λ = ln(ω̄/(1-ω̄)), and PBO is the share of λ <= 0.
+    the best IS metric is chosen (first index on ties, scores within ``TIE_RTOL`` relative being
+    ties), its OOS relative rank ω̄ = rank/(N+1) (mid-rank on ties) gives the logit λ = ln(ω̄/(1-ω̄)), and PBO is the share of λ <= 0.
 
     ``metric``: ``"sharpe"`` (mean/std, ddof=1, 0 when std is 0) or ``"mean"`` — both computed
     from per-block sums so all combinations cost a few matrix products — or a callable mapping
