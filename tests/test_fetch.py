@@ -23,6 +23,7 @@ from alertlab.ingest.fetch import FetchOptions, run_fetch
 from alertlab.ingest.fetch.plan import merge, subtract
 from alertlab.ingest.fetch.ratelimit import Clock, RetryPolicy, TokenBucket, parse_retry_after
 from alertlab.store import Home
+from alertlab.windows.spec import Selection
 
 from fetch_server import FIXTURES, FakeApi, Market, b58, fixture, series, serve, sol_address
 
@@ -308,10 +309,8 @@ def test_unknown_chain_is_a_clear_error(home, tmp_path, api):
     tron = b58(raw + hashlib.sha256(hashlib.sha256(raw).digest()).digest()[:4])
     add_alerts(home, tmp_path, [("a", "tron", tron, T0)])
     with pytest.raises(ValueError, match="not supported by birdeye"):
-        run_fetch(home, None, FetchOptions(source="birdeye", api_url=api.url), env={"BIRDEYE_API_KEY": "k"},
-                  selection=None) if False else run_fetch(
-            home, __import__("alertlab.windows.spec", fromlist=["Selection"]).Selection(chains=["tron"]),
-            FetchOptions(source="birdeye", api_url=api.url), env={"BIRDEYE_API_KEY": "k"})
+        run_fetch(home, Selection(chains=["tron"]), FetchOptions(source="birdeye", api_url=api.url),
+                  env={"BIRDEYE_API_KEY": "k"})
     rep = run_fetch(home, None, FetchOptions(source="birdeye", api_url=api.url), env={"BIRDEYE_API_KEY": "k"})
     assert rep.tokens_failed == 1 and "not supported by birdeye" in rep.failures[0]["reason"]
     assert api.log == []
