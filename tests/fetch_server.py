@@ -128,7 +128,8 @@ class FakeApi:
             if is_ohlcv:
                 self.ohlcv_count += 1
                 n = self.ohlcv_count
-        if is_ohlcv and self.block_at is not None and n == self.block_at:
+        held = is_ohlcv and self.block_at is not None and n == self.block_at
+        if held:  # the client is killed meanwhile: the answer reaches nobody (logged with status 0)
             self.blocked.set()
             self.release.wait(30)
         status, body, extra = 500, {"error": "unhandled"}, {}
@@ -144,7 +145,7 @@ class FakeApi:
             if spec is not None and spec[0] == "timeout":
                 time.sleep(spec[1])
             status, body = self.route(u.path, q, headers)
-        timed_out = spec is not None and spec[0] == "timeout"
+        timed_out = held or (spec is not None and spec[0] == "timeout")
         with self.lock:  # an answer sent after the client gave up is logged with status 0
             self.log.append(Logged(u.path, q, headers, 0 if timed_out else status, time.monotonic()))
         data = json.dumps(body).encode()

@@ -185,7 +185,7 @@ def run_fetch(home: Home, selection: Selection | None = None, options: FetchOpti
     est = sum(_estimate_requests(opts.source, p, tf) for p in work)
     say(f"fetch plan: {len(work)} token(s) to fetch from {opts.source} at {opts.timeframe} "
         f"({rep.tokens_already_fetched} already fetched, {rep.tokens_no_pool_earlier} without a pool earlier); "
-        f"about {est} request(s), ≈ {_human(est * 60.0 / opts.rate_limit)} at {opts.rate_limit:g}/min "
+        f"at most {est} request(s), ≤ {_human(est * 60.0 / opts.rate_limit)} at {opts.rate_limit:g}/min "
         "(cached responses are not asked again)")
 
     limiter = TokenBucket(opts.rate_limit, clock=clock)
