@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -298,7 +299,8 @@ def test_bad_bar_quarantined_naming_the_cached_response(home, tmp_path, api):
     assert rep.bars_rejected == 1
     rj = catalog(home, "SELECT source_file, source_row, reason FROM rejects WHERE kind = 'candles'").iloc[0]
     assert "high < max(open, close)" in rj["reason"]
-    doc = json.loads(Path(rj["source_file"]).read_text())  # the cached response itself
+    with gzip.open(rj["source_file"], "rt") as fh:  # the cached response itself
+        doc = json.load(fh)
     row = json.loads(doc["body"])["data"]["attributes"]["ohlcv_list"][int(rj["source_row"])]
     assert row == bars[bad_i]
     assert bars[bad_i][0] not in set(stored(home, Q)["ts"])
@@ -338,8 +340,8 @@ def test_birdeye_chunks_headers_and_success_false(home, tmp_path, api):
         assert r.query["type"] == "1m" and r.query["currency"] == "usd" and r.query["address"] == K
         assert (int(r.query["time_to"]) - int(r.query["time_from"])) // 60 + 1 <= 1000  # bar opens asked
     assert int(reqs[0].query["time_from"]) == s and int(reqs[-1].query["time_to"]) == e - 1
-    cached = list((home.root / "fetch" / "responses").rglob("*.json"))
-    assert all("test-key" not in p.read_text() for p in cached)  # the key is never written down
+    cached = list((home.root / "fetch" / "responses").rglob("*.json.gz"))
+    assert cached and all(b"test-key" not in gzip.decompress(p.read_bytes()) for p in cached)  # key never written
 
     add_alerts(home, tmp_path, [("a", "solana", L, T0)], "more.csv")
     api.fault("/defi/ohlcv", ("birdeye_false",))
