@@ -477,3 +477,33 @@ def test_pool_hint_on_the_alert_wins(home, tmp_path, api):
     same_bars(stored(home, A), expect(api.markets[A].bars[(PH, A)], *needed(T0)))
     st = catalog(home, "SELECT pool, pool_side FROM fetch_status").iloc[0]
     assert (st["pool"], st["pool_side"]) == (PH, "hint")
+
+
+def test_range_reaching_past_now_is_recorded_up_to_the_fetch_and_continued_later(home, tmp_path, api):
+    now = int(time.time())
+    R, PR = sol_address("recent"), sol_address("poolRecent")
+    bars = series("recent", now - 4 * H, now + 2 * H, keep=1.0)  # the fake has "future" bars: never taken
+    api.add(Market("solana", R, pools=[(PR, "1", R, SOL)], bars={(PR, R): bars}))
+    t_alert = now - H
+    add_alerts(home, tmp_path, [("a", "solana", R, t_alert)])
+    run_fetch(home, None, gecko_opts(api), clock=FakeClock().clock())
+    cap1 = (now - 120) // 60 * 60  # last complete bar two minutes (settle) before the fetch
+    fr = catalog(home, "SELECT start_ts, end_ts, fetched_at FROM fetch_ranges")
+    assert len(fr) == 1 and fr["start_ts"][0] == needed(t_alert)[0]
+    assert cap1 <= fr["end_ts"][0] <= cap1 + 60 and fr["end_ts"][0] <= fr["fetched_at"][0]
+    got = stored(home, R)
+    assert got["ts"].max() < fr["end_ts"][0]
+    same_bars(got, expect(bars, needed(t_alert)[0], int(fr["end_ts"][0])))
+
+    later = FakeClock()  # ten minutes later: only the tail is asked, and the range grows
+    c = later.clock()
+    c.wall = lambda: time.time() + 600
+    n = len(api.log)
+    run_fetch(home, None, gecko_opts(api), clock=c)
+    new = api.log[n:]
+    assert [r.path.endswith("/ohlcv/minute") for r in new] == [True]
+    end1 = int(fr["end_ts"][0])
+    fr2 = catalog(home, "SELECT start_ts, end_ts, fetched_at FROM fetch_ranges")
+    assert len(fr2) == 1 and fr2["end_ts"][0] >= end1 + 540 and fr2["end_ts"][0] <= fr2["fetched_at"][0]
+    assert int(new[0].query["before_timestamp"]) == fr2["end_ts"][0]
+    same_bars(stored(home, R), expect(bars, needed(t_alert)[0], int(fr2["end_ts"][0])))
