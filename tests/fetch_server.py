@@ -202,6 +202,8 @@ class FakeApi:
         limit = int(q.get("limit", "100"))
         sel = [b for b in bars if (b[0] <= before if self.overlap else b[0] < before) and b[0] % tf == 0]
         page = list(reversed(sel))[:limit]  # newest first
+        if not page:
+            return 200, fixture("geckoterminal_ohlcv_empty.json")
         doc = fixture("geckoterminal_ohlcv_minute.json")
         doc["data"]["attributes"]["ohlcv_list"] = page
         return 200, doc

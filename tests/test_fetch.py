@@ -26,7 +26,7 @@ from alertlab.ingest.fetch.ratelimit import Clock, RetryPolicy, TokenBucket, par
 from alertlab.store import Home
 from alertlab.windows.spec import Selection
 
-from fetch_server import FIXTURES, FakeApi, Market, b58, fixture, series, serve, sol_address
+from fetch_server import FakeApi, Market, b58, fixture, series, serve, sol_address
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 T0 = 1759320000  # 2025-10-01 12:00 UTC
@@ -353,19 +353,29 @@ def test_birdeye_chunks_headers_and_success_false(home, tmp_path, api):
     same_bars(stored(home, L), expect(api.markets[L].token_bars, s, e))
 
 
-def test_recorded_samples_are_read_verbatim(home, tmp_path, api):
-    """The recorded pools + OHLCV page, served as they are, give exactly their bars."""
+def test_recorded_samples_give_exactly_their_bars(home, tmp_path, api):
+    """The recorded pools + OHLCV page and the recorded Birdeye items, served back, give exactly their bars."""
     pools = fixture("geckoterminal_token_pools.json")
     tok = pools["data"][0]["relationships"]["base_token"]["data"]["id"].removeprefix("solana_")
     pool = pools["data"][0]["attributes"]["address"]
     page = fixture("geckoterminal_ohlcv_minute.json")["data"]["attributes"]["ohlcv_list"]
-    api.add(Market("solana", tok, pools=[(pool, "84123.4567", tok, SOL)],
-                   bars={(pool, tok): sorted(page)}))
-    add_alerts(home, tmp_path, [("a", "solana", tok, min(r[0] for r in page) + 3600)])
+    assert [r[0] for r in page] == sorted((r[0] for r in page), reverse=True)  # newest first
+    api.add(Market("solana", tok, pools=[(pool, "84123.4567", tok, SOL)], bars={(pool, tok): sorted(page)}))
+    t_alert = min(r[0] for r in page) + 3600
+    add_alerts(home, tmp_path, [("a", "solana", tok, t_alert)])
     run_fetch(home, None, gecko_opts(api), clock=FakeClock().clock())
     same_bars(stored(home, tok), expect(sorted(page), 0, 2**40))
-    body = (FIXTURES / "birdeye_ohlcv.json").read_text()
-    assert json.loads(body)["success"] is True  # shape the Birdeye parser reads (exercised above)
+    assert catalog(home, "SELECT pool_side FROM fetch_status")["pool_side"][0] == "base"
+
+    items = fixture("birdeye_ohlcv.json")["data"]["items"]
+    bird = Home(tmp_path / "bird")
+    api.markets[tok].token_bars = [[it["unixTime"], it["o"], it["h"], it["l"], it["c"], it["v"]] for it in items]
+    add_alerts(bird, tmp_path, [("a", "solana", tok, t_alert)], "bird.csv")
+    run_fetch(bird, None, FetchOptions(source="birdeye", api_url=api.url, rate_limit=60000),
+              env={"BIRDEYE_API_KEY": "test-key"}, clock=FakeClock().clock())
+    want = pd.DataFrame([[it["unixTime"], it["o"], it["h"], it["l"], it["c"], it["v"]] for it in items],
+                        columns=["ts", "open", "high", "low", "close", "volume"])
+    same_bars(stored(bird, tok), want)
 
 
 # ---------------------------------------------------------------------------------------- politeness
