@@ -72,7 +72,7 @@ class Logged:
     query: dict[str, str]
     headers: dict[str, str]
     status: int
-    t: float
+    t: float  # arrival (monotonic)
 
 
 class FakeApi:
@@ -115,6 +115,7 @@ class FakeApi:
 
     # ------------------------------------------------------------------ routes
     def handle(self, h: BaseHTTPRequestHandler) -> None:
+        arrived = time.monotonic()
         u = urlparse(h.path)
         q = {k: v[-1] for k, v in parse_qs(u.query).items()}
         headers = {k.lower(): v for k, v in h.headers.items()}
@@ -147,7 +148,7 @@ class FakeApi:
             status, body = self.route(u.path, q, headers)
         timed_out = held or (spec is not None and spec[0] == "timeout")
         with self.lock:  # an answer sent after the client gave up is logged with status 0
-            self.log.append(Logged(u.path, q, headers, 0 if timed_out else status, time.monotonic()))
+            self.log.append(Logged(u.path, q, headers, 0 if timed_out else status, arrived))
         data = json.dumps(body).encode()
         try:
             h.send_response(status)

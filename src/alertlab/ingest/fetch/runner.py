@@ -190,7 +190,6 @@ def run_fetch(home: Home, selection: Selection | None = None, options: FetchOpti
 
     limiter = TokenBucket(opts.rate_limit, clock=clock)
     policy = policy or RetryPolicy(max_attempts=opts.max_attempts)
-    public = {}
     with bar(_desc(opts.source, 0, 0), total=len(work), enabled=progress) as pb:
         def on_event(kind: str, **kw: object) -> None:
             if kind == "wait":
@@ -200,7 +199,7 @@ def run_fetch(home: Home, selection: Selection | None = None, options: FetchOpti
                 pb.update(description=_desc(opts.source, client.requests, rep.bars_received))
 
         client = ApiClient(opts.source, base_url(opts.source, opts.api_url), home.root / "fetch" / "responses",
-                           limiter, policy, public_headers=public, secret_headers=secret, timeout_s=opts.timeout_s,
+                           limiter, policy, secret_headers=secret, timeout_s=opts.timeout_s,
                            refresh=opts.refresh, settle_s=opts.settle_s, clock=clock, on_event=on_event,
                            transport=transport)
         src = GeckoTerminal(client, opts.timeframe) if opts.source == GECKOTERMINAL else Birdeye(client, opts.timeframe)
