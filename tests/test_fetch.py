@@ -297,8 +297,10 @@ def test_bad_bar_quarantined_naming_the_cached_response(home, tmp_path, api):
     add_alerts(home, tmp_path, [("a", "solana", Q, T0)])
     rep = run_fetch(home, None, gecko_opts(api), clock=FakeClock().clock())
     assert rep.bars_rejected == 1
-    rj = catalog(home, "SELECT source_file, source_row, reason FROM rejects WHERE kind = 'candles'").iloc[0]
+    rj = catalog(home, "SELECT source_file, source_row, reason, raw FROM rejects WHERE kind = 'candles'").iloc[0]
     assert "high < max(open, close)" in rj["reason"]
+    raw = json.loads(rj["raw"])["values"]
+    assert raw["response"] == rj["source_file"] and raw["item"] == rj["source_row"]
     with gzip.open(rj["source_file"], "rt") as fh:  # the cached response itself
         doc = json.load(fh)
     row = json.loads(doc["body"])["data"]["attributes"]["ohlcv_list"][int(rj["source_row"])]

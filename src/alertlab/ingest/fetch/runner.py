@@ -18,7 +18,13 @@ Rules a rerun relies on:
   came back; a failure is recorded with its reason and the run goes on. ``success: false`` from
   Birdeye or HTTP 401/403 stop the run (tokens finished so far stay stored).
 * rejected bars are quarantined with ``source_file`` = the cached response file and
-  ``source_row`` = the bar's 0-based index in that response's list.
+  ``source_row`` = the bar's 0-based index in that response's list (the ``raw`` record repeats both).
+
+``fetch_status`` keeps one row per (chain, token, source): ``state``, ``reason``, the pool used and
+its side (base / quote / hint / token), the coarsest timeframe fetched, ``attempts`` (runs that
+tried the token), and the requests and bars of the last attempt. Known limit: ``refresh`` picks
+the pool again; if the most liquid pool changed, bars of the old pool stay where the new one has
+none (both pools' ranges are recorded).
 """
 
 from __future__ import annotations
