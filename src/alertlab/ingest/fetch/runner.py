@@ -165,6 +165,7 @@ def run_fetch(home: Home, selection: Selection | None = None, options: FetchOpti
     ready = _now_bar(now, opts.settle_s, tf)
 
     status, ranges = _load_state(home, opts.source)
+    covered = _covered(ranges, tf)
     work: list[TokenPlan] = []
     for p in plans:
         try:
@@ -178,7 +179,7 @@ def run_fetch(home: Home, selection: Selection | None = None, options: FetchOpti
         if not opts.refresh and st is not None and st["state"] == NO_POOL:
             rep.tokens_no_pool_earlier += 1
             continue
-        todo = p.ranges if opts.refresh else subtract(p.ranges, _covered(ranges, p, tf))
+        todo = p.ranges if opts.refresh else subtract(p.ranges, covered.get((p.chain, p.token), []))
         todo = [(s, min(e, ready)) for s, e in todo if s < ready]
         if not todo:
             rep.tokens_already_fetched += 1
@@ -310,14 +311,15 @@ def _load_state(home: Home, source: str) -> tuple[dict, pd.DataFrame]:
     return status, rg
 
 
-def _covered(ranges: pd.DataFrame, p: TokenPlan, tf: int) -> list[tuple[int, int]]:
-    """Fetched ranges of this token from any source, at a timeframe no coarser than ``tf``."""
+def _covered(ranges: pd.DataFrame, tf: int) -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """Per (chain, token): fetched ranges from any source at a timeframe no coarser than ``tf``."""
+    out: dict[tuple[str, str], list[tuple[int, int]]] = {}
     if ranges.empty:
-        return []
-    m = (ranges["chain"] == p.chain) & (ranges["token"] == p.token)
-    r = ranges[m]
-    ok = r["timeframe_s"].isna() | (r["timeframe_s"].fillna(0) <= tf)
-    return list(zip(r.loc[ok, "start_ts"].astype(np.int64), r.loc[ok, "end_ts"].astype(np.int64), strict=True))
+        return out
+    r = ranges[ranges["timeframe_s"].isna() | (ranges["timeframe_s"].fillna(0) <= tf)]
+    for c, t, s, e in zip(r["chain"], r["token"], r["start_ts"], r["end_ts"], strict=True):
+        out.setdefault((c, t), []).append((int(s), int(e)))
+    return out
 
 
 def _record(home: Home, p: TokenPlan, opts: FetchOptions, state: str, reason: str | None, pool: Pool | str | None,
