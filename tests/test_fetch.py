@@ -521,3 +521,23 @@ def test_range_reaching_past_now_is_recorded_up_to_the_fetch_and_continued_later
     assert len(fr2) == 1 and fr2["end_ts"][0] >= end1 + 540 and fr2["end_ts"][0] <= fr2["fetched_at"][0]
     assert int(new[0].query["before_timestamp"]) == fr2["end_ts"][0]
     same_bars(stored(home, R), expect(bars, needed(t_alert)[0], int(fr2["end_ts"][0])))
+
+
+def test_coarser_timeframe_does_not_count_as_fetched_for_a_finer_one(home, tmp_path, api):
+    A, PA = sol_address("tfA"), sol_address("tfPool")
+    api.add(Market("solana", A, pools=[(PA, "1", A, SOL)], bars={(PA, A): series("tfA", T0 - 3 * H, T0 + 52 * H)}))
+    add_alerts(home, tmp_path, [("a", "solana", A, T0)])
+    rep = run_fetch(home, None, gecko_opts(api, timeframe="1h"), clock=FakeClock().clock())
+    hours = api.requests("/ohlcv/hour")
+    assert rep.tokens_fetched == 1 and hours and all(r.query["aggregate"] == "1" for r in hours)
+    assert set(stored(home, A)["interval_s"]) == {3600}
+    rep = run_fetch(home, None, gecko_opts(api, timeframe="1m"), clock=FakeClock().clock())
+    assert rep.tokens_fetched == 1 and api.requests("/ohlcv/minute")
+    n = len(api.log)
+    rep = run_fetch(home, None, gecko_opts(api, timeframe="5m"), clock=FakeClock().clock())
+    assert rep.tokens_already_fetched == 0 and rep.tokens_fetched == 1  # 1h ranges were recorded: coarsest 1h
+    assert [r.query["aggregate"] for r in api.log[n:] if "ohlcv" in r.path] and all(
+        r.query["aggregate"] == "5" for r in api.log[n:] if "ohlcv" in r.path)
+    n = len(api.log)
+    rep = run_fetch(home, None, gecko_opts(api, timeframe="1h"), clock=FakeClock().clock())
+    assert rep.tokens_already_fetched == 1 and len(api.log) == n
