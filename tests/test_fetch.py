@@ -419,7 +419,7 @@ def test_kill_9_mid_run_then_rerun_equals_uninterrupted(tmp_path, api):
     env = {**os.environ, "PYTHONPATH": str(SRC)}
 
     api.block_at = 5  # the 5th OHLCV request hangs: token 1 done (3 pages), token 2 half-way
-    proc = subprocess.Popen(_cli(h1.root, url), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_cli(h1.root, url), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert api.blocked.wait(60), "the run never reached the 5th OHLCV request"
         os.kill(proc.pid, signal.SIGKILL)
