@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # static imports for IDEs and type checkers; at run time they
     from alertlab.app.baseline import run_baseline
     from alertlab.engine import PortfolioConfig, StrategyConfig, backtest, run_grid
     from alertlab.ingest import ingest_alerts, ingest_candles, load_alerts, quality_table
+    from alertlab.ingest.fetch import FetchOptions, run_fetch
     from alertlab.optimize import OptimizeOptions, run_optimize
     from alertlab.store import Home, resolve_home
     from alertlab.windows import Windows
@@ -39,6 +40,8 @@ _API = {
     "ingest_candles": "alertlab.ingest",
     "load_alerts": "alertlab.ingest",
     "quality_table": "alertlab.ingest",
+    "run_fetch": "alertlab.ingest.fetch",
+    "FetchOptions": "alertlab.ingest.fetch",
     "Selection": "alertlab.windows.spec",
     "WindowSpec": "alertlab.windows.spec",
     "Windows": "alertlab.windows",
@@ -60,6 +63,8 @@ __all__ = [
     "ingest_candles",
     "load_alerts",
     "quality_table",
+    "run_fetch",
+    "FetchOptions",
     "Selection",
     "WindowSpec",
     "Windows",

@@ -260,6 +260,10 @@ from alertlab.cli.optimize import register as _reg_opt  # noqa: E402
 
 _reg_opt(app)
 
+from alertlab.cli.fetch import register as _reg_fetch  # noqa: E402
+
+_reg_fetch(app)
+
 
 def main() -> None:
     try:

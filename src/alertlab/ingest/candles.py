@@ -45,7 +45,11 @@ Bar interval (``interval_s``), detected per series = the distinct ``ts`` of one 
 5. otherwise it is rejected ("bar interval undetectable").
 
 Known limit: bars of a *sparse* feed (empty bars omitted) whose spacing happens to equal a coarser
-standard interval at aligned times are labelled with that coarser interval.
+standard interval at aligned times are labelled with that coarser interval — unless the file
+declares it: an optional column named exactly ``interval_s`` (seconds; empty = not declared) gives a
+bar's interval and wins over rules 1–5 (fetched API data declares its timeframe this way, so a
+sparse 1-minute series stays 1-minute). A declared value that is not a standard interval or to
+which ``ts`` is not aligned is rejected.
 
 Duplicates: bars are keyed by ``(chain, token, interval_s, ts)``. Identical versions collapse
 (counted as duplicates). Differing versions are a *conflict*, resolved deterministically: keep the
@@ -135,7 +139,9 @@ _STAGE_SCHEMA = pa.schema(
     [("chain", pa.string()), ("token", pa.string()), ("ts", pa.int64())]
     + [(c, pa.float64()) for c in VALUES]
     + [("file_idx", pa.int32()), ("row", pa.int64()), ("reason", pa.string()), ("raw", pa.string())]
+    + [("declared_iv", pa.int32())]  # the file's own ``interval_s`` (0 = not declared)
 )
+DECLARED_IV_COLUMN = "interval_s"
 _REJECT_SCHEMA = pa.schema(
     [
         ("file_idx", pa.int32()),
@@ -393,7 +399,10 @@ class _Normaliser:
                 f"{path}: no chain: the file has no chain column (any of {', '.join(ALIASES['chain'])}) and its "
                 "name is not <chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>"
             )
+        self.iv_col = next((n for n in names if n.strip().lower() == DECLARED_IV_COLUMN), None)
         self.columns_used = {k: v for k, v in self.cols.items() if v is not None}
+        if self.iv_col is not None:
+            self.columns_used["interval_s"] = self.iv_col
         self.columns_ignored = [n for n in names if n not in self.columns_used.values()]
         self.chain_from = "column" if self.cols["chain"] else "file name"
         self.token_from = "column" if self.cols["token"] else "file name"
@@ -446,6 +455,15 @@ class _Normaliser:
             _join(reason, lo > np.minimum(o, c), "low > min(open, close)")
             _join(reason, ~np.isfinite(v), "volume missing, NaN or infinite")
             _join(reason, v < 0, "negative volume")
+        declared = np.zeros(n, np.int64)
+        if self.iv_col is not None:
+            d = _to_float(t[self.iv_col])
+            given = np.isfinite(d)
+            ok = given & np.isin(d, STANDARD_INTERVALS)
+            declared[ok] = d[ok].astype(np.int64)
+            ok &= ts % np.maximum(declared, 1) == 0
+            _join(reason, given & ~ok, "declared interval_s is not a standard interval aligned with ts")
+            declared[~ok] = 0
         fail = reason != ""
         raw = np.full(n, None, dtype=object)
         if fail.any():
@@ -463,6 +481,7 @@ class _Normaliser:
                 "row": pa.array(rows[keep]),
                 "reason": pa.array(reason_out[keep], pa.string()),
                 "raw": pa.array(raw[keep], pa.string()),
+                "declared_iv": pa.array(declared[keep], pa.int32()),
             },
             schema=_STAGE_SCHEMA,
         )
@@ -675,6 +694,8 @@ def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list
     iv_d = detect_intervals(st[dpos], offsets)
     niv = np.empty(len(order), np.int32)
     niv[order] = iv_d[np.cumsum(first) - 1]
+    declared = new["declared_iv"].to_numpy(zero_copy_only=False)
+    niv = np.where(declared > 0, declared, niv).astype(np.int32)  # a declared interval wins
 
     # rule 4 against the store and this ingest's resolved bars
     unres = niv == 0

@@ -2,7 +2,9 @@
 
 Layout::
 
-    <home>/catalog.duckdb          alerts, ingest_log, rejects, candle_files, candle_quality, runs, results
+    <home>/catalog.duckdb          alerts, ingest_log, rejects, candle_files, candle_quality, runs, results,
+                                   fetch_ranges, fetch_status
+    <home>/fetch/responses/<source>/   raw API responses, content-addressed by request (fetch cache)
     <home>/candles/<chain>/b<NN>.parquet   candle buckets, sorted by (chain, token, interval_s, ts)
     <home>/cache/windows/<fingerprint>/    path cache entries (memory-mappable .npy + alerts.parquet)
     <home>/studies/                        optuna storage
@@ -45,6 +47,16 @@ SCHEMA = [
         timings JSON, counts JSON)""",
     """CREATE TABLE IF NOT EXISTS results (
         run_id VARCHAR, name VARCHAR, path VARCHAR, n_rows BIGINT, created_at TIMESTAMPTZ DEFAULT now())""",
+    # candles fetched from APIs (alertlab.ingest.fetch): per token, the time ranges [start_ts, end_ts)
+    # (epoch s) whose bars are in the store; end_ts <= fetched_at, so minutes without bars inside a
+    # range are minutes without swaps. One token's ranges of one source and pool are merged.
+    """CREATE TABLE IF NOT EXISTS fetch_ranges (
+        chain VARCHAR, token VARCHAR, start_ts BIGINT, end_ts BIGINT, source VARCHAR, pool VARCHAR,
+        fetched_at BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS fetch_status (
+        chain VARCHAR, token VARCHAR, source VARCHAR, state VARCHAR, reason VARCHAR, pool VARCHAR,
+        pool_side VARCHAR, timeframe_s INTEGER, attempts INTEGER, requests BIGINT, bars BIGINT,
+        updated_at BIGINT, PRIMARY KEY (chain, token, source))""",
 ]
 
 
