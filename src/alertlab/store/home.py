@@ -23,7 +23,8 @@ SCHEMA = [
         alert_id VARCHAR PRIMARY KEY, caller VARCHAR NOT NULL, chain VARCHAR NOT NULL,
         token VARCHAR NOT NULL, ts_ms BIGINT NOT NULL, ticker VARCHAR, price_at_alert DOUBLE,
         mcap_at_alert DOUBLE, chat_id VARCHAR, message_id VARCHAR,
-        source_file VARCHAR, source_row BIGINT, ingested_at TIMESTAMPTZ DEFAULT now())""",
+        source_file VARCHAR, source_row BIGINT, ingested_at TIMESTAMPTZ DEFAULT now(),
+        caller_id VARCHAR, source VARCHAR, forwarded BOOLEAN, pool VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS ingest_log (
         ingest_id VARCHAR, kind VARCHAR, source_file VARCHAR, file_sha256 VARCHAR,
         rows_read BIGINT, rows_accepted BIGINT, rows_rejected BIGINT, rows_duplicate BIGINT,
@@ -45,6 +46,16 @@ SCHEMA = [
         timings JSON, counts JSON)""",
     """CREATE TABLE IF NOT EXISTS results (
         run_id VARCHAR, name VARCHAR, path VARCHAR, n_rows BIGINT, created_at TIMESTAMPTZ DEFAULT now())""",
+]
+
+
+# Columns added after the first schema: homes created earlier get them on the next connect (NULL
+# for existing rows). Telegram provenance: caller_id (sender id), source (label), forwarded, pool.
+MIGRATIONS = [
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS caller_id VARCHAR",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS source VARCHAR",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS forwarded BOOLEAN",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS pool VARCHAR",
 ]
 
 
@@ -74,7 +85,7 @@ class Home:
         """Open the catalog read-write, creating the home and schema if needed."""
         self.root.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(self.catalog_path))
-        for stmt in SCHEMA:
+        for stmt in SCHEMA + MIGRATIONS:
             con.execute(stmt)
         return con
 
