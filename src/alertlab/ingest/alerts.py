@@ -364,6 +364,7 @@ def ingest_alert_table(
     source: str,
     *,
     rejects: pd.DataFrame | None = None,
+    files: Sequence[str] | None = None,
     file_hashes: dict[str, str] | None = None,
     file_details: dict[str, dict] | None = None,
     kind: str = "alerts",
@@ -376,7 +377,7 @@ def ingest_alert_table(
     an empty ``source`` column. ``rejects`` holds rows the producer already quarantined
     (``source_file``, ``source_row``, ``reason``, ``raw``): they are written in the same
     transaction and counted as read and rejected. ``file_hashes``/``file_details`` go to the
-    ``ingest_log`` rows (one per source file); ``kind`` labels the ``ingest_log``/``rejects`` rows.
+    ``ingest_log`` rows (one per source file, plus one per name in ``files``); ``kind`` labels the ``ingest_log``/``rejects`` rows.
     """
     raw = table.to_pandas() if isinstance(table, pa.Table) else table.copy()
     raw.columns = [str(c).strip().lower() for c in raw.columns]
@@ -384,7 +385,8 @@ def ingest_alert_table(
     n = len(raw)
     pre = rejects if rejects is not None else pd.DataFrame(columns=["source_file", "source_row", "reason", "raw"])
     src_col = raw["source_file"].astype(str) if "source_file" in raw.columns else pd.Series([source] * n, dtype=object)
-    files = list(dict.fromkeys([*src_col.tolist(), *pre["source_file"].astype(str).tolist()])) or [source]
+    named = [*(files or []), *src_col.tolist(), *pre["source_file"].astype(str).tolist()]
+    files = list(dict.fromkeys(named)) or [source]
     index = {f: i for i, f in enumerate(files)}
     file_idx = src_col.map(index).to_numpy(np.int64) if n else np.zeros(0, np.int64)
     rows = (

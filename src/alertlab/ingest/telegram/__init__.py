@@ -1,0 +1,1 @@
+"""Telegram Desktop exports → alerts (see :mod:`alertlab.ingest.telegram.calls`)."""
