@@ -260,6 +260,10 @@ from alertlab.cli.optimize import register as _reg_opt  # noqa: E402
 
 _reg_opt(app)
 
+from alertlab.cli.telegram import register as _reg_tg  # noqa: E402
+
+_reg_tg(app, ingest_app)
+
 
 def main() -> None:
     try:

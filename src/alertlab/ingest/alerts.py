@@ -38,7 +38,8 @@ Normalisation:
 Validation → quarantine (``rejects`` table, with file, row and reason; counted in the report):
 empty caller, missing/unparsable/out-of-range time (not 2000–2099), empty or invalid token
 address for the chain, chain not inferable, an input ``alert_id`` already used by a different alert.
-A row with several problems gets them all, joined by ``"; "``.
+A row with several problems gets them all, joined by ``"; "``. A reject already stored (same
+kind, file, row and reason) is not stored again.
 
 Row numbers: ``row`` is the data record's 0-based index + 2, i.e. the line number in a CSV whose
 header is line 1 (first data row = 2; a quoted field with an embedded newline shifts later
@@ -550,8 +551,10 @@ def _commit(
                 con.register("_rej", rej_df[["source_file", "source_row", "reason", "raw"]])
                 con.execute(
                     "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw) "
-                    "SELECT ?, ?, source_file, source_row, reason, raw::JSON FROM _rej",
-                    [ingest_id, kind],
+                    "SELECT ?, ?, r.source_file, r.source_row, r.reason, r.raw::JSON FROM _rej r "
+                    "WHERE NOT EXISTS (SELECT 1 FROM rejects q WHERE q.kind = ? AND q.source_file = r.source_file "
+                    "AND q.source_row = r.source_row AND q.reason = r.reason)",  # re-ingesting adds nothing
+                    [ingest_id, kind, kind],
                 ).fetchall()
                 con.unregister("_rej")
             for i, f in enumerate(files):
@@ -627,3 +630,57 @@ def load_alerts(home: Home) -> pd.DataFrame:
     for c in ("price_at_alert", "mcap_at_alert"):
         df[c] = df[c].astype(np.float64)
     return df[ALERT_COLUMNS]
+
+
+LIST_COLUMNS = [
+    "alert_id", "caller", "caller_id", "chain", "token", "ts_ms", "ticker", "price_at_alert", "mcap_at_alert",
+    "chat_id", "message_id", "source", "forwarded", "pool", "is_first_call", "source_file", "source_row",
+]
+
+
+def list_alerts(
+    home: Home,
+    callers: Sequence[str] | None = None,
+    chains: Sequence[str] | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+) -> pd.DataFrame:
+    """Stored alerts with every catalog column (:data:`LIST_COLUMNS`), sorted by (ts_ms, alert_id).
+
+    Filters: callers (case-insensitive), chains (any spelling, canonicalised), UTC dates
+    ``YYYY-MM-DD`` inclusive. ``is_first_call`` is computed over all stored alerts, not the filtered ones.
+    """
+    where, args = [], []
+    if callers:
+        where.append("lower(caller) IN (SELECT unnest(?))")
+        args.append([c.strip().lower() for c in callers])
+    if chains:
+        where.append("chain IN (SELECT unnest(?))")
+        args.append([ch.normalize_chain(c) or c for c in chains])
+    if date_from:
+        where.append("ts_ms >= epoch_ms(?::DATE::TIMESTAMP)")
+        args.append(str(date_from))
+    if date_to:
+        where.append("ts_ms < epoch_ms(?::DATE::TIMESTAMP + INTERVAL 1 DAY)")
+        args.append(str(date_to))
+    con = home.connect()
+    try:
+        df = con.execute(
+            "SELECT * FROM (SELECT alert_id, caller, caller_id, chain, token, ts_ms, ticker, price_at_alert, "
+            "mcap_at_alert, chat_id, message_id, source, forwarded, pool, row_number() OVER "
+            "(PARTITION BY chain, token ORDER BY ts_ms, alert_id) = 1 AS is_first_call, source_file, source_row "
+            "FROM alerts) " + (f"WHERE {' AND '.join(where)} " if where else "") + "ORDER BY ts_ms, alert_id",
+            args,
+        ).df()
+    finally:
+        con.close()
+    return df[LIST_COLUMNS]
+
+
+def count_alerts(home: Home) -> int:
+    """Number of stored alerts."""
+    con = home.connect()
+    try:
+        return int(con.execute("SELECT count(*) FROM alerts").fetchone()[0])
+    finally:
+        con.close()
