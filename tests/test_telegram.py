@@ -23,7 +23,7 @@ from alertlab.ingest.alerts import derive_alert_id, list_alerts
 from alertlab.ingest.telegram import json_export
 from alertlab.ingest.telegram.addresses import classify_run, scan_message
 from alertlab.ingest.telegram.botreply import bot_set, is_bot, parse_bot_reply, parse_number
-from alertlab.ingest.telegram.calls import extract_calls, ingest_telegram
+from alertlab.ingest.telegram.calls import ingest_telegram
 from alertlab.store import Home
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "telegram"
@@ -31,7 +31,7 @@ _spec = importlib.util.spec_from_file_location("tg_fixtures", FIX / "make_fixtur
 F = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(F)
 runner = CliRunner()
-CH_ID, GR_ID = "channel1234567890", None
+CH_ID = "channel1234567890"
 
 
 def ts(minute: int) -> int:

@@ -39,6 +39,7 @@ URL_RE = re.compile(
 )
 EVM_RE = re.compile(r"(?<![0-9A-Za-z])0x[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?(?![0-9A-Za-z])")
 RUN_RE = re.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z]{32,90}(?![0-9A-Za-z])")
+LONG_RUN_RE = re.compile(r"[0-9A-Za-z]{32}")
 HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 B58_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]+$")
 
@@ -248,6 +249,8 @@ def scan_message(text: str, links: list[str], code: list[str] | None = None) -> 
     separated by newlines), ``links`` the hrefs of its text links, ``code`` its code/pre runs."""
     scan = Scan()
     text = clean(text)
+    if not links and not code and not LONG_RUN_RE.search(text):
+        return scan  # fast path: every address, link address and signature is a 32+ alphanumeric run
     for href in links:
         parse_link(clean(href), scan)
     for m in URL_RE.finditer(text):
