@@ -293,7 +293,15 @@ def test_large_export_streams_in_bounded_memory(tmp_path, home, monkeypatch):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert n == 5_000
-    assert peak < size / 10, f"peak {peak} bytes for a {size}-byte export"
+    assert peak < size / 10, f"reader: peak {peak} bytes for a {size}-byte export"
+    # the whole extraction keeps only the calls (they become rows) and a bounded window of recent messages
+    from alertlab.ingest.telegram import calls as calls_mod
+    monkeypatch.setattr(calls_mod, "RECENT_MESSAGES", 300)
+    tracemalloc.start()
+    rows = calls_mod.extract_calls([path])[0]
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(rows) == calls and peak < size / 3, f"extract: peak {peak} bytes for a {size}-byte export"
     seen = []
     monkeypatch.setattr(json_export.ijson, "parse", lambda *a, _p=json_export.ijson.parse, **k: seen.append(1) or _p(*a, **k))
     rep = ingest_telegram(home, [path])

@@ -29,6 +29,7 @@ What becomes an alert (see also the README section "From Telegram"):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
@@ -49,7 +50,7 @@ from alertlab.store import Home
 from alertlab.util.progress import bar
 
 FORWARDED_MODES = ("original", "sender", "skip")
-RECENT_MESSAGES = 20_000  # non-call messages remembered per chat for bot replies that quote them
+RECENT_MESSAGES = 5_000  # non-call messages remembered per chat for bot replies that quote them (bounded)
 MIN_BOT_MCAP = 1000.0  # a parsed market cap below $1000 is dropped (the alert rule reads < 1000 as millions)
 
 SKIP_SERVICE = "service message"
@@ -194,7 +195,8 @@ class _ChatCalls:
         if not scan.has_address:
             if not scan.invalid:
                 self.skipped[SKIP_NO_ADDRESS] += 1
-            self.recent[msg.id] = (msg, caller, caller_id, msg.is_forward)
+            light = dataclasses.replace(msg, text=msg.text[:80], code=[], links=[])  # bounded memory
+            self.recent[msg.id] = (light, caller, caller_id, msg.is_forward)
             if len(self.recent) > RECENT_MESSAGES:
                 self.recent.popitem(last=False)
             return
@@ -207,7 +209,8 @@ class _ChatCalls:
         infos = []
         if msg.via_bot and is_bot(msg.via_bot, self.bots):
             infos.append(parse_bot_reply(msg.text, msg.links, msg.code))
-        self.calls[msg.id] = _Call(msg, caller, caller_id, msg.is_forward, scan, infos)
+        kept = dataclasses.replace(msg, text=msg.text[:500], code=[], links=[])  # scanned already
+        self.calls[msg.id] = _Call(kept, caller, caller_id, msg.is_forward, scan, infos)
         self.files[msg.id] = file
 
     def _bot_message(self, msg: Message, file: str) -> None:
