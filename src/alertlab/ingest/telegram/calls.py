@@ -334,7 +334,7 @@ def extract_calls(paths: Sequence[str | Path], *, bots: str | None = None, evm_c
                 if current is not None:
                     current.finish()
                 current, current_key = _ChatCalls(chat, botset, evm_chain, forwarded, skipped, rows, rejects, stats), key
-                chats.add(key)
+                chats.add(chat.chat_id or chat.name or key)  # the same chat in several exports counts once
             current.feed(msg, file)
         if current is not None:
             current.finish()
