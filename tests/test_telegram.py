@@ -105,7 +105,7 @@ def test_json_exports_give_the_exact_alerts_and_rejects(home):
         ("group_json", r, w) for r, w in GROUP_REJECTS}
     assert rep.ingest.rows_new == 15 and rep.ingest.rows_rejected == 5 and rep.ingest.rows_duplicate == 0
     assert rep.messages == 28 and rep.chats == 2
-    assert rep.skipped == {"no address": 4, "bot reply (enrichment)": 4, "service message": 2}
+    assert rep.skipped == {"no address": 3, "bot reply (enrichment)": 4, "service message": 2}
     assert rep.tx_signatures_ignored == 2
     # stable ids: the foundation rule, provenance kept
     for r in al.itertuples():

@@ -146,7 +146,9 @@ class _ChatCalls:
         self.skipped, self.rows, self.rejects, self.stats = skipped, rows, rejects, stats
         self.calls: dict[int, _Call] = {}
         self.files: dict[int, str] = {}
-        self.recent: OrderedDict[int, tuple[Message, str | None, str | None, bool]] = OrderedDict()
+        # non-call messages a later bot reply may turn into calls: (message, caller, caller_id, forwarded,
+        # file, counted as "no address")
+        self.recent: OrderedDict[int, tuple[Message, str | None, str | None, bool, str, bool]] = OrderedDict()
         self.channel = (chat.type or "").endswith("channel")
 
     # ---------------------------------------------------------------- messages
@@ -196,7 +198,7 @@ class _ChatCalls:
             if not scan.invalid:
                 self.skipped[SKIP_NO_ADDRESS] += 1
             light = dataclasses.replace(msg, text=msg.text[:80], code=[], links=[])  # bounded memory
-            self.recent[msg.id] = (light, caller, caller_id, msg.is_forward)
+            self.recent[msg.id] = (light, caller, caller_id, msg.is_forward, file, not scan.invalid)
             if len(self.recent) > RECENT_MESSAGES:
                 self.recent.popitem(last=False)
             return
@@ -220,12 +222,14 @@ class _ChatCalls:
             self.calls[target].infos.append(info)
             self.skipped[SKIP_BOT_REPLY] += 1
         elif target is not None and target in self.recent and info.tokens:
-            human, caller, caller_id, fwd = self.recent.pop(target)
+            human, caller, caller_id, fwd, human_file, counted = self.recent.pop(target)
+            if counted:  # it was counted as "no address": it is a call after all
+                self.skipped[SKIP_NO_ADDRESS] -= 1
             if not caller or human.ts is None:
-                self._reject(human, R_NO_SENDER if not caller else R_DATE, file)
+                self._reject(human, R_NO_SENDER if not caller else R_DATE, human_file)
                 return
             self.calls[target] = _Call(human, caller, caller_id, fwd, Scan(), [info], from_bot=True)
-            self.files[target] = file
+            self.files[target] = human_file
             self.skipped[SKIP_BOT_REPLY] += 1
         elif info.tokens:
             self._reject(msg, R_BOT_ORPHAN if target is not None else R_BOT_POST, file)
@@ -357,14 +361,14 @@ def ingest_telegram(home: Home, paths: Sequence[str | Path], *, bots: str | None
     rej = pd.DataFrame(rejects, columns=["source_file", "source_row", "reason", "raw"])
     per_file = Counter(r["source_file"] for r in rows)
     details = {f: {"telegram": {"alert_rows": per_file.get(f, 0)}} for f in files}
-    details[files[0]]["telegram"].update(skipped=dict(skipped), messages=stats["messages"],
+    details[files[0]]["telegram"].update(skipped={k: v for k, v in skipped.items() if v}, messages=stats["messages"],
                                          options={"bots": bots, "evm_chain": evm_chain, "forwarded": forwarded})
     hashes = {f: file_sha256(Path(f)) for f in files}
     rep = ingest_alert_table(home, table, files[0], rejects=rej, files=files, file_hashes=hashes,
                              file_details=details, kind="telegram")
     return TelegramReport(
         ingest=rep, files=files, ignored_files=ignored, chats=n_chats, messages=stats["messages"],
-        call_messages=stats["call_messages"], skipped=dict(sorted(skipped.items(), key=lambda kv: -kv[1])),
+        call_messages=stats["call_messages"], skipped={k: v for k, v in sorted(skipped.items(), key=lambda kv: -kv[1]) if v},
         tx_signatures_ignored=stats["tx_signatures"],
         options={"bots": sorted(bot_set(bots)), "evm_chain": evm_chain, "forwarded": forwarded},
     )
