@@ -385,3 +385,25 @@ def test_alerts_table_fits_the_terminal(filled, width):
     assert ("source" in header) == (width >= 120)
     # no row was wrapped onto a second line: one line per alert
     assert len([x for x in lines if x.startswith("│")]) == len(df)
+
+
+def test_unknown_callers_and_dates_are_quarantined(tmp_path, home):
+    msgs = [
+        {"id": 1, "type": "message", "date_unixtime": str(F.T0), "from": None, "from_id": "user5", "text": F.S[11]},
+        {"id": 2, "type": "message", "date": "2025-10-09T11:53:20", "from": "Ann", "from_id": "user6", "text": F.S[12]},
+        {"id": 3, "type": "message", "date_unixtime": str(F.T0 + 5), "from": "Ann", "from_id": "user6",
+         "forwarded_from": None, "text": F.S[13]},
+        {"id": 4, "type": "message", "date_unixtime": str(F.T0 + 9), "from": "Rick", "from_id": "user9",
+         "reply_to_message_id": 999, "text": f"💊 X [$1M/2%] $X\n{F.S[14]}"},
+        {"id": 5, "type": "message", "date_unixtime": str(F.T0 + 12), "from": "Ann", "from_id": "user6",
+         "reply_to_message_id": 1, "reply_to_peer_id": "channel77", "text": "elsewhere"},
+    ]
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"name": "Misc", "type": "private_group", "id": 5, "messages": msgs}))
+    rep = ingest_telegram(home, [path])
+    al = list_alerts(home)
+    assert al[["caller", "token", "message_id"]].values.tolist() == [["Deleted Account", F.S[11], "1"]]
+    assert {(r, w) for _, r, w in rejects_of(home)} == {
+        (2, "missing or unparsable message date"), (3, "forwarded from a hidden account (caller unknown)"),
+        (4, "bot reply to a message not in the export (caller unknown)")}
+    assert rep.skipped == {"no address": 1}

@@ -92,7 +92,8 @@ def to_message(m: dict) -> Message:
         service=m.get("type") == "service",
         ts=ts,
         date_raw=_str(m.get("date_unixtime")) or _str(m.get("date")),
-        sender=_str(m.get("from")),
+        sender=_str(m.get("from")) or ("Deleted Account" if "from" in m and str(m.get("from_id", "")).startswith("user")
+                                        else None),  # as the HTML export names them
         sender_id=_str(m.get("from_id")),
         author=_str(m.get("author")),
         forwarded_from=_str(m.get("forwarded_from")),
