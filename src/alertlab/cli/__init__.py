@@ -263,6 +263,9 @@ _reg_opt(app)
 from alertlab.cli.fetch import register as _reg_fetch  # noqa: E402
 
 _reg_fetch(app)
+from alertlab.cli.telegram import register as _reg_tg  # noqa: E402
+
+_reg_tg(app, ingest_app)
 
 
 def main() -> None:

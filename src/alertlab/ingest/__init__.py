@@ -1,9 +1,16 @@
 """Ingestion into the canonical store: alerts → catalog table, candles → bucketed Parquet.
 
-See :mod:`alertlab.ingest.alerts` and :mod:`alertlab.ingest.candles` for every normalisation rule.
+See :mod:`alertlab.ingest.alerts` and :mod:`alertlab.ingest.candles` for every normalisation rule;
+Telegram Desktop exports: :mod:`alertlab.ingest.telegram` (``ingest_telegram``).
 """
 
-from alertlab.ingest.alerts import derive_alert_id, ingest_alerts, load_alerts
+from alertlab.ingest.alerts import (
+    derive_alert_id,
+    ingest_alert_table,
+    ingest_alerts,
+    list_alerts,
+    load_alerts,
+)
 from alertlab.ingest.candles import detect_intervals, ingest_candles
 from alertlab.ingest.quality import IngestReport, quality_table
 from alertlab.store.candles import bucket_of, candle_bucket_path
@@ -14,8 +21,10 @@ __all__ = [
     "candle_bucket_path",
     "derive_alert_id",
     "detect_intervals",
+    "ingest_alert_table",
     "ingest_alerts",
     "ingest_candles",
+    "list_alerts",
     "load_alerts",
     "quality_table",
 ]

@@ -38,7 +38,8 @@ Normalisation:
 Validation → quarantine (``rejects`` table, with file, row and reason; counted in the report):
 empty caller, missing/unparsable/out-of-range time (not 2000–2099), empty or invalid token
 address for the chain, chain not inferable, an input ``alert_id`` already used by a different alert.
-A row with several problems gets them all, joined by ``"; "``.
+A row with several problems gets them all, joined by ``"; "``. A reject already stored (same
+kind, file, row and reason) is not stored again.
 
 Row numbers: ``row`` is the data record's 0-based index + 2, i.e. the line number in a CSV whose
 header is line 1 (first data row = 2; a quoted field with an embedded newline shifts later
@@ -63,6 +64,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alertlab.ingest import chains as ch
@@ -83,10 +85,17 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "mcap_at_alert": ("mcap_at_alert", "mcap", "market_cap"),
     "chat_id": ("chat_id",),
     "message_id": ("message_id",),
+    "caller_id": ("caller_id", "from_id"),
+    "source": ("source",),
+    "forwarded": ("forwarded",),
+    "pool": ("pool", "pool_address", "pair", "pair_address"),
 }
 REQUIRED = ("caller", "token", "ts")
 KEY = ["caller", "chain", "token", "ts_ms"]
-FIELDS = ["ticker", "price_at_alert", "mcap_at_alert", "chat_id", "message_id"]
+FIELDS = ["ticker", "price_at_alert", "mcap_at_alert", "chat_id", "message_id", "caller_id", "source", "forwarded", "pool"]
+PROVENANCE = ("source_file", "source_row", "raw")  # optional columns of an in-memory table (not data)
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 MCAP_MILLIONS_BELOW = 1000.0
 ALERT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 ALERT_COLUMNS = [
@@ -167,13 +176,12 @@ def _coalesce_time(df: pd.DataFrame, names: tuple[str, ...]) -> tuple[np.ndarray
     return ms, err
 
 
-def _read_alert_file(path: Path, file_idx: int) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    """One file → (canonical columns + ts_ms/ts_err + provenance, ingest-log details, the raw frame)."""
-    raw = _read_table(path)
+def _canonical_frame(raw: pd.DataFrame, file_idx: np.ndarray, rows: np.ndarray, what: str) -> tuple[pd.DataFrame, dict]:
+    """Raw columns (lower-cased names) → canonical columns + ts_ms/ts_err + file_idx/row, and what was used."""
     missing = [c for c in REQUIRED if not any(a in raw.columns for a in ALIASES[c])]
     if missing:
         need = "; ".join(f"{c} (any of {', '.join(ALIASES[c])})" for c in missing)
-        raise ValueError(f"{path}: missing required column(s): {need}; columns are {list(raw.columns)}")
+        raise ValueError(f"{what}: missing required column(s): {need}; columns are {list(raw.columns)}")
     n = len(raw)
     out = pd.DataFrame(index=pd.RangeIndex(n))
     used = {}
@@ -189,13 +197,22 @@ def _read_alert_file(path: Path, file_idx: int) -> tuple[pd.DataFrame, dict, pd.
         used[canon] = [a for a in names if a in raw.columns]
     out["ts_ms"], out["ts_err"] = _coalesce_time(raw, ALIASES["ts"])
     used["ts"] = [a for a in ALIASES["ts"] if a in raw.columns]
-    out["file_idx"] = file_idx
-    out["row"] = np.arange(n, dtype=np.int64) + 2
-    mapped = {a for names in used.values() for a in names}
+    out["file_idx"] = np.asarray(file_idx, dtype=np.int64)
+    out["row"] = np.asarray(rows, dtype=np.int64)
+    mapped = {a for names in used.values() for a in names} | set(PROVENANCE)
     details = {
         "columns_used": {k: v for k, v in used.items() if v},
         "columns_ignored": [c for c in raw.columns if c not in mapped],
     }
+    return out, details
+
+
+def _read_alert_file(path: Path, file_idx: int) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """One file → (canonical columns + ts_ms/ts_err + provenance, ingest-log details, the raw frame)."""
+    raw = _read_table(path)
+    n = len(raw)
+    out, details = _canonical_frame(raw, np.full(n, file_idx), np.arange(n, dtype=np.int64) + 2, str(path))
+    out["source"] = out["source"].fillna(path.name)
     return out, details, raw
 
 
@@ -301,6 +318,14 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
         if col == "mcap_at_alert":
             val = val.where(~(val < MCAP_MILLIONS_BELOW), val * 1e6)
         df[col] = val
+    fw = df["forwarded"].str.lower()
+    fw_val = pd.Series(pd.NA, index=df.index, dtype="boolean")
+    fw_val[fw.isin(TRUE_WORDS).fillna(False).to_numpy(bool)] = True
+    fw_val[fw.isin(FALSE_WORDS).fillna(False).to_numpy(bool)] = False
+    bad_fw = int((fw.notna() & fw_val.isna()).sum())
+    if bad_fw:
+        nulled["forwarded"] = bad_fw
+    df["forwarded"] = fw_val
     return df, reasons, {k: v for k, v in nulled.items() if v}
 
 
@@ -313,7 +338,6 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
     files = collect_files(paths, ALERT_SUFFIXES, "alert")
     if not files:
         raise ValueError(f"no alert files ({', '.join(ALERT_SUFFIXES)}) found in {[str(p) for p in paths]}")
-    ingest_id = uuid.uuid4().hex
     frames, raws, details, hashes = [], [], [], []
     with bar("ingest alerts", total=len(files), enabled=progress) as pb:
         for i, f in enumerate(files):
@@ -325,6 +349,97 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
             pb.advance()
     cols = list(ALIASES) + ["ts_ms", "ts_err", "file_idx", "row"]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+    def raw_json(pos: np.ndarray) -> list[str]:
+        return [
+            json.dumps({k: (None if pd.isna(v) else v) for k, v in raws[fi].iloc[r - 2].items()}, default=str)
+            for fi, r in zip(df["file_idx"].to_numpy()[pos], df["row"].to_numpy()[pos], strict=True)
+        ]
+
+    return _commit(home, df, [str(f) for f in files], hashes, details, raw_json)
+
+
+def ingest_alert_table(
+    home: Home,
+    table: pd.DataFrame | pa.Table,
+    source: str,
+    *,
+    rejects: pd.DataFrame | None = None,
+    files: Sequence[str] | None = None,
+    file_hashes: dict[str, str] | None = None,
+    file_details: dict[str, dict] | None = None,
+    kind: str = "alerts",
+) -> IngestReport:
+    """Ingest an in-memory alerts table with exactly the rules of :func:`ingest_alerts`.
+
+    ``table`` has the same (alias) columns as an alert file; optional provenance columns:
+    ``source_file`` (default ``source``), ``source_row`` (default the 1-based row number) and
+    ``raw`` (JSON text kept with a rejected row; default the row itself). ``source`` also fills
+    an empty ``source`` column. ``rejects`` holds rows the producer already quarantined
+    (``source_file``, ``source_row``, ``reason``, ``raw``): they are written in the same
+    transaction and counted as read and rejected. ``file_hashes``/``file_details`` go to the
+    ``ingest_log`` rows (one per source file, plus one per name in ``files``); ``kind`` labels the ``ingest_log``/``rejects`` rows.
+    """
+    raw = table.to_pandas() if isinstance(table, pa.Table) else table.copy()
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    raw = raw.reset_index(drop=True)
+    n = len(raw)
+    pre = rejects if rejects is not None else pd.DataFrame(columns=["source_file", "source_row", "reason", "raw"])
+    src_col = raw["source_file"].astype(str) if "source_file" in raw.columns else pd.Series([source] * n, dtype=object)
+    named = [*(files or []), *src_col.tolist(), *pre["source_file"].astype(str).tolist()]
+    files = list(dict.fromkeys(named)) or [source]
+    index = {f: i for i, f in enumerate(files)}
+    file_idx = src_col.map(index).to_numpy(np.int64) if n else np.zeros(0, np.int64)
+    rows = (
+        pd.to_numeric(raw["source_row"]).to_numpy(np.int64)
+        if "source_row" in raw.columns
+        else np.arange(n, dtype=np.int64) + 1
+    )
+    if n:
+        df, det = _canonical_frame(raw, file_idx, rows, source)
+    else:
+        df = pd.DataFrame({c: pd.Series(dtype="string") for c in ALIASES if c != "ts"})
+        df["ts_ms"], df["ts_err"] = np.zeros(0, np.int64), np.zeros(0, np.int8)
+        df["file_idx"], df["row"] = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        det = {}
+    df["source"] = df["source"].fillna(source)
+    details = [dict(det, **((file_details or {}).get(f, {}))) for f in files]
+    hashes = [(file_hashes or {}).get(f) for f in files]
+
+    def raw_json(pos: np.ndarray) -> list[str]:
+        if "raw" in raw.columns:
+            return [str(v) for v in raw["raw"].to_numpy()[pos]]
+        keep = [c for c in raw.columns if c not in PROVENANCE]
+        return [
+            json.dumps({k: (None if pd.isna(v) else v) for k, v in raw.iloc[int(p)][keep].items()}, default=str)
+            for p in pos
+        ]
+
+    pre_df = pd.DataFrame(
+        {
+            "file_idx": pre["source_file"].astype(str).map(index).to_numpy(np.int64),
+            "source_row": pd.to_numeric(pre["source_row"]).to_numpy(np.int64),
+            "reason": pre["reason"].astype(str).to_numpy(),
+            "raw": pre["raw"].astype(str).to_numpy() if "raw" in pre.columns else "{}",
+        }
+    )
+    return _commit(home, df, files, hashes, details, raw_json, pre_rejects=pre_df, kind=kind)
+
+
+def _commit(
+    home: Home,
+    df: pd.DataFrame,
+    files: list[str],
+    hashes: list[str | None],
+    details: list[dict],
+    raw_json,
+    pre_rejects: pd.DataFrame | None = None,
+    kind: str = "alerts",
+) -> IngestReport:
+    """Normalise, validate, dedup and write one ingest (canonical frame + provenance) in one transaction."""
+    ingest_id = uuid.uuid4().hex
+    if pre_rejects is None:
+        pre_rejects = pd.DataFrame({"file_idx": [], "source_row": [], "reason": [], "raw": []})
     con = home.connect()
     try:
         df, reasons, nulled = _normalise(df, con) if len(df) else (df, np.empty(0, object), {})
@@ -380,28 +495,31 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
         existing["alert_id"] = store.loc[existing.index, "store_id"].astype(str)
 
         rej = np.flatnonzero(reasons != "")
-        rej_df = pd.DataFrame(
-            {
-                "source_file": [str(files[i]) for i in df["file_idx"].to_numpy()[rej]],
-                "source_row": df["row"].to_numpy()[rej].astype(np.int64),
-                "reason": reasons[rej].astype(str),
-                "raw": [
-                    json.dumps(
-                        {k: (None if pd.isna(v) else v) for k, v in raws[fi].iloc[r - 2].items()}, default=str
-                    )
-                    for fi, r in zip(df["file_idx"].to_numpy()[rej], df["row"].to_numpy()[rej], strict=True)
-                ],
-            }
+        rej_df = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "file_idx": df["file_idx"].to_numpy(np.int64)[rej],
+                        "source_row": df["row"].to_numpy()[rej].astype(np.int64),
+                        "reason": reasons[rej].astype(str),
+                        "raw": raw_json(rej) if len(rej) else [],
+                    }
+                ),
+                pre_rejects,
+            ],
+            ignore_index=True,
         )
+        rej_df["file_idx"] = rej_df["file_idx"].astype(np.int64)
+        rej_df["source_row"] = rej_df["source_row"].astype(np.int64)
+        rej_df = rej_df.iloc[np.lexsort((rej_df["source_row"].to_numpy(), rej_df["file_idx"].to_numpy()))]
+        rej_df = rej_df.reset_index(drop=True)
+        rej_df.insert(0, "source_file", [files[i] for i in rej_df["file_idx"]])
         new_rows = new.assign(
             source_file=[str(files[i]) for i in new["file_idx"]], source_row=new["row"].astype(np.int64)
         )
-        n_read = (
-            np.bincount(df["file_idx"].to_numpy(np.int64), minlength=len(files))
-            if len(df)
-            else np.zeros(len(files), int)
-        )
-        n_rej = np.bincount(df["file_idx"].to_numpy(np.int64)[rej], minlength=len(files))
+        n_pre = np.bincount(pre_rejects["file_idx"].to_numpy(np.int64), minlength=len(files))
+        n_read = np.bincount(df["file_idx"].to_numpy(np.int64), minlength=len(files)) + n_pre
+        n_rej = np.bincount(rej_df["file_idx"].to_numpy(np.int64), minlength=len(files))
         n_new = np.bincount(new["file_idx"].to_numpy(np.int64), minlength=len(files))
 
         con.begin()
@@ -409,10 +527,8 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
             if len(new_rows):
                 con.register("_ins", new_rows[["alert_id", *KEY, *FIELDS, "source_file", "source_row"]])
                 con.execute(
-                    "INSERT INTO alerts (alert_id, caller, chain, token, ts_ms, ticker, price_at_alert, "
-                    "mcap_at_alert, chat_id, message_id, source_file, source_row) "
-                    "SELECT alert_id, caller, chain, token, ts_ms, ticker, price_at_alert, mcap_at_alert, "
-                    "chat_id, message_id, source_file, source_row FROM _ins"
+                    f"INSERT INTO alerts (alert_id, {', '.join(KEY + FIELDS)}, source_file, source_row) "
+                    f"SELECT alert_id, {', '.join(KEY + FIELDS)}, source_file, source_row FROM _ins"
                 ).fetchall()
                 con.unregister("_ins")
             enriched = 0
@@ -432,11 +548,13 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
                     ).fetchall()
                 con.unregister("_upd")
             if len(rej_df):
-                con.register("_rej", rej_df)
+                con.register("_rej", rej_df[["source_file", "source_row", "reason", "raw"]])
                 con.execute(
                     "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw) "
-                    "SELECT ?, 'alerts', source_file, source_row, reason, raw::JSON FROM _rej",
-                    [ingest_id],
+                    "SELECT ?, ?, r.source_file, r.source_row, r.reason, r.raw::JSON FROM _rej r "
+                    "WHERE NOT EXISTS (SELECT 1 FROM rejects q WHERE q.kind = ? AND q.source_file = r.source_file "
+                    "AND q.source_row = r.source_row AND q.reason = r.reason)",  # re-ingesting adds nothing
+                    [ingest_id, kind, kind],
                 ).fetchall()
                 con.unregister("_rej")
             for i, f in enumerate(files):
@@ -451,9 +569,10 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
                     )
                 con.execute(
                     "INSERT INTO ingest_log (ingest_id, kind, source_file, file_sha256, rows_read, rows_accepted, "
-                    "rows_rejected, rows_duplicate, rows_new, details) VALUES (?, 'alerts', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "rows_rejected, rows_duplicate, rows_new, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         ingest_id,
+                        kind,
                         str(f),
                         hashes[i],
                         int(n_read[i]),
@@ -471,21 +590,16 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
     finally:
         con.close()
 
-    rows_read = int(len(df))
-    rows_rejected = int(len(rej))
-    reason_counts = pd.Series(reasons[rej]).value_counts() if rows_rejected else pd.Series(dtype=int)
-    order = np.lexsort((df["row"].to_numpy()[rej], df["file_idx"].to_numpy()[rej])) if rows_rejected else []
+    rows_read = int(n_read.sum())
+    rows_rejected = int(len(rej_df))
+    reason_counts = rej_df["reason"].value_counts() if rows_rejected else pd.Series(dtype=int)
     sample = [
-        {
-            "file": rej_df["source_file"].iat[k],
-            "row": int(rej_df["source_row"].iat[k]),
-            "reason": rej_df["reason"].iat[k],
-        }
-        for k in list(order)[:SAMPLE_SIZE]
+        {"file": f, "row": int(r), "reason": why}
+        for f, r, why in rej_df[["source_file", "source_row", "reason"]].head(SAMPLE_SIZE).itertuples(index=False)
     ]
     return IngestReport(
-        kind="alerts",
-        files=[str(f) for f in files],
+        kind=kind,
+        files=list(files),
         rows_read=rows_read,
         rows_accepted=rows_read - rows_rejected,
         rows_new=int(len(new)),
@@ -516,3 +630,57 @@ def load_alerts(home: Home) -> pd.DataFrame:
     for c in ("price_at_alert", "mcap_at_alert"):
         df[c] = df[c].astype(np.float64)
     return df[ALERT_COLUMNS]
+
+
+LIST_COLUMNS = [
+    "alert_id", "caller", "caller_id", "chain", "token", "ts_ms", "ticker", "price_at_alert", "mcap_at_alert",
+    "chat_id", "message_id", "source", "forwarded", "pool", "is_first_call", "source_file", "source_row",
+]
+
+
+def list_alerts(
+    home: Home,
+    callers: Sequence[str] | None = None,
+    chains: Sequence[str] | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+) -> pd.DataFrame:
+    """Stored alerts with every catalog column (:data:`LIST_COLUMNS`), sorted by (ts_ms, alert_id).
+
+    Filters: callers (case-insensitive), chains (any spelling, canonicalised), UTC dates
+    ``YYYY-MM-DD`` inclusive. ``is_first_call`` is computed over all stored alerts, not the filtered ones.
+    """
+    where, args = [], []
+    if callers:
+        where.append("lower(caller) IN (SELECT unnest(?))")
+        args.append([c.strip().lower() for c in callers])
+    if chains:
+        where.append("chain IN (SELECT unnest(?))")
+        args.append([ch.normalize_chain(c) or c for c in chains])
+    if date_from:
+        where.append("ts_ms >= epoch_ms(?::DATE::TIMESTAMP)")
+        args.append(str(date_from))
+    if date_to:
+        where.append("ts_ms < epoch_ms(?::DATE::TIMESTAMP + INTERVAL 1 DAY)")
+        args.append(str(date_to))
+    con = home.connect()
+    try:
+        df = con.execute(
+            "SELECT * FROM (SELECT alert_id, caller, caller_id, chain, token, ts_ms, ticker, price_at_alert, "
+            "mcap_at_alert, chat_id, message_id, source, forwarded, pool, row_number() OVER "
+            "(PARTITION BY chain, token ORDER BY ts_ms, alert_id) = 1 AS is_first_call, source_file, source_row "
+            "FROM alerts) " + (f"WHERE {' AND '.join(where)} " if where else "") + "ORDER BY ts_ms, alert_id",
+            args,
+        ).df()
+    finally:
+        con.close()
+    return df[LIST_COLUMNS]
+
+
+def count_alerts(home: Home) -> int:
+    """Number of stored alerts."""
+    con = home.connect()
+    try:
+        return int(con.execute("SELECT count(*) FROM alerts").fetchone()[0])
+    finally:
+        con.close()

@@ -25,7 +25,8 @@ SCHEMA = [
         alert_id VARCHAR PRIMARY KEY, caller VARCHAR NOT NULL, chain VARCHAR NOT NULL,
         token VARCHAR NOT NULL, ts_ms BIGINT NOT NULL, ticker VARCHAR, price_at_alert DOUBLE,
         mcap_at_alert DOUBLE, chat_id VARCHAR, message_id VARCHAR,
-        source_file VARCHAR, source_row BIGINT, ingested_at TIMESTAMPTZ DEFAULT now())""",
+        source_file VARCHAR, source_row BIGINT, ingested_at TIMESTAMPTZ DEFAULT now(),
+        caller_id VARCHAR, source VARCHAR, forwarded BOOLEAN, pool VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS ingest_log (
         ingest_id VARCHAR, kind VARCHAR, source_file VARCHAR, file_sha256 VARCHAR,
         rows_read BIGINT, rows_accepted BIGINT, rows_rejected BIGINT, rows_duplicate BIGINT,
@@ -60,6 +61,16 @@ SCHEMA = [
 ]
 
 
+# Columns added after the first schema: homes created earlier get them on the next connect (NULL
+# for existing rows). Telegram provenance: caller_id (sender id), source (label), forwarded, pool.
+MIGRATIONS = [
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS caller_id VARCHAR",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS source VARCHAR",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS forwarded BOOLEAN",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS pool VARCHAR",
+]
+
+
 @dataclass(frozen=True)
 class Home:
     """Paths of one workspace. ``connect()`` opens its catalog (creating the schema)."""
@@ -86,7 +97,7 @@ class Home:
         """Open the catalog read-write, creating the home and schema if needed."""
         self.root.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(self.catalog_path))
-        for stmt in SCHEMA:
+        for stmt in SCHEMA + MIGRATIONS:
             con.execute(stmt)
         return con
 
