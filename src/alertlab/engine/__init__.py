@@ -17,9 +17,8 @@ from alertlab.engine.drivers import (
     simulate,
     trade_returns,
 )
-from alertlab.engine.nb.kernel import EXIT_REASONS, NO_FILL, NO_TRADE
+from alertlab.engine.enums import EXIT_REASONS, INTRABAR_POLICIES, NO_FILL, NO_TRADE
 from alertlab.engine.params import (
-    INTRABAR_POLICIES,
     N_PARAM_COLS,
     PARAM_COLUMNS,
     StrategyConfig,

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from alertlab.engine.enums import INTRABAR_POLICIES
 from alertlab.util.configfile import read_mapping
 
 MAX_LEVELS = 16  # take-profit ladder levels a parameter row can hold
@@ -59,7 +60,6 @@ PARAM_COLUMNS: tuple[str, ...] = (
     *(f"fraction_{k}" for k in range(MAX_LEVELS)),
 )
 
-INTRABAR_POLICIES = ("pessimistic", "optimistic", "ohlc")
 
 # numeric grid options in Cartesian-product order (tp_ladder sits right after tp)
 GRID_FIELDS: tuple[str, ...] = (
@@ -179,6 +179,9 @@ class StrategyConfig(BaseModel):
       ambiguous: rejected with an error).
     * ``fee_bps`` (default 30) and ``slippage_bps`` (default 50) per side, in [0, 10000).
     * ``intrabar``: ``pessimistic`` | ``optimistic`` | ``ohlc`` (scalar; not a grid axis).
+    * ``fill_on_zero_volume`` (default False): treat every bar as traded. By default a no-trade bar
+      (volume 0 and open = high = low = close) triggers and fills nothing (see the kernel); set this
+      for sources that report no volume. Scalar; not a grid axis.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
@@ -196,7 +199,8 @@ class StrategyConfig(BaseModel):
     dip_window_min: Num | None = None
     fee_bps: Num = 30.0
     slippage_bps: Num = 50.0
-    intrabar: Literal["pessimistic", "optimistic", "ohlc"] = "pessimistic"
+    intrabar: Literal[INTRABAR_POLICIES] = "pessimistic"  # type: ignore[valid-type]
+    fill_on_zero_volume: bool = False
 
     # ---------------------------------------------------------------- validation
     @field_validator(

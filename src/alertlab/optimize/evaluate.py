@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from alertlab.engine import StrategyConfig, encode_params, summarize_columns, trade_returns
+from alertlab.engine import (
+    INTRABAR_POLICIES,
+    StrategyConfig,
+    encode_params,
+    summarize_columns,
+    trade_returns,
+)
 from alertlab.optimize.folds import Fold
 from alertlab.optimize.space import OPTION_NAMES
 from alertlab.optimize.stats import alert_day_index, daily_returns
@@ -59,7 +65,7 @@ FOLD_METRICS: tuple[str, ...] = (
 """Metrics kept per (trial, fold, split)."""
 
 SPLITS = ("train", "test")
-INTRABAR = ("pessimistic", "optimistic", "ohlc")
+INTRABAR = INTRABAR_POLICIES
 
 # options that only mean something while their parent rule is on
 _DEPENDENTS = {"breakeven_offset": "breakeven_at", "trail_activation": "trail", "dip_window_min": "dip"}
@@ -67,11 +73,13 @@ _DEPENDENTS = {"breakeven_offset": "breakeven_at", "trail_activation": "trail", 
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Run settings fixed for a whole study (not searched): costs per side and the intrabar policy."""
+    """Run settings fixed for a whole study (not searched): costs per side, the intrabar policy and
+    whether no-trade bars may fill (``fill_on_zero_volume``, for sources without volume)."""
 
     fee_bps: float = 30.0
     slippage_bps: float = 50.0
     intrabar: str = "pessimistic"
+    fill_on_zero_volume: bool = False
 
     def __post_init__(self) -> None:
         for name in ("fee_bps", "slippage_bps"):
@@ -80,12 +88,15 @@ class EngineSettings:
                 raise ValueError(f"{name} must be in [0, 10000), got {v!r}")
         if self.intrabar not in INTRABAR:
             raise ValueError(f"intrabar must be one of {', '.join(INTRABAR)}, got {self.intrabar!r}")
+        if not isinstance(self.fill_on_zero_volume, bool):
+            raise ValueError(f"fill_on_zero_volume must be true or false, got {self.fill_on_zero_volume!r}")
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "fee_bps": float(self.fee_bps),
             "slippage_bps": float(self.slippage_bps),
             "intrabar": self.intrabar,
+            "fill_on_zero_volume": self.fill_on_zero_volume,
         }
 
 
@@ -199,7 +210,9 @@ class Evaluator:
     def returns(self, configs: Sequence[StrategyConfig]) -> np.ndarray:
         """Net trade returns ``(n_configs, n_alerts)`` over the study alerts: one engine call."""
         params = encode_params(list(configs))
-        return trade_returns(self.w, params, self.order, self.settings.intrabar)
+        return trade_returns(
+            self.w, params, self.order, self.settings.intrabar, self.settings.fill_on_zero_volume
+        )
 
     def daily(self, configs: Sequence[StrategyConfig]) -> np.ndarray:
         """Per-day returns ``(n_days, n_configs)`` (see :func:`~alertlab.optimize.stats.daily_returns`)."""

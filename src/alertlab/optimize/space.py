@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import optuna
 
 _OFF_STRINGS = frozenset({"off", "none", "null"})
-FIXED_SETTINGS = ("fee_bps", "slippage_bps", "intrabar")
+FIXED_SETTINGS = ("fee_bps", "slippage_bps", "intrabar", "fill_on_zero_volume")
 
 
 def _check_ladder(v: Any) -> None:
