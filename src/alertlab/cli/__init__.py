@@ -96,15 +96,28 @@ def _check_paths(paths: list[Path]) -> None:
 @app.command()
 def quality(home: HomeOpt = None, chain: Annotated[str | None, typer.Option(help="Only this chain.")] = None,
             token: Annotated[str | None, typer.Option(help="Only this token.")] = None,
+            wick_guard: WickGuardOpt = None,
+            gaps: Annotated[int, typer.Option("--gaps", help="Longest gaps to list.")] = 30,
             as_json: JsonOpt = False) -> None:
-    """Candle quality per token and bar interval: bars, gaps, missing bars, zero-volume share, conflicts."""
-    from alertlab.ingest import quality_table
+    """Candle quality per token (intervals and their ranges, gaps incl. interval switches, no-trade share,
+    suspect bars) and per token/interval series (bars, gaps, zero-volume share, conflicts)."""
+    from alertlab.ingest import quality_table, token_quality
 
-    q = quality_table(resolve_home(home), chain=chain, token=token)
+    if wick_guard is not None and not wick_guard > 1:
+        fail(f"--wick-guard k must be > 1 (got {wick_guard})")
+    h = resolve_home(home)
+    q = quality_table(h, chain=chain, token=token)
+    tq, gq = token_quality(h, chain=chain, token=token, wick_guard=wick_guard)
     if as_json:
-        print_json(q)
-    else:
-        print_tables([frame_table(q, f"candle quality ({len(q)} token/interval series)", max_rows=200)])
+        print_json({"tokens": tq, "gaps": gq, "series": q})
+        return
+    top = gq.sort_values("length_s", ascending=False).head(gaps)
+    print_tables([
+        frame_table(tq, f"candle quality per token ({len(tq)} tokens; gaps include interval switches)", max_rows=200),
+        frame_table(top, f"gaps ({len(gq)} in all, {int(gq['at_switch'].sum()) if len(gq) else 0} at an interval "
+                         f"switch; longest {len(top)})", max_rows=gaps),
+        frame_table(q, f"candle quality per series ({len(q)} token/interval series)", max_rows=200),
+    ])
 
 
 @app.command()

@@ -5,7 +5,7 @@ See :mod:`alertlab.ingest.alerts` and :mod:`alertlab.ingest.candles` for every n
 
 from alertlab.ingest.alerts import derive_alert_id, ingest_alerts, load_alerts
 from alertlab.ingest.candles import detect_intervals, ingest_candles
-from alertlab.ingest.quality import IngestReport, quality_table
+from alertlab.ingest.quality import IngestReport, quality_table, token_quality
 from alertlab.store.candles import bucket_of, candle_bucket_path
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "ingest_candles",
     "load_alerts",
     "quality_table",
+    "token_quality",
 ]
