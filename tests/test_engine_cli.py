@@ -51,17 +51,37 @@ def test_bt_flag_from_a_strategy_file(home, tmp_path):
     cfg.write_text(json.dumps({"tp": 3, "sl": 0.6, "fill_on_zero_volume": True}))
     doc = _bt(home, "--strategy-config", str(cfg))
     assert doc["strategy"]["fill_on_zero_volume"] is True
-    assert _bt(home, "--strategy-config", str(cfg), "--no-fill-on-zero-volume")["strategy"][
-        "fill_on_zero_volume"
-    ] is False
+    assert (
+        _bt(home, "--strategy-config", str(cfg), "--no-fill-on-zero-volume")["strategy"][
+            "fill_on_zero_volume"
+        ]
+        is False
+    )
 
 
 def test_optimize_flag_reaches_the_recommended_config(home, tmp_path):
     out = tmp_path / "best.json"
     res = runner.invoke(
         app,
-        ["optimize", "--home", str(home.root), "--horizon-hours", "12", "--folds", "2", "--min-trades", "1",
-         "--sampler", "random", "--trials", "4", "--fill-on-zero-volume", "--json", "--export-config", str(out)],
+        [
+            "optimize",
+            "--home",
+            str(home.root),
+            "--horizon-hours",
+            "12",
+            "--folds",
+            "2",
+            "--min-trades",
+            "1",
+            "--sampler",
+            "random",
+            "--trials",
+            "4",
+            "--fill-on-zero-volume",
+            "--json",
+            "--export-config",
+            str(out),
+        ],
     )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)

@@ -6,6 +6,7 @@
   docstring states the exact per-bar semantics).
 * :func:`backtest`, :func:`run_grid`: tables and summaries (``summary`` holds every formula).
 * :class:`PortfolioConfig` / :func:`run_portfolio` (``portfolio``): finite capital replay.
+* ``enums``: the exit reasons (``EXIT_REASONS``, ``end_of_data`` included) and intrabar policy names.
 """
 
 from alertlab.engine.drivers import (

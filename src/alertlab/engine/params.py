@@ -172,8 +172,10 @@ class StrategyConfig(BaseModel):
       peak reached ``breakeven_at·P`` the stop is ``P·(1+X)``.
     * ``trail`` in (0, 1) [``trail_activation`` ≥ 1, default 1]: once the peak reached
       ``trail_activation·P`` the stop is ``peak·(1 − trail)``.
-    * ``time_stop_hours`` (> 0): sell the rest at the open of the first bar at or after fill ts + H.
-    * ``entry_delay_bars`` N (≥ 0): buy at the open of window bar N (latency model).
+    * ``time_stop_hours`` (> 0): sell the rest at the open of the first traded bar whose ts ≥ fill ts + H
+      (by timestamps, so mixed bar intervals are fine).
+    * ``entry_delay_bars`` N (≥ 0): buy at the open of the first traded bar at or after window bar N
+      (latency model).
     * ``dip`` in (0, 1) [``dip_window_min`` > 0, default: the whole window]: limit buy at
       ``E·(1 − dip)``. Cannot be combined with ``entry_delay_bars`` > 0 (a delayed limit order is
       ambiguous: rejected with an error).
