@@ -119,13 +119,14 @@ def test_exports_read_back_with_metadata(demo_home, tmp_path):
     n = con.execute(f"SELECT count(*) FROM read_parquet('{out}/baseline.parquet')").fetchone()[0]
     assert n == len(b)
     bars = con.execute(f"SELECT * FROM read_parquet('{out}/bars/*.parquet') ORDER BY alert_id, bar_index").df()
-    assert list(bars.columns) == ["alert_id", "bar_index", "ts", "open", "high", "low", "close", "volume",
-                                  "high_mult", "low_mult", "close_mult"]
+    assert list(bars.columns) == ["alert_id", "bar_index", "ts", "dur_s", "open", "high", "low", "close", "volume",
+                                  "high_raw", "low_raw", "high_mult", "low_mult", "close_mult"]
     assert len(bars) == int(r.windows.offsets[-1])
     w = r.windows
     i = int(np.flatnonzero(w.status == OK)[0])
     mine = bars[bars["alert_id"] == w.alert_id[i]]
     np.testing.assert_array_equal(mine["high"], w.bars(i)["high"])
+    np.testing.assert_array_equal(mine["dur_s"], w.bars(i)["dur"])
     np.testing.assert_allclose(mine["close_mult"], w.bars(i)["close"] / w.entry_price[i])
     assert list(mine["bar_index"]) == list(range(len(mine)))
     assert read_provenance(next((out / "bars").glob("*.parquet")))["fingerprint"] == fp

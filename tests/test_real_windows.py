@@ -13,8 +13,9 @@ from alertlab.app.backtest import run_backtest
 from alertlab.app.baseline import run_baseline
 from alertlab.engine import StrategyConfig
 from alertlab.ingest import ingest_alerts, ingest_candles, token_quality
-from alertlab.windows import OK
+from alertlab.windows import OK, STALE
 from alertlab.windows.cache import load_entry
+from alertlab.windows.spec import WindowSpec
 from conftest import REAL_DATA
 
 pytestmark = pytest.mark.real
@@ -116,6 +117,28 @@ def test_hourly_and_switch_windows_ok_at_default_settings(real):
             n_hourly += 1
             assert w.entry_lag_s[i] == 600 or 600 < w.entry_lag_s[i] < 601
     assert n_hourly >= len(manifest) and n_five >= len(manifest) // 2
+
+
+@pytest.mark.parametrize("interval_s", [60, 300, 3600])
+def test_explicit_interval_keeps_coarser_bars(real, interval_s):
+    """--interval-seconds 60/300 used to drop the hourly bars (alerts missing, 6 h windows ranked as
+    48 h); coarser bars are now kept as they are, finer ones aggregated (3600: the 5-minute bars)."""
+    home, _, _, expect = real
+    native = run_baseline(home, min_calls=1).windows
+    r = run_baseline(home, spec=WindowSpec(interval_s=interval_s), min_calls=1)
+    w = r.windows
+    assert w.n == native.n
+    for kind, tok, t in expect:
+        j = _window_of(native, tok, t)
+        if kind == "five" and interval_s == 3600:
+            # the 5-minute bars are aggregated to hourly slots: the call waits for the next traded slot
+            i = int(np.flatnonzero(np.asarray(w.alert_id) == native.alert_id[j])[0])
+            assert w.status[i] == STALE and w.entry_lag_s[i] > 3600 or (
+                w.status[i] == OK and set(w.bars(i)["dur"].tolist()) == {3600} and w.entry_lag_s[i] <= 3600)
+            continue
+        i = _window_of(w, tok, t)
+        assert w.status[i] == OK and w.coverage[i] == 1.0 and w.resolution_s[i] == 3600
+        assert w.bars(i)["ts"].tolist() == native.bars(j)["ts"].tolist()
 
 
 def test_wick_is_guarded(real):

@@ -265,10 +265,12 @@ def load_entry(path: Path, fp: str = "") -> Windows:
     """Open a cache entry memory-mapped."""
     meta = json.loads((path / "meta.json").read_text())
     t = pq.read_table(path / "alerts.parquet")
-    arr = {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in BAR_FIELDS}
+    # entries of an older format (no dur/raw arrays, fewer alert columns) still open; the missing
+    # fields are derived by Windows (uniform bars of interval_s, unguarded)
+    arr = {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in BAR_FIELDS if (path / f"{k}.npy").exists()}
     offsets = np.load(path / "offsets.npy")
     inputs = meta["inputs"]
-    extra = {k: t[k].to_numpy() for k in ALERT_FIELDS}
+    extra = {k: t[k].to_numpy() for k in ALERT_FIELDS if k in t.column_names}
     return Windows(
         interval_s=int(meta.get("interval_s") or inputs["interval_s"]),
         horizon_s=int(inputs["horizon_s"]),
