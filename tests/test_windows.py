@@ -323,3 +323,53 @@ def test_gather_empty_and_ranges():
     assert list(gather(np.array([5, 0, 2]), np.array([2, 0, 3]))) == [5, 6, 2, 3, 4]
 
 
+
+
+# ----------------------------------------------------------------------------------- metrics on mixed windows
+
+
+def test_metrics_on_mixed_guarded_windows_match_reference(tmp_path):
+    """Metrics over windows cut from the random nasty markets (mixed 1m/5m/1h bars, holes, no-trade
+    filler, bad ticks, truncated windows) against the plain reference, guarded and raw ATH."""
+    from alertlab.truth.metrics import compute_metrics
+    from alertlab.windows.model import Windows
+    from test_metrics import NULL_METRICS, assert_matches, ref_metrics
+
+    n_mixed = n_sus = n_trunc = 0
+    for seed in range(8):
+        rng = np.random.default_rng(100 + seed)
+        tokens = [f"t{i}" for i in range(4)]
+        rows = []
+        for tok in tokens:
+            rows += random_token_rows(rng, "solana", tok, 1_700_000_000 + int(rng.integers(0, 86400)))
+        path = tmp_path / f"m{seed}.parquet"
+        write_bucket(path, rows)
+        series = load_series(path, tokens, None, 10.0)
+        codes, ms = [], []
+        for q, tok in enumerate(tokens):
+            for t in random_alert_times(rng, [r for r in rows if r[1] == tok], 10):
+                codes.append(q)
+                ms.append(t)
+        cut = cut_windows(np.array(codes), np.array(ms, np.int64), series, series["token_end"], 6 * 3600, 3600)
+        flat = gather(cut["start"], cut["count"])
+        n = len(codes)
+        w = Windows(interval_s=60, horizon_s=6 * 3600, alert_id=np.arange(n).astype(str).astype(object),
+                    caller=np.full(n, "c", object), chain=np.full(n, "solana", object),
+                    token=np.asarray(tokens, object)[codes], alert_ts_ms=np.array(ms, np.int64),
+                    is_first_call=np.zeros(n, bool), status=cut["status"], entry_ts=cut["entry_ts"],
+                    entry_price=cut["entry_price"], offsets=np.concatenate([[0], np.cumsum(cut["count"])]),
+                    **{k: series[k][flat] for k in ("ts", "dur", "open", "high", "low", "close", "volume",
+                                                    "high_raw", "low_raw")},
+                    coverage=cut["coverage"], n_suspect=cut["n_suspect"])
+        ref = []
+        for i in range(n):
+            if w.status[i] not in (OK, TRUNCATED) or w.n_bars[i] == 0:
+                ref.append(dict(NULL_METRICS))
+            else:
+                ref.append(ref_metrics(w.bars(i), int(w.entry_ts[i]), float(w.entry_price[i]), 0))
+                b = w.bars(i)
+                n_mixed += len(set(b["dur"].tolist())) > 1
+                n_sus += bool(w.n_suspect[i])
+                n_trunc += w.status[i] == TRUNCATED
+        assert_matches(compute_metrics(w), ref)
+    assert n_mixed > 0 and n_sus > 0 and n_trunc > 0, (n_mixed, n_sus, n_trunc)
