@@ -134,3 +134,16 @@ def test_never_a_silent_empty_result(home, tmp_path):
     assert doc["status_counts"] == {"ok": 3, "missing": 4, "stale": 0, "bad_entry": 0, "truncated": 0,
                                     "below_min_coverage": 0, "usable": 3}
     assert doc["diagnosis"].startswith("3 of 7 alerts usable: 4 missing")
+
+
+def test_usable_mask_and_subset(small_home):
+    w = run_baseline(small_home, spec=WindowSpec(horizon_hours=6, min_coverage=0.3)).windows
+    assert list(w.coverage >= 0.3) == [True, False]  # 2 h of 6 h, then 1.5 h of 6 h
+    assert list(w.usable(0.3)) == [True, False] and list(w.usable(0.2)) == [True, True]
+    assert list(w.usable_idx(0.3)) == [0] and w.status_counts(0.3)["below_min_coverage"] == 1
+    sub = w.subset(np.array([1]))
+    assert sub.n == 1 and sub.alert_id[0] == w.alert_id[1] and sub.offsets.tolist() == [0, w.n_bars[1]]
+    for k in ("ts", "dur", "high", "high_raw", "low_raw", "volume"):
+        assert np.array_equal(getattr(sub, k), w.bars(1)[k])
+    assert sub.coverage[0] == w.coverage[1] and sub.data_end_ts[0] == w.data_end_ts[1]
+    assert w.subset(np.arange(w.n)) is w

@@ -120,13 +120,14 @@ def _print_grid(bt, as_json: bool, top: int) -> None:
     g: pd.DataFrame = bt.grid
     if as_json:
         print_json({"run_id": bt.run.run_id, "fingerprint": bt.cache.fingerprint, "cache_hit": bt.cache.hit,
-                    "n_combinations": len(g), "grid": g})
+                    "status_counts": bt.status_counts, "diagnosis": bt.diagnosis, "n_combinations": len(g), "grid": g})
         return
     axes = list(bt.strategy.grid_axes())
     cols = [*axes, "n_trades", "win_rate", "avg_ret", "median_ret", "profit_factor", "sharpe",
             "avg_ret_pessimistic", "avg_ret_optimistic", "ambiguous_share", "max_drawdown"]
     best = g.sort_values("avg_ret", ascending=False)
-    print_tables([frame_table(best, f"grid: {len(g)} combinations, top {min(top, len(g))} by avg_ret "
+    print_tables([kv_table(status_view(bt.status_counts), "alerts by status (usable = ok + truncated ≥ min coverage)"),
+                  frame_table(best, f"grid: {len(g)} combinations, top {min(top, len(g))} by avg_ret "
                                     f"(run {bt.run.run_id})", columns=[c for c in cols if c in g.columns],
                               max_rows=top)])
 
