@@ -103,7 +103,7 @@ def _print_result(bt, as_json: bool) -> None:
     head = {k: s[k] for k in main_keys if k in s}
     head["max_drawdown (stake 1/alert)"] = float(r.equity["drawdown"].max()) if len(r.equity) else 0.0
     fills = "; fills on no-trade bars" if s.get("fill_on_zero_volume") else ""
-    tables = [kv_table(status_view(bt.status_counts), "alerts by status (usable = ok + truncated ≥ min coverage)"),
+    tables = [kv_table(status_view(bt.status_counts), "alerts by status"),
               kv_table(head, f"backtest ({s.get('intrabar', '')} intrabar{fills}; run {bt.run.run_id})")]
     if reasons:
         tables.append(kv_table(reasons, "exit reasons"))
@@ -126,7 +126,7 @@ def _print_grid(bt, as_json: bool, top: int) -> None:
     cols = [*axes, "n_trades", "win_rate", "avg_ret", "median_ret", "profit_factor", "sharpe",
             "avg_ret_pessimistic", "avg_ret_optimistic", "ambiguous_share", "max_drawdown"]
     best = g.sort_values("avg_ret", ascending=False)
-    print_tables([kv_table(status_view(bt.status_counts), "alerts by status (usable = ok + truncated ≥ min coverage)"),
+    print_tables([kv_table(status_view(bt.status_counts), "alerts by status"),
                   frame_table(best, f"grid: {len(g)} combinations, top {min(top, len(g))} by avg_ret "
                                     f"(run {bt.run.run_id})", columns=[c for c in cols if c in g.columns],
                               max_rows=top)])

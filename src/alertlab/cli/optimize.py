@@ -278,7 +278,7 @@ def _print(res) -> None:
         "seconds": res.run.timings.get("total", 0.0),
     }
     tables = [kv_table(head, "optimize"),
-              kv_table(status_view(res.status_counts), "alerts by status (usable = ok + truncated ≥ min coverage)")]
+              kv_table(status_view(res.status_counts), "alerts by status")]
     if res.per_caller is not None:
         tables.append(frame_table(res.per_caller, f"per-caller studies ({len(res.studies)})", max_rows=100))
         if res.skipped_callers:
