@@ -54,9 +54,9 @@ def reasons(w: Windows, min_coverage: float, max_entry_lag_s: int) -> list[tuple
     late = stale & (lag >= 0)
     if late.any():
         med = np.median(lag[late])
-        out.append((int(late.sum()), f"stale, the first traded bar opens more than {max_entry_lag_s} s after the "
-                                     f"call (median {_dur(med)}: sparse or coarse data, or the data starts after "
-                                     f"the call; see --max-entry-lag-s)"))
+        out.append((int(late.sum()), f"stale, the first traded bar opens more than {max_entry_lag_s} s (or its own "
+                                     f"duration) after the call (median {_dur(med)}: sparse or flat no-trade data, "
+                                     f"or the data starts after the call; see --max-entry-lag-s)"))
     bad = st == BAD_ENTRY
     if bad.any():
         out.append((int(bad.sum()), "bad_entry, the entry bar's open is not a positive price (see alertlab quality)"))
