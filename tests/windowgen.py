@@ -20,11 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from alertlab.windows import BAD_ENTRY, MISSING, OK, STALE, Windows
-
-try:
-    from alertlab.windows.model import TRUNCATED
-except ImportError:  # until the windows layer defines it
-    TRUNCATED = 4
+from alertlab.windows.model import TRUNCATED
 
 MULTIPLES = (2, 3, 4, 5, 10)
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"

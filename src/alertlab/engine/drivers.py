@@ -35,12 +35,7 @@ from alertlab.engine.params import (
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
 from alertlab.engine.summary import summarize_columns
-from alertlab.windows.model import Windows
-
-try:  # the truncated-window status (data ended before the horizon)
-    from alertlab.windows.model import TRUNCATED
-except ImportError:  # pragma: no cover - until the windows layer defines it
-    TRUNCATED = 4
+from alertlab.windows.model import TRUNCATED, Windows
 
 TRADE_COLUMNS = (
     "alert_id",
