@@ -4,7 +4,20 @@ One trade at a time, bar by bar, with an explicit list of fills ``(fraction, pri
 Nothing here imports the engine's kernels; the only shared input is a scalar config as a plain
 dict (``StrategyConfig.model_dump()``), whose ladder text is parsed here independently.
 
-Documented engine choices reproduced here (see ``alertlab/engine/kernel.py``):
+Rules of issue 7 (no fills where nothing traded), implemented here from the issue text:
+* a no-trade bar (volume 0 and open = high = low = close) triggers nothing and fills nothing. The
+  reference first lists the traded bars and simulates on that list only; every entry (immediate,
+  delayed, dip) waits for a traded bar. A time stop falls due at the first bar whose ts ≥ entry ts
+  + T; if that bar did not trade, the sale happens at the open of the next traded bar (= the first
+  traded bar with ts ≥ deadline). Peaks come from traded bars only.
+* what is still held at the end sells at the close of the window's last traded bar: exit reason
+  ``end_of_data`` when the window is truncated (status 4), else ``horizon``.
+* ``fill_on_zero_volume`` in the config: every bar counts as traded (the old behaviour).
+* bar durations may differ (5m then 1h): intrabar and final stamps use each bar's own duration.
+
+Documented engine choices reproduced here (see ``alertlab/engine/nb/kernel.py``):
+* delay N: the order is placed at window bar N (any kind of bar: time passes) and fills at the
+  first traded bar from there; dip: E and the dip window start at the first traded bar.
 * dip: the fill bar's low reaching the stop (stop from peak = P) stops the trade at the stop under
   pessimistic and ohlc, not under optimistic; the trade is flagged ambiguous either way. The fill
   bar's high joins the peak only when the fill was at the bar's open.
@@ -19,7 +32,13 @@ import math
 
 import numpy as np
 
-REASONS = ("tp", "sl", "breakeven", "trail", "time", "horizon", "no_fill")
+REASONS = ("tp", "sl", "breakeven", "trail", "time", "horizon", "end_of_data", "no_fill")
+TRUNCATED_STATUS = 4  # written out here on purpose: the reference shares no code with the engine
+
+
+def is_no_trade_bar(o: float, h: float, lo: float, c: float, v: float) -> bool:
+    """The issue's definition: zero volume and open = high = low = close."""
+    return v == 0 and o == h == lo == c
 
 
 def parse_ladder_text(text: str) -> list[tuple[float, float]]:
@@ -44,20 +63,38 @@ def _levels(cfg: dict) -> tuple[list[list], float]:
     return [[m, w, False] for m, w in pairs], 1.0 - total
 
 
-def reference_trade(bars: dict, cfg: dict, intrabar: str, interval_s: int) -> dict | None:
-    """Simulate one alert. ``bars``: dict of equal-length sequences ts/open/high/low/close.
+def reference_trade(
+    bars: dict, cfg: dict, intrabar: str, interval_s: int, truncated: bool = False
+) -> dict | None:
+    """Simulate one alert. ``bars``: dict of equal-length sequences ts/open/high/low/close (+ optional
+    volume, default 1, and dur, default ``interval_s``); ``truncated``: the window's data ends early.
 
     Returns None for an alert without bars, else a dict with exit_reason, entry_ts, entry_price,
     exit_ts, exit_price, n_fills, ret, ret_gross, peak_mult, ambiguous, fills.
     """
-    ts = [int(x) for x in bars["ts"]]
-    OP = [float(x) for x in bars["open"]]
-    HI = [float(x) for x in bars["high"]]
-    LO = [float(x) for x in bars["low"]]
-    CL = [float(x) for x in bars["close"]]
-    n = len(ts)
-    if n == 0:
+    ts_all = [int(x) for x in bars["ts"]]
+    n_all = len(ts_all)
+    if n_all == 0:
         return None
+    vol = [float(x) for x in bars["volume"]] if "volume" in bars else [1.0] * n_all
+    durs = [int(x) for x in bars["dur"]] if bars.get("dur") is not None else [interval_s] * n_all
+    o_all = [float(x) for x in bars["open"]]
+    h_all = [float(x) for x in bars["high"]]
+    l_all = [float(x) for x in bars["low"]]
+    c_all = [float(x) for x in bars["close"]]
+    every = bool(cfg.get("fill_on_zero_volume"))
+    # the bars where something traded, by their position in the window
+    keep = [
+        j for j in range(n_all)
+        if every or not is_no_trade_bar(o_all[j], h_all[j], l_all[j], c_all[j], vol[j])
+    ]
+    ts = [ts_all[j] for j in keep]
+    OP = [o_all[j] for j in keep]
+    HI = [h_all[j] for j in keep]
+    LO = [l_all[j] for j in keep]
+    CL = [c_all[j] for j in keep]
+    END = [ts_all[j] + durs[j] for j in keep]
+    n = len(keep)
     no_fill = {
         "exit_reason": "no_fill",
         "entry_ts": None,
@@ -71,8 +108,10 @@ def reference_trade(bars: dict, cfg: dict, intrabar: str, interval_s: int) -> di
         "ambiguous": False,
         "fills": [],
     }
+    if n == 0:
+        return no_fill
 
-    # ---- entry
+    # ---- entry (positions below are in the traded list)
     dip = cfg.get("dip")
     fill_at_open = True
     if dip is not None:
@@ -92,9 +131,10 @@ def reference_trade(bars: dict, cfg: dict, intrabar: str, interval_s: int) -> di
         first_exit_bar = fill_bar + 1
     else:
         delay = int(cfg.get("entry_delay_bars") or 0)
-        if n <= delay:
+        later = [j for j in range(n) if keep[j] >= delay]  # traded bars at or after window bar N
+        if not later:
             return no_fill
-        fill_bar = delay
+        fill_bar = later[0]
         P = OP[fill_bar]
         first_exit_bar = fill_bar
     if not (P > 0 and math.isfinite(P)):
@@ -145,7 +185,7 @@ def reference_trade(bars: dict, cfg: dict, intrabar: str, interval_s: int) -> di
             if intrabar != "optimistic":
                 if fill_at_open:
                     peak = max(peak, HI[fill_bar])
-                sell_rest(stop, ts[fill_bar] + interval_s, why)
+                sell_rest(stop, END[fill_bar], why)
                 done = True
         if not done and fill_at_open:
             peak = max(peak, HI[fill_bar])
@@ -178,27 +218,27 @@ def reference_trade(bars: dict, cfg: dict, intrabar: str, interval_s: int) -> di
             tp_first = intrabar == "optimistic" or (intrabar == "ohlc" and CL[i] < OP[i])
             if tp_first:
                 for lv in tps_inside:
-                    fill_level(lv, lv[0] * P, ts[i] + interval_s)
+                    fill_level(lv, lv[0] * P, END[i])
             if not closed():
-                sell_rest(stop, ts[i] + interval_s, why)
+                sell_rest(stop, END[i], why)
             peak = max(peak, HI[i])
             done = True
             break
         # 5. one kind inside
         if stop_inside:
-            sell_rest(stop, ts[i] + interval_s, why)
+            sell_rest(stop, END[i], why)
             peak = max(peak, HI[i])
             done = True
             break
         for lv in tps_inside:
-            fill_level(lv, lv[0] * P, ts[i] + interval_s)
+            fill_level(lv, lv[0] * P, END[i])
         peak = max(peak, HI[i])
         if closed():
             done = True
             break
         i += 1
-    if not done:
-        sell_rest(CL[n - 1], ts[n - 1] + interval_s, "horizon")
+    if not done:  # still held: the close of the last traded bar
+        sell_rest(CL[n - 1], END[n - 1], "end_of_data" if truncated else "horizon")
 
     f = (cfg.get("fee_bps", 30.0)) / 1e4
     s = (cfg.get("slippage_bps", 50.0)) / 1e4
@@ -225,7 +265,9 @@ def reference_run(w, cfg: dict, intrabar: str, alert_idx=None) -> list[dict | No
     idx = range(w.n) if alert_idx is None else alert_idx
     out = []
     for i in idx:
-        out.append(reference_trade(w.bars(int(i)), cfg, intrabar, w.interval_s) if w.status[i] == 0 else None)
+        has = int(w.offsets[i + 1]) > int(w.offsets[i])
+        trunc = int(w.status[i]) == TRUNCATED_STATUS
+        out.append(reference_trade(w.bars(int(i)), cfg, intrabar, w.interval_s, trunc) if has else None)
     return out
 
 
@@ -235,10 +277,16 @@ def lattice_windows(
     max_bars: int = 12,
     interval_s: int = 60,
     base: float | None = None,
+    p_dead_start: float = 0.0,
+    p_truncated: float = 0.0,
+    p_mixed: float = 0.0,
 ):
     """Tiny windows whose prices sit on a dyadic lattice of the entry price, so that take-profit,
     stop, breakeven and trailing levels (dyadic multiples) are hit exactly and ties are common.
-    Includes rugs (0.01·E), flat bars, gaps in ts and single-bar windows. Returns a Windows."""
+    Includes rugs (0.01·E), flat bars (no-trade bars, at any lattice price), gaps in ts and
+    single-bar windows. ``p_dead_start``: chance that the window opens with 1-3 no-trade bars;
+    ``p_truncated``: chance of status 4 (truncated); ``p_mixed``: chance that bars last up to the
+    next bar's start (durations of 1-3 intervals, as in mixed-interval data). Returns a Windows."""
     from windowgen import windows_from_bars
 
     grid = np.array(
@@ -266,7 +314,11 @@ def lattice_windows(
         ]
     )
     bars = []
+    status = []
     for _ in range(n_alerts):
+        status.append(4 if rng.random() < p_truncated else 0)
+        dead = int(rng.integers(1, 4)) if rng.random() < p_dead_start else 0
+        mixed = rng.random() < p_mixed
         E = base if base is not None else float(2.0 ** rng.integers(-30, 8))
         m = 1 if rng.random() < 0.1 else int(rng.integers(1, max_bars + 1))
         k = np.concatenate([[0], np.cumsum(rng.integers(1, 4, size=m - 1) if m > 1 else [])]).astype(int)
@@ -282,6 +334,8 @@ def lattice_windows(
             if j == 0:
                 o = 1.0
                 h, lo = max(h, o), min(lo, o)
+            if j < dead:  # nothing traded yet
+                o = h = lo = c = 1.0
             rows.append(
                 {
                     "k": k[j],
@@ -292,10 +346,14 @@ def lattice_windows(
                     "volume": 0.0 if o == h == lo == c else 1.0,
                 }
             )
+        steps = [int(k[j + 1] - k[j]) for j in range(m - 1)] + [3]
+        for j, r in enumerate(rows):
+            r["dur"] = interval_s * (int(rng.integers(1, steps[j] + 1)) if mixed else 1)
         bars.append({key: [r[key] for r in rows] for key in rows[0]})
     return windows_from_bars(
         bars,
         interval_s,
         horizon_s=interval_s * (3 * max_bars + 2),
         entry_ts=1_700_000_040 - 1_700_000_040 % interval_s,
+        status=status,
     )

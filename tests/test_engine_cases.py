@@ -21,8 +21,9 @@ IV = 60
 FREE = {"fee_bps": 0.0, "slippage_bps": 0.0}
 
 
-def one(bars, intrabar: str = "pessimistic", **opts) -> dict:
-    """Run one alert's bars ([(o, h, l, c)] consecutive, or a dict with 'k') through every path."""
+def one(bars, intrabar: str = "pessimistic", truncated: bool = False, **opts) -> dict:
+    """Run one alert's bars ([(o, h, l, c[, volume])] consecutive, or a dict with 'k' / 'ts' /
+    'dur' / 'volume') through every path; ``truncated``: the window has status TRUNCATED (4)."""
     cfg = StrategyConfig(**{**FREE, **opts})
     if isinstance(bars, dict):
         b = {k: list(v) for k, v in bars.items()}
@@ -32,13 +33,14 @@ def one(bars, intrabar: str = "pessimistic", **opts) -> dict:
             "high": [x[1] for x in bars],
             "low": [x[2] for x in bars],
             "close": [x[3] for x in bars],
+            "volume": [x[4] if len(x) > 4 else 1.0 for x in bars],
         }
-    w = windows_from_bars([b], IV, horizon_s=IV * 200, entry_ts=T0)
+    w = windows_from_bars([b], IV, horizon_s=IV * 200, entry_ts=T0, status=[4 if truncated else 0])
     params = encode_params([cfg])
     methods = ["general", "tpsl"] if plain_tpsl_rows(params)[0] else ["general"]
     outs = []
     for m in methods:
-        ta = simulate(w, params, intrabar=intrabar, method=m)
+        ta = simulate(w, params, intrabar=intrabar, method=m, fill_on_zero_volume=cfg.fill_on_zero_volume)
         outs.append(
             {
                 k: getattr(ta, k)[0, 0].item()
@@ -63,7 +65,7 @@ def one(bars, intrabar: str = "pessimistic", **opts) -> dict:
         assert o == pytest.approx(outs[0], nan_ok=True)
     out = outs[0]
     out["reason"] = EXIT_REASONS[out["exit_reason"]]
-    ref = reference_trade(w.bars(0), cfg.model_dump(), intrabar, IV)
+    ref = reference_trade(w.bars(0), cfg.model_dump(), intrabar, IV, truncated)
     assert ref["exit_reason"] == out["reason"]
     if out["reason"] != "no_fill":
         assert ref["ret"] == pytest.approx(out["ret"], abs=1e-12)
@@ -333,3 +335,102 @@ def test_costs_formula():
     r = one([(1, 2.5, 0.9, 2.0)], tp=2, fee_bps=30.0, slippage_bps=50.0)
     assert r["ret"] == pytest.approx(0.997**2 * 2 * 0.995 / 1.005 - 1, rel=1e-12)
     assert r["ret_gross"] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------- issue 7: no-trade bars
+# A no-trade bar has volume 0 and open = high = low = close: nobody traded at that price.
+
+NT = 0.0  # volume of a no-trade bar
+
+
+def test_no_trade_bar_triggers_no_stop_and_no_take_profit():
+    bars = [(1, 1.1, 0.9, 1.0), (0.3, 0.3, 0.3, 0.3, NT), (3.0, 3.0, 3.0, 3.0, NT), (1.0, 1.2, 0.95, 1.1)]
+    r = one(bars, tp=2, sl=0.5)
+    assert r["reason"] == "horizon" and r["exit_price"] == 1.1 and r["exit_ts"] == ts(3) + IV
+    assert r["peak_mult"] == pytest.approx(1.2)  # the 3.0 filler is no peak
+    old = one(bars, tp=2, sl=0.5, fill_on_zero_volume=True)  # the old behaviour: sold at the filler
+    assert old["reason"] == "sl" and old["exit_price"] == 0.3 and old["exit_ts"] == ts(1)
+    # a zero-volume bar with a range is not a no-trade bar (open != high): it still triggers
+    assert one([(1, 1.1, 0.9, 1.0), (1.0, 1.0, 0.4, 0.5, NT)], sl=0.5)["reason"] == "sl"
+
+
+def test_no_trade_bar_moves_no_ladder_trail_or_breakeven():
+    bars = [(1, 1.1, 0.9, 1.0), (2.5, 2.5, 2.5, 2.5, NT), (1.0, 1.05, 0.8, 1.0), (1.0, 1.0, 1.0, 1.0)]
+    r = one(bars, tp_ladder="2:0.5", trail=0.5, breakeven_at=2.0, breakeven_offset=0.1)
+    assert r["reason"] == "horizon" and r["n_fills"] == 1 and r["exit_price"] == 1.0
+    old = one(bars, tp_ladder="2:0.5", trail=0.5, breakeven_at=2.0, breakeven_offset=0.1, fill_on_zero_volume=True)
+    assert old["reason"] == "trail" and old["n_fills"] == 2  # rung at the filler open, trail 1.25 gapped
+
+
+def test_time_stop_due_on_no_trade_bar_fills_at_next_traded_open():
+    bars = [(1, 1.1, 0.9, 1.0), (1.0, 1.0, 1.0, 1.0, NT), (1.0, 1.0, 1.0, 1.0, NT), (1.3, 1.4, 1.2, 1.3)]
+    r = one(bars, time_stop_hours=1 / 60)  # due at bar 1 (+60 s), a no-trade bar
+    assert r["reason"] == "time" and r["exit_price"] == 1.3 and r["exit_ts"] == ts(3)
+    assert one(bars, time_stop_hours=1 / 60, fill_on_zero_volume=True)["exit_ts"] == ts(1)
+    # due on no-trade bars up to the end: nothing traded after the deadline → the final close
+    tail = [(1, 1.1, 0.9, 1.05), (1.05, 1.05, 1.05, 1.05, NT), (1.05, 1.05, 1.05, 1.05, NT)]
+    r = one(tail, time_stop_hours=1 / 60)
+    assert r["reason"] == "horizon" and r["exit_price"] == 1.05 and r["exit_ts"] == ts(0) + IV
+    assert one(tail, time_stop_hours=1 / 60, truncated=True)["reason"] == "end_of_data"
+
+
+def test_horizon_sells_at_last_traded_close_and_truncated_is_end_of_data():
+    bars = [(1, 1.1, 0.9, 1.0), (1.0, 1.3, 0.95, 1.2), (0.7, 0.7, 0.7, 0.7, NT), (0.7, 0.7, 0.7, 0.7, NT)]
+    r = one(bars, tp=3)
+    assert r["reason"] == "horizon" and r["exit_price"] == 1.2 and r["exit_ts"] == ts(1) + IV
+    e = one(bars, tp=3, truncated=True)
+    assert e["reason"] == "end_of_data" and e["exit_price"] == 1.2 and e["exit_ts"] == ts(1) + IV
+    assert one(bars, tp=3, truncated=True, fill_on_zero_volume=True)["exit_price"] == 0.7
+    # a truncated window whose trade ends before the data does keeps its real exit reason
+    assert one(bars, tp=1.25, truncated=True)["reason"] == "tp"
+
+
+def test_entries_wait_for_a_traded_bar():
+    bars = [(1, 1, 1, 1, NT), (1.0, 1.0, 1.0, 1.0, NT), (1.2, 1.5, 1.1, 1.4), (1.4, 1.5, 1.3, 1.45)]
+    r = one(bars, tp=3)
+    assert r["entry_ts"] == ts(2) and r["entry_price"] == 1.2
+    assert one(bars, entry_delay_bars=1)["entry_ts"] == ts(2)  # bar 1 did not trade: wait
+    assert one(bars, entry_delay_bars=3)["entry_ts"] == ts(3)
+    d = one(bars, dip=0.1)  # E = 1.2 (first traded open): limit 1.08, bar 3's low 1.3 never reaches it
+    assert d["reason"] == "no_fill"
+    d = one(bars, dip=0.08)  # limit 1.104: bar 2's low 1.1 fills intrabar
+    assert d["entry_ts"] == ts(2) and d["entry_price"] == pytest.approx(1.104)
+    assert one(bars[:2], tp=2)["reason"] == "no_fill"  # nothing ever traded
+    assert one(bars, tp=3, fill_on_zero_volume=True)["entry_ts"] == ts(0)
+
+
+def test_dip_limit_ignores_no_trade_bars():
+    bars = [(1, 1.1, 0.95, 1.0), (0.5, 0.5, 0.5, 0.5, NT), (0.9, 1.0, 0.85, 0.95)]
+    r = one(bars, dip=0.2)
+    assert r["reason"] == "no_fill"
+    assert one(bars, dip=0.2, fill_on_zero_volume=True)["entry_price"] == 0.5
+
+
+def test_mixed_intervals_stamps_and_time_stop():
+    """5-minute bars, a hole, then hourly bars: stamps use each bar's own duration, the time stop
+    falls due at the first bar whose ts >= entry ts + T."""
+    b = {
+        "ts": [T0, T0 + 300, T0 + 600, T0 + 2400, T0 + 6000],
+        "dur": [300, 300, 300, 3600, 3600],
+        "open": [1.0, 1.0, 1.1, 1.2, 1.5],
+        "high": [1.05, 1.1, 1.2, 2.5, 1.6],
+        "low": [0.95, 0.98, 1.05, 1.1, 1.4],
+        "close": [1.0, 1.1, 1.2, 1.5, 1.55],
+    }
+    r = one(b, tp=2)  # hit inside the first hourly bar: stamped at its end
+    assert r["reason"] == "tp" and r["exit_ts"] == T0 + 2400 + 3600
+    r = one(b, time_stop_hours=0.5)  # due at T0 + 1800: the first bar at or after it opens at +2400
+    assert r["reason"] == "time" and r["exit_ts"] == T0 + 2400 and r["exit_price"] == 1.2
+    r = one(b, tp=5)
+    assert r["reason"] == "horizon" and r["exit_ts"] == T0 + 6000 + 3600 and r["exit_price"] == 1.55
+
+
+def test_backtest_reports_end_of_data():
+    from alertlab.engine import backtest
+
+    bars = [(1, 1.1, 0.9, 1.0, 1), (1.0, 1.3, 0.95, 1.2, 1), (1.2, 1.2, 1.2, 1.2, NT)]
+    w = windows_from_bars([bars, bars], IV, horizon_s=IV * 10, status=[4, 0])
+    bt = backtest(w, StrategyConfig(tp=3))
+    assert sorted(bt.trades["exit_reason"]) == ["end_of_data", "horizon"]
+    assert bt.summary["exit_end_of_data"] == 1 and bt.summary["exit_horizon"] == 1
+    assert (bt.trades["exit_ts"] == ts(1) + IV).all()

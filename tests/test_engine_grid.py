@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from alertlab.engine import (
+    EXIT_REASONS,
     StrategyConfig,
     backtest,
     encode_params,
@@ -43,23 +44,52 @@ def windows():
 
 @pytest.fixture(scope="module")
 def lattice():
-    return lattice_windows(np.random.default_rng(18), 200)
+    return lattice_windows(np.random.default_rng(18), 200, p_dead_start=0.15, p_truncated=0.2, p_mixed=0.3)
 
 
+@pytest.fixture(scope="module")
+def mixed():
+    """5-minute then hourly bars, no-trade runs (start, middle, end, dead tails), truncated windows."""
+    return random_windows(
+        np.random.default_rng(19), 120, interval_s=300, horizon_s=24 * 3600, p_rug=0.01, p_gap=0.05,
+        p_flat=0.05, flat_len=(2, 30), p_mixed=0.6, p_flat_start=0.2, p_flat_end=0.2, p_flat_tail=0.15,
+        p_truncated=0.3, mark_truncated=True,
+    )
+
+
+@pytest.mark.parametrize("fzv", [False, True])
 @pytest.mark.parametrize("policy", ["pessimistic", "optimistic", "ohlc"])
-def test_first_passage_equals_bar_simulator(policy, windows, lattice):
+def test_first_passage_equals_bar_simulator(policy, fzv, windows, lattice, mixed):
     cfg = StrategyConfig(tp=[1.5, 2, 3, 4, 5, 10], sl=[0.5, 0.7, 0.75, 0.875, 0.9], fee_bps=[0, 30])
     extra = StrategyConfig(tp=[2, 3])  # no stop
     extra2 = StrategyConfig(sl=[0.5, 0.75])  # no target
     params = encode_params(cfg.expand() + extra.expand() + extra2.expand() + [StrategyConfig()])
     assert plain_tpsl_rows(params).all()
-    for w in (windows, lattice):
-        fast = simulate(w, params, intrabar=policy, method="tpsl")
-        slow = simulate(w, params, intrabar=policy, method="general")
+    for w in (windows, lattice, mixed):
+        fast = simulate(w, params, intrabar=policy, method="tpsl", fill_on_zero_volume=fzv)
+        slow = simulate(w, params, intrabar=policy, method="general", fill_on_zero_volume=fzv)
         for f in FIELDS:
             np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f), err_msg=f)
-    amb = simulate(lattice, params, intrabar=policy, method="tpsl").ambiguous
+        if w is mixed:  # truncated windows end as end_of_data on both paths
+            assert (fast.exit_reason == EXIT_REASONS.index("end_of_data")).any()
+    amb = simulate(lattice, params, intrabar=policy, method="tpsl", fill_on_zero_volume=fzv).ambiguous
     assert amb.any()  # the lattice exercises the same-bar case
+
+
+def test_fill_on_zero_volume_reaches_grids_and_returns(mixed):
+    """The setting changes results on windows with no-trade bars, through every entry point."""
+    cfg = StrategyConfig(tp=[2, 3], sl=0.7, time_stop_hours=[1, 6])
+    old = cfg.model_copy(update={"fill_on_zero_volume": True})
+    params = encode_params(cfg.expand())
+    new_r, old_r = trade_returns(mixed, params), trade_returns(mixed, params, fill_on_zero_volume=True)
+    assert not np.array_equal(new_r, old_r, equal_nan=True)
+    g_new, g_old = run_grid(mixed, cfg), run_grid(mixed, old)
+    np.testing.assert_allclose(g_new["avg_ret"], summarize(new_r)["avg_ret"], rtol=1e-12)
+    np.testing.assert_allclose(g_old["avg_ret"], summarize(old_r)["avg_ret"], rtol=1e-12)
+    assert (~g_new["fill_on_zero_volume"]).all() and g_old["fill_on_zero_volume"].all()
+    bt = backtest(mixed, old.expand()[0])
+    assert bt.summary["fill_on_zero_volume"] is True
+    np.testing.assert_allclose(bt.summary["avg_ret"], g_old["avg_ret"].iloc[0], rtol=1e-12)
 
 
 def test_grid_rows_equal_backtests(windows):

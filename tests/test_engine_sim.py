@@ -1,4 +1,10 @@
-"""Engine vs the plain-loop reference on nasty random paths, plus per-trade properties."""
+"""Engine vs the plain-loop reference on nasty random paths, plus per-trade properties.
+
+The windows carry every case of issue 7: no-trade bars (volume 0, open = high = low = close) in
+runs at the start, in the middle, at the end and as a dead tail; mixed bar durations (5-minute
+bars, a hole, then hourly bars); truncated windows (status 4: ``end_of_data``); 1e-9 prices. Each
+rule combination runs with ``fill_on_zero_volume`` off (the default) and on (the old behaviour).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ import pytest
 
 from alertlab.engine import EXIT_REASONS, StrategyConfig, encode_params, simulate
 
-from engine_reference import lattice_windows, reference_trade
+from engine_reference import TRUNCATED_STATUS as TRUNCATED
+from engine_reference import is_no_trade_bar, lattice_windows, reference_trade
 from windowgen import random_windows
 
 POLICIES = ("pessimistic", "optimistic", "ohlc")
@@ -111,16 +118,19 @@ def _draw(rng: np.random.Generator, keys: tuple[str, ...], vals: dict) -> Strate
 
 def _check(w, cfg: StrategyConfig, intrabar: str, method: str = "auto") -> int:
     """Compare every alert with the reference; returns the number of trades checked."""
-    ta = simulate(w, encode_params([cfg]), intrabar=intrabar, method=method)
+    ta = simulate(
+        w, encode_params([cfg]), intrabar=intrabar, method=method, fill_on_zero_volume=cfg.fill_on_zero_volume
+    )
     d = cfg.model_dump()
     n_checked = 0
     for a in range(w.n):
         code = int(ta.exit_reason[0, a])
-        if w.status[a] != 0:
+        if w.offsets[a + 1] == w.offsets[a]:
             assert code == -1 and math.isnan(ta.ret[0, a])
             continue
         bars = w.bars(a)
-        r = reference_trade(bars, d, intrabar, w.interval_s)
+        trunc = int(w.status[a]) == TRUNCATED
+        r = reference_trade(bars, d, intrabar, w.interval_s, trunc)
         ctx = f"alert {a} cfg {d} policy {intrabar}: engine {EXIT_REASONS[code]} ref {r['exit_reason']}"
         assert EXIT_REASONS[code] == r["exit_reason"], ctx
         if r["exit_reason"] == "no_fill":
@@ -145,21 +155,24 @@ def _check(w, cfg: StrategyConfig, intrabar: str, method: str = "auto") -> int:
             want = (
                 r["ret"]
                 if (pol == intrabar or not r["ambiguous"])
-                else reference_trade(bars, d, pol, w.interval_s)["ret"]
+                else reference_trade(bars, d, pol, w.interval_s, trunc)["ret"]
             )
             assert float(arr[0, a]) == pytest.approx(want, rel=1e-9, abs=1e-12), f"{pol}; {ctx}"
     return n_checked
 
 
+NASTY_LATTICE = {"p_dead_start": 0.15, "p_truncated": 0.2, "p_mixed": 0.3}
+
+
 @pytest.fixture(scope="module")
 def lattice():
-    return lattice_windows(np.random.default_rng(11), 160)
+    return lattice_windows(np.random.default_rng(11), 160, **NASTY_LATTICE)
 
 
 @pytest.fixture(scope="module")
 def lattice_tiny():
     """Same lattice at 2**-30 ≈ 1e-9 prices."""
-    return lattice_windows(np.random.default_rng(12), 60, base=2.0**-30)
+    return lattice_windows(np.random.default_rng(12), 60, base=2.0**-30, **NASTY_LATTICE)
 
 
 @pytest.fixture(scope="module")
@@ -169,25 +182,70 @@ def continuous():
     )
 
 
+@pytest.fixture(scope="module")
+def mixed():
+    """5-minute bars, a hole, then hourly bars; no-trade runs everywhere; truncated windows."""
+    return random_windows(
+        np.random.default_rng(6),
+        60,
+        interval_s=300,
+        horizon_s=12 * 3600,
+        p_rug=0.02,
+        p_gap=0.05,
+        p_flat=0.05,
+        flat_len=(2, 20),
+        p_mixed=0.6,
+        p_flat_start=0.2,
+        p_flat_end=0.2,
+        p_flat_tail=0.15,
+        p_truncated=0.3,
+        mark_truncated=True,
+    )
+
+
+def test_generators_are_nasty(lattice, mixed):
+    """The windows really hold what the comparisons claim to cover."""
+    for w in (lattice, mixed):
+        flat = np.array([is_no_trade_bar(*x) for x in zip(w.open, w.high, w.low, w.close, w.volume, strict=True)])
+        first = w.offsets[:-1][w.n_bars > 0]
+        last = w.offsets[1:][w.n_bars > 0] - 1
+        assert flat.mean() > 0.05 and flat[first].any() and flat[last].any()
+        assert (w.status == TRUNCATED).sum() >= 5
+        assert len(np.unique(w.dur)) >= 2
+    assert np.isin(mixed.dur, [300, 3600]).all() and (mixed.dur == 3600).sum() > 100
+    dead = [a for a in range(mixed.n) if mixed.n_bars[a] > 1 and all(
+        is_no_trade_bar(*x) for x in zip(*(mixed.bars(a)[k] for k in ("open", "high", "low", "close", "volume")),
+                                        strict=True))]
+    assert dead, "expected a window without any traded bar"
+
+
+@pytest.mark.parametrize("fzv", [False, True], ids=["no_fill_on_flat", "fill_on_zero_volume"])
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("template", list(TEMPLATES))
-def test_engine_matches_reference(template, policy, lattice, lattice_tiny, continuous):
-    rng = np.random.default_rng(zlib.crc32(f"{template}/{policy}".encode()))
+def test_engine_matches_reference(template, policy, fzv, lattice, lattice_tiny, continuous, mixed):
+    rng = np.random.default_rng(zlib.crc32(f"{template}/{policy}/{fzv}".encode()))
     checked = 0
+    draw = lambda vals: _draw(rng, TEMPLATES[template], vals).model_copy(  # noqa: E731
+        update={"fill_on_zero_volume": fzv}
+    )
     for _ in range(2):
-        checked += _check(lattice, _draw(rng, TEMPLATES[template], LATTICE), policy)
-    checked += _check(lattice_tiny, _draw(rng, TEMPLATES[template], LATTICE), policy)
-    checked += _check(continuous, _draw(rng, TEMPLATES[template], CONTINUOUS), policy)
+        checked += _check(lattice, draw(LATTICE), policy)
+    checked += _check(lattice_tiny, draw(LATTICE), policy)
+    checked += _check(continuous, draw(CONTINUOUS), policy)
+    checked += _check(mixed, draw(CONTINUOUS), policy)
     assert checked > 50
 
 
+@pytest.mark.parametrize("fzv", [False, True])
 @pytest.mark.parametrize("policy", POLICIES)
-def test_general_kernel_matches_reference_on_plain_rows(policy, lattice, continuous):
+def test_general_kernel_matches_reference_on_plain_rows(policy, fzv, lattice, continuous, mixed):
     """The bar simulator (not the first-passage path) on plain TP/SL configs."""
     rng = np.random.default_rng(3)
-    for keys in (("tp",), ("sl",), ("tp", "sl")):
-        _check(lattice, _draw(rng, keys, LATTICE), policy, method="general")
-        _check(continuous, _draw(rng, keys, CONTINUOUS), policy, method="general")
+    for keys in (("tp",), ("sl",), ("tp", "sl"), ()):
+        for w, vals in ((lattice, LATTICE), (continuous, CONTINUOUS), (mixed, CONTINUOUS)):
+            cfg = _draw(rng, keys, vals).model_copy(update={"fill_on_zero_volume": fzv})
+            _check(w, cfg, policy, method="general")
+            _check(w, cfg, policy, method="tpsl")
 
 
 def test_reference_sees_every_branch(lattice):
@@ -200,13 +258,19 @@ def test_reference_sees_every_branch(lattice):
         StrategyConfig(trail=0.25),
         StrategyConfig(breakeven_at=1.5, sl=0.5),
     ]
+    moved = 0  # trades that no-trade bars change (vs fill_on_zero_volume)
     for cfg in cfgs:
+        old = cfg.model_copy(update={"fill_on_zero_volume": True}).model_dump()
         for a in range(lattice.n):
-            r = reference_trade(lattice.bars(a), cfg.model_dump(), "pessimistic", 60)
+            trunc = int(lattice.status[a]) == TRUNCATED
+            r = reference_trade(lattice.bars(a), cfg.model_dump(), "pessimistic", 60, trunc)
             seen.add(r["exit_reason"])
             amb += r["ambiguous"]
+            r0 = reference_trade(lattice.bars(a), old, "pessimistic", 60, trunc)
+            moved += (r["exit_reason"], r["exit_ts"], r["entry_ts"]) != (r0["exit_reason"], r0["exit_ts"], r0["entry_ts"])
     assert seen == set(EXIT_REASONS)
     assert amb > 5
+    assert moved > 20
 
 
 # ------------------------------------------------------------------------------------------ properties

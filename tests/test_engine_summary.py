@@ -22,7 +22,7 @@ def plain_summary(rets, codes, amb, rp, ro) -> dict:
     nonwins = [r for r in tr if r <= 0]
     losses = [r for r in tr if r < 0]
     out = {"n_alerts": len(rets), "n_trades": n}
-    out["no_fill"] = sum(1 for c in codes if c == 6)
+    out["no_fill"] = sum(1 for c in codes if c == EXIT_REASONS.index("no_fill"))
     out["no_data"] = sum(1 for c in codes if c == -1)
     for k, name in enumerate(EXIT_REASONS[:-1]):
         out[f"exit_{name}"] = sum(1 for c in codes if c == k)
@@ -53,9 +53,10 @@ def plain_summary(rets, codes, amb, rp, ro) -> dict:
 def _random_inputs(rng, n):
     r = rng.normal(0.05, 0.6, n)
     r[rng.random(n) < 0.1] = 0.0
-    codes = rng.integers(0, 6, n).astype(np.int8)
+    nf = EXIT_REASONS.index("no_fill")
+    codes = rng.integers(0, nf, n).astype(np.int8)  # every exit reason, end_of_data included
     gone = rng.random(n) < 0.15
-    codes[gone] = rng.choice([-1, 6], size=int(gone.sum()))
+    codes[gone] = rng.choice([-1, nf], size=int(gone.sum()))
     r[gone] = np.nan
     amb = (rng.random(n) < 0.2) & ~gone
     rp = np.where(amb, r - 0.1, r)
@@ -129,7 +130,7 @@ HAND = _trades(
         ("C", 20, 30, 3.0, "tp"),
         ("N", 25, 25, 0.0, "no_fill"),
         ("D", 50, 200, 0.0, "horizon"),
-        ("E", 100, 150, 1.0, "tp"),
+        ("E", 100, 150, 1.0, "end_of_data"),
     ]
 )
 

@@ -481,8 +481,7 @@ def test_pool_hint_on_the_alert_wins(home, tmp_path, api):
     api.add(Market("solana", A, pools=[(PX, "99999", A, SOL)],
                    bars={(PX, A): series("PX", T0 - 2 * H, T0 + 50 * H), (PH, A): series("PH", T0 - 2 * H, T0 + 50 * H)}))
     add_alerts(home, tmp_path, [("a", "solana", A, T0)])
-    con = home.connect()  # the alerts table of a later branch carries the pool pasted in the call
-    con.execute("ALTER TABLE alerts ADD COLUMN pool VARCHAR")
+    con = home.connect()  # the alerts table carries the pool pasted in the call (Telegram ingest fills it)
     con.execute("UPDATE alerts SET pool = ? WHERE token = ?", [f"solana_{PH}", A])
     con.close()
     run_fetch(home, None, gecko_opts(api), clock=FakeClock().clock())

@@ -33,6 +33,40 @@ assert T0 % 3600 == 0
 
 
 def ref_detect(ts: list[int]) -> list[int]:
+    """Rules 1-3b, one bar at a time."""
+    return ref_sparse(ts, ref_detect_123(ts))
+
+
+def ref_sparse(ts: list[int], labels: list[int]) -> list[int]:
+    """Rule 3b (sparse is not coarse), written from the docstring: runs of equal labels over the
+    labelled bars; a run next to a finer-labelled run takes the finer neighbour's interval unless
+    it holds a streak of >= 3 (run at an end) / >= 12 (run between finer runs) exact gaps."""
+    pos = [i for i, v in enumerate(labels) if v]
+    runs: list[list[int]] = []
+    for i in pos:
+        if runs and labels[runs[-1][-1]] == labels[i]:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    out = list(labels)
+    for r, run in enumerate(runs):
+        lab = labels[run[0]]
+        nb = [labels[runs[q][0]] for q in (r - 1, r + 1) if 0 <= q < len(runs)]
+        finer = [v for v in nb if v < lab]
+        if not finer:
+            continue
+        need = 12 if len(finer) == 2 else 3
+        best = cur = 0
+        for i in range(run[0], run[-1]):
+            cur = cur + 1 if ts[i + 1] - ts[i] == lab else 0
+            best = max(best, cur)
+        if best < need:
+            for i in run:
+                out[i] = min(finer)
+    return out
+
+
+def ref_detect_123(ts: list[int]) -> list[int]:
     """Rules 1-3, one bar at a time."""
     n = len(ts)
 
@@ -145,6 +179,50 @@ def test_detect_hand_cases():
     # a lone bar between two gaps, aligned to the previous run only
     ts = [T0, T0 + 300, T0 + 600, T0 + 600 + 1500, T0 + 600 + 1500 + 3000]
     assert detect_intervals(np.array(ts), np.array([0, 5])).tolist() == [300, 300, 300, 300, 300]
+
+
+def sparse_minutes(rng: random.Random, n_minutes: int, p_missing: float, t0: int = T0) -> list[int]:
+    return [t0 + 60 * k for k in range(n_minutes) if k == 0 or rng.random() >= p_missing]
+
+
+def test_sparse_one_minute_series_is_not_relabelled_coarse():
+    """Issue 7 item 5: a dead token's 1-minute feed with 40% of minutes missing stays 1-minute."""
+    rng = random.Random(11)
+    series = [sparse_minutes(rng, 2880, 0.4) for _ in range(20)]
+    # a rug: minutes thin out (90% missing) after the first day
+    for _ in range(10):
+        s = sparse_minutes(rng, 1440, 0.3) + sparse_minutes(rng, 1440, 0.9, T0 + 1440 * 60)
+        series.append(sorted(set(s)))
+    flat = [t for s in series for t in s]
+    offsets = np.cumsum([0] + [len(s) for s in series])
+    got = detect_intervals(np.array(flat, np.int64), offsets)
+    before = np.array([iv for s in series for iv in ref_detect_123(s)])
+    assert (before == 300).sum() > 50  # without rule 3b these series are partly relabelled 5-minute
+    assert set(got.tolist()) <= {0, 60} and (got == 60).mean() > 0.99
+    assert got.tolist() == [iv for s in series for iv in ref_detect(s)]
+
+
+def test_sparse_series_ingested_keeps_every_minute(home, tmp_path):
+    rng = random.Random(3)
+    ts = sparse_minutes(rng, 2880, 0.4)
+    tok = "0x" + "ab" * 20
+    path = tmp_path / f"bsc_{tok}_20251009-0900_20251011-0900.csv"
+    bars_csv(path, ts)
+    ingest_candles(home, [path])
+    st = store_table(home)
+    assert st["ts"].tolist() == ts and set(st["interval_s"]) == {60}
+
+
+def test_coarse_switch_and_declared_timeframe():
+    # 1-minute bars, then a real 5-minute source: the tail run has a long exact-300 streak and stays
+    ts = [T0 + 60 * k for k in range(30)] + [T0 + 2100 + 300 * k for k in range(10)]
+    assert detect_intervals(np.array(ts), np.array([0, len(ts)])).tolist() == [60] * 30 + [300] * 10
+    # a declared timeframe wins; bars off its grid are left undetermined (rule 4 / rejected)
+    ts = [T0, T0 + 300, T0 + 420, T0 + 900]
+    got = detect_intervals(np.array(ts), np.array([0, 4]), declared=np.array([300]))
+    assert got.tolist() == [300, 300, 0, 300]
+    with pytest.raises(ValueError, match="declared"):
+        detect_intervals(np.array(ts), np.array([0, 4]), declared=np.array([60, 60]))
 
 
 def test_resolve_from_known_matches_reference():

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alertlab.truth.metrics import BASELINE_COLUMNS, METRIC_COLUMNS, baseline_table, compute_metrics
-from alertlab.windows import OK, STATUS_NAMES
+from alertlab.windows import OK, STATUS_NAMES, TRUNCATED
 
 from windowgen import random_windows, windows_from_bars
 
@@ -19,15 +19,21 @@ NULL_METRICS = dict.fromkeys(METRIC_COLUMNS)
 
 
 def ref_metrics(bars: dict, entry_ts: int, entry: float, interval_s: int) -> dict:
-    """One ok window, straight from the spec: a list of bars, times from bar ts."""
+    """One window with bars, straight from the spec: a list of bars, times from bar ts.
+
+    ``high``/``low`` are the guarded extremes; ``ath_mult_raw`` uses ``high_raw`` (the stored highs).
+    A bar's close holds until the next bar opens (no-trade time at the last traded price).
+    """
     ts = [int(t) for t in bars["ts"]]
     hi = [float(x) for x in bars["high"]]
+    hi_raw = [float(x) for x in bars.get("high_raw", bars["high"])]
     lo = [float(x) for x in bars["low"]]
     cl = [float(x) for x in bars["close"]]
     n = len(ts)
     out = dict(NULL_METRICS)
     top = max(hi)
     out["ath_mult"] = top / entry
+    out["ath_mult_raw"] = max(hi_raw) / entry
     i_ath = hi.index(top)  # first bar reaching the max
     out["time_to_ath_s"] = ts[i_ath] - entry_ts
     first_nx = {}
@@ -41,7 +47,7 @@ def ref_metrics(bars: dict, entry_ts: int, entry: float, interval_s: int) -> dic
     i2 = first_nx[2]
     if i2 is not None:
         out["dd_pre2x"] = min(lo[: i2 + 1]) / entry - 1
-        out["time_underwater_pre2x_s"] = sum(1 for i in range(i2) if cl[i] < entry) * interval_s
+        out["time_underwater_pre2x_s"] = sum(ts[i + 1] - ts[i] for i in range(i2) if cl[i] < entry)
         if i2 < n - 1:
             out["dd_after_2x"] = min(lo[i2 + 1 :]) / (2 * entry) - 1
     if i_ath < n - 1:
@@ -53,7 +59,7 @@ def ref_metrics(bars: dict, entry_ts: int, entry: float, interval_s: int) -> dic
 def ref_all(w) -> list[dict]:
     rows = []
     for i in range(w.n):
-        if w.status[i] != OK or w.n_bars[i] == 0:
+        if w.status[i] not in (OK, TRUNCATED) or w.n_bars[i] == 0:
             rows.append(dict(NULL_METRICS))
         else:
             rows.append(ref_metrics(w.bars(i), int(w.entry_ts[i]), float(w.entry_price[i]), w.interval_s))
@@ -139,7 +145,9 @@ def test_hand_case_gaps_times_from_ts():
     assert m["dd_overall"] == pytest.approx(0.6 - 1)
     assert m["dd_initial"] == pytest.approx(0.6 - 1)  # first close > 1 is the bar at k=5
     assert m["dd_pre2x"] == pytest.approx(0.6 - 1)
-    assert m["time_underwater_pre2x_s"] == 2 * 60  # closes 0.9, 0.7 below 1; 1.5 is not
+    # closes 0.9 (k=0) and 0.7 (k=1) are below 1 and hold until the next bar opens (k=1, k=5): the
+    # hole after k=1 is time at the last traded price 0.7, so 1 + 4 minutes (issue 7; was 2 bars)
+    assert m["time_underwater_pre2x_s"] == 5 * 60
     assert m["dd_after_2x"] == pytest.approx(1.0 / 2.0 - 1)
     assert m["dd_after_ath"] == pytest.approx(1.0 / 3.5 - 1)  # the tie bar's low counts
     assert m["ret_end"] == pytest.approx(0.2)
@@ -197,7 +205,8 @@ def test_baseline_table_schema_and_values():
         else:
             assert row["entry_price"] == w.entry_price[i]
         assert row["n_bars"] == w.n_bars[i]
-        assert row["coverage"] == w.n_bars[i] / (w.horizon_s / w.interval_s)
+        assert row["coverage"] == w.coverage[i]
+        assert row["n_suspect_bars"] == 0 and (row["resolution_s"] is None) == (w.n_bars[i] == 0)
         assert row["is_first_call"] == bool(w.is_first_call[i])
         for c in METRIC_COLUMNS:
             if ref[i][c] is None:

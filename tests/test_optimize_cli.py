@@ -136,7 +136,7 @@ def test_no_window_rebuild_and_no_candle_read_per_trial(home, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("candles read or windows cut during a warm study")
 
-    monkeypatch.setattr(cache_mod, "_load_bucket_bars", boom)
+    monkeypatch.setattr(cache_mod, "load_series", boom)
     monkeypatch.setattr(cache_mod, "_build", boom)
     before = dict(cache_mod.COUNTERS)
     warm = run_optimize(

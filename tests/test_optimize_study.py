@@ -186,9 +186,9 @@ def test_one_engine_call_per_batch(tmp_path, monkeypatch):
     calls = []
     real = evaluate_mod.trade_returns
 
-    def counting(w, params, alert_idx=None, intrabar="pessimistic"):
+    def counting(w, params, alert_idx=None, intrabar="pessimistic", fill_on_zero_volume=False):
         calls.append(params.shape[0])
-        return real(w, params, alert_idx, intrabar)
+        return real(w, params, alert_idx, intrabar, fill_on_zero_volume)
 
     monkeypatch.setattr(evaluate_mod, "trade_returns", counting)
     w = nasty_windows(7, 200)

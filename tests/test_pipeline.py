@@ -18,7 +18,7 @@ from alertlab.ingest import ingest_alerts, ingest_candles
 from alertlab.report.exports import read_provenance
 from alertlab.store import Home
 from alertlab.truth.metrics import BASELINE_COLUMNS
-from alertlab.windows import OK, cache
+from alertlab.windows import OK, TRUNCATED, cache
 from alertlab.windows.spec import Selection, WindowSpec
 
 runner = CliRunner()
@@ -68,18 +68,29 @@ def test_baseline_statuses_and_coverage(demo_home):
     df = r.to_pandas()
     w = r.windows
     assert len(df) == w.n == SPEC.n_alerts
-    assert set(df["status"]) <= {"ok", "missing", "stale", "bad_entry"}
+    assert set(df["status"]) <= {"ok", "missing", "stale", "bad_entry", "truncated"}
     assert (df["status"] == "missing").sum() > 0  # the demo plants tokens without candles
+    assert (df["status"] == "truncated").sum() > 0  # and alerts near the end of a token's data
     ok = df[df["status"] == "ok"]
     assert ok["ath_mult"].notna().all() and (ok["ath_mult"] >= 1 - 1e-12).any()
-    assert df.loc[df["status"] != "ok", "ath_mult"].isna().all()
-    np.testing.assert_allclose(ok["coverage"], ok["n_bars"] / (48 * 60))
-    # every ok window starts at or after its alert, within the lag, and ends before entry + H
-    for i in np.flatnonzero(w.status == OK)[:50]:
+    assert df.loc[~df["status"].isin(["ok", "truncated"]), "ath_mult"].isna().all()
+    assert (ok["coverage"] == 1.0).all() and (ok["resolution_s"] == 60).all()
+    tr = df[df["status"] == "truncated"]
+    assert tr["ath_mult"].notna().all()
+    end = np.array([t.timestamp() for t in tr["data_end_ts"]])
+    ets = np.array([t.timestamp() for t in tr["entry_ts"]])
+    np.testing.assert_allclose(tr["coverage"], (end - ets) / (48 * 3600))
+    assert ((tr["coverage"] > 0) & (tr["coverage"] < 1)).all()
+    # every window starts at its entry bar (first traded bar at/after the call), ends before entry + H
+    for i in np.flatnonzero((w.status == OK) | (w.status == TRUNCATED))[:80]:
         b = w.bars(i)
         assert b["ts"][0] == w.entry_ts[i] and b["ts"][-1] < w.entry_ts[i] + 48 * 3600
         assert w.entry_ts[i] * 1000 >= w.alert_ts_ms[i]
+        assert 0 <= w.entry_lag_s[i] <= max(300, b["dur"][0])
         assert np.all(np.diff(b["ts"]) > 0) and b["open"][0] == w.entry_price[i]
+        assert not (b["volume"][0] == 0 and b["open"][0] == b["high"][0] == b["low"][0] == b["close"][0])
+    counts = r.status_counts
+    assert counts["usable"] == int(w.usable(0.8).sum()) == counts["ok"] + counts["truncated"] - counts["below_min_coverage"]
 
 
 def test_selection_filters(demo_home):
@@ -108,13 +119,14 @@ def test_exports_read_back_with_metadata(demo_home, tmp_path):
     n = con.execute(f"SELECT count(*) FROM read_parquet('{out}/baseline.parquet')").fetchone()[0]
     assert n == len(b)
     bars = con.execute(f"SELECT * FROM read_parquet('{out}/bars/*.parquet') ORDER BY alert_id, bar_index").df()
-    assert list(bars.columns) == ["alert_id", "bar_index", "ts", "open", "high", "low", "close", "volume",
-                                  "high_mult", "low_mult", "close_mult"]
+    assert list(bars.columns) == ["alert_id", "bar_index", "ts", "dur_s", "open", "high", "low", "close", "volume",
+                                  "high_raw", "low_raw", "high_mult", "low_mult", "close_mult"]
     assert len(bars) == int(r.windows.offsets[-1])
     w = r.windows
     i = int(np.flatnonzero(w.status == OK)[0])
     mine = bars[bars["alert_id"] == w.alert_id[i]]
     np.testing.assert_array_equal(mine["high"], w.bars(i)["high"])
+    np.testing.assert_array_equal(mine["dur_s"], w.bars(i)["dur"])
     np.testing.assert_allclose(mine["close_mult"], w.bars(i)["close"] / w.entry_price[i])
     assert list(mine["bar_index"]) == list(range(len(mine)))
     assert read_provenance(next((out / "bars").glob("*.parquet")))["fingerprint"] == fp
@@ -189,7 +201,8 @@ def test_cli_backtest_single_grid_and_errors(demo_home, tmp_path):
     assert list(t.columns) == ["alert_id", "caller", "chain", "token", "entry_ts", "entry_price", "exit_ts",
                                "exit_price", "exit_reason", "n_fills", "hold_s", "ret", "ret_gross", "peak_mult",
                                "ambiguous"]
-    assert set(t["exit_reason"]) <= {"tp", "sl", "breakeven", "trail", "time", "horizon", "no_fill"}
+    assert set(t["exit_reason"]) <= {"tp", "sl", "breakeven", "trail", "time", "horizon", "end_of_data", "no_fill"}
+    assert doc["status_counts"]["usable"] == len(t)  # only usable windows are traded
     assert str(t["entry_ts"].dtype).startswith("datetime64") and (t["exit_ts"] >= t["entry_ts"]).all()
     n = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{trades}') WHERE exit_ts >= entry_ts").fetchone()[0]
     assert n == len(t)
@@ -271,11 +284,14 @@ def test_cli_demo_small(tmp_path):
 def test_cli_quality_and_rejects(demo_home):
     code, out = cli(demo_home, "quality", "--json")
     assert code == 0, out
-    q = json.loads(out)
+    doc = json.loads(out)
+    q = doc["series"]
     assert q and {"chain", "token", "interval_s", "n_bars", "zero_volume_share"} <= set(q[0])
+    assert {"intervals", "n_gaps", "n_switch_gaps", "no_trade_share", "n_suspect"} <= set(doc["tokens"][0])
     token = q[0]["token"]
     code, out = cli(demo_home, "quality", "--token", token, "--json")
-    assert code == 0 and {row["token"] for row in json.loads(out)} == {token}
+    doc = json.loads(out)
+    assert code == 0 and {row["token"] for row in doc["series"]} == {token} == {r["token"] for r in doc["tokens"]}
     code, out = cli(demo_home, "rejects", "--json")
     assert code == 0, out
     doc = json.loads(out)

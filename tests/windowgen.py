@@ -1,10 +1,13 @@
 """Test helpers: random nasty :class:`~alertlab.windows.Windows` and hand-built ones.
 
 ``random_windows`` draws memecoin-like paths with everything that breaks naive code: gaps (missing
-bars, so bar index != time), flat zero-volume stretches, rugs (-99 % in one bar), pumps past 10x,
-prices from 1e-9 up, single-bar and truncated windows (alert near the end of the data), non-ok
-alerts with empty windows, and planted exact cases (high == N*E, ties for the maximum, ATH on the
-first / last bar, 2x in the entry bar, close == E). ``windows_from_bars`` builds a ``Windows`` from
+bars, so bar index != time), flat zero-volume stretches (no-trade bars: volume 0 and open = high =
+low = close; optionally also at the start of a window, at its end and as a whole dead tail), rugs
+(-99 % in one bar), pumps past 10x, prices from 1e-9 up, single-bar and truncated windows (alert
+near the end of the data; optionally with status TRUNCATED), mixed bar intervals (fine bars, a
+hole, then hourly bars, as in files that switch from 5-minute to hourly candles), non-ok alerts
+with empty windows, and planted exact cases (high == N*E, ties for the maximum, ATH on the first /
+last bar, 2x in the entry bar, close == E). Bars are guard-clean: low <= open, close <= high. ``windows_from_bars`` builds a ``Windows`` from
 explicit bars for hand-written cases. Import with ``from windowgen import ...`` (pytest puts
 ``tests/`` on ``sys.path``).
 """
@@ -17,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from alertlab.windows import BAD_ENTRY, MISSING, OK, STALE, Windows
+from alertlab.windows.model import TRUNCATED
 
 MULTIPLES = (2, 3, 4, 5, 10)
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -50,8 +54,12 @@ def _one_path(
     p_flat: float,
     flat_len: tuple[int, int],
     p_rug: float,
+    flat_edges: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> tuple[np.ndarray, ...]:
-    """OHLCV for the kept bar slots ``ks`` (bar offsets from the entry bar, ks[0] == 0)."""
+    """OHLCV for the kept bar slots ``ks`` (bar offsets from the entry bar, ks[0] == 0).
+
+    ``flat_edges`` = chances of a no-trade run at the start, at the end, and of a dead tail (every
+    bar from a random point on)."""
     m = len(ks)
     sigma = rng.uniform(0.003, 0.06)
     mu = rng.normal(0.0, sigma / 20)
@@ -73,8 +81,15 @@ def _one_path(
     for s in starts:
         flat[s : s + int(rng.integers(flat_len[0], flat_len[1] + 1))] = True
     flat[0] = False
-    ret[flat] = 0.0
+    if rng.random() < flat_edges[0]:  # the window opens with bars where nothing traded
+        flat[: int(rng.integers(1, max(2, m // 3) + 1))] = True
+    if rng.random() < flat_edges[1]:  # ... or ends with them
+        flat[m - int(rng.integers(1, max(2, m // 3) + 1)) :] = True
+    if rng.random() < flat_edges[2]:  # a dead tail: nothing trades from some point on
+        flat[int(rng.integers(0, m)) :] = True
+    rug &= ~flat
     ret[0] = rng.normal(0.0, sigma)  # entry bar: open = entry, close moves
+    ret[flat] = 0.0
     close = entry * np.exp(np.cumsum(ret))
     close = np.maximum(close, 1e-300)
     jitter = np.where((rng.random(m) < 0.3) & ~flat, rng.normal(0.0, sigma / 4, size=m), 0.0)
@@ -136,6 +151,12 @@ def random_windows(
     flat_len: tuple[int, int] = (3, 60),
     p_rug: float = 0.003,
     p_plant: float = 0.4,
+    p_mixed: float = 0.0,
+    coarse_s: int = 3600,
+    p_flat_start: float = 0.0,
+    p_flat_end: float = 0.0,
+    p_flat_tail: float = 0.0,
+    mark_truncated: bool = False,
     price_range: tuple[float, float] = (1e-9, 1e2),
     n_callers: int = 8,
     n_tokens: int | None = None,
@@ -154,6 +175,13 @@ def random_windows(
     tokens (``n_tokens``, default ~n/3) so ``is_first_call`` is non-trivial; each alert's path is
     drawn independently. Alert times fall inside the bar before the entry bar's open, or exactly on
     it (about 1 in 5).
+
+    ``p_mixed``: chance of a mixed-interval window: bars of ``interval_s`` for a random stretch,
+    then a hole of 10-50 minutes, then bars of ``coarse_s`` on the ``coarse_s`` grid (each bar's
+    duration in ``dur``). ``p_flat_start`` / ``p_flat_end`` / ``p_flat_tail``: chances of a run of
+    no-trade bars at the start, at the end, and of a dead tail. ``mark_truncated``: windows whose
+    bars stop before the horizon (the truncated kind above) get status TRUNCATED, as a token whose
+    data ends early does; otherwise they stay OK.
     """
     if interval_s <= 0 or horizon_s < interval_s:
         raise ValueError("need interval_s > 0 and horizon_s >= interval_s")
@@ -173,8 +201,12 @@ def random_windows(
     status = np.zeros(n_alerts, dtype=np.int8)
     entry_ts = np.zeros(n_alerts, dtype=np.int64)
     entry_price = np.full(n_alerts, np.nan)
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("ts", "open", "high", "low", "close", "volume")}
+    cols: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("ts", "dur", "open", "high", "low", "close", "volume")
+    }
     counts = np.zeros(n_alerts, dtype=np.int64)
+    if p_mixed > 0 and (coarse_s % interval_s or coarse_s <= interval_s):
+        raise ValueError("mixed windows need coarse_s a multiple of interval_s, larger than it")
 
     for i in range(n_alerts):
         t = int(rng.integers(0, n_tokens))
@@ -208,13 +240,25 @@ def random_windows(
         step = np.where(rng.random(end) < p_gap, 1 + rng.integers(1, max_gap_bars + 1, size=end), 1)
         ks = np.concatenate([[0], np.cumsum(step)])
         ks = ks[ks < end]
-        o, h, lo, c, v = _one_path(rng, ks, entry, p_flat, flat_len, p_rug)
+        dur = np.full(len(ks), interval_s, dtype=np.int64)
+        if rng.random() < p_mixed:  # fine bars, a hole, then coarse bars on their own grid
+            r = coarse_s // interval_s
+            k_fine = int(rng.integers(1, max(2, min(n_slots, 6 * r)) + 1))
+            hole = -(-int(rng.integers(600, 3001)) // interval_s)  # 10-50 minutes, in fine slots
+            k0 = k_fine + hole
+            k0 += (-(e_ts // interval_s + k0)) % r  # first coarse bar on the coarse grid
+            kc = np.arange(k0, end, r)
+            ks = np.concatenate([ks[ks < k_fine], kc])
+            dur = np.concatenate([np.full(int((ks < k_fine).sum()), interval_s), np.full(len(kc), coarse_s)])
+        edges = (p_flat_start, p_flat_end, p_flat_tail)
+        o, h, lo, c, v = _one_path(rng, ks, entry, p_flat, flat_len, p_rug, edges)
         if rng.random() < p_plant:
             _plant(rng, str(rng.choice(_PLANTS)), o, h, lo, c, entry)
-        status[i] = OK
+        status[i] = TRUNCATED if (mark_truncated and end < n_slots) else OK
         entry_ts[i] = e_ts
         entry_price[i] = o[0]
         cols["ts"].append(e_ts + ks * interval_s)
+        cols["dur"].append(dur.astype(np.int64))
         for k, arr in zip(("open", "high", "low", "close", "volume"), (o, h, lo, c, v), strict=True):
             cols[k].append(arr)
         counts[i] = len(ks)
@@ -228,7 +272,7 @@ def _assemble(cols, counts, interval_s, horizon_s, ids, caller, chain, token, ts
     """A Windows from per-alert bar column lists (ragged) and the per-alert arrays."""
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     flat = {
-        k: (np.concatenate(v) if v else np.empty(0)).astype(np.int64 if k == "ts" else np.float64)
+        k: (np.concatenate(v) if v else np.empty(0)).astype(np.int64 if k in ("ts", "dur") else np.float64)
         for k, v in cols.items()
     }
     return Windows(
@@ -262,7 +306,7 @@ def _bars_to_columns(b, entry_ts: int, interval_s: int) -> dict[str, np.ndarray]
         d = {"open": a[:, 0], "high": a[:, 1], "low": a[:, 2], "close": a[:, 3]}
         if a.shape[1] == 5:
             d["volume"] = a[:, 4]
-    unknown = set(d) - {"ts", "k", "open", "high", "low", "close", "volume"}
+    unknown = set(d) - {"ts", "k", "dur", "open", "high", "low", "close", "volume"}
     if unknown:
         raise ValueError(f"unknown bar keys {sorted(unknown)}")
     n = len(d["open"])
@@ -278,6 +322,7 @@ def _bars_to_columns(b, entry_ts: int, interval_s: int) -> dict[str, np.ndarray]
     for k in ("open", "high", "low", "close"):
         out[k] = d[k].astype(np.float64)
     out["volume"] = d["volume"].astype(np.float64) if "volume" in d else np.ones(n)
+    out["dur"] = d["dur"].astype(np.int64) if "dur" in d else np.full(n, int(interval_s), np.int64)
     if any(len(v) != n for v in out.values()):
         raise ValueError("all bar columns must have the same length")
     return out
@@ -300,10 +345,12 @@ def windows_from_bars(
 
     Each entry is ``None`` (a non-ok alert: MISSING unless ``status`` says otherwise), a dict of
     columns ``open, high, low, close`` (+ optional ``volume``, and bar times as ``ts`` epoch seconds
-    or ``k`` bar offsets from the entry bar; default consecutive bars), a list of per-bar dicts with
-    the same keys, or an ``(n, 4|5)`` OHLC[V] array of consecutive bars. ``entry_ts`` (scalar or per
-    alert) must be a multiple of ``interval_s``; the first bar must sit at it and all bars on the
-    grid inside ``[entry_ts, entry_ts + horizon_s)``, strictly increasing, else ValueError.
+    or ``k`` bar offsets from the entry bar; default consecutive bars; optional ``dur`` bar durations,
+    default ``interval_s``), a list of per-bar dicts with the same keys, or an ``(n, 4|5)`` OHLC[V]
+    array of consecutive bars. ``entry_ts`` (scalar or per alert) must be a multiple of
+    ``interval_s``; the first bar must sit at it and all bars on the grid inside ``[entry_ts,
+    entry_ts + horizon_s)``, strictly increasing, not overlapping the previous bar, else ValueError.
+    Alerts with status OK or TRUNCATED have bars; the others none.
     Defaults: callers ``c0, c1, ...``, chain ``solana``, distinct tokens, alert exactly at entry.
     """
     n = len(bars)
@@ -311,17 +358,19 @@ def windows_from_bars(
     st = np.array(
         [OK if b is not None else MISSING for b in bars] if status is None else status, dtype=np.int8
     )
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("ts", "open", "high", "low", "close", "volume")}
+    cols: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("ts", "dur", "open", "high", "low", "close", "volume")
+    }
     counts = np.zeros(n, dtype=np.int64)
     entry_price = np.full(n, np.nan)
     for i, b in enumerate(bars):
         if ets[i] % interval_s:
             raise ValueError(f"alert {i}: entry_ts {ets[i]} is not a multiple of interval_s")
-        if b is None or st[i] != OK:
+        if b is None or st[i] not in (OK, TRUNCATED):
             if b is not None and len(b) > 0:
-                raise ValueError(f"alert {i}: non-ok alerts have no bars")
-            if st[i] == OK:
-                raise ValueError(f"alert {i}: ok alerts need at least one bar")
+                raise ValueError(f"alert {i}: alerts without an entry have no bars")
+            if st[i] in (OK, TRUNCATED):
+                raise ValueError(f"alert {i}: ok / truncated alerts need at least one bar")
             if st[i] == MISSING:
                 ets[i] = 0
             continue
@@ -331,7 +380,8 @@ def windows_from_bars(
             raise ValueError(f"alert {i}: ok alerts need at least one bar")
         if ts[0] != ets[i]:
             raise ValueError(f"alert {i}: first bar ts {ts[0]} != entry_ts {ets[i]}")
-        if np.any(ts % interval_s) or np.any(np.diff(ts) <= 0) or ts[-1] >= ets[i] + horizon_s:
+        overlap = np.any(ts[1:] < ts[:-1] + d["dur"][:-1]) or np.any(d["dur"] <= 0)
+        if np.any(ts % interval_s) or overlap or ts[-1] >= ets[i] + horizon_s:
             raise ValueError(
                 f"alert {i}: bar ts must be increasing multiples of interval_s inside the horizon"
             )

@@ -14,6 +14,7 @@ from alertlab.store import Home, resolve_home
 from alertlab.store.runs import Run, record_result, recorded
 from alertlab.util.progress import bar
 from alertlab.windows.cache import CacheInfo
+from alertlab.windows.diagnose import diagnose
 from alertlab.windows.select import load_windows
 from alertlab.windows.spec import Selection, WindowSpec
 
@@ -27,6 +28,8 @@ class BacktestRun:
     grid: pd.DataFrame | None
     cache: CacheInfo
     run: Run
+    status_counts: dict[str, int]
+    diagnosis: str | None = None
 
 
 def run_backtest(
@@ -40,7 +43,11 @@ def run_backtest(
     export_per_trade_parquet: str | Path | None = None,
     export_grid_parquet: str | Path | None = None,
 ) -> BacktestRun:
-    """Backtest ``strategy`` (or its grid) over every selected ok alert, reading the path cache.
+    """Backtest ``strategy`` (or its grid) over the usable selected alerts, reading the path cache.
+
+    Usable = ok windows and truncated windows with coverage >= ``spec.min_coverage`` (the others
+    are counted by status in ``status_counts``). No usable alert → ValueError with the one-line
+    reason and what to try; most alerts unusable → the same line in ``diagnosis``.
 
     A grid (any option given as a list) is evaluated in one pass and summarised per combination;
     per-trade tables and portfolio replays need a single strategy and are rejected for grids.
@@ -61,16 +68,23 @@ def run_backtest(
         with run.phase("windows"):
             w, info = load_windows(home, sel, spec, force=force_recompute, progress=progress)
         run.fingerprint, run.cache_hit = info.fingerprint, info.hit
+        counts = w.status_counts(spec.min_coverage)
+        why = diagnose(w, spec.min_coverage, spec.entry_lag_s)
+        run.counts = {"alerts": w.n, **{f"status_{k}": v for k, v in counts.items()},
+                      "combinations": strategy.n_combinations, **({"diagnosis": why} if why else {})}
+        idx = w.usable_idx(spec.min_coverage)
+        if idx.size == 0:
+            raise ValueError(why or "no usable alert")
         result = grid = None
         with run.phase("engine"):
             if strategy.is_grid:
                 with bar("strategy grid", strategy.n_combinations, progress) as pb:
-                    grid = run_grid(w, strategy, progress=pb.advance)
+                    grid = run_grid(w, strategy, alert_idx=idx, progress=pb.advance)
             else:
-                result = backtest(w, strategy, portfolio=portfolio)
-        run.counts = {"alerts": w.n, "ok_alerts": int(w.ok.sum()), "combinations": strategy.n_combinations,
-                      **({"trades": int(result.summary.get("n_trades", 0))} if result else {})}
-        out = BacktestRun(strategy, result, grid, info, run)
+                result = backtest(w, strategy, alert_idx=idx, portfolio=portfolio)
+        if result:
+            run.counts["trades"] = int(result.summary.get("n_trades", 0))
+        out = BacktestRun(strategy, result, grid, info, run, counts, why)
         prov = run.provenance()
         with run.phase("exports"):
             if export_per_trade_parquet and result is not None:

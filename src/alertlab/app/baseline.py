@@ -28,6 +28,8 @@ class BaselineResult:
     cache: CacheInfo
     run: Run
     metrics_cached: bool
+    status_counts: dict[str, int]
+    diagnosis: str | None = None
 
     def to_pandas(self) -> pd.DataFrame:
         return self.table.to_pandas()
@@ -52,7 +54,8 @@ def run_baseline(
     catalog with its config, fingerprint, cache hit and timings.
     """
     from alertlab.truth.leaderboard import caller_stats, rank_callers
-    from alertlab.truth.metrics import baseline_table
+    from alertlab.truth.metrics import METRICS_VERSION, baseline_table
+    from alertlab.windows.diagnose import diagnose
 
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
@@ -66,7 +69,7 @@ def run_baseline(
         with run.phase("windows"):
             w, info = get_windows(home, alerts, spec, force=force_recompute, progress=progress)
         run.fingerprint, run.cache_hit = info.fingerprint, info.hit
-        mpath = derived_path(info, "baseline.arrow")  # Arrow IPC keeps exact types (Parquet has no timestamp[s])
+        mpath = derived_path(info, f"baseline-m{METRICS_VERSION}.arrow")  # Arrow IPC keeps exact types (Parquet has no timestamp[s])
         cached = mpath.exists() and not force_recompute
         with run.phase("metrics"):
             if cached:
@@ -77,20 +80,22 @@ def run_baseline(
                     feather.write_feather(table, tmp, compression="uncompressed")
             table = table.sort_by([("alert_ts", "ascending"), ("alert_id", "ascending")])
         with run.phase("leaderboard"):
-            spath = derived_path(info, "caller_stats.arrow")
+            spath = derived_path(info, f"caller_stats-m{METRICS_VERSION}-cov{spec.min_coverage:g}.arrow")
             if cached and spath.exists():
                 stats = feather.read_table(spath).to_pandas()
             else:
-                stats = caller_stats(table)
+                stats = caller_stats(table, min_coverage=spec.min_coverage)
                 with atomic_file(spath) as tmp:
                     feather.write_feather(pa.Table.from_pandas(stats, preserve_index=False), tmp,
                                           compression="uncompressed")
             board = rank_callers(stats, min_calls=min_calls, rank_by=rank_by)
             hidden = list(board.attrs.get("hidden_callers", []))
+        counts = w.status_counts(spec.min_coverage)
+        why = diagnose(w, spec.min_coverage, spec.entry_lag_s)
         run.counts = {"alerts": w.n, "bars": info.n_bars, "callers_ranked": len(board),
                       "callers_hidden": len(hidden), "metrics_cached": cached,
-                      **{f"status_{k}": v for k, v in w.meta.get("status_counts", {}).items()}}
-        result = BaselineResult(table, board, hidden, w, info, run, cached)
+                      **{f"status_{k}": v for k, v in counts.items()}, **({"diagnosis": why} if why else {})}
+        result = BaselineResult(table, board, hidden, w, info, run, cached, counts, why)
         _export(home, result, export_baseline_parquet, export_per_alert_parquet, export_per_caller_parquet)
     return result
 

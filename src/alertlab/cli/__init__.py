@@ -19,12 +19,24 @@ from alertlab.cli.options import (  # noqa: F401 - re-exported for command modul
     IntervalOpt,
     JsonOpt,
     LagOpt,
+    MinCoverageOpt,
+    NoWickGuardOpt,
     ToOpt,
+    WickGuardOpt,
     _pydantic_msg,
     _selection_spec,
     fail,
 )
-from alertlab.cli.render import console, frame_table, kv_table, leaderboard_view, print_json, print_tables
+from alertlab.cli.render import (
+    console,
+    frame_table,
+    kv_table,
+    leaderboard_view,
+    print_diagnosis,
+    print_json,
+    print_tables,
+    status_view,
+)
 from alertlab.store import resolve_home
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
@@ -84,15 +96,28 @@ def _check_paths(paths: list[Path]) -> None:
 @app.command()
 def quality(home: HomeOpt = None, chain: Annotated[str | None, typer.Option(help="Only this chain.")] = None,
             token: Annotated[str | None, typer.Option(help="Only this token.")] = None,
+            wick_guard: WickGuardOpt = None,
+            gaps: Annotated[int, typer.Option("--gaps", help="Longest gaps to list.")] = 30,
             as_json: JsonOpt = False) -> None:
-    """Candle quality per token and bar interval: bars, gaps, missing bars, zero-volume share, conflicts."""
-    from alertlab.ingest import quality_table
+    """Candle quality per token (intervals and their ranges, gaps incl. interval switches, no-trade share,
+    suspect bars) and per token/interval series (bars, gaps, zero-volume share, conflicts)."""
+    from alertlab.ingest import quality_table, token_quality
 
-    q = quality_table(resolve_home(home), chain=chain, token=token)
+    if wick_guard is not None and not wick_guard > 1:
+        fail(f"--wick-guard k must be > 1 (got {wick_guard})")
+    h = resolve_home(home)
+    q = quality_table(h, chain=chain, token=token)
+    tq, gq = token_quality(h, chain=chain, token=token, wick_guard=wick_guard)
     if as_json:
-        print_json(q)
-    else:
-        print_tables([frame_table(q, f"candle quality ({len(q)} token/interval series)", max_rows=200)])
+        print_json({"tokens": tq, "gaps": gq, "series": q})
+        return
+    top = gq.sort_values("length_s", ascending=False).head(gaps)
+    print_tables([
+        frame_table(tq, f"candle quality per token ({len(tq)} tokens; gaps include interval switches)", max_rows=200),
+        frame_table(top, f"gaps ({len(gq)} in all, {int(gq['at_switch'].sum()) if len(gq) else 0} at an interval "
+                         f"switch; longest {len(top)})", max_rows=gaps),
+        frame_table(q, f"candle quality per series ({len(q)} token/interval series)", max_rows=200),
+    ])
 
 
 @app.command()
@@ -117,8 +142,9 @@ def rejects(home: HomeOpt = None, limit: Annotated[int, typer.Option(help="Rows 
 @app.command()
 def baseline(
     home: HomeOpt = None, from_: FromOpt = None, to: ToOpt = None, caller: CallerOpt = None, chain: ChainOpt = None,
-    interval_seconds: IntervalOpt = 60, horizon_hours: HorizonOpt = 48.0, max_entry_lag_s: LagOpt = None,
-    min_calls: Annotated[int, typer.Option("--min-calls", help="Callers with fewer ok alerts are not ranked.")] = 10,
+    interval_seconds: IntervalOpt = None, horizon_hours: HorizonOpt = 48.0, max_entry_lag_s: LagOpt = None,
+    wick_guard: WickGuardOpt = None, no_wick_guard: NoWickGuardOpt = False, min_coverage: MinCoverageOpt = None,
+    min_calls: Annotated[int, typer.Option("--min-calls", help="Callers with fewer usable alerts are not ranked.")] = 10,
     rank_by: Annotated[str, typer.Option("--rank-by", help="Leaderboard column to rank by (descending).")] = "hit2x_lo",
     force_recompute: ForceOpt = False, as_json: JsonOpt = False,
     export_baseline_parquet: Annotated[Path | None, typer.Option(help="Write the per-alert table to FILE.")] = None,
@@ -128,7 +154,8 @@ def baseline(
     """Baseline path metrics per alert (ATH, time to 2x…10x, drawdowns) and the caller leaderboard."""
     from alertlab.app.baseline import run_baseline
 
-    sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s)
+    sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s,
+                                wick_guard, no_wick_guard, min_coverage)
     try:
         r = run_baseline(resolve_home(home), sel, spec, min_calls=min_calls, rank_by=rank_by,
                          force_recompute=force_recompute, progress=not as_json,
@@ -139,25 +166,24 @@ def baseline(
         fail(str(exc))
     if as_json:
         print_json({"run_id": r.run.run_id, "fingerprint": r.cache.fingerprint, "cache_hit": r.cache.hit,
-                    "counts": r.run.counts, "timings": r.run.timings, "leaderboard": r.leaderboard,
-                    "hidden_callers": r.hidden_callers})
+                    "counts": r.run.counts, "status_counts": r.status_counts, "diagnosis": r.diagnosis,
+                    "timings": r.run.timings, "leaderboard": r.leaderboard, "hidden_callers": r.hidden_callers})
         return
     _print_baseline(r, min_calls)
 
 
 def _print_baseline(r, min_calls: int) -> None:
     c = r.run.counts
-    head = {"run": r.run.run_id, "alerts": c["alerts"], "ok": c.get("status_ok", 0),
-            "missing": c.get("status_missing", 0), "stale": c.get("status_stale", 0),
-            "bad_entry": c.get("status_bad_entry", 0), "bars": c["bars"],
+    head = {"run": r.run.run_id, "alerts": c["alerts"], **status_view(r.status_counts), "bars": c["bars"],
             "path cache": "hit" if r.cache.hit else "built", "seconds": r.run.timings.get("total", 0.0)}
     print_tables([kv_table(head, "baseline"),
                   frame_table(leaderboard_view(r.leaderboard),
-                              f"caller leaderboard (≥ {min_calls} ok calls; ranked by {r.run.config['rank_by']})",
+                              f"caller leaderboard (≥ {min_calls} usable calls; ranked by {r.run.config['rank_by']})",
                               max_rows=30)])
     if len(r.hidden_callers):
-        console.print(f"{len(r.hidden_callers)} caller(s) with fewer than {min_calls} ok calls not ranked "
+        console.print(f"{len(r.hidden_callers)} caller(s) with fewer than {min_calls} usable calls not ranked "
                       f"(lower --min-calls to see them).")
+    print_diagnosis(r.diagnosis)
 
 
 app.command("bl", hidden=True, help="Alias of baseline.")(baseline)

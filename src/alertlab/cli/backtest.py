@@ -19,12 +19,23 @@ from alertlab.cli.options import (
     IntervalOpt,
     JsonOpt,
     LagOpt,
+    MinCoverageOpt,
+    NoWickGuardOpt,
     ToOpt,
+    WickGuardOpt,
     _pydantic_msg,
     _selection_spec,
     fail,
 )
-from alertlab.cli.render import console, frame_table, kv_table, print_json, print_tables
+from alertlab.cli.render import (
+    console,
+    frame_table,
+    kv_table,
+    print_diagnosis,
+    print_json,
+    print_tables,
+    status_view,
+)
 
 NumList = Annotated[str | None, typer.Option()]
 
@@ -73,6 +84,7 @@ def _print_result(bt, as_json: bool) -> None:
     r = bt.result
     if as_json:
         doc = {"run_id": bt.run.run_id, "fingerprint": bt.cache.fingerprint, "cache_hit": bt.cache.hit,
+               "status_counts": bt.status_counts, "diagnosis": bt.diagnosis,
                "strategy": bt.strategy.model_dump(mode="json"), "summary": r.summary, "per_caller": r.per_caller,
                "max_drawdown": float(r.equity["drawdown"].max()) if len(r.equity) else 0.0}
         if r.portfolio is not None:
@@ -80,14 +92,19 @@ def _print_result(bt, as_json: bool) -> None:
         print_json(doc)
         return
     s = dict(r.summary)
-    reasons = {k: v for k, v in s.items() if k.startswith("n_") and k[2:] in
-               ("tp", "sl", "breakeven", "trail", "time", "horizon", "no_fill")}
+    from alertlab.engine import EXIT_REASONS
+
+    reasons = {r: s[f"exit_{r}"] for r in EXIT_REASONS if f"exit_{r}" in s}
+    if "no_fill" in s:
+        reasons["no_fill"] = s["no_fill"]
     main_keys = ["n_alerts", "n_trades", "no_fill", "win_rate", "avg_ret", "median_ret", "sum_ret", "profit_factor",
                  "expectancy", "sharpe", "t_stat", "worst_ret", "ambiguous_share", "avg_ret_pessimistic",
                  "avg_ret_optimistic"]
     head = {k: s[k] for k in main_keys if k in s}
     head["max_drawdown (stake 1/alert)"] = float(r.equity["drawdown"].max()) if len(r.equity) else 0.0
-    tables = [kv_table(head, f"backtest ({s.get('intrabar', '')} intrabar; run {bt.run.run_id})")]
+    fills = "; fills on no-trade bars" if s.get("fill_on_zero_volume") else ""
+    tables = [kv_table(status_view(bt.status_counts), "alerts by status"),
+              kv_table(head, f"backtest ({s.get('intrabar', '')} intrabar{fills}; run {bt.run.run_id})")]
     if reasons:
         tables.append(kv_table(reasons, "exit reasons"))
     pc = r.per_caller.sort_values("avg_ret", ascending=False) if len(r.per_caller) else r.per_caller
@@ -103,13 +120,14 @@ def _print_grid(bt, as_json: bool, top: int) -> None:
     g: pd.DataFrame = bt.grid
     if as_json:
         print_json({"run_id": bt.run.run_id, "fingerprint": bt.cache.fingerprint, "cache_hit": bt.cache.hit,
-                    "n_combinations": len(g), "grid": g})
+                    "status_counts": bt.status_counts, "diagnosis": bt.diagnosis, "n_combinations": len(g), "grid": g})
         return
     axes = list(bt.strategy.grid_axes())
     cols = [*axes, "n_trades", "win_rate", "avg_ret", "median_ret", "profit_factor", "sharpe",
             "avg_ret_pessimistic", "avg_ret_optimistic", "ambiguous_share", "max_drawdown"]
     best = g.sort_values("avg_ret", ascending=False)
-    print_tables([frame_table(best, f"grid: {len(g)} combinations, top {min(top, len(g))} by avg_ret "
+    print_tables([kv_table(status_view(bt.status_counts), "alerts by status"),
+                  frame_table(best, f"grid: {len(g)} combinations, top {min(top, len(g))} by avg_ret "
                                     f"(run {bt.run.run_id})", columns=[c for c in cols if c in g.columns],
                               max_rows=top)])
 
@@ -118,8 +136,9 @@ def register(app: typer.Typer) -> None:
 
     def backtest(
         home: HomeOpt = None, from_: FromOpt = None, to: ToOpt = None, caller: CallerOpt = None,
-        chain: ChainOpt = None, interval_seconds: IntervalOpt = 60, horizon_hours: HorizonOpt = 48.0,
-        max_entry_lag_s: LagOpt = None, force_recompute: ForceOpt = False,
+        chain: ChainOpt = None, interval_seconds: IntervalOpt = None, horizon_hours: HorizonOpt = 48.0,
+        max_entry_lag_s: LagOpt = None, wick_guard: WickGuardOpt = None, no_wick_guard: NoWickGuardOpt = False,
+        min_coverage: MinCoverageOpt = None, force_recompute: ForceOpt = False,
         strategy_config: Annotated[Path | None, typer.Option(help="JSON/YAML/TOML strategy; flags override it.")] = None,
         tp: Annotated[str | None, typer.Option(help="Take profit, multiple of P (comma list = grid).")] = None,
         tp_ladder: Annotated[str | None, typer.Option(help="Ladder 'M:W,M:W' (';' separates ladders of a grid).")] = None,
@@ -135,6 +154,10 @@ def register(app: typer.Typer) -> None:
         fee_bps: Annotated[str | None, typer.Option(help="Fee per side in bps (default 30).")] = None,
         slippage_bps: Annotated[str | None, typer.Option(help="Slippage per side in bps (default 50).")] = None,
         intrabar: Annotated[str | None, typer.Option(help="pessimistic | optimistic | ohlc (stop vs TP inside one bar).")] = None,
+        fill_on_zero_volume: Annotated[bool | None, typer.Option(
+            "--fill-on-zero-volume/--no-fill-on-zero-volume",
+            help="Let flat zero-volume bars trigger and fill (for sources without volume); default: "
+                 "no-trade bars fill nothing.")] = None,
         capital: Annotated[float | None, typer.Option(help="Portfolio mode: starting capital.")] = None,
         stake: Annotated[float | None, typer.Option(help="Portfolio: fixed stake per trade.")] = None,
         stake_pct: Annotated[float | None, typer.Option(help="Portfolio: stake as a fraction of equity.")] = None,
@@ -149,7 +172,8 @@ def register(app: typer.Typer) -> None:
         from alertlab.engine import PortfolioConfig
         from alertlab.store import resolve_home
 
-        sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s)
+        sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s,
+                                    wick_guard, no_wick_guard, min_coverage)
         try:
             flags = {
                 "tp": parse_numbers("tp", tp), "tp_ladder": parse_ladders(tp_ladder), "sl": parse_numbers("sl", sl),
@@ -160,7 +184,7 @@ def register(app: typer.Typer) -> None:
                 "entry_delay_bars": parse_numbers("entry-delay-bars", entry_delay_bars, integer=True),
                 "dip": parse_numbers("dip", dip), "dip_window_min": parse_numbers("dip-window", dip_window),
                 "fee_bps": parse_numbers("fee-bps", fee_bps), "slippage_bps": parse_numbers("slippage-bps", slippage_bps),
-                "intrabar": intrabar,
+                "intrabar": intrabar, "fill_on_zero_volume": fill_on_zero_volume,
             }
             strategy = build_strategy(strategy_config, flags)
             port = None
@@ -185,6 +209,7 @@ def register(app: typer.Typer) -> None:
         if not as_json:
             console.print(f"path cache: {'hit' if bt.cache.hit else 'built'} ({bt.cache.fingerprint}); "
                           f"{bt.run.timings.get('engine', 0):.2f}s in the engine")
+            print_diagnosis(bt.diagnosis)
 
     app.command("backtest")(backtest)
     app.command("bt", hidden=True, help="Alias of backtest.")(backtest)

@@ -19,12 +19,23 @@ from alertlab.cli.options import (
     IntervalOpt,
     JsonOpt,
     LagOpt,
+    MinCoverageOpt,
+    NoWickGuardOpt,
     ToOpt,
+    WickGuardOpt,
     _pydantic_msg,
     _selection_spec,
     fail,
 )
-from alertlab.cli.render import console, frame_table, kv_table, print_json, print_tables
+from alertlab.cli.render import (
+    console,
+    frame_table,
+    kv_table,
+    print_diagnosis,
+    print_json,
+    print_tables,
+    status_view,
+)
 from alertlab.store import resolve_home
 
 BOARD_ROWS = 15
@@ -36,9 +47,12 @@ def optimize(
     to: ToOpt = None,
     caller: CallerOpt = None,
     chain: ChainOpt = None,
-    interval_seconds: IntervalOpt = 60,
+    interval_seconds: IntervalOpt = None,
     horizon_hours: HorizonOpt = 48.0,
     max_entry_lag_s: LagOpt = None,
+    wick_guard: WickGuardOpt = None,
+    no_wick_guard: NoWickGuardOpt = False,
+    min_coverage: MinCoverageOpt = None,
     force_recompute: ForceOpt = False,
     space: Annotated[
         Path | None,
@@ -98,6 +112,14 @@ def optimize(
     intrabar: Annotated[
         str, typer.Option("--intrabar", help="pessimistic | optimistic | ohlc (TP and SL in one bar).")
     ] = "pessimistic",
+    fill_on_zero_volume: Annotated[
+        bool,
+        typer.Option(
+            "--fill-on-zero-volume",
+            help="Let flat zero-volume bars trigger and fill (for sources without volume); default: "
+            "no-trade bars fill nothing.",
+        ),
+    ] = False,
     study: Annotated[
         str | None,
         typer.Option(
@@ -144,7 +166,8 @@ def optimize(
     from alertlab.optimize.pipeline import run_optimize
     from alertlab.optimize.space import load_space
 
-    sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s)
+    sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s,
+                                wick_guard, no_wick_guard, min_coverage)
     if space is not None and not space.exists():
         fail(f"no such space file: {space}")
     try:
@@ -161,7 +184,12 @@ def optimize(
             test_days=test_days,
             min_trades=min_trades,
             max_dd=max_dd,
-            settings=EngineSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, intrabar=intrabar),
+            settings=EngineSettings(
+                fee_bps=fee_bps,
+                slippage_bps=slippage_bps,
+                intrabar=intrabar,
+                fill_on_zero_volume=fill_on_zero_volume,
+            ),
             pbo_blocks=pbo_blocks,
             neighbours=neighbours,
             workers=workers,
@@ -221,6 +249,8 @@ def _json_doc(res) -> dict:
         "fingerprint": res.cache.fingerprint,
         "cache_hit": res.cache.hit,
         "counts": res.run.counts,
+        "status_counts": res.status_counts,
+        "diagnosis": res.diagnosis,
         "timings": res.run.timings,
         "exports": res.exports,
     }
@@ -251,7 +281,8 @@ def _print(res) -> None:
         "studies": len(res.studies),
         "seconds": res.run.timings.get("total", 0.0),
     }
-    tables = [kv_table(head, "optimize")]
+    tables = [kv_table(head, "optimize"),
+              kv_table(status_view(res.status_counts), "alerts by status")]
     if res.per_caller is not None:
         tables.append(frame_table(res.per_caller, f"per-caller studies ({len(res.studies)})", max_rows=100))
         if res.skipped_callers:
@@ -259,6 +290,7 @@ def _print(res) -> None:
         print_tables(tables)
         for k, v in res.exports.items():
             console.print(f"{k}: {v}", highlight=False)
+        print_diagnosis(res.diagnosis)
         return
     s = res.study
     c = s.counts
@@ -302,6 +334,7 @@ def _print(res) -> None:
     print_tables(tables)
     for n in s.notes:
         console.print(f"[yellow]note:[/] {n}", highlight=False)
+    print_diagnosis(res.diagnosis)
     if "trials_parquet" in res.exports:
         console.print(f"trials: {res.exports['trials_parquet']}", highlight=False)
 

@@ -127,3 +127,17 @@ def leaderboard_view(board: pd.DataFrame) -> pd.DataFrame:
     v["dd_pre2x_median"] = board["dd_pre2x_median"]
     v["ret_end_median"] = board["ret_end_median"]
     return v
+
+
+STATUS_KEYS = ("usable", "ok", "truncated", "below_min_coverage", "missing", "stale", "bad_entry")
+
+
+def status_view(counts: dict[str, int]) -> dict[str, int]:
+    """Status counts in display order (usable first; below_min_coverage = truncated but not usable)."""
+    return {k.replace("_", " "): int(counts.get(k, 0)) for k in STATUS_KEYS}
+
+
+def print_diagnosis(msg: str | None) -> None:
+    """The one-line 'why nothing / why most not usable, what to try' message, on the console."""
+    if msg:
+        console.print(f"[bold yellow]note:[/] {msg}", highlight=False, soft_wrap=True)

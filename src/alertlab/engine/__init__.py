@@ -6,6 +6,7 @@
   docstring states the exact per-bar semantics).
 * :func:`backtest`, :func:`run_grid`: tables and summaries (``summary`` holds every formula).
 * :class:`PortfolioConfig` / :func:`run_portfolio` (``portfolio``): finite capital replay.
+* ``enums``: the exit reasons (``EXIT_REASONS``, ``end_of_data`` included) and intrabar policy names.
 """
 
 from alertlab.engine.drivers import (
@@ -17,9 +18,8 @@ from alertlab.engine.drivers import (
     simulate,
     trade_returns,
 )
-from alertlab.engine.nb.kernel import EXIT_REASONS, NO_FILL, NO_TRADE
+from alertlab.engine.enums import EXIT_REASONS, INTRABAR_POLICIES, NO_FILL, NO_TRADE
 from alertlab.engine.params import (
-    INTRABAR_POLICIES,
     N_PARAM_COLS,
     PARAM_COLUMNS,
     StrategyConfig,

@@ -10,6 +10,7 @@ thread count (default: CPU count).
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alertlab.engine.nb.kernel import EXIT_REASONS, NO_FILL, NO_TRADE, general_kernel, policy_code
+from alertlab.engine.enums import EXIT_REASONS, NO_FILL, NO_TRADE, policy_code
+from alertlab.engine.nb.kernel import general_kernel
 from alertlab.engine.nb.tpsl import tpsl_kernel
 from alertlab.engine.params import (
     C_FEE,
@@ -33,7 +35,7 @@ from alertlab.engine.params import (
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
 from alertlab.engine.summary import summarize_columns
-from alertlab.windows.model import Windows, time_order
+from alertlab.windows.model import TRUNCATED, Windows, time_order
 
 TRADE_COLUMNS = (
     "alert_id",
@@ -85,7 +87,7 @@ class TradeArrays:
     """Per-(param, alert) outputs, arrays shaped ``(n_params, n_alerts)``.
 
     ``ret`` / ``ret_gross`` / ``ret_pessimistic`` / ``ret_optimistic``: NaN when there is no trade
-    (``exit_reason`` −1 = no window, 6 = no_fill). ``exit_reason`` int8 codes index
+    (``exit_reason`` −1 = no window, ``NO_FILL`` = no_fill). ``exit_reason`` int8 codes index
     ``EXIT_REASONS``. Times are epoch seconds (0 = none), ``hold_s = exit_ts − entry_ts``.
     ``alert_idx``: the alerts (indices into the Windows) of the columns.
     """
@@ -106,8 +108,37 @@ class TradeArrays:
     hold_s: np.ndarray
 
 
-def _bars(w: Windows) -> tuple[np.ndarray, ...]:
+_DERIVED: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _derived(w: Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-Windows arrays the kernels need besides OHLC, computed once per Windows object.
+
+    ``traded``: uint8 per bar, 0 for a no-trade bar (volume 0 and open = high = low = close);
+    ``dur``: int64 bar durations (``Windows.dur``; empty when absent: every bar lasts interval_s);
+    ``trunc``: uint8 per window, 1 = status TRUNCATED (empty when there is none).
+    """
+    key = id(w)
+    hit = _DERIVED.get(key)
+    if hit is not None:
+        return hit
+    o, h, lo, c = w.open, w.high, w.low, w.close
+    flat = (np.asarray(w.volume) == 0) & (o == h) & (h == lo) & (lo == c)
+    traded = np.ascontiguousarray(~flat, dtype=np.uint8)
+    d = getattr(w, "dur", None)
+    dur = np.empty(0, np.int64) if d is None else np.ascontiguousarray(d, dtype=np.int64)
+    st = np.asarray(w.status)
+    trunc = (st == TRUNCATED).astype(np.uint8) if np.any(st == TRUNCATED) else np.empty(0, np.uint8)
+    out = (traded, dur, trunc)
+    _DERIVED[key] = out
+    weakref.finalize(w, _DERIVED.pop, key, None)
+    return out
+
+
+def _bars(w: Windows, fill_on_zero_volume: bool = False) -> tuple[np.ndarray, ...]:
+    """The kernels' bar arguments: offsets, ts, OHLC, traded flags, durations, truncated flags."""
     f = np.ascontiguousarray
+    traded, dur, trunc = _derived(w)
     return (
         f(w.offsets, dtype=np.int64),
         f(w.ts, dtype=np.int64),
@@ -115,6 +146,9 @@ def _bars(w: Windows) -> tuple[np.ndarray, ...]:
         f(w.high, dtype=np.float64),
         f(w.low, dtype=np.float64),
         f(w.close, dtype=np.float64),
+        np.empty(0, np.uint8) if fill_on_zero_volume else traded,
+        dur,
+        trunc,
     )
 
 
@@ -191,13 +225,19 @@ def _run_kernel(
 
 
 def _simulate_cols(
-    w: Windows, params: np.ndarray, alert_idx: np.ndarray, intrabar: str, full: bool, method: str = "auto"
+    w: Windows,
+    params: np.ndarray,
+    alert_idx: np.ndarray,
+    intrabar: str,
+    full: bool,
+    method: str = "auto",
+    fill_on_zero_volume: bool = False,
 ) -> dict[str, np.ndarray]:
     """(n_alerts, n_params) outputs, routing plain TP/SL rows to the first-passage kernel."""
     policy = policy_code(intrabar)
     if method not in ("auto", "general", "tpsl"):
         raise ValueError(f"method must be auto, general or tpsl; got {method!r}")
-    bars = _bars(w)
+    bars = _bars(w, fill_on_zero_volume)
     plain = plain_tpsl_rows(params)
     if method == "tpsl" and not plain.all():
         raise ValueError("method='tpsl' needs plain TP/SL rows only (see plain_tpsl_rows)")
@@ -222,16 +262,18 @@ def simulate(
     alert_idx: np.ndarray | None = None,
     intrabar: str = "pessimistic",
     method: str = "auto",
+    fill_on_zero_volume: bool = False,
 ) -> TradeArrays:
     """Full per-(param, alert) outputs for a parameter matrix (see :func:`encode_params`).
 
     ``method``: ``auto`` (plain TP/SL rows by first passage, others by the bar simulator),
     ``general`` (bar simulator for all rows) or ``tpsl`` (first passage; plain rows only).
+    ``fill_on_zero_volume``: treat no-trade bars as traded (the old behaviour; see the kernel).
     Arrays are ``(n_params, n_alerts)`` (transposed views of the kernels' alert-major outputs).
     """
     params = validate_params(params)
     idx = _alert_idx(w, alert_idx)
-    o = _simulate_cols(w, params, idx, intrabar, True, method)
+    o = _simulate_cols(w, params, idx, intrabar, True, method, fill_on_zero_volume)
     hold = np.where(o["code"] >= 0, o["exit_ts"] - o["entry_ts"], 0)
     hold[o["code"] == NO_FILL] = 0
     return TradeArrays(
@@ -253,12 +295,17 @@ def simulate(
 
 
 def trade_returns(
-    w: Windows, params: np.ndarray, alert_idx: np.ndarray | None = None, intrabar: str = "pessimistic"
+    w: Windows,
+    params: np.ndarray,
+    alert_idx: np.ndarray | None = None,
+    intrabar: str = "pessimistic",
+    fill_on_zero_volume: bool = False,
 ) -> np.ndarray:
     """Net returns ``(n_params, n_alerts)``, NaN for no trade / no fill: the optimizer's fast entry point."""
     params = validate_params(params)
     idx = _alert_idx(w, alert_idx)
-    return np.ascontiguousarray(_simulate_cols(w, params, idx, intrabar, False)["ret"].T)
+    o = _simulate_cols(w, params, idx, intrabar, False, fill_on_zero_volume=fill_on_zero_volume)
+    return np.ascontiguousarray(o["ret"].T)
 
 
 # ------------------------------------------------------------------------------------------------ backtest
@@ -299,11 +346,12 @@ def backtest(
         raise ValueError("backtest needs a scalar config; use run_grid for grids")
     idx = time_order(w, _alert_idx(w, alert_idx))
     params = encode_params([cfg])
-    o = _simulate_cols(w, params, idx, cfg.intrabar, True)
+    o = _simulate_cols(w, params, idx, cfg.intrabar, True, fill_on_zero_volume=cfg.fill_on_zero_volume)
     col = {k: v[:, 0] for k, v in o.items()}
     code = col["code"]
     summary = _scalar(summarize_columns(o["ret"], o["code"], o["amb"], o["ret_p"], o["ret_o"]))
     summary["intrabar"] = cfg.intrabar
+    summary["fill_on_zero_volume"] = cfg.fill_on_zero_volume
 
     has = code != NO_TRADE
     filled = has & (code != NO_FILL)
@@ -408,7 +456,10 @@ def run_grid(
     order = np.concatenate([np.flatnonzero(plain), np.flatnonzero(~plain)])
     for c0 in range(0, len(order), chunk):
         rows = order[c0 : c0 + chunk]
-        o = _simulate_cols(w, np.ascontiguousarray(params[rows]), idx, cfg.intrabar, False)
+        o = _simulate_cols(
+            w, np.ascontiguousarray(params[rows]), idx, cfg.intrabar, False,
+            fill_on_zero_volume=cfg.fill_on_zero_volume,
+        )
         s = summarize_columns(o["ret"], o["code"], o["amb"], o["ret_p"], o["ret_o"])
         for k, v in s.items():
             if k not in metrics:
@@ -421,4 +472,5 @@ def run_grid(
     for k, v in metrics.items():
         out[k] = v
     out["intrabar"] = cfg.intrabar
+    out["fill_on_zero_volume"] = cfg.fill_on_zero_volume
     return out

@@ -13,11 +13,12 @@ import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from alertlab.engine.enums import IntrabarPolicy
 from alertlab.engine.options import EXCLUSIVE, OPTIONS, check_number
 from alertlab.util.configfile import read_mapping
 
@@ -60,9 +61,6 @@ PARAM_COLUMNS: tuple[str, ...] = (
     *(f"fraction_{k}" for k in range(MAX_LEVELS)),
 )
 
-IntrabarPolicy = Literal["pessimistic", "optimistic", "ohlc"]
-"""How a bar that touches both a stop and a take-profit is resolved (see the kernel docstring)."""
-INTRABAR_POLICIES: tuple[str, ...] = get_args(IntrabarPolicy)
 
 # grid options in Cartesian-product order (tp_ladder sits right after tp): the option table's order
 GRID_FIELDS: tuple[str, ...] = tuple(OPTIONS)
@@ -169,13 +167,18 @@ class StrategyConfig(BaseModel):
       peak reached ``breakeven_at·P`` the stop is ``P·(1+X)``.
     * ``trail`` in (0, 1) [``trail_activation`` ≥ 1, default 1]: once the peak reached
       ``trail_activation·P`` the stop is ``peak·(1 − trail)``.
-    * ``time_stop_hours`` (> 0): sell the rest at the open of the first bar at or after fill ts + H.
-    * ``entry_delay_bars`` N (≥ 0): buy at the open of window bar N (latency model).
+    * ``time_stop_hours`` (> 0): sell the rest at the open of the first traded bar whose ts ≥ fill ts + H
+      (by timestamps, so mixed bar intervals are fine).
+    * ``entry_delay_bars`` N (≥ 0): buy at the open of the first traded bar at or after window bar N
+      (latency model).
     * ``dip`` in (0, 1) [``dip_window_min`` > 0, default: the whole window]: limit buy at
       ``E·(1 − dip)``. Cannot be combined with ``entry_delay_bars`` > 0 (a delayed limit order is
       ambiguous: rejected with an error).
     * ``fee_bps`` (default 30) and ``slippage_bps`` (default 50) per side, in [0, 10000).
     * ``intrabar``: ``pessimistic`` | ``optimistic`` | ``ohlc`` (scalar; not a grid axis).
+    * ``fill_on_zero_volume`` (default False): treat every bar as traded. By default a no-trade bar
+      (volume 0 and open = high = low = close) triggers and fills nothing (see the kernel); set this
+      for sources that report no volume. Scalar; not a grid axis.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
@@ -194,6 +197,7 @@ class StrategyConfig(BaseModel):
     fee_bps: Num = 30.0
     slippage_bps: Num = 50.0
     intrabar: IntrabarPolicy = "pessimistic"
+    fill_on_zero_volume: bool = False
 
     # ---------------------------------------------------------------- validation
     @field_validator(

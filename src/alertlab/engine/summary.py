@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from alertlab.engine.nb.kernel import EXIT_REASONS
+from alertlab.engine.enums import EXIT_REASONS
 
 # raw per-row statistics produced by the kernel (column order)
 _RAW = (
@@ -48,6 +48,8 @@ _RAW = (
     *(f"c{k}" for k in range(len(EXIT_REASONS))),
 )
 _R = {k: i for i, k in enumerate(_RAW)}
+_NR = len(EXIT_REASONS)  # exit codes 0.._NR-1 (no_fill last)
+_C0 = _R["c0"]  # column of the first exit-code count
 
 SUMMARY_KEYS: tuple[str, ...] = (
     "n_alerts",
@@ -88,7 +90,7 @@ def _stats_kernel(ret, code, amb, ret_p, ret_o, out):
     has_p = ret_p.shape[0] > 0
     has_o = ret_o.shape[0] > 0
     buf = np.empty(n_alerts)
-    counts = np.zeros(7, dtype=np.int64)
+    counts = np.zeros(_NR, dtype=np.int64)
     for p in range(n_params):
         nt = 0
         nw = 0
@@ -114,7 +116,7 @@ def _stats_kernel(ret, code, amb, ret_p, ret_o, out):
                 c = code[p, a]
                 if c < 0:
                     nd += 1
-                elif c < 7:
+                elif c < _NR:
                     counts[c] += 1
             if np.isnan(r):
                 continue
@@ -170,8 +172,8 @@ def _stats_kernel(ret, code, amb, ret_p, ret_o, out):
         row[14] = so
         row[15] = no
         row[16] = nd
-        for k in range(7):
-            row[17 + k] = counts[k]
+        for k in range(_NR):
+            row[_C0 + k] = counts[k]
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:

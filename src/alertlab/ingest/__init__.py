@@ -12,7 +12,7 @@ from alertlab.ingest.alerts import (
     load_alerts,
 )
 from alertlab.ingest.candles import detect_intervals, ingest_candles
-from alertlab.ingest.quality import IngestReport, quality_table
+from alertlab.ingest.quality import IngestReport, quality_table, token_quality
 from alertlab.store.candles import bucket_of, candle_bucket_path
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "list_alerts",
     "load_alerts",
     "quality_table",
+    "token_quality",
 ]

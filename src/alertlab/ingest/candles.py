@@ -39,14 +39,26 @@ Bar interval (``interval_s``), detected per series = the distinct ``ts`` of one 
 3. a bar with no adjacent regular gap (missing bars on both sides, or the transition bar) keeps
    the interval of the nearest earlier bar set by rule 2 if its ``ts`` is aligned to it ("a bar
    after a gap keeps the interval of its run"), else that of the nearest later such bar if aligned;
+3b. sparse is not coarse: APIs skip minutes without swaps, so a fine series can show spacings
+   that equal a coarser standard interval. Over the bars labelled so far (unlabelled bars are
+   transparent), a maximal run of bars labelled ``J`` next to a run with a *finer* label is a
+   stretch of the fine series, not a coarse source, and takes the finer neighbour's interval
+   (the smaller of the two neighbours' when both are finer), unless it holds a streak of
+   consecutive gaps of exactly ``J`` long enough to be a coarse source: at least
+   :data:`COARSE_STREAK_EDGE` (3) such gaps for a run at the start or end of the series (a
+   source switching resolution, e.g. 5-minute bars then hourly ones), at least
+   :data:`COARSE_STREAK_INSIDE` (12) for a run between finer bars. A declared timeframe
+   (``declared`` argument of :func:`detect_intervals`, e.g. from an API request) overrides the
+   detection for the whole series: aligned bars take it, misaligned ones are left to rule 4;
 4. a bar still without interval (e.g. a one-bar file) takes, among the token's bars already in the
    store or set in this ingest, the interval whose nearest bar is closest in time and to which its
    ``ts`` is aligned (ties → the smaller interval);
 5. otherwise it is rejected ("bar interval undetectable").
 
-Known limit: bars of a *sparse* feed (empty bars omitted) whose spacing happens to equal a coarser
-standard interval at aligned times are labelled with that coarser interval — unless the file
-declares it: an optional column named exactly ``interval_s`` (seconds; empty = not declared) gives a
+Known limit: a sparse fine series whose *start or end* happens to show three or more consecutive
+aligned gaps of a coarser standard interval is taken as a switch to that interval there (rare: on a
+1-minute series with 40% of minutes missing, three back-to-back 5-minute holes aligned to :00/:05).
+A file may also declare the interval: an optional column named exactly ``interval_s`` (seconds; empty = not declared) gives a
 bar's interval and wins over rules 1–5 (fetched API data declares its timeframe this way, so a
 sparse 1-minute series stays 1-minute). A declared value that is not a standard interval or to
 which ``ts`` is not aligned is rejected.
@@ -172,12 +184,77 @@ def _regular(t0, gap, std):
     return 0
 
 
+COARSE_STREAK_EDGE = 3
+COARSE_STREAK_INSIDE = 12
+
+
 @numba.njit(cache=True)
-def _detect_kernel(ts, offsets, std):
+def _streak(ts, i0, i1, iv):
+    """Longest streak of consecutive gaps of exactly ``iv`` among bars ``i0..i1`` (inclusive)."""
+    best, cur = 0, 0
+    for i in range(i0, i1):
+        if ts[i + 1] - ts[i] == iv:
+            cur += 1
+            if cur > best:
+                best = cur
+        else:
+            cur = 0
+    return best
+
+
+@numba.njit(cache=True)
+def _sparse_not_coarse(ts, out, s, e):
+    """Rule 3b over one series (labels in ``out[s:e]``, 0 = unlabelled and transparent)."""
+    idx = np.empty(e - s, np.int64)
+    m = 0
+    for i in range(s, e):
+        if out[i] > 0:
+            idx[m] = i
+            m += 1
+    if m == 0:
+        return
+    # runs of equal labels over the labelled bars
+    rs = np.empty(m, np.int64)
+    re = np.empty(m, np.int64)
+    rl = np.empty(m, np.int64)
+    nr = 0
+    for q in range(m):
+        if q == 0 or out[idx[q]] != out[idx[q - 1]]:
+            rs[nr] = q
+            rl[nr] = out[idx[q]]
+            nr += 1
+        re[nr - 1] = q
+    new = rl.copy()
+    for r in range(nr):
+        left = rl[r - 1] if r > 0 else 0
+        right = rl[r + 1] if r + 1 < nr else 0
+        finer = 0
+        if 0 < left < rl[r]:
+            finer = left
+        if 0 < right < rl[r] and (finer == 0 or right < finer):
+            finer = right
+        if finer == 0:
+            continue
+        both = 0 < left < rl[r] and 0 < right < rl[r]
+        need = COARSE_STREAK_INSIDE if both else COARSE_STREAK_EDGE
+        if _streak(ts, idx[rs[r]], idx[re[r]], rl[r]) < need:
+            new[r] = finer
+    for r in range(nr):
+        if new[r] != rl[r]:
+            for q in range(rs[r], re[r] + 1):
+                out[idx[q]] = new[r]
+
+
+@numba.njit(cache=True)
+def _detect_kernel(ts, offsets, std, declared):
     n = ts.shape[0]
     out = np.zeros(n, np.int64)
     for g in range(offsets.shape[0] - 1):
         s, e = offsets[g], offsets[g + 1]
+        if declared[g] > 0:
+            for i in range(s, e):
+                out[i] = declared[g] if ts[i] % declared[g] == 0 else 0
+            continue
         m = e - s - 1  # gaps of this series; gap j lies between bars s+j and s+j+1
         if m < 1:
             continue
@@ -213,17 +290,25 @@ def _detect_kernel(ts, offsets, std):
                 out[i] = -p  # negative marks rule-3 results so they do not feed later bars
             elif nxt > 0 and ts[i] % nxt == 0:
                 out[i] = -nxt
-    return np.abs(out)
+        for i in range(s, e):
+            out[i] = abs(out[i])
+        _sparse_not_coarse(ts, out, s, e)
+    return out
 
 
-def detect_intervals(ts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Bar interval (rules 1–3 of the module docstring) of every bar; 0 = undetermined.
+def detect_intervals(ts: np.ndarray, offsets: np.ndarray, declared: np.ndarray | None = None) -> np.ndarray:
+    """Bar interval (rules 1–3b of the module docstring) of every bar; 0 = undetermined.
 
     ``ts[offsets[g]:offsets[g+1]]`` is one series: distinct, strictly increasing epoch seconds.
+    ``declared[g]`` (optional, 0 = unknown) is the series' timeframe as declared by its source.
     """
     ts = np.ascontiguousarray(ts, np.int64)
     offsets = np.ascontiguousarray(offsets, np.int64)
-    return _detect_kernel(ts, offsets, np.asarray(STANDARD_INTERVALS, np.int64)).astype(np.int32)
+    n_groups = max(len(offsets) - 1, 0)
+    dec = np.zeros(n_groups, np.int64) if declared is None else np.ascontiguousarray(declared, np.int64)
+    if dec.shape[0] != n_groups:
+        raise ValueError(f"declared has {dec.shape[0]} entries for {n_groups} series")
+    return _detect_kernel(ts, offsets, np.asarray(STANDARD_INTERVALS, np.int64), dec).astype(np.int32)
 
 
 def resolve_from_known(

@@ -4,6 +4,8 @@
 * :func:`series_quality`: per (token, interval) series, the bar count, span, gaps, missing bars and
   zero-volume share (Numba kernel over a sorted flat array with group offsets).
 * :func:`quality_table`: the ``candle_quality`` catalog table, optionally filtered.
+* :func:`token_quality`: per token over all its intervals at once: intervals present with their
+  time ranges, gaps incl. the holes at interval switches, no-trade share, suspect (bad-tick) bars.
 
 Quality definitions (per series of one token at one bar interval ``I``, distinct sorted ``ts``):
 ``n_gaps`` = number of consecutive bar pairs with ``ts[k+1] - ts[k] > I``; ``missing_bars`` = sum
@@ -23,6 +25,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from alertlab.store import Home
 
@@ -157,3 +160,83 @@ def quality_table(home: Home, chain: str | None = None, token: str | None = None
         return con.execute(sql + " ORDER BY chain, token, interval_s", params).df()
     finally:
         con.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# per-token quality over the merged series (all intervals together)
+
+TOKEN_QUALITY_COLUMNS = [
+    "chain", "token", "intervals", "first_ts", "data_end_ts", "n_bars", "n_gaps", "n_switch_gaps", "gap_s_total",
+    "max_gap_s", "no_trade_share", "n_suspect", "suspect_bars",
+]
+GAP_COLUMNS = ["chain", "token", "from_ts", "to_ts", "length_s", "interval_before_s", "interval_after_s", "at_switch"]
+
+
+def _fmt_ts(t: int) -> str:
+    return pd.Timestamp(int(t), unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M")
+
+
+def token_quality(home: Home, chain: str | None = None, token: str | None = None,
+                  wick_guard: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per token, over its bars of every interval as the windows use them (``alertlab.windows.cut``).
+
+    ``tokens`` (one row per chain, token): ``intervals`` = each bar interval present with its time
+    range and bar count; ``n_gaps`` = holes between a bar's end (ts + its duration) and the next
+    bar's open, *including* across interval switches (the 5m→1h hole), ``n_switch_gaps`` those at a
+    switch, ``gap_s_total``/``max_gap_s`` their lengths; ``no_trade_share`` = share of no-trade bars
+    (volume 0 and open = high = low = close); ``n_suspect``/``suspect_bars`` = bars the bad-tick
+    guard (factor ``wick_guard``, default the window default) clamps, with their times.
+    ``gaps``: one row per hole (from = end of the bar before, to = the next bar's open).
+    """
+    from alertlab.ingest.chains import is_evm_address, normalize_chain, normalize_token
+    from alertlab.windows.cut import load_series
+    from alertlab.windows.spec import DEFAULT_WICK_GUARD
+
+    k = DEFAULT_WICK_GUARD if wick_guard is None else wick_guard
+    c = normalize_chain(chain) if chain is not None else None
+    tok = None
+    if token is not None and token.strip():
+        tok = token.strip()
+        tok = normalize_token(c, tok) if c is not None else (tok.lower() if is_evm_address(tok) else tok)
+    rows, gaps = [], []
+    root = home.candles_dir
+    chains = [c] if c else (sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else [])
+    for ch in chains:
+        for path in sorted((root / ch).glob("b*.parquet")):
+            names = pq.read_table(path, columns=["token"])["token"].unique().to_pylist()
+            toks = sorted(t for t in names if tok is None or t == tok)
+            if not toks:
+                continue
+            s = load_series(path, toks, None, k)
+            for q, t in enumerate(toks):
+                m = s["code"] == q
+                ts, dur = s["ts"][m], s["dur"][m]
+                if not len(ts):
+                    continue
+                end = ts + dur
+                hole = np.flatnonzero(ts[1:] > end[:-1])
+                switch = dur[hole] != dur[hole + 1]
+                ivs = []
+                for iv in np.unique(dur):
+                    sel = dur == iv
+                    ivs.append(f"{int(iv)} s: {_fmt_ts(ts[sel][0])} → {_fmt_ts(end[sel][-1])} ({int(sel.sum())} bars)")
+                lengths = ts[hole + 1] - end[hole]
+                sus = ts[s["suspect"][m]]
+                rows.append({
+                    "chain": ch, "token": t, "intervals": "; ".join(ivs), "first_ts": int(ts[0]),
+                    "data_end_ts": int(end.max()), "n_bars": int(len(ts)), "n_gaps": int(len(hole)),
+                    "n_switch_gaps": int(switch.sum()), "gap_s_total": int(lengths.sum()),
+                    "max_gap_s": int(lengths.max()) if len(lengths) else 0,
+                    "no_trade_share": float((~s["traded"][m]).mean()), "n_suspect": int(len(sus)),
+                    "suspect_bars": ", ".join(_fmt_ts(x) for x in sus[:5]) + (" …" if len(sus) > 5 else ""),
+                })
+                for h, sw, ln in zip(hole, switch, lengths, strict=True):
+                    gaps.append({"chain": ch, "token": t, "from_ts": int(end[h]), "to_ts": int(ts[h + 1]),
+                                 "length_s": int(ln), "interval_before_s": int(dur[h]),
+                                 "interval_after_s": int(dur[h + 1]), "at_switch": bool(sw)})
+    tq = pd.DataFrame(rows, columns=TOKEN_QUALITY_COLUMNS)
+    gq = pd.DataFrame(gaps, columns=GAP_COLUMNS)
+    for df, cols in ((tq, ("first_ts", "data_end_ts")), (gq, ("from_ts", "to_ts"))):
+        for col in cols:
+            df[col] = pd.to_datetime(df[col].astype("int64"), unit="s", utc=True)
+    return tq, gq

@@ -31,8 +31,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from alertlab.engine import StrategyConfig, encode_params, summarize_columns, trade_returns
+from alertlab.engine.enums import IntrabarPolicy
 from alertlab.engine.options import check_number
-from alertlab.engine.params import IntrabarPolicy
 from alertlab.optimize.folds import Fold
 from alertlab.optimize.space import OPTION_NAMES
 from alertlab.optimize.stats import alert_day_index, daily_returns
@@ -66,13 +66,15 @@ _DEPENDENTS = {"breakeven_offset": "breakeven_at", "trail_activation": "trail", 
 
 
 class EngineSettings(BaseModel):
-    """Run settings fixed for a whole study (not searched): costs per side and the intrabar policy."""
+    """Run settings fixed for a whole study (not searched): costs per side, the intrabar policy and
+    whether no-trade bars may fill (``fill_on_zero_volume``, for sources without volume)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     fee_bps: float = 30.0
     slippage_bps: float = 50.0
     intrabar: IntrabarPolicy = "pessimistic"
+    fill_on_zero_volume: bool = False
 
     @field_validator("fee_bps", "slippage_bps")
     @classmethod
@@ -85,6 +87,7 @@ class EngineSettings(BaseModel):
             "fee_bps": float(self.fee_bps),
             "slippage_bps": float(self.slippage_bps),
             "intrabar": self.intrabar,
+            "fill_on_zero_volume": self.fill_on_zero_volume,
         }
 
 
@@ -190,7 +193,9 @@ class Evaluator:
     def returns(self, configs: Sequence[StrategyConfig]) -> np.ndarray:
         """Net trade returns ``(n_configs, n_alerts)`` over the study alerts: one engine call."""
         params = encode_params(list(configs))
-        return trade_returns(self.w, params, self.order, self.settings.intrabar)
+        return trade_returns(
+            self.w, params, self.order, self.settings.intrabar, self.settings.fill_on_zero_volume
+        )
 
     def daily(self, configs: Sequence[StrategyConfig]) -> np.ndarray:
         """Per-day returns ``(n_days, n_configs)`` (see :func:`~alertlab.optimize.stats.daily_returns`)."""

@@ -22,7 +22,8 @@ from alertlab.optimize.study import default_study_name, run_study, study_identit
 from alertlab.store import Home, resolve_home
 from alertlab.store.runs import Run, record_result, recorded
 from alertlab.windows.cache import CacheInfo, get_windows
-from alertlab.windows.model import OK
+from alertlab.windows.diagnose import diagnose
+from alertlab.windows.model import DEFAULT_MIN_COVERAGE
 from alertlab.windows.spec import Selection, WindowSpec
 
 
@@ -36,6 +37,8 @@ class OptimizeResult:
     per_caller: pd.DataFrame | None
     skipped_callers: list[dict] = field(default_factory=list)
     exports: dict[str, str] = field(default_factory=dict)
+    status_counts: dict[str, int] = field(default_factory=dict)
+    diagnosis: str | None = None
 
     @property
     def study(self) -> StudyResult:
@@ -43,8 +46,8 @@ class OptimizeResult:
         return self.studies[0]
 
 
-def _caller_groups(w, min_calls: int) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
-    ok = np.asarray(w.status) == OK
+def _caller_groups(w, min_calls: int, min_coverage: float) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
+    ok = w.usable(min_coverage)
     callers = np.asarray(w.caller, dtype=object).astype(str)
     groups, skipped = [], []
     for c in sorted(set(callers)):
@@ -53,7 +56,7 @@ def _caller_groups(w, min_calls: int) -> tuple[list[tuple[str, np.ndarray]], lis
             groups.append((c, idx))
         else:
             skipped.append(
-                {"caller": c, "n_alerts": int(idx.size), "reason": f"fewer than {min_calls} ok alerts"}
+                {"caller": c, "n_alerts": int(idx.size), "reason": f"fewer than {min_calls} usable alerts"}
             )
     return groups, skipped
 
@@ -153,15 +156,23 @@ def run_optimize(
         with run.phase("windows"):
             w, info = get_windows(home, alerts, spec, force=force_recompute, progress=progress)
         run.fingerprint, run.cache_hit = info.fingerprint, info.hit
-        base = study or default_study_name(study_identity(options, info.fingerprint, int(w.horizon_s)))
+        counts = w.status_counts(spec.min_coverage)
+        why = diagnose(w, spec.min_coverage, spec.entry_lag_s)
+        usable = w.usable_idx(spec.min_coverage)
+        if usable.size == 0:
+            raise ValueError(why or "no usable alert")
+        # the usable set depends on --min-coverage, which is not part of the window fingerprint
+        ident = info.fingerprint if spec.min_coverage == DEFAULT_MIN_COVERAGE else f"{info.fingerprint}:cov{spec.min_coverage:g}"
+        base = study or default_study_name(study_identity(options, ident, int(w.horizon_s)))
         study_dir = home.studies_dir / safe_name(base)
         run.config["study"] = base
         if per_caller:
-            groups, skipped = _caller_groups(w, min_calls)
+            groups, skipped = _caller_groups(w, min_calls, spec.min_coverage)
             if not groups:
-                raise ValueError(f"no caller has at least --min-calls={min_calls} ok alerts")
+                raise ValueError(f"no caller has at least --min-calls={min_calls} usable alerts"
+                                 + (f" ({why})" if why else ""))
         else:
-            groups, skipped = [(None, None)], []
+            groups, skipped = [(None, usable)], []
         studies: list[StudyResult] = []
         for caller, idx in groups:
             t0 = time.perf_counter()
@@ -192,11 +203,13 @@ def run_optimize(
                 "no caller study could be run: " + "; ".join(f"{s['caller']}: {s['reason']}" for s in skipped)
             )
         table = per_caller_table(studies) if per_caller else None
-        out = OptimizeResult(run, info, studies, table, skipped)
+        out = OptimizeResult(run, info, studies, table, skipped, status_counts=counts, diagnosis=why)
         with run.phase("export"):
             _export(home, out, study_dir, export_trials_parquet, export_config, per_caller)
         run.counts = {
             "alerts": int(w.n),
+            **{f"status_{k}": v for k, v in counts.items()},
+            **({"diagnosis": why} if why else {}),
             "studies": len(studies),
             "callers_skipped": len(skipped),
             **{

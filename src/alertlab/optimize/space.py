@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
 _OFF_STRINGS = frozenset({"off", "none", "null"})
-FIXED_SETTINGS = (*(n for n, o in OPTIONS.items() if not o.searchable), "intrabar")
+FIXED_SETTINGS = (*(n for n, o in OPTIONS.items() if not o.searchable), "intrabar", "fill_on_zero_volume")
 
 
 OPTION_NAMES: tuple[str, ...] = SEARCHABLE

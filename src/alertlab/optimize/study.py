@@ -69,7 +69,7 @@ from alertlab.optimize.storage import (
     to_jsonable,
 )
 from alertlab.optimize.workers import _run_workers
-from alertlab.windows.model import Windows
+from alertlab.windows.model import OK, TRUNCATED, Windows
 
 
 def study_identity(
@@ -173,7 +173,8 @@ def run_study(
 ) -> StudyResult:
     """Run (or resume) one study on the windows ``w`` and analyse it.
 
-    ``alert_idx``: the alerts to use (default all); only alerts with a window (status ok) take part.
+    ``alert_idx``: the alerts to use (default all); only alerts with a window (status ok or
+    truncated; the caller picks which truncated ones count, see ``Windows.usable``) take part.
     ``study_dir``: where the default journal storage, locks and worker files live. ``study``: the
     study name (default ``opt-<hash of its identity>``, so the same command resumes the same
     study). ``storage``: a SQLAlchemy URL or a journal file (default ``<study_dir>/journal.log``).
@@ -184,9 +185,10 @@ def run_study(
     t0 = time.perf_counter()
     study_dir = Path(study_dir)
     idx = np.arange(w.n, dtype=np.int64) if alert_idx is None else np.asarray(alert_idx, dtype=np.int64)
-    idx = idx[np.asarray(w.status)[idx] == 0]
+    st = np.asarray(w.status)[idx]
+    idx = idx[(st == OK) | (st == TRUNCATED)]
     if idx.size == 0:
-        raise ValueError("no alert with a window (status ok) to optimise on")
+        raise ValueError("no alert with a window (status ok or truncated) to optimise on")
     order = time_order(w, idx)
     folds = make_folds(
         np.asarray(w.alert_ts_ms, dtype=np.int64)[order],

@@ -56,10 +56,11 @@ def write_partitioned(table: pa.Table, directory: str | Path, by: str, provenanc
 
 
 def window_batches(w: Windows, max_bars: int = 2_000_000) -> Iterator[pa.RecordBatch]:
-    """The bars of every ok window as record batches of at most ~``max_bars`` rows.
+    """The bars of every window (ok or truncated) as record batches of at most ~``max_bars`` rows.
 
-    Columns: ``alert_id, bar_index, ts, open, high, low, close, volume, high_mult, low_mult, close_mult``
-    (multiples of the entry price E). Memory stays bounded by ``max_bars``.
+    Columns: ``alert_id, bar_index, ts, dur_s, open, high, low, close, volume, high_raw, low_raw,
+    high_mult, low_mult, close_mult`` (``high``/``low`` guarded, ``*_raw`` as stored; multiples of
+    the entry price E). Memory stays bounded by ``max_bars``.
     """
     counts = np.diff(w.offsets)
     i, n = 0, w.n
@@ -78,8 +79,10 @@ def window_batches(w: Windows, max_bars: int = 2_000_000) -> Iterator[pa.RecordB
             "alert_id": pa.array(w.alert_id[owner].astype(str), pa.string()),
             "bar_index": pa.array(bar_index.astype(np.int32)),
             "ts": pa.array(np.asarray(w.ts[s:e]).astype("datetime64[s]"), pa.timestamp("s", tz="UTC")),
+            "dur_s": pa.array(np.asarray(w.dur[s:e]).astype(np.int64)),
             "open": np.asarray(w.open[s:e]), "high": hi, "low": lo, "close": cl,
             "volume": np.asarray(w.volume[s:e]),
+            "high_raw": np.asarray(w.high_raw[s:e]), "low_raw": np.asarray(w.low_raw[s:e]),
             "high_mult": hi / ep, "low_mult": lo / ep, "close_mult": cl / ep,
         })
         i = j
@@ -105,9 +108,9 @@ def write_windows(w: Windows, directory: str | Path, provenance: dict) -> tuple[
             writer.close()
         if n_rows == 0:
             schema = pa.schema([("alert_id", pa.string()), ("bar_index", pa.int32()),
-                                ("ts", pa.timestamp("s", tz="UTC"))] +
-                               [(k, pa.float64()) for k in ("open", "high", "low", "close", "volume",
-                                                            "high_mult", "low_mult", "close_mult")])
+                                ("ts", pa.timestamp("s", tz="UTC")), ("dur_s", pa.int64())] +
+                               [(k, pa.float64()) for k in ("open", "high", "low", "close", "volume", "high_raw",
+                                                            "low_raw", "high_mult", "low_mult", "close_mult")])
             schema = schema.with_metadata({META_KEY: json.dumps(provenance, sort_keys=True, default=str)})
             pq.write_table(schema.empty_table(), tmp / "part-00000.parquet")
     return directory, n_rows

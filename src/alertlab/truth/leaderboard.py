@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from alertlab.windows.model import DEFAULT_MIN_COVERAGE, OK, TRUNCATED
+
 HIT_MULTIPLES = (2, 3, 5, 10)
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "caller",
@@ -98,22 +100,30 @@ def _column(df: pd.DataFrame, name: str) -> np.ndarray:
     return df[name].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _ok_rows(baseline: pd.DataFrame | pa.Table) -> pd.DataFrame:
+def _ok_rows(baseline: pd.DataFrame | pa.Table, min_coverage: float = DEFAULT_MIN_COVERAGE) -> pd.DataFrame:
+    """The usable rows: status ok, or truncated with coverage >= ``min_coverage``."""
     df = baseline.to_pandas() if isinstance(baseline, pa.Table) else baseline
     if "status" not in df.columns:
         raise ValueError("baseline is missing column 'status'")
     status = df["status"]
-    ok = status == (0 if pd.api.types.is_numeric_dtype(status) else "ok")
-    return df.loc[ok.to_numpy(dtype=bool)]
+    num = pd.api.types.is_numeric_dtype(status)
+    ok = (status == (OK if num else "ok")).to_numpy(dtype=bool).copy()
+    if "coverage" in df.columns:
+        cov = df["coverage"].to_numpy(dtype=np.float64, na_value=0.0)
+        trunc = (status == (TRUNCATED if num else "truncated")).to_numpy(dtype=bool)
+        ok |= trunc & (cov >= min_coverage - 1e-12)
+    return df.loc[ok]
 
 
-def caller_stats(baseline: pd.DataFrame | pa.Table, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Unranked per-caller statistics over ok alerts (every caller, no ``min_calls`` cut), sorted by caller.
+def caller_stats(baseline: pd.DataFrame | pa.Table, n_boot: int = 2000, seed: int = 0,
+                 min_coverage: float = DEFAULT_MIN_COVERAGE) -> pd.DataFrame:
+    """Unranked per-caller statistics over usable alerts (ok, or truncated with coverage >=
+    ``min_coverage``; every caller, no ``min_calls`` cut), sorted by caller.
 
     Columns are LEADERBOARD_COLUMNS without ``rank``. Each caller's bootstrap uses ``seed``, so its CI
     does not depend on which other callers are present.
     """
-    df = _ok_rows(baseline)
+    df = _ok_rows(baseline, min_coverage)
     cols = [c for c in LEADERBOARD_COLUMNS if c != "rank"]
     if len(df) == 0:
         return pd.DataFrame({c: pd.Series(dtype=object if c == "caller" else np.float64) for c in cols})
@@ -168,6 +178,7 @@ def leaderboard(
     ascending: bool = False,
     n_boot: int = 2000,
     seed: int = 0,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> pd.DataFrame:
     """Ranked caller board (columns LEADERBOARD_COLUMNS) from a baseline table (see ``baseline_table``).
 
@@ -175,7 +186,8 @@ def leaderboard(
     ``n_hidden`` and ``hidden_callers``. Sorted by ``rank_by`` (``ascending`` as given, NaN last),
     ties by ``n`` descending then caller name; ``rank`` is 1..k in that order.
     """
-    return rank_callers(caller_stats(baseline, n_boot=n_boot, seed=seed), min_calls, rank_by, ascending)
+    return rank_callers(caller_stats(baseline, n_boot=n_boot, seed=seed, min_coverage=min_coverage),
+                        min_calls, rank_by, ascending)
 
 
 def rank_callers(stats: pd.DataFrame, min_calls: int = 10, rank_by: str = "hit2x_lo",

@@ -1,20 +1,28 @@
 """Baseline path metrics: what happened to the price after each alert, one Numba pass per window.
 
-For every ok alert with entry price ``E`` (open of the entry bar) and bars from the entry bar on,
-times are ``bar ts - entry_ts`` in seconds (resolution one bar, gaps respected):
+For every alert with a window (status ok or truncated) with entry price ``E`` (open of the entry
+bar) and bars from the entry bar on. Windows may mix bar durations (5-minute bars, then hourly
+ones) and have holes. Every time metric is ``ts - entry_ts`` of the bar where the event happens,
+i.e. the *start* of the crossing bar, in seconds: its precision is that bar's duration (the
+window's coarsest is ``resolution_s``). A no-trade bar (or a hole) is time passing at the last
+traded price: its close is that price, so it never makes a new high or low.
 
-- ``ath_mult`` = max(high) / E; ``time_to_ath_s`` = first bar reaching that maximum.
+- ``ath_mult`` = max(high) / E with the guarded highs (bad-tick guard, ``alertlab.windows.cut``);
+  ``ath_mult_raw`` = the same with the highs as stored; ``time_to_ath_s`` = first bar reaching
+  the (guarded) maximum.
 - ``time_to_{2,3,4,5,10}x_s`` = first bar with high >= N * E (null if never).
 - ``dd_overall`` = min(low) / E - 1.
 - ``dd_initial`` = min(low) / E - 1 over the bars up to and including the first bar whose close > E
   (= ``dd_overall`` if no close ever exceeds E).
 - ``dd_pre2x`` = min(low) / E - 1 up to and including the first 2x bar (null without 2x).
-- ``time_underwater_pre2x_s`` = number of bars before the 2x bar with close < E, times interval_s.
+- ``time_underwater_pre2x_s`` = time before the 2x bar spent with the last close < E: the sum over
+  the bars ``j`` before the 2x bar with close < E of ``ts[j+1] - ts[j]`` (a bar's close holds until
+  the next bar opens).
 - ``dd_after_2x`` = min(low strictly after the 2x bar) / (2E) - 1 (null without 2x or bar after it).
 - ``dd_after_ath`` = min(low strictly after the ATH bar) / max(high) - 1 (null if the ATH bar is last).
 - ``ret_end`` = last close / E - 1.
 
-Non-ok alerts (and ok alerts with no bars or a non-positive entry) get null metrics. The kernel
+Alerts without a window (and windows with no bars or a non-positive entry) get null metrics. The kernel
 writes into preallocated column-major outputs: float metrics NaN for null, time metrics int64 with
 -1 for null.
 """
@@ -25,13 +33,15 @@ import numba as nb
 import numpy as np
 import pyarrow as pa
 
-from alertlab.windows.model import OK, STATUS_NAMES, Windows
+from alertlab.windows.model import OK, STATUS_NAMES, TRUNCATED, Windows
 
+METRICS_VERSION = 2  # bump when a metric's definition changes (names the derived cache files)
 MULTIPLES = (2, 3, 4, 5, 10)
 _MULTS = np.array(MULTIPLES, dtype=np.float64)
 
 FLOAT_METRICS: tuple[str, ...] = (
     "ath_mult",
+    "ath_mult_raw",
     "dd_overall",
     "dd_initial",
     "dd_pre2x",
@@ -50,6 +60,7 @@ INT_METRICS: tuple[str, ...] = (
 )
 METRIC_COLUMNS: tuple[str, ...] = (
     "ath_mult",
+    "ath_mult_raw",
     "time_to_ath_s",
     "time_to_2x_s",
     "time_to_3x_s",
@@ -72,22 +83,28 @@ ID_COLUMNS: tuple[str, ...] = (
     "alert_ts",
     "entry_ts",
     "entry_price",
+    "entry_lag_s",
     "status",
     "n_bars",
+    "resolution_s",
     "coverage",
+    "gap_share",
+    "data_end_ts",
+    "n_suspect_bars",
     "is_first_call",
 )
 BASELINE_COLUMNS: tuple[str, ...] = ID_COLUMNS + METRIC_COLUMNS
 
 # row indices into the kernel outputs
-F_ATH, F_DD, F_DD_INIT, F_DD_PRE2X, F_DD_AFTER2X, F_DD_AFTER_ATH, F_RET_END = range(7)
+F_ATH, F_ATH_RAW, F_DD, F_DD_INIT, F_DD_PRE2X, F_DD_AFTER2X, F_DD_AFTER_ATH, F_RET_END = range(8)
 I_ATH, I_2X, I_3X, I_4X, I_5X, I_10X, I_UNDERWATER = range(7)
 N_FLOAT, N_INT = len(FLOAT_METRICS), len(INT_METRICS)
 
 
 @nb.njit(cache=True)
-def _one_window(r, s, e, ts, high, low, close, t0, entry, interval_s, out_f, out_i):
+def _one_window(r, s, e, ts, high, low, close, high_raw, t0, entry, out_f, out_i):
     """Metrics of bars ``[s, e)`` into column ``r`` of the outputs (nulls pre-filled by caller)."""
+    mx_raw = -np.inf
     mx = -np.inf  # running max(high) and its first bar
     j_mx = s
     mn = np.inf  # running min(low)
@@ -98,8 +115,12 @@ def _one_window(r, s, e, ts, high, low, close, t0, entry, interval_s, out_f, out
     nxt = _MULTS[0] * entry
     j2 = -1  # the 2x bar
     mn_after2 = np.inf
-    under = 0  # bars with close < E so far
+    under = 0  # seconds with the last close < E so far
     for j in range(s, e):
+        if j > s and close[j - 1] < entry:
+            under += ts[j] - ts[j - 1]
+        if high_raw[j] > mx_raw:
+            mx_raw = high_raw[j]
         h = high[j]
         lo = low[j]
         c = close[j]
@@ -120,14 +141,13 @@ def _one_window(r, s, e, ts, high, low, close, t0, entry, interval_s, out_f, out
             if k == 0:
                 j2 = j
                 out_f[F_DD_PRE2X, r] = mn / entry - 1.0
-                out_i[I_UNDERWATER, r] = under * interval_s
+                out_i[I_UNDERWATER, r] = under
             while k < _MULTS.shape[0] and h >= _MULTS[k] * entry:
                 out_i[I_2X + k, r] = ts[j] - t0
                 k += 1
             nxt = _MULTS[k] * entry if k < _MULTS.shape[0] else np.inf
-        if c < entry:
-            under += 1
     out_f[F_ATH, r] = mx / entry
+    out_f[F_ATH_RAW, r] = mx_raw / entry
     out_i[I_ATH, r] = ts[j_mx] - t0
     out_f[F_DD, r] = mn / entry - 1.0
     out_f[F_DD_INIT, r] = (mn_init if init_done else mn) / entry - 1.0
@@ -139,7 +159,7 @@ def _one_window(r, s, e, ts, high, low, close, t0, entry, interval_s, out_f, out
 
 
 @nb.njit(cache=True)
-def _fill(r, a, offsets, ts, high, low, close, entry_ts, entry_price, status, interval_s, out_f, out_i):
+def _fill(r, a, offsets, ts, high, low, close, high_raw, entry_ts, entry_price, status, out_f, out_i):
     for q in range(out_f.shape[0]):
         out_f[q, r] = np.nan
     for q in range(out_i.shape[0]):
@@ -147,14 +167,14 @@ def _fill(r, a, offsets, ts, high, low, close, entry_ts, entry_price, status, in
     s = offsets[a]
     e = offsets[a + 1]
     entry = entry_price[a]
-    if status[a] != OK or e <= s or not (entry > 0.0):
+    if (status[a] != OK and status[a] != TRUNCATED) or e <= s or not (entry > 0.0):
         return
-    _one_window(r, s, e, ts, high, low, close, entry_ts[a], entry, interval_s, out_f, out_i)
+    _one_window(r, s, e, ts, high, low, close, high_raw, entry_ts[a], entry, out_f, out_i)
 
 
 @nb.njit(cache=True)
 def metrics_kernel(
-    offsets, ts, high, low, close, entry_ts, entry_price, status, interval_s, alert_idx, out_f, out_i
+    offsets, ts, high, low, close, high_raw, entry_ts, entry_price, status, alert_idx, out_f, out_i
 ):
     """Single-thread kernel: metrics of alerts ``alert_idx`` into columns ``0..m-1`` of the outputs.
 
@@ -170,10 +190,10 @@ def metrics_kernel(
             high,
             low,
             close,
+            high_raw,
             entry_ts,
             entry_price,
             status,
-            interval_s,
             out_f,
             out_i,
         )
@@ -181,7 +201,7 @@ def metrics_kernel(
 
 @nb.njit(cache=True, parallel=True)
 def metrics_kernel_parallel(
-    offsets, ts, high, low, close, entry_ts, entry_price, status, interval_s, alert_idx, out_f, out_i
+    offsets, ts, high, low, close, high_raw, entry_ts, entry_price, status, alert_idx, out_f, out_i
 ):
     """Same as :func:`metrics_kernel`, alerts spread over threads with ``prange``."""
     for r in nb.prange(alert_idx.shape[0]):
@@ -193,10 +213,10 @@ def metrics_kernel_parallel(
             high,
             low,
             close,
+            high_raw,
             entry_ts,
             entry_price,
             status,
-            interval_s,
             out_f,
             out_i,
         )
@@ -227,10 +247,10 @@ def compute_metrics(
         np.ascontiguousarray(w.high, dtype=np.float64),
         np.ascontiguousarray(w.low, dtype=np.float64),
         np.ascontiguousarray(w.close, dtype=np.float64),
+        np.ascontiguousarray(w.high_raw, dtype=np.float64),
         np.ascontiguousarray(w.entry_ts, dtype=np.int64),
         np.ascontiguousarray(w.entry_price, dtype=np.float64),
         np.ascontiguousarray(w.status, dtype=np.int8),
-        np.int64(w.interval_s),
         idx,
         out_f,
         out_i,
@@ -247,13 +267,19 @@ def _strings(a: np.ndarray) -> pa.Array:
 def baseline_table(w: Windows, parallel: bool = False) -> pa.Table:
     """Per-alert baseline table, columns exactly BASELINE_COLUMNS, one row per alert (ok or not).
 
-    ``alert_ts`` is ``timestamp[ms, UTC]``, ``entry_ts`` ``timestamp[s, UTC]`` (null when the
-    window has no entry, i.e. entry_ts == 0), ``entry_price`` null when NaN, ``status`` the status
-    name, metrics null where undefined (``time_*`` int64).
+    ``alert_ts`` is ``timestamp[ms, UTC]``, ``entry_ts`` and ``data_end_ts`` ``timestamp[s, UTC]``
+    (null when there is no entry bar / no data), ``entry_price`` null when NaN, ``entry_lag_s`` null
+    without an entry bar, ``status`` the status name (ok, missing, stale, bad_entry, truncated),
+    ``resolution_s`` null for an empty window, ``gap_share`` null without a window, metrics null where
+    undefined (``time_*`` int64).
     """
     met = compute_metrics(w, parallel=parallel)
     entry_ts = np.asarray(w.entry_ts, dtype=np.int64)
     entry_price = np.asarray(w.entry_price, dtype=np.float64)
+    lag = np.asarray(w.entry_lag_s, dtype=np.int64)
+    res = np.asarray(w.resolution_s, dtype=np.int64)
+    gap = np.asarray(w.gap_share, dtype=np.float64)
+    dend = np.asarray(w.data_end_ts, dtype=np.int64)
     arrays = {
         "alert_id": _strings(w.alert_id),
         "caller": _strings(w.caller),
@@ -265,8 +291,13 @@ def baseline_table(w: Windows, parallel: bool = False) -> pa.Table:
         "status": pa.array(
             np.asarray(STATUS_NAMES, dtype=object)[np.asarray(w.status)].tolist(), type=pa.string()
         ),
+        "entry_lag_s": pa.array(lag, type=pa.int64(), mask=lag < 0),
         "n_bars": pa.array(np.asarray(w.n_bars, dtype=np.int64), type=pa.int64()),
+        "resolution_s": pa.array(res, type=pa.int64(), mask=res <= 0),
         "coverage": pa.array(np.asarray(w.coverage, dtype=np.float64), type=pa.float64()),
+        "gap_share": pa.array(gap, type=pa.float64(), mask=np.isnan(gap)),
+        "data_end_ts": pa.array(dend, type=pa.timestamp("s", tz="UTC"), mask=dend <= 0),
+        "n_suspect_bars": pa.array(np.asarray(w.n_suspect, dtype=np.int64), type=pa.int64()),
         "is_first_call": pa.array(np.asarray(w.is_first_call, dtype=bool), type=pa.bool_()),
     }
     for name in METRIC_COLUMNS:

@@ -3,15 +3,19 @@
 A cache entry lives in ``<home>/cache/windows/<fingerprint>/``:
 
 * ``alerts.parquet``: one row per alert (storage order), ids, status, entry bar;
-* ``offsets.npy``, ``ts.npy``, ``open.npy`` … ``volume.npy``: the ragged bar arrays, opened
-  memory-mapped so a run pages in only the bars it touches;
+* ``offsets.npy``, ``ts.npy``, ``dur.npy``, ``open.npy`` … ``volume.npy``, ``high_raw.npy``,
+  ``low_raw.npy``: the ragged bar arrays (``high``/``low`` guarded, see ``alertlab.windows.cut``),
+  opened memory-mapped so a run pages in only the bars it touches;
 * ``meta.json``: the fingerprint's inputs, counts and a BLAKE2 digest of every file (``verify``);
 * ``derived/``: results computed purely from the windows (e.g. baseline metrics), keyed by
   their own code version, so a warm rerun recomputes nothing.
 
 The fingerprint covers the selected alerts, the content hashes of the candle buckets they
-read, the window rules (I, H, max entry lag) and the code/cache-format version. Any change
-gives a new entry; an unchanged request is a cache hit.
+read, the fetched ranges of their tokens (``fetch_ranges``, when the catalog has that table), the
+window rules (interval or native, H, max entry lag, wick guard) and :data:`WINDOWS_FORMAT_VERSION`,
+an explicit constant bumped whenever the cut or the cached format changes (not the git commit, so
+an unrelated commit does not invalidate the cache; runs still record the commit). Any change gives
+a new entry; an unchanged request is a cache hit.
 """
 
 from __future__ import annotations
@@ -24,23 +28,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401 - registers pa.compute
 import pyarrow.parquet as pq
 
 from alertlab.store import Home, atomic_dir
-from alertlab.store.candles import KEY_SHIFT as _TOKEN_SHIFT
 from alertlab.store.candles import bucket_file as bucket_path
 from alertlab.store.candles import bucket_of
 from alertlab.store.runs import code_version
-from alertlab.windows.model import BAD_ENTRY, MISSING, OK, STALE, Windows
+from alertlab.windows.cut import cut_windows, load_series
+from alertlab.windows.model import BAR_ARRAYS, STATUS_NAMES, Windows
 from alertlab.windows.spec import WindowSpec
 
-CACHE_FORMAT = 1
-BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
+WINDOWS_FORMAT_VERSION = 2  # bump on any change of the cut rules, the guard or the cached files
+BAR_FIELDS = BAR_ARRAYS
+ALERT_FIELDS = ("entry_lag_s", "resolution_s", "coverage", "gap_share", "data_end_ts", "n_suspect")
 _NPY_HEADER = 128
 
 
@@ -88,6 +91,35 @@ def _candle_digest(home: Home, groups: list[tuple[str, int]]) -> str:
     return h.hexdigest()
 
 
+def fetch_ends(home: Home, chains: list[str] | None = None) -> dict[tuple[str, str], int]:
+    """``(chain, token) -> max(end_ts)`` of the catalog's ``fetch_ranges`` (empty without that table).
+
+    Tokens are matched like the store keys them (EVM addresses lower-cased by the fetcher).
+    """
+    con = home.connect()
+    try:
+        has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'fetch_ranges'").fetchone()[0]
+        if not has:
+            return {}
+        rows = con.execute("SELECT chain, token, max(end_ts) FROM fetch_ranges WHERE end_ts IS NOT NULL "
+                           "GROUP BY chain, token").fetchall()
+    finally:
+        con.close()
+    return {(str(c), str(t)): int(e) for c, t, e in rows if chains is None or c in chains}
+
+
+def _fetch_digest(home: Home, alerts: pd.DataFrame) -> str:
+    ends = fetch_ends(home)
+    if not ends:
+        return "none"
+    keys = sorted({(c, t) for c, t in zip(alerts["chain"], alerts["token"], strict=True)})
+    h = hashlib.blake2b(digest_size=16)
+    for k in keys:
+        if k in ends:
+            h.update(f"{k[0]}/{k[1]}={ends[k]};".encode())
+    return h.hexdigest()
+
+
 def fingerprint(home: Home, alerts: pd.DataFrame, spec: WindowSpec) -> tuple[str, dict]:
     """Fingerprint of a window request and the inputs it was made from."""
     groups = sorted({(c, bucket_of(t)) for c, t in zip(alerts["chain"], alerts["token"], strict=True)})
@@ -95,119 +127,19 @@ def fingerprint(home: Home, alerts: pd.DataFrame, spec: WindowSpec) -> tuple[str
         "alerts": _alerts_digest(alerts),
         "n_alerts": int(len(alerts)),
         "candles": _candle_digest(home, groups),
+        "fetch_ranges": _fetch_digest(home, alerts),
         "interval_s": spec.interval_s,
         "horizon_s": spec.horizon_s,
         "max_entry_lag_s": spec.entry_lag_s,
-        "code_version": code_version(),
-        "cache_format": CACHE_FORMAT,
+        "wick_guard": spec.wick_guard,
+        "windows_format": WINDOWS_FORMAT_VERSION,
     }
     fp = hashlib.blake2b(json.dumps(inputs, sort_keys=True).encode(), digest_size=12).hexdigest()
     return fp, inputs
 
 
 # ---------------------------------------------------------------------------------------------
-# cutting
-
-
-def _load_bucket_bars(path: Path, tokens: list[str], interval_s: int) -> dict[str, np.ndarray]:
-    """Bars of ``tokens`` at interval I, sorted by (token code, ts); token code = index in ``tokens``.
-
-    Native I bars are used as they are; where a token has only finer bars (I a multiple of
-    theirs) they are aggregated up to I (first open, max high, min low, last close, summed
-    volume, from the coarsest finer interval present in that I-slot). Coarser bars are never
-    split. Bars are never forward-filled.
-    """
-    empty = {"code": np.empty(0, np.int64), **{k: np.empty(0, np.int64 if k == "ts" else np.float64) for k in BAR_FIELDS}}
-    if not path.exists():
-        return empty
-    i = int(interval_s)
-    t = pq.read_table(path, columns=["token", "interval_s", *BAR_FIELDS], filters=[("token", "in", tokens)])
-    iv = t["interval_s"].to_numpy()
-    if not np.any((iv < i) & (i % np.maximum(iv, 1) == 0)):
-        # fast path: no finer bars to aggregate, so the native I bars are the series
-        t = t.filter(pa.compute.equal(t["interval_s"], i))
-        res = {"code": pa.compute.index_in(t["token"], value_set=pa.array(tokens)).to_numpy().astype(np.int64),
-               "ts": t["ts"].to_numpy().astype(np.int64)}
-        for k in ("open", "high", "low", "close", "volume"):
-            res[k] = t[k].to_numpy().astype(np.float64)
-        key = res["code"] * _TOKEN_SHIFT + res["ts"]
-        if key.size and np.any(np.diff(key) < 0):
-            order = np.argsort(key, kind="stable")
-            res = {k: v[order] for k, v in res.items()}
-        return res
-    con = duckdb.connect()
-    try:
-        con.register("tok", pa.table({"token": tokens, "code": np.arange(len(tokens), dtype=np.int64)}))
-        sql = f"""
-        WITH src AS (
-            SELECT t.code, c.interval_s, c.ts, c.open, c.high, c.low, c.close, c.volume
-            FROM read_parquet('{path.as_posix()}') c JOIN tok t ON c.token = t.token
-            WHERE c.interval_s <= {i} AND {i} % c.interval_s = 0
-        ),
-        native AS (SELECT code, ts, open, high, low, close, volume FROM src WHERE interval_s = {i}),
-        finer AS (
-            SELECT *, (ts // {i}) * {i} AS slot,
-                   max(interval_s) OVER (PARTITION BY code, (ts // {i})) AS best_iv
-            FROM src WHERE interval_s < {i}
-        ),
-        agg AS (
-            SELECT code, slot AS ts, arg_min(open, ts) AS open, max(high) AS high, min(low) AS low,
-                   arg_max(close, ts) AS close, sum(volume) AS volume
-            FROM finer WHERE interval_s = best_iv GROUP BY code, slot
-        )
-        SELECT * FROM native
-        UNION ALL
-        SELECT a.* FROM agg a ANTI JOIN native n ON a.code = n.code AND a.ts = n.ts
-        ORDER BY code, ts
-        """
-        out = con.execute(sql).fetchnumpy()
-    finally:
-        con.close()
-    res = {"code": np.asarray(out["code"], np.int64), "ts": np.asarray(out["ts"], np.int64)}
-    for k in ("open", "high", "low", "close", "volume"):
-        res[k] = np.asarray(out[k], np.float64)
-    return res
-
-
-def cut_windows(
-    codes: np.ndarray,
-    alert_ts_ms: np.ndarray,
-    bars: dict[str, np.ndarray],
-    interval_s: int,
-    horizon_s: int,
-    max_entry_lag_s: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorised window cut for alerts against bars sorted by (code, ts).
-
-    Returns ``status, entry_ts, entry_price, start, count`` per alert, where the window is
-    ``bars[start:start+count]``. Rules: nominal entry = alert ts rounded UP to a multiple of I;
-    entry bar = first bar with ts >= nominal; none → MISSING; lag > max_entry_lag_s → STALE;
-    open <= 0 or NaN → BAD_ENTRY; window = bars with entry_ts <= ts < entry_ts + H.
-    """
-    n = len(codes)
-    codes = codes.astype(np.int64)
-    step_ms = np.int64(interval_s) * 1000
-    nominal = (-(-alert_ts_ms.astype(np.int64) // step_ms)) * np.int64(interval_s)
-    key = bars["code"] * _TOKEN_SHIFT + bars["ts"]
-    lo = np.searchsorted(key, codes * _TOKEN_SHIFT + nominal, side="left")
-    found = lo < len(key)
-    lo_c = np.minimum(lo, max(len(key) - 1, 0))
-    if len(key):
-        found &= bars["code"][lo_c] == codes
-    status = np.full(n, MISSING, np.int8)
-    entry_ts = np.zeros(n, np.int64)
-    entry_price = np.full(n, np.nan)
-    if len(key):
-        entry_ts = np.where(found, bars["ts"][lo_c], 0)
-        entry_price = np.where(found, bars["open"][lo_c], np.nan)
-    status[found] = OK
-    status[found & ~(entry_price > 0)] = BAD_ENTRY  # NaN compares False
-    status[found & (entry_ts - nominal > max_entry_lag_s)] = STALE
-    ok = status == OK
-    hi = np.searchsorted(key, codes * _TOKEN_SHIFT + entry_ts + np.int64(horizon_s), side="left")
-    count = np.where(ok, hi - lo, 0).astype(np.int64)
-    start = np.where(ok, lo, 0).astype(np.int64)
-    return status, entry_ts, entry_price, start, count
+# cutting (rules in alertlab.windows.cut)
 
 
 def gather(start: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -267,26 +199,34 @@ def _build(
     a = alerts.reset_index(drop=True)
     a = a.assign(_bucket=[bucket_of(t) for t in a["token"]])
     a = a.sort_values(["chain", "_bucket", "token", "ts_ms", "alert_id"], kind="stable").reset_index(drop=True)
-    dtypes = {"ts": np.int64, "open": np.float64, "high": np.float64, "low": np.float64,
-              "close": np.float64, "volume": np.float64}
+    dtypes = {k: (np.int64 if k in ("ts", "dur") else np.float64) for k in BAR_FIELDS}
     apps = {k: _NpyAppender(out / f"{k}.npy", dt) for k, dt in dtypes.items()}
     n = len(a)
-    status = np.full(n, MISSING, np.int8)
-    entry_ts = np.zeros(n, np.int64)
-    entry_price = np.full(n, np.nan)
+    per = {"status": np.zeros(n, np.int8), "entry_ts": np.zeros(n, np.int64), "entry_price": np.full(n, np.nan),
+           "entry_lag_s": np.full(n, -1, np.int64), "resolution_s": np.zeros(n, np.int64),
+           "coverage": np.zeros(n), "gap_share": np.full(n, np.nan), "data_end_ts": np.zeros(n, np.int64),
+           "n_suspect": np.zeros(n, np.int64)}
     counts = np.zeros(n, np.int64)
+    ends = fetch_ends(home)
+    finest = 0
     for (chain, b), grp in a.groupby(["chain", "_bucket"], sort=True):
         idx = grp.index.to_numpy()
         tokens = sorted(set(grp["token"]))
-        bars = _load_bucket_bars(bucket_path(home, chain, int(b)), tokens, spec.interval_s)
+        series = load_series(bucket_path(home, chain, int(b)), tokens, spec.interval_s, spec.wick_guard)
+        data_end = series["token_end"].copy()
+        for q, tok in enumerate(tokens):
+            data_end[q] = max(int(data_end[q]), ends.get((chain, tok), 0))
         codes = np.searchsorted(np.asarray(tokens, dtype=object), grp["token"].to_numpy(object))
-        st, ets, ep, start, cnt = cut_windows(
-            codes, grp["ts_ms"].to_numpy(np.int64), bars, spec.interval_s, spec.horizon_s, spec.entry_lag_s
-        )
-        status[idx], entry_ts[idx], entry_price[idx], counts[idx] = st, ets, ep, cnt
-        flat = gather(start, cnt)
+        cut = cut_windows(codes, grp["ts_ms"].to_numpy(np.int64), series, data_end, spec.horizon_s, spec.entry_lag_s)
+        for k in per:
+            per[k][idx] = cut[k]
+        counts[idx] = cut["count"]
+        flat = gather(cut["start"], cut["count"])
         for k, app in apps.items():
-            app.append(bars[k][flat])
+            app.append(series[k][flat])
+        if len(flat):
+            d = int(series["dur"][flat].min())
+            finest = d if finest == 0 else min(finest, d)
         if on_group:
             on_group(len(idx))
     digests = {f"{k}.npy": app.close() for k, app in apps.items()}
@@ -299,16 +239,16 @@ def _build(
         "token": a["token"].astype(str).to_numpy(object),
         "alert_ts_ms": a["ts_ms"].to_numpy(np.int64),
         "is_first_call": a["is_first_call"].to_numpy(bool),
-        "status": status,
-        "entry_ts": entry_ts,
-        "entry_price": entry_price,
+        **per,
     })
     pq.write_table(table, out / "alerts.parquet")
     digests["offsets.npy"] = _file_digest(out / "offsets.npy")
     digests["alerts.parquet"] = _file_digest(out / "alerts.parquet")
-    return {"digests": digests, "digest_skip": {f"{k}.npy": _NPY_HEADER for k in apps}, "n_alerts": n, "n_bars": int(offsets[-1]),
-            "status_counts": {s: int((status == c).sum()) for s, c in
-                              (("ok", OK), ("missing", MISSING), ("stale", STALE), ("bad_entry", BAD_ENTRY))}}
+    status = per["status"]
+    interval = spec.interval_s or finest or 60
+    return {"digests": digests, "digest_skip": {f"{k}.npy": _NPY_HEADER for k in apps}, "n_alerts": n,
+            "n_bars": int(offsets[-1]), "interval_s": int(interval), "code_version": code_version(),
+            "status_counts": {name: int((status == c).sum()) for c, name in enumerate(STATUS_NAMES)}}
 
 
 def _file_digest(path: Path, skip: int = 0) -> str:
@@ -325,11 +265,14 @@ def load_entry(path: Path, fp: str = "") -> Windows:
     """Open a cache entry memory-mapped."""
     meta = json.loads((path / "meta.json").read_text())
     t = pq.read_table(path / "alerts.parquet")
-    arr = {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in BAR_FIELDS}
+    # entries of an older format (no dur/raw arrays, fewer alert columns) still open; the missing
+    # fields are derived by Windows (uniform bars of interval_s, unguarded)
+    arr = {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in BAR_FIELDS if (path / f"{k}.npy").exists()}
     offsets = np.load(path / "offsets.npy")
     inputs = meta["inputs"]
+    extra = {k: t[k].to_numpy() for k in ALERT_FIELDS if k in t.column_names}
     return Windows(
-        interval_s=int(inputs["interval_s"]),
+        interval_s=int(meta.get("interval_s") or inputs["interval_s"]),
         horizon_s=int(inputs["horizon_s"]),
         alert_id=t["alert_id"].to_numpy(zero_copy_only=False).astype(object),
         caller=t["caller"].to_numpy(zero_copy_only=False).astype(object),
@@ -344,6 +287,7 @@ def load_entry(path: Path, fp: str = "") -> Windows:
         fingerprint=fp or path.name,
         meta=meta,
         **arr,
+        **extra,
     )
 
 
@@ -404,9 +348,10 @@ def list_entries(home: Home) -> list[dict]:
         m = json.loads((p / "meta.json").read_text())
         size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
         out.append({
-            "fingerprint": p.name, "interval_s": m["inputs"]["interval_s"],
+            "fingerprint": p.name, "interval_s": m["inputs"]["interval_s"] or "native",
             "horizon_h": m["inputs"]["horizon_s"] / 3600, "n_alerts": m["n_alerts"], "n_bars": m["n_bars"],
-            "size_mb": round(size / 1e6, 2), "created_at": m["created_at"], "code_version": m["inputs"]["code_version"],
+            "size_mb": round(size / 1e6, 2), "created_at": m["created_at"], "windows_format": m["inputs"].get("windows_format"),
+            "code_version": m.get("code_version", m["inputs"].get("code_version")),
             **{f"n_{k}": v for k, v in m["status_counts"].items()},
         })
     return out

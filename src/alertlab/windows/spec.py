@@ -6,6 +6,11 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from alertlab.windows.model import DEFAULT_MIN_COVERAGE
+
+DEFAULT_MAX_ENTRY_LAG_S = 300
+DEFAULT_WICK_GUARD = 10.0  # see README "Bad-tick guard": real bad ticks are 500x+, genuine wicks <= ~3x
+
 
 class Selection(BaseModel):
     """Which alerts a run reads. Dates are UTC and inclusive; callers match case-insensitively."""
@@ -30,21 +35,43 @@ class Selection(BaseModel):
 
 
 class WindowSpec(BaseModel):
-    """Bar interval I, horizon H and entry rules of the alert windows.
+    """How alert windows are cut (the fields below are the cache key, except ``min_coverage``).
 
-    Nominal entry = alert ts rounded up to a multiple of I; the entry bar is the first bar
-    with ts >= nominal entry; a lag over ``max_entry_lag_s`` (default 5·I) marks the alert stale.
+    * ``interval_s``: None (default) keeps every bar at the data's own resolution (a file that
+      switches from 5-minute to hourly bars gives 5-minute bars, then hourly ones). An explicit
+      ``I`` aggregates bars finer than I up to I-slots (by the slot their open falls in) and keeps
+      coarser bars as they are (never split, never dropped).
+    * Entry bar = the first *traded* bar (not volume 0 with open = high = low = close) that opens
+      at or after the call; stale when it opens more than max(``max_entry_lag_s``, that bar's
+      duration) after the call.
+    * ``wick_guard``: the bad-tick guard's factor k (None = off); see ``alertlab.windows.guard``.
+    * ``min_coverage``: truncated windows count (leaderboard, backtests, optimizer) only when their
+      coverage is at least this share of the horizon. Not part of the cache key.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    interval_s: int = Field(60, gt=0)
+    interval_s: int | None = Field(None, gt=0)
     horizon_hours: float = Field(48.0, gt=0)
-    max_entry_lag_s: int | None = Field(None, ge=0)
+    max_entry_lag_s: int = Field(DEFAULT_MAX_ENTRY_LAG_S, ge=0)
+    wick_guard: float | None = Field(DEFAULT_WICK_GUARD)
+    min_coverage: float = Field(DEFAULT_MIN_COVERAGE, ge=0.0, le=1.0)
+
+    @field_validator("max_entry_lag_s", mode="before")
+    @classmethod
+    def _lag_default(cls, v: object) -> object:
+        return DEFAULT_MAX_ENTRY_LAG_S if v is None else v
+
+    @field_validator("wick_guard")
+    @classmethod
+    def _k(cls, v: float | None) -> float | None:
+        if v is not None and not (v > 1.0 and v < float("inf")):
+            raise ValueError(f"--wick-guard k must be a finite number > 1 (got {v}); use --no-wick-guard to turn it off")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> WindowSpec:
-        if self.horizon_s < self.interval_s:
+        if self.interval_s is not None and self.horizon_s < self.interval_s:
             raise ValueError(f"horizon {self.horizon_hours}h is shorter than one {self.interval_s}s bar")
         return self
 
@@ -54,4 +81,4 @@ class WindowSpec(BaseModel):
 
     @property
     def entry_lag_s(self) -> int:
-        return 5 * self.interval_s if self.max_entry_lag_s is None else self.max_entry_lag_s
+        return int(self.max_entry_lag_s)

@@ -2,31 +2,44 @@
 
 Semantics (the single source of truth, mirrored by ``tests/engine_reference.py``):
 
-Entry. Immediate: P = open of window bar 0, exits from bar 0. Delay N: P = open of bar N, exits
-from bar N (fewer than N+1 bars → ``no_fill``). Dip: limit L = E·(1 − dip), E = open of bar 0;
-fill on the first bar j with ts < ts_0 + window and low ≤ L, at P = min(open_j, L); exits from
-bar j+1, except that on the fill bar a stop level (computed from peak = P) reached by its low
-stops the trade at the stop under the ``pessimistic`` and ``ohlc`` policies (on any price path the
-low comes after a limit fill) but not under ``optimistic``; such a trade is flagged ambiguous.
+No-trade bars. A bar with volume 0 and open = high = low = close is a no-trade bar (the source
+repeated the last price; nobody traded). It triggers nothing (no stop, take-profit, ladder rung,
+trailing or breakeven update, dip fill) and fills nothing; the loop skips it as time passing. With
+``fill_on_zero_volume`` (for sources without volume) every bar counts as traded, the old behaviour.
+Windows may mix bar durations (5-minute bars, then hourly ones, with holes between): every rule is
+stated per bar and by bar timestamps, never by bar counts of a fixed interval.
+
+Entry. Immediate: P = open of the window's first traded bar f, exits from bar f. Delay N: P = open
+of the first traded bar at or after window bar N (N counts bars of any kind: time passes), exits
+from that bar (none → ``no_fill``). Dip: limit L = E·(1 − dip), E = open of the first traded bar
+f0; fill on the first traded bar j with ts < ts_f0 + window and low ≤ L, at P = min(open_j, L);
+exits from bar j+1, except that on the fill bar a stop level (computed from peak = P) reached by its
+low stops the trade at the stop under the ``pessimistic`` and ``ohlc`` policies (on any price path
+the low comes after a limit fill) but not under ``optimistic``; such a trade is flagged ambiguous.
 No fill → ``no_fill``. A non-positive or non-finite P is treated as ``no_fill`` (nothing to buy).
 
-Peak. Starts at P and takes each position bar's high after the bar is processed, so bar i sees
-the highs strictly before it. A dip fill bar's high counts only when the fill was at its open
+Peak. Starts at P and takes each traded position bar's high after the bar is processed, so bar i
+sees the highs strictly before it. A dip fill bar's high counts only when the fill was at its open
 (the whole bar is then after the fill); an intrabar fill bar adds nothing (its high may precede
 the fill).
 
 Stop on bar i = max of the active levels: ``sl·P``; ``P·(1+X)`` once peak ≥ ``breakeven_at·P``;
 ``peak·(1−trail)`` once peak ≥ ``trail_activation·P``. Ties name trail, then breakeven, then sl.
 
-Per bar, in order: (1) ts ≥ fill ts + time stop → all at the open (``time``); (2) open ≤ stop →
-all at the open; (3) ladder levels ≤ open fill at the open; (4) stop ≥ low and a remaining level
-≤ high: ambiguous, the intrabar policy decides (pessimistic: all at the stop; optimistic: those
-levels at their prices, the rest at the stop; ohlc: close ≥ open → stop first, else TPs first);
-(5) else stop ≥ low → all at the stop; levels ≤ high fill at their prices. Unsold at the end →
-last bar's close (``horizon``). Remaining levels are always the top of the ascending ladder.
+Per traded bar, in order: (1) ts ≥ fill ts + time stop → all at the open (``time``; a time stop
+that falls due on no-trade bars thus fills at the next traded bar's open, and the deadline is by
+bar ts, so on mixed intervals it is the first traded bar whose ts ≥ entry ts + T); (2) open ≤ stop →
+all at the open; (3) ladder levels ≤ open fill at the open; (4) stop ≥ low and a remaining level ≤
+high: ambiguous, the intrabar policy decides (pessimistic: all at the stop; optimistic: those levels
+at their prices, the rest at the stop; ohlc: close ≥ open → stop first, else TPs first); (5) else
+stop ≥ low → all at the stop; levels ≤ high fill at their prices. Unsold at the end → the close of
+the window's last traded bar: reason ``horizon``, or ``end_of_data`` when the window is truncated
+(status TRUNCATED: the token's data ends before the horizon, the outcome after it is unknown). A
+time stop still pending at the end exits the same way. Remaining levels are always the top of the
+ascending ladder.
 
-Stamps: fills at an open carry the bar's ts; intrabar fills and the horizon close carry the
-bar's end (ts + interval_s). ``exit_ts`` is the stamp of the closing fill, ``exit_price`` the
+Stamps: fills at an open carry the bar's ts; intrabar fills and the final close carry the bar's
+end (ts + that bar's duration). ``exit_ts`` is the stamp of the closing fill, ``exit_price`` the
 fraction-weighted mean of the fill prices (before slippage). ``peak_mult`` = peak / P where the
 peak includes the exit bar's high unless the position was closed at that bar's open.
 """
@@ -36,6 +49,23 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from alertlab.engine.enums import (
+    BREAKEVEN,
+    END_OF_DATA,
+    EXIT_REASONS,
+    HORIZON,
+    NO_FILL,
+    NO_TRADE,
+    OHLC,
+    OPT,
+    PESS,
+    POLICIES,
+    SL,
+    TIME,
+    TP,
+    TRAIL,
+    policy_code,
+)
 from alertlab.engine.params import (
     C_BE_AT,
     C_BE_OFF,
@@ -54,19 +84,48 @@ from alertlab.engine.params import (
     C_W,
 )
 
-EXIT_REASONS = ("tp", "sl", "breakeven", "trail", "time", "horizon", "no_fill")
-TP, SL, BREAKEVEN, TRAIL, TIME, HORIZON, NO_FILL = range(7)
-NO_TRADE = -1  # alert without a window (status != OK): no trade at all
-POLICIES = {"pessimistic": 0, "optimistic": 1, "ohlc": 2}
-PESS, OPT, OHLC = 0, 1, 2
+__all__ = [
+    "BREAKEVEN",
+    "END_OF_DATA",
+    "EXIT_REASONS",
+    "HORIZON",
+    "NO_FILL",
+    "NO_TRADE",
+    "OHLC",
+    "OPT",
+    "PESS",
+    "POLICIES",
+    "SL",
+    "TIME",
+    "TP",
+    "TRAIL",
+    "cost_factor",
+    "finish_returns",
+    "general_kernel",
+    "policy_code",
+    "sim_one",
+]
 
 
-def policy_code(intrabar: str) -> int:
-    """Integer code of an intrabar policy name, with a clear error for unknown names."""
-    try:
-        return POLICIES[intrabar]
-    except KeyError:
-        raise ValueError(f"intrabar must be one of {tuple(POLICIES)}; got {intrabar!r}") from None
+@njit(cache=True, nogil=True, inline="always")
+def traded(tr, i):
+    """Bar i is a traded bar (``tr`` empty = every bar counts as traded)."""
+    return tr.shape[0] == 0 or tr[i] != 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def bar_end(ts, dur, interval_s, i):
+    """End of bar i: ts + its duration (``dur`` empty = every bar lasts ``interval_s``)."""
+    return ts[i] + (dur[i] if dur.shape[0] > 0 else interval_s)
+
+
+@njit(cache=True, nogil=True)
+def last_traded(tr, s, e):
+    """Index of the last traded bar in [s, e) (s - 1 when none)."""
+    j = e - 1
+    while j >= s and not traded(tr, j):
+        j -= 1
+    return j
 
 
 @njit(cache=True, nogil=True)
@@ -109,8 +168,9 @@ def _rest_of(prm, k, nlev):
 
 
 @njit(cache=True, nogil=True)
-def sim_one(s, e, ts, op, hi, lo, cl, prm, policy, interval_s):
-    """Simulate one trade on bars ``[s, e)`` (e > s). Returns
+def sim_one(s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod):
+    """Simulate one trade on bars ``[s, e)`` (e > s); ``tr`` / ``dur`` as in :func:`general_kernel`,
+    ``eod``: the window is truncated (a final close is ``end_of_data``). Returns
     ``(code, P, entry_ts, exit_ts, acc, wsum, n_fills, peak, ambiguous)`` with acc = Σ w·X."""
     nlev = int(prm[C_NLEV])
     rest = prm[C_REST]
@@ -118,13 +178,18 @@ def sim_one(s, e, ts, op, hi, lo, cl, prm, policy, interval_s):
     is_dip = not np.isnan(dip)
     at_open = True
     if is_dip:
-        limit = op[s] * (1.0 - dip)
-        wend = np.inf if np.isnan(prm[C_DIP_WIN_S]) else ts[s] + prm[C_DIP_WIN_S]
+        f0 = s
+        while f0 < e and not traded(tr, f0):
+            f0 += 1
+        if f0 >= e:
+            return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
+        limit = op[f0] * (1.0 - dip)
+        wend = np.inf if np.isnan(prm[C_DIP_WIN_S]) else ts[f0] + prm[C_DIP_WIN_S]
         f = -1
-        for j in range(s, e):
+        for j in range(f0, e):
             if ts[j] >= wend:
                 break
-            if lo[j] <= limit:
+            if lo[j] <= limit and traded(tr, j):
                 f = j
                 break
         if f < 0:
@@ -135,6 +200,8 @@ def sim_one(s, e, ts, op, hi, lo, cl, prm, policy, interval_s):
     else:
         d = 0 if np.isnan(prm[C_DELAY]) else int(prm[C_DELAY])
         f = s + d
+        while f < e and not traded(tr, f):
+            f += 1
         if f >= e:
             return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
         P = op[f]
@@ -170,12 +237,14 @@ def sim_one(s, e, ts, op, hi, lo, cl, prm, policy, interval_s):
                 rem = _rest_of(prm, 0, nlev)
                 if at_open and hi[f] > peak:
                     peak = hi[f]
-                return why, P, fts, fts + interval_s, rem * stop, rem, 1, peak, amb
+                return why, P, fts, bar_end(ts, dur, interval_s, f), rem * stop, rem, 1, peak, amb
         if at_open and hi[f] > peak:
             peak = hi[f]
             stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
 
     for i in range(start, e):
+        if not traded(tr, i):  # nothing traded: nothing triggers, nothing fills
+            continue
         o = op[i]
         if ts[i] >= deadline:  # (1) time stop
             rem = _rest_of(prm, k, nlev)
@@ -206,11 +275,11 @@ def sim_one(s, e, ts, op, hi, lo, cl, prm, policy, interval_s):
                     if h > peak:
                         peak = h
                     if k == nlev and rest == 0.0:
-                        return TP, P, fts, ts[i] + interval_s, acc, wsum, nf, peak, amb
+                        return TP, P, fts, bar_end(ts, dur, interval_s, i), acc, wsum, nf, peak, amb
             rem = _rest_of(prm, k, nlev)  # (4 stop part / 5) the rest at the stop
             if h > peak:
                 peak = h
-            return why, P, fts, ts[i] + interval_s, acc + rem * stop, wsum + rem, nf + 1, peak, amb
+            return why, P, fts, bar_end(ts, dur, interval_s, i), acc + rem * stop, wsum + rem, nf + 1, peak, amb
         if h >= nxt:  # (5) take-profit levels inside the bar
             while k < nlev and h >= prm[C_LEV + k] * P:
                 lv = prm[C_LEV + k] * P
@@ -222,12 +291,15 @@ def sim_one(s, e, ts, op, hi, lo, cl, prm, policy, interval_s):
             if k == nlev and rest == 0.0:
                 if h > peak:
                     peak = h
-                return TP, P, fts, ts[i] + interval_s, acc, wsum, nf, peak, amb
+                return TP, P, fts, bar_end(ts, dur, interval_s, i), acc, wsum, nf, peak, amb
         if h > peak:
             peak = h
             stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
-    rem = _rest_of(prm, k, nlev)  # horizon: the rest at the last bar's close
-    return HORIZON, P, fts, ts[e - 1] + interval_s, acc + rem * cl[e - 1], wsum + rem, nf + 1, peak, amb
+    # unsold at the end: the rest at the close of the last traded bar (the fill bar is traded)
+    lt = last_traded(tr, s, e)
+    rem = _rest_of(prm, k, nlev)
+    c = END_OF_DATA if eod else HORIZON
+    return c, P, fts, bar_end(ts, dur, interval_s, lt), acc + rem * cl[lt], wsum + rem, nf + 1, peak, amb
 
 
 @njit(cache=True, nogil=True)
@@ -238,6 +310,9 @@ def general_kernel(
     hi,
     lo,
     cl,
+    tr,
+    dur,
+    trunc,
     alert_idx,
     params,
     policy,
@@ -258,16 +333,21 @@ def general_kernel(
 ):
     """Fill the ``(n_alerts, n_params)`` outputs for every (alert, param) pair.
 
-    ``ret`` (chosen policy), ``ret_p`` / ``ret_o`` (pessimistic / optimistic) are NaN when there is
-    no trade (no window, or no fill). ``ambiguous`` trades are re-run under the other policies;
-    all others are policy independent. The ``full`` outputs are only written when ``full``.
+    ``tr`` (uint8 per bar, 1 = traded; empty = all traded), ``dur`` (int64 bar durations; empty =
+    all ``interval_s``), ``trunc`` (uint8 per window, 1 = truncated: a final close is
+    ``end_of_data``; empty = none). ``ret`` (chosen policy), ``ret_p`` / ``ret_o`` (pessimistic /
+    optimistic) are NaN when there is no trade (no window, or no fill). ``ambiguous`` trades are
+    re-run under the other policies; all others are policy independent. The ``full`` outputs are
+    only written when ``full``.
     """
     n_alerts = alert_idx.shape[0]
     n_params = params.shape[0]
+    has_trunc = trunc.shape[0] > 0
     for a in range(n_alerts):
         i = alert_idx[a]
         s = offsets[i]
         e = offsets[i + 1]
+        eod = has_trunc and trunc[i] != 0
         for p in range(n_params):
             if e <= s:
                 c = NO_TRADE
@@ -287,7 +367,7 @@ def general_kernel(
                 prm = params[p]
                 kc = cost_factor(prm[C_FEE], prm[C_SLIP])
                 c, P, ets, xts, acc, wsum, nf, pk, ab = sim_one(
-                    s, e, ts, op, hi, lo, cl, prm, policy, interval_s
+                    s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod
                 )
                 if c == NO_FILL:
                     r = np.nan
@@ -301,12 +381,12 @@ def general_kernel(
                     if ab:
                         if policy != PESS:
                             c2, P2, _, _, acc2, _, _, _, _ = sim_one(
-                                s, e, ts, op, hi, lo, cl, prm, PESS, interval_s
+                                s, e, ts, op, hi, lo, cl, tr, dur, prm, PESS, interval_s, eod
                             )
                             rp, _ = finish_returns(acc2, P2, kc)
                         if policy != OPT:
                             c2, P2, _, _, acc2, _, _, _, _ = sim_one(
-                                s, e, ts, op, hi, lo, cl, prm, OPT, interval_s
+                                s, e, ts, op, hi, lo, cl, tr, dur, prm, OPT, interval_s, eod
                             )
                             ro, _ = finish_returns(acc2, P2, kc)
                 if full:

@@ -12,6 +12,11 @@ per-bar rules of :mod:`alertlab.engine.nb.kernel`:
 * same bar: open ≤ S → stop at the open; open ≥ T → target at the open; otherwise both lie
   inside the bar (ambiguous) and the intrabar policy picks S or T.
 
+No-trade bars (see the kernel) trigger nothing: the running max / min skip them (they carry the
+previous value), so a first crossing always lands on a traded bar. The entry is the open of the
+window's first traded bar; a trade neither level closes sells at the close of the window's last
+traded bar (``horizon``, or ``end_of_data`` for a truncated window).
+
 Bars before the first crossing cannot trigger anything (a bar whose open is ≤ S has low ≤ S, one
 whose open is ≥ T has high ≥ T), so the result equals the general simulator's bit for bit.
 """
@@ -21,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from alertlab.engine.nb.kernel import HORIZON, NO_FILL, NO_TRADE, OHLC, PESS, SL, TP, cost_factor
+from alertlab.engine.enums import END_OF_DATA, HORIZON, NO_FILL, NO_TRADE, OHLC, PESS, SL, TP
+from alertlab.engine.nb.kernel import bar_end, cost_factor, traded
 
 
 @njit(cache=True, nogil=True)
@@ -53,8 +59,8 @@ def _first_le(a, n, x):
 
 
 @njit(cache=True, nogil=True)
-def _level_outcome(j, n, s, ts, op, pmax, P, L, is_tp, interval_s):
-    """Exit of a one-level trade first crossed on window bar j (< n): (price, stamp, peak).
+def _level_outcome(j, n, s, ts, dur, op, pmax, P, L, is_tp, interval_s):
+    """Exit of a one-level trade first crossed on bar s + j (j < n): (price, stamp, peak).
 
     At the open when the bar opens beyond the level (gap), else at the level inside the bar."""
     b = s + j
@@ -64,7 +70,7 @@ def _level_outcome(j, n, s, ts, op, pmax, P, L, is_tp, interval_s):
         if j > 0 and pmax[j - 1] > P:
             prev = pmax[j - 1]
         return o, ts[b], prev
-    return L, ts[b] + interval_s, (pmax[j] if pmax[j] > P else P)
+    return L, bar_end(ts, dur, interval_s, b), (pmax[j] if pmax[j] > P else P)
 
 
 @njit(cache=True, nogil=True)
@@ -75,6 +81,9 @@ def tpsl_kernel(
     hi,
     lo,
     cl,
+    tr,
+    dur,
+    trunc,
     alert_idx,
     tp_u,
     sl_u,
@@ -101,7 +110,8 @@ def tpsl_kernel(
     """Outputs as :func:`alertlab.engine.nb.kernel.general_kernel` for plain TP/SL rows.
 
     ``tp_u`` / ``sl_u``: distinct take-profit / stop multiples; ``p_tp[p]`` / ``p_sl[p]``: index of
-    parameter set p's level in them (−1 = rule off); ``fee`` / ``slip``: per-row cost fractions.
+    parameter set p's level in them (−1 = rule off); ``fee`` / ``slip``: per-row cost fractions;
+    ``tr`` / ``dur`` / ``trunc``: traded flags, bar durations and truncated windows as there.
 
     Per window, each distinct level's first crossing and its one-level exit (price/P, stamp, peak)
     are computed once. A combination then exits by its target's outcome when the target bar comes
@@ -129,14 +139,17 @@ def tpsl_kernel(
     s_x = np.empty(n_sl)
     s_ts = np.empty(n_sl, dtype=np.int64)
     s_pk = np.empty(n_sl)
+    has_trunc = trunc.shape[0] > 0
     for a in range(n_alerts):
         i = alert_idx[a]
-        s = offsets[i]
         e = offsets[i + 1]
+        s = offsets[i]
+        while s < e and not traded(tr, s):  # the entry is the first traded bar
+            s += 1
         n = e - s
         P = op[s] if n > 0 else np.nan
         if n <= 0 or not (P > 0.0 and np.isfinite(P)):
-            c0 = NO_TRADE if n <= 0 else NO_FILL
+            c0 = NO_TRADE if offsets[i + 1] <= offsets[i] else NO_FILL
             for p in range(n_params):
                 ret[a, p] = np.nan
                 ret_p[a, p] = np.nan
@@ -156,11 +169,14 @@ def tpsl_kernel(
         pmin = np.empty(n)
         mx = hi[s]
         mn = lo[s]
+        lt = s
         for j in range(n):
-            if hi[s + j] > mx:
-                mx = hi[s + j]
-            if lo[s + j] < mn:
-                mn = lo[s + j]
+            if traded(tr, s + j):
+                lt = s + j
+                if hi[s + j] > mx:
+                    mx = hi[s + j]
+                if lo[s + j] < mn:
+                    mn = lo[s + j]
             pmax[j] = mx
             pmin[j] = mn
         for u in range(n_tp):
@@ -169,7 +185,9 @@ def tpsl_kernel(
             t_j[u] = j
             t_lv[u] = lv
             if j < n:
-                t_x[u], t_ts[u], t_pk[u] = _level_outcome(j, n, s, ts, op, pmax, P, lv, True, interval_s)
+                t_x[u], t_ts[u], t_pk[u] = _level_outcome(
+                    j, n, s, ts, dur, op, pmax, P, lv, True, interval_s
+                )
                 t_g[u] = (1.0 * t_x[u]) / P
         for v in range(n_sl):
             lv = sl_u[v] * P
@@ -177,11 +195,14 @@ def tpsl_kernel(
             s_j[v] = j
             s_lv[v] = lv
             if j < n:
-                s_x[v], s_ts[v], s_pk[v] = _level_outcome(j, n, s, ts, op, pmax, P, lv, False, interval_s)
+                s_x[v], s_ts[v], s_pk[v] = _level_outcome(
+                    j, n, s, ts, dur, op, pmax, P, lv, False, interval_s
+                )
                 s_g[v] = (1.0 * s_x[v]) / P
-        h_x = cl[e - 1]
+        h_x = cl[lt]
         h_g = (1.0 * h_x) / P
-        h_ts = ts[e - 1] + interval_s
+        h_ts = bar_end(ts, dur, interval_s, lt)
+        h_c = END_OF_DATA if (has_trunc and trunc[i] != 0) else HORIZON
         h_pk = pmax[n - 1] if pmax[n - 1] > P else P
         for p in range(n_params):
             u = p_tp[p]
@@ -213,7 +234,7 @@ def tpsl_kernel(
                 c = SL
             else:
                 g = h_g
-                c = HORIZON
+                c = h_c
             r = kc * g - 1.0
             ret[a, p] = r
             code[a, p] = c
