@@ -24,11 +24,14 @@ from alertlab.cli.options import (  # noqa: F401 - re-exported for command modul
     _selection_spec,
     fail,
 )
+from alertlab.cli.boundary import ErrorBoundary, root_callback
 from alertlab.cli.render import console, frame_table, kv_table, leaderboard_view, print_json, print_tables
+from alertlab.errors import UserError
 from alertlab.store import resolve_home
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+app = typer.Typer(cls=ErrorBoundary, no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="Truth layer and exit-strategy lab for crypto caller alerts.")
+app.callback()(root_callback)
 ingest_app = typer.Typer(no_args_is_help=True, help="Ingest alerts or candles into the store.")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain the path cache.")
 app.add_typer(ingest_app, name="ingest")
@@ -99,7 +102,7 @@ def quality(home: HomeOpt = None, chain: Annotated[str | None, typer.Option(help
 def rejects(home: HomeOpt = None, limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
             as_json: JsonOpt = False) -> None:
     """Quarantined rows with file, row number and reason."""
-    con = resolve_home(home).connect()
+    con = resolve_home(home).connect(read_only=True)
     try:
         summary = con.execute("SELECT kind, reason, count(*) AS rows FROM rejects GROUP BY ALL ORDER BY rows DESC").df()
         rows = con.execute("SELECT kind, source_file, source_row, reason FROM rejects "
@@ -167,7 +170,7 @@ app.command("bl", hidden=True, help="Alias of baseline.")(baseline)
 def runs(home: HomeOpt = None, limit: Annotated[int, typer.Option(help="Most recent runs to show.")] = 20,
          as_json: JsonOpt = False) -> None:
     """Recorded runs: kind, config, data fingerprint, code version, cache hit, timings, counts."""
-    con = resolve_home(home).connect()
+    con = resolve_home(home).connect(read_only=True)
     try:
         df = con.execute("SELECT run_id, kind, started_at, code_version, fingerprint, cache_hit, "
                          "json_extract(timings, '$.total')::DOUBLE AS seconds, counts, config FROM runs "
@@ -187,7 +190,9 @@ def cache_ls(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List path-cache entries."""
     from alertlab.windows.cache import list_entries
 
-    df = pd.DataFrame(list_entries(resolve_home(home)))
+    h = resolve_home(home)
+    h.require()
+    df = pd.DataFrame(list_entries(h))
     if not df.empty:
         df["created_at"] = pd.to_datetime(df["created_at"], unit="s", utc=True)
     if as_json:
@@ -201,7 +206,9 @@ def cache_verify(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Re-hash every cache file against its recorded digest; exit 1 on any mismatch."""
     from alertlab.windows.cache import verify_entries
 
-    res = verify_entries(resolve_home(home))
+    h = resolve_home(home)
+    h.require()
+    res = verify_entries(h)
     if as_json:
         print_json(res)
     else:
@@ -217,9 +224,18 @@ def cache_verify(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 def cache_clear(fingerprint: Annotated[list[str] | None, typer.Argument(help="Fingerprints (prefixes); all if omitted.")] = None,
                 home: HomeOpt = None) -> None:
     """Delete cache entries (they are rebuilt on demand)."""
-    from alertlab.windows.cache import clear_entries
+    from alertlab.store.lock import workspace_lock
+    from alertlab.windows.cache import clear_entries, list_entries
 
-    n = clear_entries(resolve_home(home), fingerprint or None)
+    h = resolve_home(home)
+    h.require()
+    known = [e["fingerprint"] for e in list_entries(h)]
+    unknown = [f for f in fingerprint or [] if not any(k.startswith(f) for k in known)]
+    if unknown:
+        raise UserError(f"no cache entry {', '.join(unknown)} in {h.root} (`alertlab cache ls` lists "
+                        f"{len(known)} entr{'y' if len(known) == 1 else 'ies'})")
+    with workspace_lock(h, "cache clear"):
+        n = clear_entries(h, fingerprint or None)
     console.print(f"removed {n} cache entr{'y' if n == 1 else 'ies'}")
 
 

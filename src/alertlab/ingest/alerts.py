@@ -502,7 +502,7 @@ def load_alerts(home: Home) -> pd.DataFrame:
     ``is_first_call`` marks the earliest alert of each (chain, token) across callers, ties broken
     by ``alert_id``: exactly one per token.
     """
-    con = home.connect()
+    con = home.connect(read_only=True)
     try:
         df = con.execute(
             "SELECT alert_id, caller, chain, token, ts_ms, ticker, price_at_alert, mcap_at_alert, chat_id, "

@@ -152,7 +152,7 @@ def quality_table(home: Home, chain: str | None = None, token: str | None = None
     sql = f"SELECT {', '.join(QUALITY_COLUMNS)} FROM candle_quality"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    con = home.connect()
+    con = home.connect(read_only=True)
     try:
         return con.execute(sql + " ORDER BY chain, token, interval_s", params).df()
     finally:
