@@ -46,7 +46,12 @@ def optimize(
     ] = None,
     sampler: Annotated[str, typer.Option("--sampler", help="random | tpe | grid.")] = "tpe",
     trials: Annotated[
-        int, typer.Option("--trials", help="Total trials the study ends with (a rerun resumes up to N).")
+        int,
+        typer.Option(
+            "--trials",
+            help="Completed trials the study ends with; failed ones (invalid combinations) are replaced "
+            "and reported; a rerun resumes up to N; with --sampler grid at most one trial per grid point.",
+        ),
     ] = 200,
     seed: Annotated[
         int, typer.Option("--seed", help="Sampler seed (each worker and resume gets its own).")
@@ -263,8 +268,8 @@ def _print(res) -> None:
         "storage": s.storage,
         "objective": f"{s.options.objective} (mean over training folds)",
         "sampler": s.options.sampler,
-        "trials": f"{c['n_trials']} of {s.target} ({c['new_trials']} new, {c['n_failed']} failed, "
-        f"{c['n_infeasible']} infeasible, {c['n_running']} running)",
+        "trials": f"{c['n_complete']} completed of {s.target} ({c['new_trials']} new; {c['n_failed']} failed "
+        f"and replaced; {c['n_infeasible']} infeasible; {c['n_running']} running; {c['n_trials']} in all)",
         "DSR (recommended)": _fmt_dsr(s),
         "PBO": _fmt_pbo(s),
     }

@@ -155,6 +155,27 @@ def ladder_rows(pairs: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.nd
     return m, w, 1.0 - total
 
 
+OPTION_RULES: dict[str, tuple[Any, str]] = {
+    "tp": (lambda x: x > 1, "must be > 1 (a multiple of the entry price)"),
+    "sl": (lambda x: 0 < x < 1, "must be in (0, 1) (0.5 = stop at -50%)"),
+    "breakeven_at": (lambda x: x > 1, "must be > 1"),
+    "breakeven_offset": (lambda x: x > -1, "must be > -1"),
+    "trail": (lambda x: 0 < x < 1, "must be in (0, 1)"),
+    "trail_activation": (lambda x: x >= 1, "must be >= 1 (1 = trail from entry)"),
+    "time_stop_hours": (lambda x: x > 0, "must be > 0"),
+    "entry_delay_bars": (lambda x: x >= 0, "must be >= 0"),
+    "dip": (lambda x: 0 < x < 1, "must be in (0, 1) (0.2 = limit 20% below the entry open)"),
+    "dip_window_min": (lambda x: x > 0, "must be > 0"),
+    "fee_bps": (lambda x: 0 <= x < 10_000, "must be in [0, 10000)"),
+    "slippage_bps": (lambda x: 0 <= x < 10_000, "must be in [0, 10000)"),
+}
+"""Domain of every numeric strategy option: (predicate, message). The one source of truth: the
+CLI, strategy files and the optimizer's search spaces all validate through :class:`StrategyConfig`."""
+
+TP_EXCLUSIVE = "give tp or tp_ladder, not both (tp M is the one-level ladder 'M:1')"
+"""The take-profit rule: one of ``tp`` and ``tp_ladder``, never both (files, flags and spaces)."""
+
+
 def _as_list(v: Any) -> list:
     return v if isinstance(v, list) else [v]
 
@@ -199,6 +220,36 @@ class StrategyConfig(BaseModel):
     intrabar: Literal["pessimistic", "optimistic", "ohlc"] = "pessimistic"
 
     # ---------------------------------------------------------------- validation
+    @model_validator(mode="before")
+    @classmethod
+    def _one_take_profit(cls, data: Any) -> Any:
+        """``tp`` and ``tp_ladder`` together are rejected before anything else (a ladder that is
+        also malformed is named in the same message, so no check is skipped)."""
+        if isinstance(data, dict) and data.get("tp") is not None and data.get("tp_ladder") is not None:
+            msg = TP_EXCLUSIVE
+            try:
+                cls._norm_ladder(data["tp_ladder"])
+            except ValueError as exc:
+                msg += f"; also {exc}"
+            raise ValueError(msg)
+        return data
+
+    @classmethod
+    def check_option(cls, name: str, value: Any) -> None:
+        """Validate one option value alone (``ValueError`` with the model's message); for search spaces."""
+        if name == "tp_ladder":
+            cls._norm_ladder(value)
+            return
+        if name not in OPTION_RULES:
+            raise ValueError(f"unknown strategy option {name!r}")
+        if name == "entry_delay_bars" and (isinstance(value, bool) or not _is_number(value) or value != int(value)):
+            raise ValueError(f"entry_delay_bars={value!r} must be an integer >= 0")
+        if isinstance(value, bool) or not _is_number(value):
+            raise ValueError(f"{name}={value!r} must be a number")
+        ok, msg = OPTION_RULES[name]
+        if not math.isfinite(float(value)) or not ok(value):
+            raise ValueError(f"{name}={value} {msg}")
+
     @field_validator(
         "tp",
         "sl",
@@ -220,21 +271,7 @@ class StrategyConfig(BaseModel):
         vals = _as_list(v)
         if not vals:
             raise ValueError(f"{info.field_name}: an empty list is not a grid")
-        rules = {
-            "tp": (lambda x: x > 1, "must be > 1 (a multiple of the entry price)"),
-            "sl": (lambda x: 0 < x < 1, "must be in (0, 1) (0.5 = stop at -50%)"),
-            "breakeven_at": (lambda x: x > 1, "must be > 1"),
-            "breakeven_offset": (lambda x: x > -1, "must be > -1"),
-            "trail": (lambda x: 0 < x < 1, "must be in (0, 1)"),
-            "trail_activation": (lambda x: x >= 1, "must be >= 1 (1 = trail from entry)"),
-            "time_stop_hours": (lambda x: x > 0, "must be > 0"),
-            "entry_delay_bars": (lambda x: x >= 0, "must be >= 0"),
-            "dip": (lambda x: 0 < x < 1, "must be in (0, 1) (0.2 = limit 20% below the entry open)"),
-            "dip_window_min": (lambda x: x > 0, "must be > 0"),
-            "fee_bps": (lambda x: 0 <= x < 10_000, "must be in [0, 10000)"),
-            "slippage_bps": (lambda x: 0 <= x < 10_000, "must be in [0, 10000)"),
-        }
-        ok, msg = rules[info.field_name]
+        ok, msg = OPTION_RULES[info.field_name]
         for x in vals:
             if not math.isfinite(float(x)) or not ok(x):
                 raise ValueError(f"{info.field_name}={x} {msg}")
@@ -265,7 +302,7 @@ class StrategyConfig(BaseModel):
     @model_validator(mode="after")
     def _cross(self) -> StrategyConfig:
         if self.tp is not None and self.tp_ladder is not None:
-            raise ValueError("tp and tp_ladder are exclusive (tp M is the ladder 'M:1')")
+            raise ValueError(TP_EXCLUSIVE)
         if self.trail is None and self.trail_activation != 1.0:
             raise ValueError("trail_activation needs trail")
         if self.breakeven_at is None and self.breakeven_offset != 0.0:

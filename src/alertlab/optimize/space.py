@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from alertlab.engine.params import TP_EXCLUSIVE, StrategyConfig
 from alertlab.util.configfile import read_mapping
 
 if TYPE_CHECKING:
@@ -38,53 +39,21 @@ _OFF_STRINGS = frozenset({"off", "none", "null"})
 FIXED_SETTINGS = ("fee_bps", "slippage_bps", "intrabar")
 
 
-def _check_ladder(v: Any) -> None:
-    """``tp_ladder`` is ``"m:w,m:w,..."`` with multiples m > 1 and weights in (0, 1] summing to <= 1."""
-    if not isinstance(v, str):
-        raise ValueError(f"tp_ladder must be a string like '2:0.5,4:0.5', got {v!r}")
-    total = 0.0
-    try:
-        for level in v.split(","):
-            m_s, w_s = level.split(":")
-            m, w = float(m_s), float(w_s)
-            if not (m > 1.0 and 0.0 < w <= 1.0):
-                raise ValueError
-            total += w
-    except ValueError:
-        raise ValueError(
-            f"bad tp_ladder {v!r}: expected 'm:w,...' with multiple m > 1 and weight 0 < w <= 1"
-        ) from None
-    if total > 1.0 + 1e-9:
-        raise ValueError(f"bad tp_ladder {v!r}: weights sum to {total:g} > 1")
-
-
-def _num(pred, text: str):
-    def check(v: Any) -> None:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not pred(v):
-            raise ValueError(f"must be {text}, got {v!r}")
-
-    return check
-
-
-def _int_ge0(v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or v < 0:
-        raise ValueError(f"must be an integer >= 0, got {v!r}")
-
-
-OPTIONS: dict[str, Any] = {
-    "tp": _num(lambda v: v > 1, "a take-profit multiple > 1"),
-    "tp_ladder": _check_ladder,
-    "sl": _num(lambda v: 0 < v < 1, "a stop-loss multiple in (0, 1)"),
-    "breakeven_at": _num(lambda v: v > 1, "a multiple > 1"),
-    "breakeven_offset": _num(lambda v: True, "a finite number"),
-    "trail": _num(lambda v: 0 < v < 1, "a trailing fraction in (0, 1)"),
-    "trail_activation": _num(lambda v: v >= 1, "a multiple >= 1"),
-    "time_stop_hours": _num(lambda v: v > 0, "hours > 0"),
-    "entry_delay_bars": _int_ge0,
-    "dip": _num(lambda v: 0 < v < 1, "a dip fraction in (0, 1)"),
-    "dip_window_min": _num(lambda v: v > 0, "minutes > 0"),
-}
-"""Searchable engine options and the domain check of each (mirrors the engine's StrategyConfig)."""
+OPTIONS: tuple[str, ...] = (
+    "tp",
+    "tp_ladder",
+    "sl",
+    "breakeven_at",
+    "breakeven_offset",
+    "trail",
+    "trail_activation",
+    "time_stop_hours",
+    "entry_delay_bars",
+    "dip",
+    "dip_window_min",
+)
+"""Searchable engine options. Their domains are the engine's own: every value of a space is checked
+by :meth:`StrategyConfig.check_option` and every sampled set builds a :class:`StrategyConfig`."""
 
 OPTION_NAMES: tuple[str, ...] = tuple(OPTIONS)
 INT_OPTIONS = frozenset({"entry_delay_bars"})
@@ -94,10 +63,22 @@ STR_OPTIONS = frozenset({"tp_ladder"})
 def _check_value(name: str, v: Any) -> None:
     if v is None:
         return
-    try:
-        OPTIONS[name](v)
-    except ValueError as e:
-        raise ValueError(f"{name}: {e}") from None
+    StrategyConfig.check_option(name, v)  # its messages name the option
+
+
+def _can_be_on(p: Param) -> bool:
+    if p.kind == "fixed":
+        return p.value is not None
+    if p.kind == "choice":
+        return any(c is not None for c in p.choices)
+    return True
+
+
+def _check_exclusive(parsed: Mapping[str, Param]) -> None:
+    """The engine's take-profit rule (``tp`` or ``tp_ladder``, not both) applied to a whole space:
+    a space in which both can be on at once is rejected up front (its trials would only fail)."""
+    if "tp" in parsed and "tp_ladder" in parsed and _can_be_on(parsed["tp"]) and _can_be_on(parsed["tp_ladder"]):
+        raise ValueError(f"{TP_EXCLUSIVE}: the space can turn both on; keep one, or fix the other to null")
 
 
 @dataclass(frozen=True)
@@ -262,6 +243,7 @@ class SearchSpace:
         if not spec:
             raise ValueError("the search space is empty")
         parsed = {str(name): _parse_param(str(name), s) for name, s in spec.items()}
+        _check_exclusive(parsed)
         for p in parsed.values():
             if p.when is not None:
                 if p.when == p.name:

@@ -361,8 +361,31 @@ def _fail(study: optuna.Study, storage, trial: optuna.Trial, reason: str) -> Non
         pass
 
 
+def trials_missing(trials: list[optuna.trial.FrozenTrial], job: _Job) -> int:
+    """Trials still to ask for: ``--trials N`` means N **completed** trials (running ones count,
+    since they will complete); failed trials (an invalid combination, an interrupted batch, a dead
+    worker) are replaced by new samples and reported. The grid sampler tries each grid point once:
+    there a failed point (an invalid combination) counts, since asking it again would fail again."""
+    states = [t.state for t in trials]
+    have = states.count(TrialState.COMPLETE) + states.count(TrialState.RUNNING)
+    if job.options.sampler == "grid":
+        have += states.count(TrialState.FAIL)
+    return job.target - have
+
+
+def _n_counted(study: optuna.Study, job: _Job) -> int:
+    return job.target - trials_missing(study.get_trials(deepcopy=False), job)
+
+
+def failure_budget(target: int) -> int:
+    """Failed trials one worker accepts before it stops short of the target (a space whose samples
+    are mostly invalid must not loop forever); the study then says so in its notes."""
+    return max(int(target), 10)
+
+
 def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None) -> dict[int, np.ndarray]:
-    """Run one worker until the study holds ``job.target`` trials; returns its trials' daily returns."""
+    """Run one worker until the study holds ``job.target`` completed trials (see
+    :func:`trials_missing`) or the worker's failure budget is spent; returns its trials' daily returns."""
     o = job.options
     study_st = open_storage(job.storage)
     daily: dict[int, np.ndarray] = {}
@@ -374,6 +397,7 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
     lock = AskLock(Path(job.lock_dir), job.study_name, job.storage)
     hb_every = min(30.0, o.stale_after / 4)
     done = 0
+    n_failed_here = 0
     best = -math.inf
     try:
         with WorkerIdentity(Path(job.workers_dir)) as me, quiet_optuna():
@@ -383,8 +407,8 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
                 try:
                     with lock:
                         fail_stale_trials(study, study_st, o.stale_after)
-                        k = min(job.batch, job.target - len(study.get_trials(deepcopy=False)))
-                        if k <= 0:
+                        k = min(job.batch, trials_missing(study.get_trials(deepcopy=False), job))
+                        if k <= 0 or n_failed_here >= failure_budget(job.target):
                             break
                         for _ in range(k):
                             t = study.ask()
@@ -404,6 +428,7 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
                         if t.number in bad:
                             _fail(study, study_st, t, bad[t.number])
                             told.add(t.number)
+                            n_failed_here += 1
                     for i, (t, eff) in enumerate(opts):
                         res = _result_attr(ev, i, eff)
                         study_st.set_trial_user_attr(t._trial_id, RESULT_ATTR, res)
@@ -426,7 +451,7 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
                     raise
                 done += len(trials)
                 if on_batch is not None:
-                    on_batch(len(study.get_trials(deepcopy=False)), done, best)
+                    on_batch(_n_counted(study, job), done, best)
     finally:
         lock.close()
     return daily
@@ -488,7 +513,7 @@ def _run_workers(
                 status, worker, payload = out.get(timeout=0.5)
             except queue_mod.Empty:
                 if on_poll is not None:
-                    on_poll(len(study.get_trials(deepcopy=False)))
+                    on_poll(_n_counted(study, jobs[0]))
                 if not any(p.is_alive() for p in procs) and out.empty():
                     break
                 continue
@@ -523,7 +548,7 @@ def _run_workers(
         if k not in reported
     ]
     if on_poll is not None:
-        on_poll(len(study.get_trials(deepcopy=False)))
+        on_poll(_n_counted(study, jobs[0]))
     return daily, notes
 
 
@@ -765,6 +790,14 @@ def _analyse(
             },
         }
     states = [t.state for t in trials]
+    n_failed = states.count(TrialState.FAIL)
+    short = trials_missing(trials, job)
+    if short > 0 and n_failed:
+        reasons = sorted({str(t.user_attrs.get(FAIL_ATTR, "failed")) for t in trials if t.state == TrialState.FAIL})
+        notes.append(
+            f"stopped {short} trial(s) short of {job.target} completed: {n_failed} failed (at most "
+            f"{failure_budget(job.target)} failures per run); reasons: {'; '.join(reasons[:3])}"
+        )
     counts = {
         "n_trials": len(trials),
         "n_complete": states.count(TrialState.COMPLETE),
@@ -919,6 +952,7 @@ def run_study(
         w, order, folds, options.objective, options.settings, options.min_trades, options.max_dd
     )
     n_before = len(opened.get_trials(deepcopy=False))
+    counted_before = _n_counted(opened, job)
     timings = {"setup": time.perf_counter() - t0}
 
     from alertlab.util.progress import bar
@@ -926,8 +960,8 @@ def run_study(
     t1 = time.perf_counter()
     label = f"optimize {name}"
     with bar(label, target, progress) as pb:
-        pb.advance(min(n_before, target))
-        state = {"seen": min(n_before, target), "best": -math.inf}
+        pb.advance(min(counted_before, target))
+        state = {"seen": min(counted_before, target), "best": -math.inf}
 
         def show(total: int, new: int, best: float) -> None:
             total = min(total, target)
