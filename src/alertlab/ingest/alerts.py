@@ -57,19 +57,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from alertlab.errors import UserError
 from alertlab.ingest import chains as ch
+from alertlab.ingest.csvread import BadLine, read_text_table
 from alertlab.ingest.files import collect_files
 from alertlab.ingest.quality import SAMPLE_SIZE, IngestReport, file_sha256
 from alertlab.ingest.timeparse import EMPTY, OK, reason_of, to_epoch_ms
 from alertlab.store import Home
+from alertlab.store.lock import workspace_lock
 from alertlab.util.progress import bar
 
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -88,6 +95,8 @@ REQUIRED = ("caller", "token", "ts")
 KEY = ["caller", "chain", "token", "ts_ms"]
 FIELDS = ["ticker", "price_at_alert", "mcap_at_alert", "chat_id", "message_id"]
 MCAP_MILLIONS_BELOW = 1000.0
+FUTURE_TOLERANCE_MS = 5 * 60 * 1000  # clock skew allowed before an alert time counts as in the future
+FUTURE = "ts in the future"
 ALERT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 ALERT_COLUMNS = [
     "alert_id",
@@ -113,22 +122,45 @@ def derive_alert_id(caller: str, chain: str, token: str, ts_ms: int) -> str:
 # reading
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+@dataclass
+class _Read:
+    """One alert file as read: its rows (text for CSV), their line numbers, malformed lines, details."""
+
+    frame: pd.DataFrame
+    lines: np.ndarray
+    bad_lines: list = field(default_factory=list)  # csvread.BadLine, plus invalid-UTF-8 rows
+    details: dict = field(default_factory=dict)
+
+
+def _read_table(path: Path) -> _Read:
+    """CSV (delimiter detected, malformed lines set aside, see :mod:`alertlab.ingest.csvread`) or Parquet."""
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
-        df = pq.read_table(path).to_pandas()
+        try:
+            df = pq.read_table(path).to_pandas()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise UserError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
+        out = _Read(df, np.arange(len(df), dtype=np.int64) + 2)
     else:
-        df = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[],
-            sep="\t" if name.endswith(".tsv") else ",",
-            encoding="utf-8-sig",
-            skipinitialspace=False,
-        )
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    return df
+        info, batches = read_text_table(path, [a for names in ALIASES.values() for a in names], multiline=True)
+        frames, lines, bad = [], [], []
+        for b in batches:
+            keep = np.ones(b.table.num_rows, bool)
+            if len(b.bad_utf8):
+                keep[b.bad_utf8] = False
+                bad += [BadLine(int(b.lines[k]), "invalid UTF-8 text", "") for k in b.bad_utf8]
+                frames.append(b.table.take(pa.array(np.flatnonzero(keep))).to_pandas())
+            else:
+                frames.append(b.table.to_pandas())
+            lines.append(b.lines[keep])
+        df = (pd.concat(frames, ignore_index=True) if frames
+              else pd.DataFrame({h: pd.Series(dtype=object) for h in info.header}))
+        out = _Read(df, np.concatenate(lines) if lines else np.empty(0, np.int64),
+                    sorted(info.bad_lines + bad, key=lambda b: b.line), {"delimiter": info.delimiter_name})
+        if info.blank_lines:
+            out.details["blank_lines"] = info.blank_lines
+    out.frame.columns = [str(c).strip().lower() for c in out.frame.columns]
+    return out
 
 
 def _as_text(s: pd.Series) -> pd.Series:
@@ -167,13 +199,18 @@ def _coalesce_time(df: pd.DataFrame, names: tuple[str, ...]) -> tuple[np.ndarray
     return ms, err
 
 
-def _read_alert_file(path: Path, file_idx: int) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    """One file → (canonical columns + ts_ms/ts_err + provenance, ingest-log details, the raw frame)."""
-    raw = _read_table(path)
+def _read_alert_file(path: Path, file_idx: int) -> tuple[pd.DataFrame, dict, pd.DataFrame, list]:
+    """One file → (canonical columns + ts_ms/ts_err + provenance, ingest-log details, the raw frame,
+    malformed lines). Whole-file problems raise :class:`UserError`."""
+    read = _read_table(path)
+    raw = read.frame
     missing = [c for c in REQUIRED if not any(a in raw.columns for a in ALIASES[c])]
     if missing:
         need = "; ".join(f"{c} (any of {', '.join(ALIASES[c])})" for c in missing)
-        raise ValueError(f"{path}: missing required column(s): {need}; columns are {list(raw.columns)}")
+        raise UserError(f"{path}: missing required column(s): {need}; the header has "
+                        f"{', '.join(map(str, raw.columns)) or 'nothing'}")
+    if not len(raw) and not read.bad_lines:
+        raise UserError(f"{path}: no data rows (header only); remove it or export it again")
     n = len(raw)
     out = pd.DataFrame(index=pd.RangeIndex(n))
     used = {}
@@ -190,13 +227,15 @@ def _read_alert_file(path: Path, file_idx: int) -> tuple[pd.DataFrame, dict, pd.
     out["ts_ms"], out["ts_err"] = _coalesce_time(raw, ALIASES["ts"])
     used["ts"] = [a for a in ALIASES["ts"] if a in raw.columns]
     out["file_idx"] = file_idx
-    out["row"] = np.arange(n, dtype=np.int64) + 2
+    out["row"] = read.lines
+    out["pos"] = np.arange(n, dtype=np.int64)  # position in the raw frame
     mapped = {a for names in used.values() for a in names}
     details = {
         "columns_used": {k: v for k, v in used.items() if v},
         "columns_ignored": [c for c in raw.columns if c not in mapped],
+        **read.details,
     }
-    return out, details, raw
+    return out, details, raw, read.bad_lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,6 +273,8 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
     bad_ts = df["ts_err"].to_numpy() != OK
     for code in np.unique(df["ts_err"].to_numpy()[bad_ts]):
         _add_reason(reasons, df["ts_err"].to_numpy() == code, reason_of(code))
+    now_ms = int(time.time() * 1000)
+    _add_reason(reasons, ~bad_ts & (df["ts_ms"].to_numpy(np.int64) > now_ms + FUTURE_TOLERANCE_MS), FUTURE)
 
     # chain: canonical spelling, else inferred from the address
     token = df["token"]
@@ -273,22 +314,33 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
     # chain names and addresses
     has = chain.notna().to_numpy(bool) & ~no_token
     pairs = pd.DataFrame({"chain": chain[has], "token": token[has]}).drop_duplicates()
-    norm, why = {}, {}
+    norm, why, fixed = {}, {}, {}
     for c, t in zip(pairs["chain"], pairs["token"], strict=True):
         if not ch.is_valid_chain_name(c):
             norm[(c, t)], why[(c, t)] = t, f"invalid chain name {c[:40]!r}"
             continue
-        nt = ch.normalize_token(c, t)
-        norm[(c, t)], why[(c, t)] = nt, ch.validate_address(c, nt) or ""
+        alt = ch.correct_chain(c, t)  # e.g. a Solana mint labelled bsc: the address settles the chain
+        if alt is not None:
+            fixed[(c, t)] = alt
+            c2 = alt
+        else:
+            c2 = c
+        nt = ch.normalize_token(c2, t)
+        norm[(c, t)], why[(c, t)] = nt, ch.validate_address(c2, nt) or ""
     tok_out = token.astype(object).copy()
     addr_reason = np.full(n, "", dtype=object)
+    corrected = np.zeros(n, bool)
     for i in np.flatnonzero(has):
         k = (chain.iat[i], token.iat[i])
         tok_out.iat[i] = norm[k]
         addr_reason[i] = why[k]
+        if k in fixed:
+            chain.iat[i] = fixed[k]
+            corrected[i] = True
     _add_reason(reasons, addr_reason != "", addr_reason)
     df["chain"] = chain
     df["token"] = tok_out
+    df["chain_corrected"] = corrected
 
     # optional numeric fields
     nulled = {}
@@ -309,21 +361,47 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
 
 
 def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = False) -> IngestReport:
-    """Ingest alert files into the catalog (see the module docstring for every rule)."""
+    """Ingest alert files into the catalog (see the module docstring for every rule).
+
+    A file that cannot be read at all (empty, header only, binary, missing columns) is skipped
+    and reported in ``files_rejected`` while the other files are ingested; if no file can be
+    read that is a :class:`UserError`. Runs under the workspace writer lock.
+    """
     files = collect_files(paths, ALERT_SUFFIXES, "alert")
     if not files:
-        raise ValueError(f"no alert files ({', '.join(ALERT_SUFFIXES)}) found in {[str(p) for p in paths]}")
+        raise UserError(f"no alert files ({', '.join(ALERT_SUFFIXES)}) in {', '.join(str(p) for p in paths)}: "
+                        "point at the files or the directory that holds them")
+    with workspace_lock(home, "ingest alerts"):
+        return _ingest_alerts(home, files, progress)
+
+
+def _ingest_alerts(home: Home, files: list[Path], progress: bool) -> IngestReport:
+    from alertlab.ingest import recovery
+
     ingest_id = uuid.uuid4().hex
-    frames, raws, details, hashes = [], [], [], []
+    frames, raws, details, hashes, bad_lines = [], [], [], [], []
+    file_errors: dict[int, str] = {}
     with bar("ingest alerts", total=len(files), enabled=progress) as pb:
         for i, f in enumerate(files):
-            df, det, raw = _read_alert_file(f, i)
+            hashes.append(file_sha256(f))
+            try:
+                df, det, raw, bad = _read_alert_file(f, i)
+            except UserError as exc:
+                file_errors[i] = str(exc)
+                raws.append(None)
+                details.append({"error": str(exc)})
+                pb.advance()
+                continue
             frames.append(df)
             raws.append(raw)
             details.append(det)
-            hashes.append(file_sha256(f))
+            bad_lines += [(i, b) for b in bad]
             pb.advance()
-    cols = list(ALIASES) + ["ts_ms", "ts_err", "file_idx", "row"]
+    if len(file_errors) == len(files):
+        first = next(iter(file_errors.values()))
+        raise UserError(first if len(files) == 1 else f"none of the {len(files)} alert files could be read; first: {first}")
+    recovery.begin(home, ingest_id, "alerts", files)
+    cols = list(ALIASES) + ["ts_ms", "ts_err", "file_idx", "row", "pos"]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     con = home.connect()
     try:
@@ -380,19 +458,36 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
         existing["alert_id"] = store.loc[existing.index, "store_id"].astype(str)
 
         rej = np.flatnonzero(reasons != "")
+        chain_corrected = int(df["chain_corrected"].to_numpy(bool)[reasons == ""].sum()) if len(df) else 0
         rej_df = pd.DataFrame(
             {
+                "file_idx": df["file_idx"].to_numpy(np.int64)[rej],
                 "source_file": [str(files[i]) for i in df["file_idx"].to_numpy()[rej]],
                 "source_row": df["row"].to_numpy()[rej].astype(np.int64),
                 "reason": reasons[rej].astype(str),
                 "raw": [
                     json.dumps(
-                        {k: (None if pd.isna(v) else v) for k, v in raws[fi].iloc[r - 2].items()}, default=str
+                        {k: (None if pd.isna(v) else v) for k, v in raws[fi].iloc[p].items()}, default=str
                     )
-                    for fi, r in zip(df["file_idx"].to_numpy()[rej], df["row"].to_numpy()[rej], strict=True)
+                    for fi, p in zip(df["file_idx"].to_numpy()[rej], df["pos"].to_numpy()[rej], strict=True)
                 ],
             }
         )
+        if bad_lines:  # lines that were not records at all (malformed CSV lines, invalid UTF-8)
+            rej_df = pd.concat([rej_df, pd.DataFrame({
+                "file_idx": [fi for fi, _ in bad_lines],
+                "source_file": [str(files[fi]) for fi, _ in bad_lines],
+                "source_row": np.asarray([b.line for _, b in bad_lines], np.int64),
+                "reason": [b.reason for _, b in bad_lines],
+                "raw": [json.dumps({"line": b.text}) for _, b in bad_lines],
+            })], ignore_index=True)
+        for i, msg in file_errors.items():
+            rej_df = pd.concat([rej_df, pd.DataFrame({
+                "file_idx": [i], "source_file": [str(files[i])], "source_row": pd.array([pd.NA], "Int64"),
+                "reason": ["file not ingested: " + msg.removeprefix(f"{files[i]}: ")], "raw": [None]})],
+                ignore_index=True)
+        rej_df["file_sha256"] = [hashes[i] for i in rej_df["file_idx"]]
+        file_level = rej_df["source_row"].isna().to_numpy(bool)
         new_rows = new.assign(
             source_file=[str(files[i]) for i in new["file_idx"]], source_row=new["row"].astype(np.int64)
         )
@@ -401,7 +496,8 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
             if len(df)
             else np.zeros(len(files), int)
         )
-        n_rej = np.bincount(df["file_idx"].to_numpy(np.int64)[rej], minlength=len(files))
+        n_rej = np.bincount(rej_df["file_idx"].to_numpy(np.int64)[~file_level], minlength=len(files))
+        n_read = n_read + np.bincount(np.asarray([fi for fi, _ in bad_lines], np.int64), minlength=len(files))
         n_new = np.bincount(new["file_idx"].to_numpy(np.int64), minlength=len(files))
 
         con.begin()
@@ -431,14 +527,19 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
                         + ")"
                     ).fetchall()
                 con.unregister("_upd")
+            # rejects are keyed by (file content, row): this ingest's verdict replaces an earlier one
+            con.execute("DELETE FROM rejects WHERE kind = 'alerts' AND list_contains(?, file_sha256)",
+                        [hashes]).fetchall()
             if len(rej_df):
-                con.register("_rej", rej_df)
+                con.register("_rej", rej_df.drop(columns="file_idx"))
                 con.execute(
-                    "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw) "
-                    "SELECT ?, 'alerts', source_file, source_row, reason, raw::JSON FROM _rej",
+                    "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw, file_sha256) "
+                    "SELECT ?, 'alerts', source_file, source_row, reason, raw::JSON, file_sha256 FROM _rej "
+                    "ORDER BY source_file, source_row",
                     [ingest_id],
                 ).fetchall()
                 con.unregister("_rej")
+            con.execute("DELETE FROM ingest_log WHERE ingest_id = ? AND status = 'running'", [ingest_id]).fetchall()
             for i, f in enumerate(files):
                 accepted = int(n_read[i] - n_rej[i])
                 det = dict(details[i])
@@ -447,11 +548,13 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
                         nulled_fields=nulled,
                         field_conflicts={k: v for k, v in field_conflicts.items() if v},
                         alerts_enriched=int(enriched),
+                        chain_corrected=chain_corrected,
                         files_in_ingest=len(files),
                     )
                 con.execute(
                     "INSERT INTO ingest_log (ingest_id, kind, source_file, file_sha256, rows_read, rows_accepted, "
-                    "rows_rejected, rows_duplicate, rows_new, details) VALUES (?, 'alerts', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "rows_rejected, rows_duplicate, rows_new, details, status, pid) "
+                    "VALUES (?, 'alerts', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         ingest_id,
                         str(f),
@@ -462,6 +565,8 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
                         accepted - int(n_new[i]),
                         int(n_new[i]),
                         json.dumps(det),
+                        "rejected" if i in file_errors else "complete",
+                        os.getpid(),
                     ],
                 ).fetchall()
             con.commit()
@@ -471,15 +576,16 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
     finally:
         con.close()
 
-    rows_read = int(len(df))
-    rows_rejected = int(len(rej))
-    reason_counts = pd.Series(reasons[rej]).value_counts() if rows_rejected else pd.Series(dtype=int)
-    order = np.lexsort((df["row"].to_numpy()[rej], df["file_idx"].to_numpy()[rej])) if rows_rejected else []
+    rows_read = int(n_read.sum())
+    rows_rejected = int(n_rej.sum())
+    rows = rej_df[~file_level]
+    reason_counts = rows["reason"].value_counts() if rows_rejected else pd.Series(dtype=int)
+    order = np.lexsort((rows["source_row"].to_numpy(np.int64), rows["file_idx"].to_numpy(np.int64)))
     sample = [
         {
-            "file": rej_df["source_file"].iat[k],
-            "row": int(rej_df["source_row"].iat[k]),
-            "reason": rej_df["reason"].iat[k],
+            "file": rows["source_file"].iat[k],
+            "row": int(rows["source_row"].iat[k]),
+            "reason": rows["reason"].iat[k],
         }
         for k in list(order)[:SAMPLE_SIZE]
     ]
@@ -493,6 +599,8 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
         rows_rejected=rows_rejected,
         reject_reasons={str(k): int(v) for k, v in reason_counts.items()},
         rejects_sample=sample,
+        files_rejected=[{"file": str(files[i]), "reason": m} for i, m in sorted(file_errors.items())],
+        chain_corrected=chain_corrected,
     )
 
 
