@@ -161,7 +161,7 @@ OPTION_RULES: dict[str, tuple[Any, str]] = {
     "breakeven_at": (lambda x: x > 1, "must be > 1"),
     "breakeven_offset": (lambda x: x > -1, "must be > -1"),
     "trail": (lambda x: 0 < x < 1, "must be in (0, 1)"),
-    "trail_activation": (lambda x: x >= 1, "must be >= 1 (1 = trail from entry)"),
+    "trail_activation": (lambda x: x >= 1, "must be >= 1 (1 = trailing from the entry)"),
     "time_stop_hours": (lambda x: x > 0, "must be > 0"),
     "entry_delay_bars": (lambda x: x >= 0, "must be >= 0"),
     "dip": (lambda x: 0 < x < 1, "must be in (0, 1) (0.2 = limit 20% below the entry open)"),
@@ -359,6 +359,45 @@ class StrategyConfig(BaseModel):
         if self.tp_ladder is not None:
             return parse_ladder(self.tp_ladder)
         return None
+
+    # ---------------------------------------------------------------- text
+    def describe(self) -> str:
+        """The strategy in one line, as it runs: ``tp 3 · sl 0.5 · fees 30 bps · slippage 50 bps ·
+        pessimistic intrabar``; without any exit rule ``hold to horizon (no exit rule given)``.
+        Grid axes show their values in braces (``tp {2, 3, 5}``)."""
+
+        def v(x: Any, unit: str = "") -> str:
+            if isinstance(x, list):
+                return "{" + ", ".join(_fmt(float(e)) if _is_number(e) else str(e) for e in x) + "}" + unit
+            return (_fmt(float(x)) if _is_number(x) else str(x)) + unit
+
+        parts: list[str] = []
+        if self.dip is not None:
+            win = f" for {v(self.dip_window_min, ' min')}" if self.dip_window_min is not None else ""
+            parts.append(f"limit buy {v(self.dip)} below the entry open{win}")
+        if self.entry_delay_bars != 0:
+            parts.append(f"entry delay {v(self.entry_delay_bars)} bar(s)")
+        if self.tp is not None:
+            parts.append(f"tp {v(self.tp)}")
+        if self.tp_ladder is not None:
+            parts.append(f"tp ladder {v(self.tp_ladder)}")
+        if self.sl is not None:
+            parts.append(f"sl {v(self.sl)}")
+        if self.breakeven_at is not None:
+            off = f" (+{v(self.breakeven_offset)})" if self.breakeven_offset != 0.0 else ""
+            parts.append(f"breakeven at {v(self.breakeven_at)}{off}")
+        if self.trail is not None:
+            act = f" from {v(self.trail_activation)}" if self.trail_activation != 1.0 else ""
+            parts.append(f"trail {v(self.trail)}{act}")
+        if self.time_stop_hours is not None:
+            parts.append(f"time stop {v(self.time_stop_hours, ' h')}")
+        exits = self.tp is not None or self.tp_ladder is not None or self.sl is not None or \
+            self.breakeven_at is not None or self.trail is not None or self.time_stop_hours is not None
+        if not exits:
+            parts.append("hold to horizon (no exit rule given)")
+        parts += [f"fees {v(self.fee_bps, ' bps')}", f"slippage {v(self.slippage_bps, ' bps')}",
+                  f"{self.intrabar} intrabar"]
+        return " · ".join(parts)
 
     # ---------------------------------------------------------------- files
     @classmethod
