@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from alertlab.errors import UserError
 from alertlab.ingest import chains as ch
 from alertlab.ingest import derive_alert_id, ingest_alerts, ingest_candles, load_alerts
 from alertlab.ingest.timeparse import EMPTY, OK, OUT_OF_RANGE, UNPARSABLE, to_epoch_ms
@@ -479,7 +480,7 @@ def test_errors_are_clear(home, tmp_path):
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(ValueError, match=r"x\.txt"):
         ingest_alerts(home, [tmp_path / "x.txt"])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError, match="no such file or directory"):
         ingest_alerts(home, [tmp_path / "missing.csv"])
     con = home.connect()
     assert con.execute("SELECT count(*) FROM ingest_log").fetchall()[0][0] == 0

@@ -46,6 +46,10 @@ from alertlab.cli.render import (
 from alertlab.errors import UserError
 from alertlab.store import resolve_home
 
+from alertlab.cli.helptext import install as _install_help  # noqa: E402,I001 - help placeholders
+
+_install_help()
+
 app = typer.Typer(cls=ErrorBoundary, no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="Truth layer and exit-strategy lab for crypto caller alerts.")
 app.callback()(root_callback)

@@ -37,6 +37,18 @@ class ErrorBoundary(TyperGroup):
             fail(" ".join(str(exc).split()) or type(exc).__name__)
 
 
+NoWaitOpt = Annotated[bool, typer.Option(
+    "--no-wait", help="Fail at once if another process is writing to the workspace (default: queue behind it).")]
+
+
+def apply_no_wait(no_wait: bool) -> None:
+    """A command's own ``--no-wait`` (same as the global one)."""
+    if no_wait:
+        from alertlab.store.lock import set_default_wait
+
+        set_default_wait(False)
+
+
 def root_callback(
     debug: Annotated[bool, typer.Option("--debug", help="Show the Python traceback of an error.")] = False,
     no_wait: Annotated[bool, typer.Option(
