@@ -494,6 +494,41 @@ def test_two_writers_queue_and_readers_keep_working(tmp_path):
     assert catalog(home, "SELECT count(*) FROM alerts") == [(1,)]
 
 
+HOLD_CATALOG = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1] + "/catalog.duckdb")  # a writer in the middle of its short catalog write
+print("open", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def test_reader_waits_for_a_short_catalog_write(tmp_path):
+    home = tmp_path / "h"
+    write(tmp_path / "c.csv", [CANDLE_HEAD, *candle_rows(sol(1), 10)])
+    ingest_candles(Home(home), [tmp_path / "c.csv"])
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_CATALOG, str(home), "2"], stdout=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        r = runner.invoke(app, ["quality", "--home", str(home), "--json"])
+        assert r.exit_code == 0 and json.loads(r.stdout)[0]["n_bars"] == 10, r.output
+        assert f"waiting for PID {holder.pid} to release the catalog" in r.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_catalog_that_is_not_a_database(tmp_path):
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "catalog.duckdb").write_bytes(b"not a database" * 100)
+    code, out = cli("rejects", "--home", str(home))
+    one_line_error(code, out, f"{home / 'catalog.duckdb'} is not an alertlab catalog (not a DuckDB database); "
+                              "move it away or pass --home DIR for a fresh workspace")
+
+
 KILL_AT_COMMIT = """
 import os, signal, sys
 import alertlab.ingest.candles as c

@@ -35,14 +35,25 @@ Normalisation:
   are dollars. Non-positive/unparsable → NULL (counted likewise).
 * ``chat_id``/``message_id`` are text; integer-valued numbers lose a trailing ``.0``.
 
-Validation → quarantine (``rejects`` table, with file, row and reason; counted in the report):
-empty caller, missing/unparsable/out-of-range time (not 2000–2099), empty or invalid token
-address for the chain, chain not inferable, an input ``alert_id`` already used by a different alert.
-A row with several problems gets them all, joined by ``"; "``.
+* A chain label the address contradicts is corrected when the address settles it: a Solana
+  mint (or Tron address) labelled ``bsc``/``ethereum``/… is on ``solana`` (``tron``); counted as
+  ``chain_corrected`` in the report and the ingest log. Ambiguous cases (an EVM address under a
+  non-EVM label) are rejected.
 
-Row numbers: ``row`` is the data record's 0-based index + 2, i.e. the line number in a CSV whose
-header is line 1 (first data row = 2; a quoted field with an embedded newline shifts later
-physical lines, the number stays the record's). Parquet rows use the same numbering.
+Validation → quarantine (``rejects`` table, with file, row and reason; counted in the report):
+empty caller, missing/unparsable/out-of-range time (not 2000–2099), a time more than 5 minutes
+after the ingest (``ts in the future``), empty or invalid token address for the chain, chain not
+inferable, an input ``alert_id`` already used by a different alert, a malformed CSV line (field
+count differs from the header's; its text is kept), a row with invalid UTF-8. A row with several
+problems gets them all, joined by ``"; "``. Rejects are keyed by (file content hash, row):
+re-ingesting a file replaces its earlier rejects instead of adding copies. A file that cannot be
+read at all (empty, header only, binary, missing columns) is skipped and reported
+(``files_rejected``); only when no file given can be read is that an error.
+
+Row numbers: ``row`` is the physical line number in the CSV (header = line 1, first data row =
+2; the CSV delimiter is detected, see :mod:`alertlab.ingest.csvread`); exact unless a quoted
+field spans several lines (each extra line shifts later rows by one). Parquet rows are numbered
+the same way (first = 2).
 
 Dedup: one alert per ``(caller, chain, token, ts_ms)``. Duplicates (e.g. one row per bot reply)
 are merged keeping, per column, the first non-null value in input order (files in the order

@@ -9,8 +9,17 @@ Columns (headers matched trimmed and case-insensitively; the first alias present
 ``chain`` ← chain, network; ``token`` ← token, mint, token_address, address; ``ts`` ← ts, timestamp,
 unixtime, time; ``open`` ← open, o; ``high`` ← high, h; ``low`` ← low, l; ``close`` ← close, c;
 ``volume`` ← volume, v, vol. ``ts``, prices and volume are required. Chain and token come from
-columns when present, else from a file name ``<chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>``
-(the real export's naming); a file with neither raises a ``ValueError`` naming it.
+``--chain``/``--token`` when given (they override columns and names), else from columns, else from
+the file name (:func:`name_chain_token`): ``<chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>``
+(the real export's naming), ``<chain>_<token>.<ext>``, or ``<address>.<ext>`` for a Solana/Tron
+address. A file that gives no chain or no token is not ingested (its error names it).
+
+Reading (see :mod:`alertlab.ingest.csvread`): the CSV delimiter is detected; a malformed line (a
+field count that differs from the header's) is quarantined with its physical line number and
+text, a row with invalid UTF-8 likewise, blank lines are skipped; every other line is read.
+A file that cannot be read at all (empty, header only, binary, missing columns, no chain/token)
+is skipped and reported (``files_rejected``, ``ingest_log.status = 'rejected'``, a ``rejects``
+row without line number); only when no file given can be read is that an error.
 
 Normalisation and validation (rows failing are quarantined in ``rejects`` with file, row, reason):
 
@@ -22,8 +31,9 @@ Normalisation and validation (rows failing are quarantined in ``rejects`` with f
   address, an EVM address without chain is rejected (it names no chain).
 * prices missing/NaN/inf or <= 0, ``high < max(open, close)``, ``low > min(open, close)``, volume
   missing/NaN or negative → rejected (all failing checks listed, joined by ``"; "``).
-* Row numbers: the data record's 0-based index + 2 (the CSV line with the header as line 1); the
-  same numbering is used for Parquet rows and JSON items.
+* Row numbers: the CSV line number (header = line 1; exact unless a quoted value spans lines);
+  Parquet rows and JSON items are numbered the same way (first = 2).
+* Rejects are keyed by (file content hash, row): re-ingesting a file replaces its earlier rejects.
 
 Bar interval (``interval_s``), detected per series = the distinct ``ts`` of one token in one file
 (sorted), standard intervals S = 60, 300, 900, 1800, 3600, 14400, 86400 s:
@@ -63,8 +73,10 @@ Memory: input files are read in record batches and spilled to a per-ingest stagi
 (chain, bucket); buckets are then merged one at a time, so memory is bounded by the batch size
 plus the largest bucket (about 1/64 of a chain's bars). Catalog writes (rejects, ``ingest_log``,
 ``candle_files``, ``candle_quality``) happen in one transaction at the end; a crash between a
-bucket rewrite and that commit leaves the bucket correct but its ``candle_files`` row stale until
-the next ingest touching it (which re-hashes every bucket it reads).
+bucket rewrite and that commit leaves the bucket correct but its ``candle_files`` row stale; the
+next ingest finds the run's ``ingest_log`` rows still ``running`` and reconciles the catalog with
+the store (:mod:`alertlab.ingest.recovery`). Ingests hold the workspace writer lock
+(:mod:`alertlab.store.lock`), which also removes a killed run's staging area.
 """
 
 from __future__ import annotations

@@ -154,6 +154,9 @@ def _connect_waiting(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
+            if "not a valid DuckDB database file" in str(exc):
+                raise UserError(f"{path} is not an alertlab catalog (not a DuckDB database); move it away or "
+                                "pass --home DIR for a fresh workspace") from exc
             if _LOCK_CONFLICT not in str(exc):
                 raise
             holder = str(exc).split("(PID ")[-1].split(")")[0] if "(PID " in str(exc) else "?"
@@ -165,11 +168,6 @@ def _connect_waiting(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 told = True
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-        except duckdb.Error as exc:
-            if not path.is_file() or path.stat().st_size == 0:
-                raise
-            raise UserError(f"{path} is not a readable alertlab catalog ({str(exc).splitlines()[0]}); move it "
-                            "away or pass --home DIR for a fresh workspace") from exc
 
 
 def resolve_home(home: str | Path | None = None) -> Home:
