@@ -10,6 +10,7 @@ import pandas as pd
 import typer
 
 from alertlab.cli.boundary import ErrorBoundary, NoWaitOpt, apply_no_wait, root_callback
+from alertlab.cli.helptext import install as _install_help
 from alertlab.cli.options import (  # noqa: F401 - re-exported for command modules
     CallerOpt,
     ChainOpt,
@@ -46,9 +47,7 @@ from alertlab.cli.render import (
 from alertlab.errors import UserError
 from alertlab.store import resolve_home
 
-from alertlab.cli.helptext import install as _install_help  # noqa: E402,I001 - help placeholders
-
-_install_help()
+_install_help()  # --help shows value names (N, FILE, M[,M…]), not Python types
 
 app = typer.Typer(cls=ErrorBoundary, no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
                   help="Truth layer and exit-strategy lab for crypto caller alerts.")

@@ -19,10 +19,12 @@ from alertlab.cli.options import (
     JsonOpt,
     LagOpt,
     ToOpt,
+    WideOpt,
     _selection_spec,
     fail,
+    set_wide,
 )
-from alertlab.cli.render import console, frame_table, kv_table, print_json, print_tables
+from alertlab.cli.render import Col, console, frame_table, kv_table, print_json, print_tables
 from alertlab.store import resolve_home
 
 BOARD_ROWS = 15
@@ -136,6 +138,7 @@ def optimize(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """Optimise exit strategies (Optuna) on walk-forward folds; recommend by out-of-sample robustness.
 
@@ -147,6 +150,7 @@ def optimize(
     from alertlab.optimize.space import load_space
     from alertlab.optimize.study import OptimizeOptions
 
+    set_wide(wide)
     sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s)
     if space is not None and not space.exists():
         fail(f"no such space file: {space}")
@@ -192,6 +196,39 @@ def optimize(
         _print(res)
     if not per_caller and res.study.recommended is None:
         raise typer.Exit(1)
+
+
+SCORE_HELP = "objective: mean over training folds (train), over test folds (test)"
+FOLD_COLS = [Col("fold", "id"), Col("train_from", "ts", "train from"), Col("train_to", "ts", "train to"),
+             Col("test_from", "ts", "test from"), Col("test_to", "ts", "test to"),
+             Col("n_train", "int", "train alerts"), Col("n_test", "int", "test alerts")]
+
+
+def _param_cols(names) -> list[Col]:
+    return [Col(f"p_{k}", "text" if k == "tp_ladder" else "num", k) for k in names]
+
+
+def _board_cols(s) -> list[Col]:
+    return [
+        Col("trial", "id"),
+        Col("robust", "num", help="(test + median test of the nearest trials) / 2: the ranking"),
+        Col("test", "num", help="objective, mean over the test folds"),
+        Col("train", "num", help="objective, mean over the training folds"),
+        *_param_cols(s.options.space.names),
+        Col("neighbourhood", "num", "nbhd", "median test score of the nearest trials"),
+        Col("train_rank", "id", "train rank", "rank by training score (1 = best)"),
+        Col("n_trades_train", "int", "trades train", "fewest trades of a training fold"),
+        Col("n_trades_test", "int", "trades test", "fewest trades of a test fold"),
+    ]
+
+
+def _per_caller_cols(names) -> list[Col]:
+    return [Col("caller"), Col("n_alerts", "int", "alerts"), Col("robust", "num", help="of the recommended trial"),
+            Col("test", "num"), Col("train", "num"), *_param_cols(names),
+            Col("dsr", "num", "DSR", "deflated Sharpe ratio of the recommendation"),
+            Col("pbo", "num", "PBO", "probability of backtest overfitting"),
+            Col("n_trials", "int", "trials"), Col("n_feasible", "int", "feasible"), Col("trial", "id"),
+            Col("study")]
 
 
 def _board(s) -> pd.DataFrame:
@@ -254,9 +291,12 @@ def _print(res) -> None:
     }
     tables = [kv_table(head, "optimize")]
     if res.per_caller is not None:
-        tables.append(frame_table(res.per_caller, f"per-caller studies ({len(res.studies)})", max_rows=100))
+        names = res.studies[0].options.space.names if res.studies else []
+        tables.append(frame_table(res.per_caller, f"per-caller studies ({len(res.studies)}), best robust score first",
+                                  _per_caller_cols(names), max_rows=100))
         if res.skipped_callers:
-            tables.append(frame_table(pd.DataFrame(res.skipped_callers), "callers skipped", max_rows=100))
+            tables.append(frame_table(pd.DataFrame(res.skipped_callers), "callers skipped",
+                                      [Col("caller"), Col("n_alerts", "int", "alerts"), Col("reason")], max_rows=100))
         print_tables(tables)
         for k, v in res.exports.items():
             console.print(f"{k}: {v}", highlight=False)
@@ -278,11 +318,9 @@ def _print(res) -> None:
     for k in ("train_from", "train_to", "test_from", "test_to"):
         folds[k] = pd.to_datetime(folds[k], unit="ms", utc=True)
     folds = folds.astype(object)
-    tables.append(frame_table(folds, "walk-forward folds (alert time, half-open; embargo = horizon)"))
+    tables.append(frame_table(folds, "walk-forward folds (alert time, half-open; embargo = horizon)", FOLD_COLS))
     tables.append(
-        frame_table(
-            _board(s), "leaderboard: feasible trials by robust score (train | test | robust side by side)"
-        )
+        frame_table(_board(s), "leaderboard: feasible trials, best robust score first", _board_cols(s))
     )
     rec = s.recommended
     if rec is not None:
