@@ -384,7 +384,7 @@ def test_backtest_prints_every_promised_table(home):
     assert r.exit_code == 0, r.output
     out = table_titles(r.output)
     assert "strategy: tp 3 · sl 0.5 · fees 30 bps · slippage 50 bps · pessimistic intrabar" in out
-    for title in ("backtest (pessimistic intrabar", "exit reasons", "per caller (≥ 10 trades), ranked by the lower "
+    for title in ("backtest (1m bars, 6h horizon; pessimistic intrabar", "exit reasons", "per caller (≥ 10 trades), ranked by the lower "
                   "95% bound of the mean return", "path cache:"):
         assert title in out, title
     for reason in ("tp", "sl", "horizon", "no_fill"):

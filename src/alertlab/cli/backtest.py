@@ -26,7 +26,7 @@ from alertlab.cli.options import (
     fail,
     set_wide,
 )
-from alertlab.cli.render import Col, console, frame_table, kv_table, print_json, print_tables
+from alertlab.cli.render import Col, console, frame_table, interval_text, kv_table, print_json, print_tables
 
 NumList = Annotated[str | None, typer.Option()]
 
@@ -124,10 +124,16 @@ SUMMARY_KINDS = {
     "avg_ret_pessimistic": "ret", "avg_ret_optimistic": "ret", "max_drawdown": "num",
 }
 SUMMARY_HELP = {
+    "no_fill": "limit orders never filled",
+    "avg_ret": "mean net return per trade (fees and slippage included)",
     "sum_ret": "sum of trade returns (stakes of 1)",
+    "profit_factor": "gross wins / gross losses",
+    "expectancy": "win_rate·avg_win + (1 − win_rate)·avg_loss",
     "sharpe": "mean / std per trade",
     "t_stat": "sharpe·√n",
     "ambiguous_share": "trades whose stop and take-profit lay inside one bar",
+    "avg_ret_pessimistic": "mean return if the stop came first in such bars",
+    "avg_ret_optimistic": "… if the take-profit came first",
     "max_drawdown": "of the stake-1-per-alert equity, in stakes",
 }
 PER_CALLER_COLS = [
@@ -176,7 +182,9 @@ def _print_result(bt, as_json: bool, min_calls: int) -> None:
                  "expectancy", "sharpe", "t_stat", "worst_ret", "ambiguous_share", "avg_ret_pessimistic",
                  "avg_ret_optimistic", "max_drawdown"]
     head = {k: s[k] for k in main_keys if k in s}
-    tables: list = [kv_table(head, f"backtest ({s.get('intrabar', '')} intrabar; run {bt.run.run_id})",
+    win = bt.run.config["window"]
+    where = f"{interval_text(win['interval_s'])} bars, {interval_text(win['horizon_hours'] * 3600)} horizon"
+    tables: list = [kv_table(head, f"backtest ({where}; {s.get('intrabar', '')} intrabar; run {bt.run.run_id})",
                              kinds=SUMMARY_KINDS, help=SUMMARY_HELP)]
     n_tr = max(int(s.get("n_trades", 0)), 1)
     reasons = [(k.removeprefix("exit_"), int(v)) for k, v in s.items() if k.startswith("exit_")]
@@ -222,8 +230,8 @@ def register(app: typer.Typer) -> None:
         chain: ChainOpt = None, interval_seconds: IntervalOpt = 60, horizon_hours: HorizonOpt = 48.0,
         max_entry_lag_s: LagOpt = None, force_recompute: ForceOpt = False,
         strategy_config: Annotated[Path | None, typer.Option(help="JSON/YAML/TOML strategy; flags override it.")] = None,
-        tp: Annotated[str | None, typer.Option(help="Take profit, multiple of P (comma list = grid).")] = None,
-        tp_ladder: Annotated[str | None, typer.Option(help="Ladder 'M:W,M:W' (';' separates ladders of a grid).")] = None,
+        tp: Annotated[str | None, typer.Option(help="Take profit, multiple of P (comma list = grid); or --tp-ladder, not both.")] = None,
+        tp_ladder: Annotated[str | None, typer.Option(help="Sell fraction W at M·P for each 'M:W' (';' separates ladders of a grid); or --tp, not both.")] = None,
         sl: Annotated[str | None, typer.Option(help="Stop loss, multiple of P (0.5 = -50%).")] = None,
         breakeven_at: Annotated[str | None, typer.Option(help="Move the stop to P(1+offset) once the peak reached M·P.")] = None,
         breakeven_offset: Annotated[str | None, typer.Option(help="Breakeven offset X (default 0).")] = None,
