@@ -55,9 +55,11 @@ def root_callback(
         "--no-wait", help="Fail at once if another process is writing to the workspace (default: queue).")] = False,
 ) -> None:
     """Truth layer and exit-strategy lab for crypto caller alerts."""
+    import os
+
+    from alertlab.store.lock import set_default_wait
+
     global DEBUG
     DEBUG = debug
-    if no_wait:
-        from alertlab.store.lock import set_default_wait
-
-        set_default_wait(False)
+    # set on every invocation (in-process runners reuse the module): queue unless told not to
+    set_default_wait(not (no_wait or os.environ.get("ALERTLAB_NO_WAIT", "") in ("1", "true", "yes")))

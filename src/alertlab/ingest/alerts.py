@@ -390,6 +390,7 @@ def _ingest_alerts(home: Home, files: list[Path], progress: bool) -> IngestRepor
     from alertlab.ingest import recovery
 
     ingest_id = uuid.uuid4().hex
+    begun = recovery.begin(home, ingest_id, "alerts", files)  # logged as running before anything is written
     frames, raws, details, hashes, bad_lines = [], [], [], [], []
     file_errors: dict[int, str] = {}
     with bar("ingest alerts", total=len(files), enabled=progress) as pb:
@@ -409,9 +410,9 @@ def _ingest_alerts(home: Home, files: list[Path], progress: bool) -> IngestRepor
             bad_lines += [(i, b) for b in bad]
             pb.advance()
     if len(file_errors) == len(files):
+        recovery.abandon(home, ingest_id, begun)  # nothing was written
         first = next(iter(file_errors.values()))
         raise UserError(first if len(files) == 1 else f"none of the {len(files)} alert files could be read; first: {first}")
-    recovery.begin(home, ingest_id, "alerts", files)
     cols = list(ALIASES) + ["ts_ms", "ts_err", "file_idx", "row", "pos"]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     con = home.connect()

@@ -907,6 +907,7 @@ def _ingest_candles(home: Home, files: list[Path], progress: bool, chain: str | 
     from alertlab.ingest import recovery
 
     ingest_id = uuid.uuid4().hex
+    begun = recovery.begin(home, ingest_id, "candles", files)  # logged as running before anything is written
     scratch = Path(tempfile.mkdtemp(prefix=".ingest-", dir=home.root))
     duck = duckdb.connect()
     try:
@@ -943,11 +944,11 @@ def _ingest_candles(home: Home, files: list[Path], progress: bool, chain: str | 
                 infos.append(norm.details() | fr.details | {"sha256": file_sha256(f)})
                 pb.advance()
         if len(file_errors) == len(files):
+            recovery.abandon(home, ingest_id, begun)  # nothing was written
             first = next(iter(file_errors.values()))
             raise UserError(first if len(files) == 1 else
                             f"none of the {len(files)} candle files could be read; first: {first}")
         stage.flush()
-        recovery.begin(home, ingest_id, "candles", files)
 
         new_per_file = np.zeros(len(files), np.int64)
         conflicts = 0

@@ -34,8 +34,12 @@ from alertlab.store import Home
 
 
 def begin(home: Home, ingest_id: str, kind: str, files: list[Path]) -> dict:
-    """Reconcile what earlier dead ingests left, then log this one as running; returns the reconcile summary."""
-    summary = reconcile_interrupted(home)
+    """Reconcile what earlier dead ingests left, then log this one as running.
+
+    Returns the reconcile summary plus ``created`` (this call created the catalog).
+    """
+    created = not home.exists
+    summary = reconcile_interrupted(home) | {"created": created}
     con = home.connect()
     try:
         con.executemany(
@@ -45,6 +49,23 @@ def begin(home: Home, ingest_id: str, kind: str, files: list[Path]) -> dict:
     finally:
         con.close()
     return summary
+
+
+def abandon(home: Home, ingest_id: str, begun: dict) -> None:
+    """Forget an ingest that stopped before writing anything (e.g. no readable file).
+
+    A catalog that :func:`begin` created for it is removed again, so a failed first ingest leaves
+    no workspace that looks populated.
+    """
+    if begun.get("created"):
+        for f in (home.catalog_path, home.catalog_path.with_name(home.catalog_path.name + ".wal")):
+            f.unlink(missing_ok=True)
+        return
+    con = home.connect()
+    try:
+        con.execute("DELETE FROM ingest_log WHERE ingest_id = ? AND status = 'running'", [ingest_id])
+    finally:
+        con.close()
 
 
 def reconcile_interrupted(home: Home) -> dict:
