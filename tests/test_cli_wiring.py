@@ -532,4 +532,5 @@ def test_demo_ends_with_next_commands_and_home_size(tmp_path):
     said = float(out.split(f"home: {tmp_path / 'demo'} (")[1].split(" MB")[0].replace(",", ""))
     assert said == pytest.approx(size, rel=0.05, abs=0.2) and "MB; removed " in out
     assert not list((tmp_path / "demo" / "demo-input").rglob("candles"))
+    assert not [p for p in (tmp_path / "demo" / "cache" / "windows").glob("*") if not p.name.startswith(".")]
     assert Path(tmp_path / "demo" / "catalog.duckdb").exists()

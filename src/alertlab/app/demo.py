@@ -43,13 +43,14 @@ NEXT_COMMANDS: tuple[tuple[str, str], ...] = (
 
 
 def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = False,
-             keep_input: bool = False) -> DemoResult:
+             keep_input: bool = False, keep_cache: bool = False) -> DemoResult:
     """Generate the demo market (deterministic for a seed), ingest it and run the baseline.
 
     The generated candle CSVs (several hundred MB) are deleted once ingested unless
     ``keep_input``: the seed regenerates them byte for byte. The alerts CSV and the truth file stay
-    (small; they show what went in). The path-cache entry of the baseline stays too: it is what makes
-    the next ``backtest`` fast. ``home_bytes`` is the home's size afterwards.
+    (small; they show what went in). The path-cache entry the baseline cut (~400 MB at the default
+    size) is removed too unless ``keep_cache``: the next run rebuilds it from the candle store.
+    ``home_bytes`` is the home's size afterwards, ``removed_bytes`` what was removed.
     """
     from alertlab.app.baseline import run_baseline
     from alertlab.demo.market import DemoSpec, make_demo, planted_ranking
@@ -67,6 +68,11 @@ def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = F
         removed = tree_bytes(files.candles_dir)
         shutil.rmtree(files.candles_dir, ignore_errors=True)
     bl = run_baseline(home, progress=progress)
+    if not keep_cache:
+        from alertlab.windows.cache import clear_entries
+
+        removed += tree_bytes(bl.cache.path)
+        clear_entries(home, [bl.cache.fingerprint])
     con = home.connect()
     try:
         con.execute("CHECKPOINT")  # fold the write-ahead log into the catalog file

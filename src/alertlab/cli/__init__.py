@@ -297,6 +297,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic market.")] = 7,
     alerts: Annotated[int, typer.Option("--alerts", help="Number of synthetic alerts.")] = 3000,
     keep_input: Annotated[bool, typer.Option("--keep-input", help="Keep the generated candle CSVs after ingest.")] = False,
+    keep_cache: Annotated[bool, typer.Option("--keep-cache", help="Keep the baseline's path-cache entry (else removed; rebuilt on the next run).")] = False,
     as_json: JsonOpt = False, wide: WideOpt = False,
 ) -> None:
     """Make a synthetic memecoin market, ingest it, run the baseline and print the leaderboard."""
@@ -304,7 +305,8 @@ def demo(
 
     set_wide(wide)
     try:
-        out = run_demo(resolve_home(home), seed=seed, n_alerts=alerts, progress=not as_json, keep_input=keep_input)
+        out = run_demo(resolve_home(home), seed=seed, n_alerts=alerts, progress=not as_json, keep_input=keep_input,
+                       keep_cache=keep_cache)
     except ValueError as exc:
         fail(str(exc))
     if as_json:
@@ -319,8 +321,8 @@ def demo(
     _print_baseline(out.baseline, 10)
     top = out.planted[:5]
     console.print(f"planted best callers: {', '.join(top)}", highlight=False)
-    removed = (f"; removed {out.removed_bytes / 1e6:,.0f} MB of generated candle CSVs (the seed regenerates them)"
-               if out.removed_bytes else "")
+    removed = (f"; removed {out.removed_bytes / 1e6:,.0f} MB it can regenerate: the generated candle CSVs "
+               "(from the seed) and the path cache (from the store)" if out.removed_bytes else "")
     console.print(f"home: {out.home.root} ({out.home_bytes / 1e6:,.1f} MB{removed})", highlight=False)
     home_flag = f" --home {out.home.root}" if home is not None else ""
     console.print("next, try:", highlight=False)
