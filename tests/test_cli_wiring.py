@@ -534,3 +534,45 @@ def test_demo_ends_with_next_commands_and_home_size(tmp_path):
     assert not list((tmp_path / "demo" / "demo-input").rglob("candles"))
     assert not [p for p in (tmp_path / "demo" / "cache" / "windows").glob("*") if not p.name.startswith(".")]
     assert Path(tmp_path / "demo" / "catalog.duckdb").exists()
+
+
+BASELINE_CASES = [
+    (["--min-calls", "3"], "min_calls", 3, lambda a, b: a["counts"]["callers_ranked"] != b["counts"]["callers_ranked"]),
+    (["--rank-by", "ath_median"], "rank_by", "ath_median",
+     lambda a, b: [r["caller"] for r in a["leaderboard"]] != [r["caller"] for r in b["leaderboard"]]),
+    (["--interval-seconds", "300"], "window.interval_s", 300, lambda a, b: a["counts"]["bars"] != b["counts"]["bars"]),
+    (["--horizon-hours", "3"], "window.horizon_hours", 3.0, lambda a, b: a["counts"]["bars"] != b["counts"]["bars"]),
+    (["--caller", LAG_CALLER, "--min-calls", "1"], "selection.callers", [LAG_CALLER],
+     lambda a, b: a["counts"]["alerts"] == 1),
+    (["--chain", "solana"], "selection.chains", ["solana"], lambda a, b: a["counts"]["alerts"] < b["counts"]["alerts"]),
+]
+
+
+@pytest.mark.parametrize(("extra", "path", "value", "differs"), BASELINE_CASES,
+                         ids=[" ".join(c[0]) for c in BASELINE_CASES])
+def test_baseline_flag_reaches_config_and_result(home, extra, path, value, differs):
+    base = ok_json(home, "baseline", *H, "--min-calls", "5")
+    args = [*H, "--min-calls", "5", *extra] if "--horizon-hours" not in extra else ["--min-calls", "5", *extra]
+    d = ok_json(home, "baseline", *args)
+    rec = run_row(home, d["run_id"])
+    assert rec["kind"] == "baseline" and dig(rec["config"], path) == value
+    assert differs(d, base), extra
+
+
+def test_optimize_fold_and_storage_flags(home, tmp_path):
+    journal = tmp_path / "elsewhere.log"
+    d = ok_json(home, "optimize", *H, "--sampler", "random", "--trials", "3", "--min-trades", "1", "--anchored",
+                "--train-days", "3", "--test-days", "2", "--stale-after", "120", "--storage", str(journal),
+                "--study", "spans")
+    o = run_row(home, d["run_id"])["config"]
+    assert (o["options"]["anchored"], o["options"]["train_days"], o["options"]["test_days"]) == (True, 3.0, 2.0)
+    assert o["options"]["stale_after"] == 120.0 and o["storage"] == str(journal) and journal.exists()
+    folds = d["folds"]
+    assert len({f["train_from"] for f in folds}) == 1  # anchored: every fold trains from the first alert
+    assert all(f["test_to"] - f["test_from"] <= 2 * 86_400_000 for f in folds)
+    pc = ok_json(home, "optimize", *H, "--sampler", "random", "--trials", "2", "--folds", "2", "--min-trades", "1",
+                 "--per-caller", "--min-calls", "20", "--study", "callers")
+    o = run_row(home, pc["run_id"])["config"]
+    assert o["per_caller"] is True and o["min_calls"] == 20
+    assert {r["caller"] for r in pc["skipped_callers"]} >= {LAG_CALLER}
+    assert all(r["n_alerts"] >= 20 for r in pc["per_caller"])

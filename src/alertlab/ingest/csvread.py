@@ -160,8 +160,9 @@ def read_text_table(path: Path, known: Iterable[str], multiline: bool = False,
         info.bad_lines.append(BadLine(
             int(row.number) if row.number is not None else -1,
             f"malformed line: {row.actual_columns} field(s) where the header has {row.expected_columns}"
-            + (f" (an unquoted {_NAMES.get(delim, delim)} inside a value?)" if row.actual_columns > row.expected_columns
-               else ""),
+            + (" (an unclosed quote took in the lines after it)" if "\n" in (row.text or "")
+               else f" (an unquoted {_NAMES.get(delim, delim)} inside a value?)"
+               if row.actual_columns > row.expected_columns else ""),
             (row.text or "")[:2000]))
         return "skip"
 
