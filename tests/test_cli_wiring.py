@@ -460,6 +460,9 @@ def test_main_tables_fit_the_terminal_without_wrapping(home, monkeypatch, width)
         r = cli(home, *args)
         assert r.exit_code == 0, (args, r.output)
         rows = [ln for ln in r.output.splitlines() if ln[:1] in "┏┃┡│└┌┗╭"]
+        if args[0] == "bt":  # every caller of the per-caller table on exactly one line
+            callers = [c for c in select_alerts(home)["caller"].value_counts().index if f"│ {c}" in r.output]
+            assert callers and all(sum(f"│ {c}" in ln for ln in rows) == 1 for c in callers)
         assert rows, args
         assert max(cell_len(ln) for ln in rows) <= width, (args, max(rows, key=cell_len))
         # no row wrapped: every body line of a table has its cells on one line (no empty continuation cells)
