@@ -525,7 +525,7 @@ def test_help_has_no_python_type_placeholders():
 
 
 def test_demo_ends_with_next_commands_and_home_size(tmp_path):
-    r = runner.invoke(app, ["demo", "--alerts", "300", "--seed", "2", "--home", str(tmp_path / "demo")],
+    r = runner.invoke(app, ["demo", "--alerts", "100", "--seed", "2", "--home", str(tmp_path / "demo")],
                       env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     out = r.output
