@@ -329,6 +329,7 @@ def _print(res) -> None:
             kv_table(
                 {
                     "trial": rec["trial"],
+                    "strategy": s.config.describe() if s.config is not None else "–",
                     "options": ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                          for k, v in rec["options"].items()),
                     "train / test / robust": f"{rec['train']:.4g} / {rec['test']:.4g} / {rec['robust']:.4g}",
