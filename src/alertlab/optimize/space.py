@@ -7,8 +7,11 @@ A space maps engine option names to how each is searched::
      "entry_delay_bars": {"low": 0, "high": 3, "int": true},
      "trail": {"choices": [null, 0.2, 0.3]},                # null = rule off
      "trail_activation": {"low": 1, "high": 3, "when": "trail"},  # only when trail is on
-     "tp_ladder": {"choices": ["2:0.5,4:0.5", null]},
      "time_stop_hours": 24}                                 # fixed value (or null)
+
+``tp_ladder`` (``{"choices": ["3:1", "2:0.5,4:0.5"]}``) is searched instead of ``tp``, never beside
+it: a space that can turn both on is rejected (the engine's rule, ``give tp or tp_ladder, not
+both``); a one-level ladder ``"M:1"`` is ``tp`` M.
 
 Range keys: ``low``, ``high`` and optional ``log``, ``step``, ``int``; or ``choices``; either may
 carry ``when: <option>`` — the option is sampled only when that option is on (not None) and is
