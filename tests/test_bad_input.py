@@ -311,13 +311,19 @@ def test_good_files_of_a_directory_are_ingested(tmp_path):
     write(d / "good1.csv", [CANDLE_HEAD, *candle_rows(sol(1), 10)])
     write(d / "good2.csv", [CANDLE_HEAD, *candle_rows(sol(2), 12)])
     (d / "broken.csv").write_bytes(b"\x00\x01" * 500)
-    code, out = cli("ingest", "candles", str(d), "--home", str(h))
-    assert code == 0 and "Traceback" not in out, out
-    assert "files not ingested" in out and "broken.csv" in out
-    assert store_rows(h) == 22
+    code, out = cli("ingest", "candles", str(d), "--home", str(h), "--json")
+    assert code == 0, out
+    assert json.loads(out)["files_rejected"] == [
+        {"file": str(d / "broken.csv"),
+         "reason": f"{d / 'broken.csv'}: binary file, not CSV text (NUL bytes); give a CSV, Parquet or JSON export"}]
+    write(d / "good3.csv", [CANDLE_HEAD, *candle_rows(sol(3), 3)])
+    code, out = cli("ingest", "candles", str(d), "--home", str(h))  # the summary says it too
+    assert code == 0 and "files_rejected" in out, out
+    assert store_rows(h) == 25
     status = dict(catalog(h, "SELECT regexp_extract(source_file, '[^/]+$'), status FROM ingest_log"))
-    assert status == {"good1.csv": "complete", "good2.csv": "complete", "broken.csv": "rejected"}
-    assert catalog(h, "SELECT source_row, reason FROM rejects") == [
+    assert status == {"good1.csv": "complete", "good2.csv": "complete", "good3.csv": "complete",
+                      "broken.csv": "rejected"}
+    assert catalog(h, "SELECT source_row, reason FROM rejects") == [  # once, though the file was seen twice
         (None, "file not ingested: binary file, not CSV text (NUL bytes); give a CSV, Parquet or JSON export")]
 
 
