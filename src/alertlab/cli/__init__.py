@@ -107,8 +107,9 @@ def ingest_candles_cmd(
 ) -> None:
     """Ingest candle files: detect bar intervals, quarantine bad bars, resolve duplicates, store as Parquet.
 
-    Chain and token come from columns, else from a file name <chain>_<token>[_<from>_<to>].csv
-    (or <address>.csv for Solana/Tron), else from --chain/--token.
+    Chain and token come from --chain/--token when given, else from columns, else from the file
+    name <chain>_<token>[_<from>_<to>].csv (or <address>.csv for Solana/Tron). Malformed lines are
+    quarantined with their line number; unreadable files are skipped and listed.
     """
     from alertlab.ingest import ingest_candles
 
