@@ -68,6 +68,13 @@ def home(tmp_path_factory) -> Home:
     return h
 
 
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    """A fixed 200-column console (pytest-xdist workers may set $COLUMNS); width tests override it."""
+    monkeypatch.setattr(render_mod.console, "width", 200)
+    monkeypatch.setattr(render_mod, "WIDE", False)
+
+
 def cli(home: Home | None, *args: str, env: dict | None = None):
     extra = ["--home", str(home.root)] if home is not None else []
     return runner.invoke(app, [*args, *extra], env=env)
