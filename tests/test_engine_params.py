@@ -36,7 +36,7 @@ from alertlab.engine.params import (
         ({"breakeven_offset": 0.1}, "breakeven_offset needs breakeven_at"),
         ({"breakeven_at": 1.5, "breakeven_offset": 0.5}, "must lie below its activation"),
         ({"breakeven_at": [1.5, 3], "breakeven_offset": [0, 0.6]}, "every grid combination"),
-        ({"tp": 2, "tp_ladder": "3:1"}, "exclusive"),
+        ({"tp": 2, "tp_ladder": "3:1"}, "give tp or tp_ladder, not both"),
         ({"tp_ladder": "2:0.6,3:0.5"}, "sum to"),
         ({"tp_ladder": "1:0.5"}, "must be > 1"),
         ({"tp_ladder": "2:0"}, "fraction 0.0"),

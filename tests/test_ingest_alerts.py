@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from alertlab.errors import UserError
 from alertlab.ingest import chains as ch
 from alertlab.ingest import derive_alert_id, ingest_alerts, ingest_candles, load_alerts
 from alertlab.ingest.timeparse import EMPTY, OK, OUT_OF_RANGE, UNPARSABLE, to_epoch_ms
@@ -276,7 +277,6 @@ def test_messy_ingest(home, tmp_path):
     got = {(r.source_file.split("/")[-1], int(r.source_row)): r.reason for r in rej.itertuples()}
     expect_rows = {("a.csv", n) for n in (5, 6, 7, 9, 13, 14, 15)} | {
         ("b.csv", 7),
-        ("c.csv", 2),
         ("c.csv", 3),
     }
     assert set(got) == expect_rows
@@ -289,7 +289,7 @@ def test_messy_ingest(home, tmp_path):
     assert "empty caller" in got[("a.csv", 15)] and "missing time" in got[("a.csv", 15)]
     assert "empty token" in got[("a.csv", 15)]
     assert got[("b.csv", 7)] == "missing time"
-    assert "invalid ethereum address" in got[("c.csv", 2)]  # a Solana mint labelled ethereum
+    assert rep.chain_corrected == 1  # c.csv row 2: a Solana mint labelled ethereum is on solana
     assert "out of range" in got[("c.csv", 3)]
     assert all(json.loads(r) for r in rej["raw"])
 
@@ -326,7 +326,8 @@ def test_messy_ingest(home, tmp_path):
     assert z["chat_id"] == "123" and z["message_id"] == "456" and z["price_at_alert"] == 1e-9
     z2 = al.loc[("Zed", sol(10), (T0 + 5) * 1000)]
     assert z2["chain"] == "solana" and np.isnan(z2["price_at_alert"])  # -1 price → NULL, chain inferred
-    assert len(al) == rep.rows_new == 1 + 1 + 2 + 5 + 2
+    assert al.loc[("Bob", sol(7), T0 * 1000), "chain"] == "solana"
+    assert len(al) == rep.rows_new == 1 + 1 + 2 + 5 + 1 + 2
     assert not al.index.duplicated().any()
 
     con = home.connect()
@@ -336,7 +337,7 @@ def test_messy_ingest(home, tmp_path):
     ).fetchall()
     con.close()
     assert [r[0].split("/")[-1] for r in log] == ["a.csv", "b.csv", "c.csv", "d.parquet"]
-    assert [r[1:5] for r in log] == [(14, 7, 4, 3), (6, 1, 5, 0), (2, 2, 0, 0), (2, 0, 2, 0)]
+    assert [r[1:5] for r in log] == [(14, 7, 4, 3), (6, 1, 5, 0), (2, 1, 1, 0), (2, 0, 2, 0)]
     det = json.loads(log[0][5])
     assert "alert_dt" in det["columns_ignored"] and det["columns_used"]["ts"] == ["alert_ts_ms"]
 
@@ -479,7 +480,7 @@ def test_errors_are_clear(home, tmp_path):
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(ValueError, match=r"x\.txt"):
         ingest_alerts(home, [tmp_path / "x.txt"])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError, match="no such file or directory"):
         ingest_alerts(home, [tmp_path / "missing.csv"])
     con = home.connect()
     assert con.execute("SELECT count(*) FROM ingest_log").fetchall()[0][0] == 0

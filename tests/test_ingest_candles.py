@@ -626,14 +626,16 @@ def test_errors_name_the_file(home, tmp_path):
 
 def test_empty_files_are_logged_not_fatal(home, tmp_path):
     (tmp_path / "zero.csv").write_bytes(b"")
-    (tmp_path / "header_only.csv").write_text("timestamp,open,high,low,close,volume\n")
+    (tmp_path / "header_only.csv").write_text("chain,token,timestamp,open,high,low,close,volume\n")
     (tmp_path / "no_candles.json").write_text(json.dumps({"data": {"items": []}, "success": True}))
     bars_csv(tmp_path / "real.csv", [T0 + 60 * k for k in range(5)], with_keys=("bsc", evm(30)))
     rep = ingest_candles(home, [tmp_path], progress=True)
     assert rep.rows_read == rep.rows_new == 5 and len(rep.files) == 4
     log = catalog(
-        home, "SELECT source_file, rows_read, rows_new, details FROM ingest_log ORDER BY source_file"
+        home, "SELECT source_file, rows_read, rows_new, details, status FROM ingest_log ORDER BY source_file"
     )
     assert log["rows_read"].tolist() == [0, 0, 5, 0]
-    assert json.loads(log["details"][0])["empty"] is True
+    assert log["status"].tolist() == ["rejected", "rejected", "complete", "rejected"]
+    assert "no data rows" in json.loads(log["details"][0])["error"]
+    assert [r["file"].split("/")[-1] for r in rep.files_rejected] == ["header_only.csv", "no_candles.json", "zero.csv"]
     assert json.loads(log["details"][2])["chain_from"] == "column"

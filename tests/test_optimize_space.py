@@ -26,7 +26,7 @@ BRIEF_SPACE = {
     "trail": {"choices": [None, 0.2, 0.3]},
     "trail_activation": {"low": 1, "high": 3, "when": "trail"},
     "entry_delay_bars": {"low": 0, "high": 3, "int": True},
-    "tp_ladder": {"choices": ["2:0.5,4:0.5", None]},
+    "breakeven_at": {"choices": [2.0, None]},
 }
 
 
@@ -68,12 +68,12 @@ def test_suggest_covers_every_option_and_respects_ranges_and_conditions():
         assert 1.5 <= cfg["tp"] <= 10 and 0.3 <= cfg["sl"] <= 0.9
         assert cfg["entry_delay_bars"] in (0, 1, 2, 3) and isinstance(cfg["entry_delay_bars"], int)
         assert cfg["trail"] in (None, 0.2, 0.3)
-        assert cfg["tp_ladder"] in ("2:0.5,4:0.5", None)
+        assert cfg["breakeven_at"] in (2.0, None) and cfg["tp_ladder"] is None
         assert (cfg["trail_activation"] is None) == (cfg["trail"] is None)
         if cfg["trail_activation"] is not None:
             assert 1 <= cfg["trail_activation"] <= 3
         assert cfg["time_stop_hours"] == 24 and cfg["dip"] is None
-        assert cfg["breakeven_at"] is None and cfg["dip_window_min"] is None  # not in the space: off
+        assert cfg["dip_window_min"] is None  # not in the space: off
     assert {c["trail"] for c in seen} == {None, 0.2, 0.3}
     assert {c["entry_delay_bars"] for c in seen} == {0, 1, 2, 3}
     tps = np.log([c["tp"] for c in seen])  # log scale: about half the draws below the geometric mid
@@ -147,15 +147,15 @@ def test_grid_enumerates_the_full_product_with_gridsampler():
         ({"tp": {"low": 2, "high": 3, "step": 0.4}}, "not a multiple of step"),
         ({"tp": {"low": 2, "high": 3, "step": 0.5, "log": True}}, "cannot be combined"),
         ({"tp": {"low": 2, "high": "x"}}, "finite number"),
-        ({"sl": {"low": 0.5, "high": 1.2}}, "sl=1.2 must be in \\(0, 1\\)"),
+        ({"sl": {"low": 0.5, "high": 1.2}}, r"sl=1.2 must be in \(0, 1\)"),
         ({"tp": {"choices": [0.5, 3]}}, "tp=0.5 must be > 1"),
         ({"trail": {"choices": [True]}}, "trail"),
         ({"entry_delay_bars": {"low": 0.5, "high": 3}}, "integer"),
         ({"entry_delay_bars": {"low": 0, "high": 3, "int": False}}, "integer option"),
         ({"entry_delay_bars": {"choices": [1.5]}}, "integer"),
         ({"tp_ladder": {"low": 1, "high": 2}}, "takes 'choices'"),
-        ({"tp_ladder": {"choices": ["2:0.5,x"]}}, "bad tp_ladder"),
-        ({"tp_ladder": {"choices": ["0.5:0.5"]}}, "bad tp_ladder"),
+        ({"tp_ladder": {"choices": ["2:0.5,x"]}}, "tp_ladder level 'x'"),
+        ({"tp_ladder": {"choices": ["0.5:0.5"]}}, "tp_ladder multiple 0.5 must be > 1"),
         ({"tp_ladder": {"choices": ["2:0.7,3:0.7"]}}, "sum to"),
         ({"trail_activation": {"low": 1, "high": 2, "when": "trail"}}, "not in the space"),
         ({"trail": {"choices": [0.2], "when": "trail"}}, "itself"),
@@ -177,7 +177,7 @@ def test_validation_errors(spec, match):
 def test_normalise():
     sp = SearchSpace.from_dict(
         {
-            "tp": {"low": 2, "high": 8, "log": True},
+            "breakeven_at": {"low": 2, "high": 8, "log": True},
             "sl": {"low": 0.2, "high": 0.6},
             "time_stop_hours": {"choices": [48, None, 6, 12]},
             "tp_ladder": {"choices": ["3:1", "2:0.5,4:0.5"]},
@@ -189,19 +189,19 @@ def test_normalise():
     names = sp.names
     rows = [
         {
-            "tp": 4.0,
+            "breakeven_at": 4.0,
             "sl": 0.5,
             "time_stop_hours": 12,
             "tp_ladder": "2:0.5,4:0.5",
             "trail": 0.3,
             "trail_activation": 1.5,
         },
-        {"tp": 2.0, "sl": 0.2, "time_stop_hours": None, "tp_ladder": "3:1", "trail": None, "dip": 0.1},
+        {"breakeven_at": 2.0, "sl": 0.2, "time_stop_hours": None, "tp_ladder": "3:1", "trail": None, "dip": 0.1},
     ]
     x = sp.normalise(rows)
     assert x.shape == (2, len(names))
     col = {n: x[:, i] for i, n in enumerate(names)}
-    np.testing.assert_allclose(col["tp"], [0.5, 0.0])  # log scale: 4 is the geometric middle of 2..8
+    np.testing.assert_allclose(col["breakeven_at"], [0.5, 0.0])  # log scale: 4 is the geometric middle of 2..8
     np.testing.assert_allclose(col["sl"], [0.75, 0.0])
     assert col["time_stop_hours"][0] == 0.5 and np.isnan(col["time_stop_hours"][1])  # 6 < 12 < 48
     np.testing.assert_allclose(col["tp_ladder"], [1.0, 0.0])  # strings in listed order
@@ -212,18 +212,35 @@ def test_normalise():
         sp.normalise([{"time_stop_hours": 7}])
 
 
+def test_space_that_can_turn_on_tp_and_tp_ladder_is_rejected():
+    """The engine's take-profit rule holds for spaces too (one rule, in StrategyConfig)."""
+    for spec in (
+        {"tp": {"low": 2, "high": 5}, "tp_ladder": {"choices": ["2:0.5,4:0.5", None]}},
+        {"tp": 3.0, "tp_ladder": "2:0.5,4:0.5"},
+        {"tp": {"choices": [None, 3.0]}, "tp_ladder": {"choices": ["2:1"]}},
+    ):
+        with pytest.raises(ValueError, match="give tp or tp_ladder, not both"):
+            SearchSpace.from_dict(spec)
+    # one of them fixed off is fine; a one-level ladder "M:1" is tp M
+    assert SearchSpace.from_dict({"tp": None, "tp_ladder": {"choices": ["3:1", "2:0.5,4:0.5"]}})
+    assert SearchSpace.from_dict({"tp": {"low": 2, "high": 5}, "tp_ladder": "off"})
+    # the option domains are the engine's: the same value fails in both with the same words
+    with pytest.raises(ValueError, match=r"breakeven_offset=-1.5 must be > -1"):
+        SearchSpace.from_dict({"breakeven_at": 2.0, "breakeven_offset": -1.5})
+
+
 def test_files_and_loading(tmp_path):
     sp = SearchSpace.from_dict(BRIEF_SPACE)
     (tmp_path / "s.json").write_text(json.dumps(BRIEF_SPACE))
     (tmp_path / "s.yaml").write_text(
         "tp: {low: 1.5, high: 10, log: true}\nsl: {low: 0.3, high: 0.9}\n"
         "trail: {choices: [null, 0.2, 0.3]}\ntrail_activation: {low: 1, high: 3, when: trail}\n"
-        "entry_delay_bars: {low: 0, high: 3, int: true}\ntp_ladder: {choices: ['2:0.5,4:0.5', null]}\n"
+        "entry_delay_bars: {low: 0, high: 3, int: true}\nbreakeven_at: {choices: [2.0, null]}\n"
     )
     (tmp_path / "s.toml").write_text(
         "[space]\ntp = {low = 1.5, high = 10, log = true}\nsl = {low = 0.3, high = 0.9}\n"
         'trail = {choices = ["off", 0.2, 0.3]}\ntrail_activation = {low = 1, high = 3, when = "trail"}\n'
-        'entry_delay_bars = {low = 0, high = 3, int = true}\ntp_ladder = {choices = ["2:0.5,4:0.5", "None"]}\n'
+        'entry_delay_bars = {low = 0, high = 3, int = true}\nbreakeven_at = {choices = [2.0, "None"]}\n'
     )
     for name in ("s.json", "s.yaml", "s.toml"):
         assert SearchSpace.from_file(tmp_path / name) == sp

@@ -397,17 +397,19 @@ def test_resume_reaches_exact_total_and_fails_stale_trials(tmp_path):
         )
         r3 = run_study(w, OptimizeOptions(**{**opts.__dict__, "trials": 30}), tmp_path, study="s")
         trials = load(r3).trials
-        assert len(trials) == 30 and r3.counts["n_trials"] == 30
+        # 30 = completed + running: the stale trial failed and was replaced, the live one counts
+        assert len(trials) == 31 and r3.counts["n_trials"] == 31
         assert trials[dead].state == TrialState.FAIL
         assert trials[dead].user_attrs["fail_reason"].startswith("stale")
         assert trials[live].state == TrialState.RUNNING
-        assert r3.counts["n_failed"] == 1 and r3.counts["n_running"] == 1 and r3.counts["n_complete"] == 28
+        assert r3.counts["n_failed"] == 1 and r3.counts["n_running"] == 1 and r3.counts["n_complete"] == 29
     finally:
         live_lock.release()
-    # the live worker has died now: its trial is failed, still counted, nothing new is asked
+    # the live worker has died now: its trial is failed and one new trial replaces it
     r4 = run_study(w, OptimizeOptions(**{**opts.__dict__, "trials": 30}), tmp_path, study="s")
     assert load(r4).trials[live].state == TrialState.FAIL
-    assert r4.counts["n_trials"] == 30 and r4.counts["n_failed"] == 2 and r4.counts["new_trials"] == 0
+    assert r4.counts["n_trials"] == 32 and r4.counts["n_failed"] == 2 and r4.counts["new_trials"] == 1
+    assert r4.counts["n_complete"] == 30
 
 
 def test_other_machine_trials_go_stale_by_heartbeat():
@@ -457,7 +459,7 @@ def test_interrupted_batch_is_failed_and_resume_completes(tmp_path, monkeypatch)
     assert states == [TrialState.COMPLETE] * 4 + [TrialState.FAIL] * 4
     assert all(t.user_attrs["fail_reason"] == "interrupted" for t in study.trials[4:])
     res = run_study(w, opts, tmp_path, study="i")
-    assert res.counts["n_trials"] == 12 and res.counts["n_failed"] == 4 and res.counts["n_complete"] == 8
+    assert res.counts["n_trials"] == 16 and res.counts["n_failed"] == 4 and res.counts["n_complete"] == 12
 
 
 def test_two_workers_share_one_study_without_duplicates(tmp_path):
@@ -509,19 +511,38 @@ def test_grid_sampler_covers_the_grid_once_and_caps_the_total(tmp_path):
         OptimizeOptions(space=TPSL, sampler="grid")
 
 
-def test_invalid_combinations_fail_with_a_reason_and_count(tmp_path):
-    space = SearchSpace.from_dict({"tp": 3.0, "tp_ladder": {"choices": ["2:0.5,4:0.5", None]}, "sl": 0.5})
+def test_invalid_combinations_fail_are_replaced_and_reported(tmp_path):
+    """--trials N means N completed trials: invalid samples fail with the engine's reason, are
+    counted and reported, and new samples replace them."""
+    space = SearchSpace.from_dict(
+        {"tp": 3.0, "sl": 0.5, "dip": {"choices": [None, 0.2]}, "entry_delay_bars": {"choices": [0, 1]}}
+    )
     w = nasty_windows(23, 150)
     res = run_study(
-        w, OptimizeOptions(space=space, trials=12, sampler="random", seed=2, min_trades=0, folds=2), tmp_path
+        w, OptimizeOptions(space=space, trials=12, sampler="random", seed=5, min_trades=0, folds=2), tmp_path
     )
     trials = load(res).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert failed and res.counts["n_failed"] == len(failed) and res.counts["n_trials"] == 12
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert failed and len(done) == 12 and res.counts["n_complete"] == 12
+    assert res.counts["n_failed"] == len(failed) and res.counts["n_trials"] == 12 + len(failed)
     assert all(
-        t.params["tp_ladder"] is not None and "exclusive" in t.user_attrs["fail_reason"] for t in failed
+        t.params["dip"] is not None and t.params["entry_delay_bars"] > 0
+        and "cannot be combined" in t.user_attrs["fail_reason"]
+        for t in failed
     )
-    assert all(t.params["tp_ladder"] is None for t in trials if t.state == TrialState.COMPLETE)
+    assert not res.notes or all("short" not in n for n in res.notes)
+
+
+def test_a_space_that_only_fails_stops_and_says_so(tmp_path):
+    space = SearchSpace.from_dict({"tp": 3.0, "dip": 0.2, "entry_delay_bars": {"choices": [1, 2]}})
+    res = run_study(
+        nasty_windows(23, 150),
+        OptimizeOptions(space=space, trials=4, sampler="random", seed=2, min_trades=0, folds=2, batch_size=4),
+        tmp_path,
+    )
+    assert res.counts["n_complete"] == 0 and res.counts["n_failed"] == 12  # budget max(4, 10), whole batches
+    assert any("short of 4 completed" in n and "cannot be combined" in n for n in res.notes)
 
 
 def test_long_table_columns_and_config_files(nasty_study, tmp_path):
@@ -576,7 +597,7 @@ def test_options_are_validated():
             OptimizeOptions(**bad)
     with pytest.raises(ValueError, match="intrabar"):
         EngineSettings(intrabar="random")
-    with pytest.raises(ValueError, match="exclusive"):
+    with pytest.raises(ValueError, match="give tp or tp_ladder, not both"):
         strategy_config({"tp": 2.0, "tp_ladder": "2:1"}, EngineSettings())
     # dependents of a rule that is off are dropped, not an error
     assert strategy_config({"tp": 2.0, "trail_activation": 2.0}, EngineSettings()).trail is None

@@ -63,7 +63,8 @@ def run_backtest(
         raise ValueError("--export-grid-parquet needs a grid (give some option a comma list, e.g. --tp 2,3,5)")
     config = {"selection": sel.model_dump(mode="json"), "window": spec.model_dump(mode="json"),
               "strategy": strategy.model_dump(mode="json"),
-              "portfolio": portfolio.model_dump(mode="json") if portfolio else None}
+              "portfolio": portfolio.model_dump(mode="json") if portfolio else None,
+              "force_recompute": force_recompute}
     with recorded(home, "grid" if strategy.is_grid else "backtest", config) as run:
         with run.phase("windows"):
             w, info = load_windows(home, sel, spec, force=force_recompute, progress=progress)

@@ -4,25 +4,53 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from alertlab.store import Home
 
 
 @dataclass
 class DemoResult:
+    """What the demo made: the reports, the baseline, the home's size and what it removed."""
+
     home: Home
     planted: list[str]
     alerts_report: object
     candles_report: object
     baseline: object
+    home_bytes: int = 0
+    removed_bytes: int = 0
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of the files under ``path`` (0 if it does not exist)."""
+    if not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+NEXT_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("alertlab backtest --tp 3 --sl 0.5", "one exit strategy: summary, exit reasons, per caller"),
+    ("alertlab bt --tp 1.5,2,3,5 --sl 0.3,0.5,0.7", "a grid of strategies in one pass"),
+    ("alertlab optimize --trials 200 --folds 4", "search strategies on walk-forward folds"),
+    ("alertlab baseline --min-calls 20 --wide", "the leaderboard with every column"),
+    ("alertlab quality", "candle quality per token"),
+    ("alertlab rejects", "the rows the ingest quarantined, with file, row and reason"),
+)
+"""What to try after the demo (each runs on the demo home: add --home if you gave one)."""
 
 
 def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = False,
-             keep_input: bool = False) -> DemoResult:
+             keep_input: bool = False, keep_cache: bool = False) -> DemoResult:
     """Generate the demo market (deterministic for a seed), ingest it and run the baseline.
 
     The generated candle CSVs (several hundred MB) are deleted once ingested unless
-    ``keep_input``: the seed regenerates them byte for byte. The alerts CSV and the truth file stay.
+    ``keep_input``: the seed regenerates them byte for byte. The alerts CSV and the truth file stay
+    (small; they show what went in). The path-cache entry the baseline cut (~400 MB at the default
+    size) is removed too unless ``keep_cache``: the next run rebuilds it from the candle store.
+    ``home_bytes`` is the home's size afterwards, ``removed_bytes`` what was removed.
     """
     from alertlab.app.baseline import run_baseline
     from alertlab.demo.market import DemoSpec, make_demo, planted_ranking
@@ -35,7 +63,19 @@ def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = F
     files = make_demo(home.root / "demo-input" / f"seed{seed}-n{n_alerts}", spec)
     rc = ingest_candles(home, [files.candles_dir], progress=progress)  # first: EVM alerts resolve chains from it
     ra = ingest_alerts(home, [files.alerts_csv], progress=progress)
+    removed = 0
     if not keep_input:
+        removed = tree_bytes(files.candles_dir)
         shutil.rmtree(files.candles_dir, ignore_errors=True)
     bl = run_baseline(home, progress=progress)
-    return DemoResult(home, planted_ranking(spec), ra, rc, bl)
+    if not keep_cache:
+        from alertlab.windows.cache import clear_entries
+
+        removed += tree_bytes(bl.cache.path)
+        clear_entries(home, [bl.cache.fingerprint])
+    con = home.connect()
+    try:
+        con.execute("CHECKPOINT")  # fold the write-ahead log into the catalog file
+    finally:
+        con.close()
+    return DemoResult(home, planted_ranking(spec), ra, rc, bl, tree_bytes(home.root), removed)

@@ -23,11 +23,14 @@ from alertlab.cli.options import (
     NoWickGuardOpt,
     ToOpt,
     WickGuardOpt,
+    WideOpt,
     _pydantic_msg,
     _selection_spec,
     fail,
+    set_wide,
 )
 from alertlab.cli.render import (
+    Col,
     console,
     frame_table,
     kv_table,
@@ -62,7 +65,12 @@ def optimize(
     ] = None,
     sampler: Annotated[str, typer.Option("--sampler", help="random | tpe | grid.")] = "tpe",
     trials: Annotated[
-        int, typer.Option("--trials", help="Total trials the study ends with (a rerun resumes up to N).")
+        int,
+        typer.Option(
+            "--trials",
+            help="Completed trials the study ends with; failed ones (invalid combinations) are replaced "
+            "and reported; a rerun resumes up to N; with --sampler grid at most one trial per grid point.",
+        ),
     ] = 200,
     seed: Annotated[
         int, typer.Option("--seed", help="Sampler seed (each worker and resume gets its own).")
@@ -155,6 +163,7 @@ def optimize(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """Optimise exit strategies (Optuna) on walk-forward folds; recommend by out-of-sample robustness.
 
@@ -166,6 +175,7 @@ def optimize(
     from alertlab.optimize.pipeline import run_optimize
     from alertlab.optimize.space import load_space
 
+    set_wide(wide)
     sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s,
                                 wick_guard, no_wick_guard, min_coverage)
     if space is not None and not space.exists():
@@ -219,6 +229,39 @@ def optimize(
         _print(res)
     if not per_caller and res.study.recommended is None:
         raise typer.Exit(1)
+
+
+SCORE_HELP = "objective: mean over training folds (train), over test folds (test)"
+FOLD_COLS = [Col("fold", "id"), Col("train_from", "ts", "train from"), Col("train_to", "ts", "train to"),
+             Col("test_from", "ts", "test from"), Col("test_to", "ts", "test to"),
+             Col("n_train", "int", "train alerts"), Col("n_test", "int", "test alerts")]
+
+
+def _param_cols(names) -> list[Col]:
+    return [Col(f"p_{k}", "text" if k == "tp_ladder" else "num", k) for k in names]
+
+
+def _board_cols(s) -> list[Col]:
+    return [
+        Col("trial", "id"),
+        Col("robust", "num", help="(test + median test of the nearest trials) / 2: the ranking"),
+        Col("test", "num", help="objective, mean over the test folds"),
+        Col("train", "num", help="objective, mean over the training folds"),
+        *_param_cols(s.options.space.names),
+        Col("neighbourhood", "num", "nbhd", "median test score of the nearest trials"),
+        Col("train_rank", "id", "train rank", "rank by training score (1 = best)"),
+        Col("n_trades_train", "int", "trades train", "fewest trades of a training fold"),
+        Col("n_trades_test", "int", "trades test", "fewest trades of a test fold"),
+    ]
+
+
+def _per_caller_cols(names) -> list[Col]:
+    return [Col("caller"), Col("n_alerts", "int", "alerts"), Col("robust", "num", help="of the recommended trial"),
+            Col("test", "num"), Col("train", "num"), *_param_cols(names),
+            Col("dsr", "num", "DSR", "deflated Sharpe ratio of the recommendation"),
+            Col("pbo", "num", "PBO", "probability of backtest overfitting"),
+            Col("n_trials", "int", "trials"), Col("n_feasible", "int", "feasible"), Col("trial", "id"),
+            Col("study")]
 
 
 def _board(s) -> pd.DataFrame:
@@ -284,9 +327,12 @@ def _print(res) -> None:
     tables = [kv_table(head, "optimize"),
               kv_table(status_view(res.status_counts), "alerts by status")]
     if res.per_caller is not None:
-        tables.append(frame_table(res.per_caller, f"per-caller studies ({len(res.studies)})", max_rows=100))
+        names = res.studies[0].options.space.names if res.studies else []
+        tables.append(frame_table(res.per_caller, f"per-caller studies ({len(res.studies)}), best robust score first",
+                                  _per_caller_cols(names), max_rows=100))
         if res.skipped_callers:
-            tables.append(frame_table(pd.DataFrame(res.skipped_callers), "callers skipped", max_rows=100))
+            tables.append(frame_table(pd.DataFrame(res.skipped_callers), "callers skipped",
+                                      [Col("caller"), Col("n_alerts", "int", "alerts"), Col("reason")], max_rows=100))
         print_tables(tables)
         for k, v in res.exports.items():
             console.print(f"{k}: {v}", highlight=False)
@@ -299,8 +345,8 @@ def _print(res) -> None:
         "storage": s.storage,
         "objective": f"{s.options.objective} (mean over training folds)",
         "sampler": s.options.sampler,
-        "trials": f"{c['n_trials']} of {s.target} ({c['new_trials']} new, {c['n_failed']} failed, "
-        f"{c['n_infeasible']} infeasible, {c['n_running']} running)",
+        "trials": f"{c['n_complete']} completed of {s.target} ({c['new_trials']} new; {c['n_failed']} failed "
+        f"and replaced; {c['n_infeasible']} infeasible; {c['n_running']} running; {c['n_trials']} in all)",
         "DSR (recommended)": _fmt_dsr(s),
         "PBO": _fmt_pbo(s),
     }
@@ -309,11 +355,9 @@ def _print(res) -> None:
     for k in ("train_from", "train_to", "test_from", "test_to"):
         folds[k] = pd.to_datetime(folds[k], unit="ms", utc=True)
     folds = folds.astype(object)
-    tables.append(frame_table(folds, "walk-forward folds (alert time, half-open; embargo = horizon)"))
+    tables.append(frame_table(folds, "walk-forward folds (alert time, half-open; embargo = horizon)", FOLD_COLS))
     tables.append(
-        frame_table(
-            _board(s), "leaderboard: feasible trials by robust score (train | test | robust side by side)"
-        )
+        frame_table(_board(s), "leaderboard: feasible trials, best robust score first", _board_cols(s))
     )
     rec = s.recommended
     if rec is not None:
@@ -322,6 +366,7 @@ def _print(res) -> None:
             kv_table(
                 {
                     "trial": rec["trial"],
+                    "strategy": s.config.describe() if s.config is not None else "–",
                     "options": ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                          for k, v in rec["options"].items()),
                     "train / test / robust": f"{rec['train']:.4g} / {rec['test']:.4g} / {rec['robust']:.4g}",

@@ -8,15 +8,24 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from alertlab.cli.render import console
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="Workspace directory (default $ALERTLAB_HOME or ./alertlab-data).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+WideOpt = Annotated[bool, typer.Option("--wide", help="Show every table column (default: those that fit the terminal).")]
+
+
+def set_wide(wide: bool) -> None:
+    """Apply ``--wide`` to the table renderer."""
+    from alertlab.cli import render
+
+    render.WIDE = bool(wide)
 
 
 def fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # one line, never wrapped
     raise typer.Exit(2)
 
 

@@ -34,7 +34,7 @@ from alertlab.engine.params import (
     validate_params,
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
-from alertlab.engine.summary import summarize_columns
+from alertlab.engine.summary import mean_lower_bound, summarize_columns
 from alertlab.windows.model import TRUNCATED, Windows, time_order
 
 TRADE_COLUMNS = (
@@ -339,7 +339,7 @@ def backtest(
     ``no_fill`` rows carry ret 0 (and NA times/prices) and are left out of the statistics.
     ``summary``: :func:`summarize` metrics under ``cfg.intrabar`` plus the pessimistic and
     optimistic averages side by side and ``ambiguous_share``; ``per_caller``: the same metrics per
-    caller; ``equity``: fixed stake of 1 per alert in alert-time order (columns ``alert_id,
+    caller, plus ``avg_ret_lo95`` (lower 95% t bound of the mean, see ``mean_lower_bound``); ``equity``: fixed stake of 1 per alert in alert-time order (columns ``alert_id,
     alert_ts_ms, caller, ret, equity, drawdown``); ``portfolio``: :func:`run_portfolio` when given.
     """
     if cfg.is_grid:
@@ -392,6 +392,9 @@ def backtest(
         s = _scalar(summarize_columns(o["ret"][m], o["code"][m], o["amb"][m], o["ret_p"][m], o["ret_o"][m]))
         rows.append({"caller": c, **s})
     per_caller = pd.DataFrame(rows)
+    if len(per_caller):
+        per_caller["avg_ret_lo95"] = mean_lower_bound(per_caller["avg_ret"], per_caller["std_ret"],
+                                                      per_caller["n_trades"])
 
     r0 = np.nan_to_num(col["ret"])
     eq = np.cumsum(r0)

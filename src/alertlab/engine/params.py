@@ -150,6 +150,10 @@ def ladder_rows(pairs: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.nd
     return m, w, 1.0 - total
 
 
+TP_EXCLUSIVE = "give tp or tp_ladder, not both (tp M is the one-level ladder 'M:1')"
+"""The take-profit rule: one of ``tp`` and ``tp_ladder``, never both (files, flags and spaces)."""
+
+
 def _as_list(v: Any) -> list:
     return v if isinstance(v, list) else [v]
 
@@ -200,6 +204,30 @@ class StrategyConfig(BaseModel):
     fill_on_zero_volume: bool = False
 
     # ---------------------------------------------------------------- validation
+    @model_validator(mode="before")
+    @classmethod
+    def _one_take_profit(cls, data: Any) -> Any:
+        """``tp`` and ``tp_ladder`` together are rejected before anything else (a ladder that is
+        also malformed is named in the same message, so no check is skipped)."""
+        if isinstance(data, dict) and data.get("tp") is not None and data.get("tp_ladder") is not None:
+            msg = TP_EXCLUSIVE
+            try:
+                cls._norm_ladder(data["tp_ladder"])
+            except ValueError as exc:
+                msg += f"; also {exc}"
+            raise ValueError(msg)
+        return data
+
+    @classmethod
+    def check_option(cls, name: str, value: Any) -> None:
+        """Validate one option value alone (``ValueError`` with the model's message); for search spaces."""
+        if name == "tp_ladder":
+            cls._norm_ladder(value)
+            return
+        if name not in OPTIONS:
+            raise ValueError(f"unknown strategy option {name!r}")
+        check_number(name, value)
+
     @field_validator(
         "tp",
         "sl",
@@ -251,7 +279,7 @@ class StrategyConfig(BaseModel):
     def _cross(self) -> StrategyConfig:
         for a, b in EXCLUSIVE:
             if getattr(self, a) is not None and getattr(self, b) is not None:
-                raise ValueError(f"{a} and {b} are exclusive (tp M is the ladder 'M:1')")
+                raise ValueError(TP_EXCLUSIVE)
         for name, opt in OPTIONS.items():
             unset_parent = opt.parent is not None and getattr(self, opt.parent) is None
             if unset_parent and getattr(self, name) != type(self).model_fields[name].default:
@@ -306,6 +334,45 @@ class StrategyConfig(BaseModel):
         if self.tp_ladder is not None:
             return parse_ladder(self.tp_ladder)
         return None
+
+    # ---------------------------------------------------------------- text
+    def describe(self) -> str:
+        """The strategy in one line, as it runs: ``tp 3 · sl 0.5 · fees 30 bps · slippage 50 bps ·
+        pessimistic intrabar``; without any exit rule ``hold to horizon (no exit rule given)``.
+        Grid axes show their values in braces (``tp {2, 3, 5}``)."""
+
+        def v(x: Any, unit: str = "") -> str:
+            if isinstance(x, list):
+                return "{" + ", ".join(_fmt(float(e)) if _is_number(e) else str(e) for e in x) + "}" + unit
+            return (_fmt(float(x)) if _is_number(x) else str(x)) + unit
+
+        parts: list[str] = []
+        if self.dip is not None:
+            win = f" for {v(self.dip_window_min, ' min')}" if self.dip_window_min is not None else ""
+            parts.append(f"limit buy {v(self.dip)} below the entry open{win}")
+        if self.entry_delay_bars != 0:
+            parts.append(f"entry delay {v(self.entry_delay_bars)} bar(s)")
+        if self.tp is not None:
+            parts.append(f"tp {v(self.tp)}")
+        if self.tp_ladder is not None:
+            parts.append(f"tp ladder {v(self.tp_ladder)}")
+        if self.sl is not None:
+            parts.append(f"sl {v(self.sl)}")
+        if self.breakeven_at is not None:
+            off = f" (+{v(self.breakeven_offset)})" if self.breakeven_offset != 0.0 else ""
+            parts.append(f"breakeven at {v(self.breakeven_at)}{off}")
+        if self.trail is not None:
+            act = f" from {v(self.trail_activation)}" if self.trail_activation != 1.0 else ""
+            parts.append(f"trail {v(self.trail)}{act}")
+        if self.time_stop_hours is not None:
+            parts.append(f"time stop {v(self.time_stop_hours, ' h')}")
+        exits = self.tp is not None or self.tp_ladder is not None or self.sl is not None or \
+            self.breakeven_at is not None or self.trail is not None or self.time_stop_hours is not None
+        if not exits:
+            parts.append("hold to horizon (no exit rule given)")
+        parts += [f"fees {v(self.fee_bps, ' bps')}", f"slippage {v(self.slippage_bps, ' bps')}",
+                  f"{self.intrabar} intrabar"]
+        return " · ".join(parts)
 
     # ---------------------------------------------------------------- files
     @classmethod

@@ -34,16 +34,26 @@ Normalisation:
   (``3.29``); the rule is **values below 1000 are millions of dollars** (×1e6), values from 1000 up
   are dollars. Non-positive/unparsable → NULL (counted likewise).
 * ``chat_id``/``message_id`` are text; integer-valued numbers lose a trailing ``.0``.
+* A chain label the address contradicts is corrected when the address settles it: a Solana
+  mint (or Tron address) labelled ``bsc``/``ethereum``/… is on ``solana`` (``tron``); counted as
+  ``chain_corrected`` in the report and the ingest log. Ambiguous cases (an EVM address under a
+  non-EVM label) are rejected.
 
 Validation → quarantine (``rejects`` table, with file, row and reason; counted in the report):
-empty caller, missing/unparsable/out-of-range time (not 2000–2099), empty or invalid token
-address for the chain, chain not inferable, an input ``alert_id`` already used by a different alert.
-A row with several problems gets them all, joined by ``"; "``. A reject already stored (same
-kind, file, row and reason) is not stored again.
+empty caller, missing/unparsable/out-of-range time (not 2000–2099), a time more than 5 minutes
+after the ingest (``ts in the future``), empty or invalid token address for the chain, chain not
+inferable, an input ``alert_id`` already used by a different alert, a malformed CSV line (field
+count differs from the header's; its text is kept), a row with invalid UTF-8. A row with several
+problems gets them all, joined by ``"; "``. Rejects are keyed by (file content hash, row):
+re-ingesting a file replaces its earlier rejects instead of adding copies, and a reject already
+stored under another hash (same kind, file, row and reason) is not stored again. A file that cannot be
+read at all (empty, header only, binary, missing columns) is skipped and reported
+(``files_rejected``); only when no file given can be read is that an error.
 
-Row numbers: ``row`` is the data record's 0-based index + 2, i.e. the line number in a CSV whose
-header is line 1 (first data row = 2; a quoted field with an embedded newline shifts later
-physical lines, the number stays the record's). Parquet rows use the same numbering.
+Row numbers: ``row`` is the physical line number in the CSV (header = line 1, first data row =
+2; the CSV delimiter is detected, see :mod:`alertlab.ingest.csvread`); exact unless a quoted
+field spans several lines (each extra line shifts later rows by one). Parquet rows are numbered
+the same way (first = 2).
 
 Dedup: one alert per ``(caller, chain, token, ts_ms)``. Duplicates (e.g. one row per bot reply)
 are merged keeping, per column, the first non-null value in input order (files in the order
@@ -58,8 +68,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,11 +80,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from alertlab.errors import UserError
 from alertlab.ingest import chains as ch
+from alertlab.ingest.csvread import BadLine, read_text_table
 from alertlab.ingest.files import collect_files
 from alertlab.ingest.quality import SAMPLE_SIZE, IngestReport, file_sha256
 from alertlab.ingest.timeparse import EMPTY, OK, reason_of, to_epoch_ms
 from alertlab.store import Home
+from alertlab.store.lock import workspace_lock
 from alertlab.util.progress import bar
 
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -97,6 +113,8 @@ PROVENANCE = ("source_file", "source_row", "raw")  # optional columns of an in-m
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
 MCAP_MILLIONS_BELOW = 1000.0
+FUTURE_TOLERANCE_MS = 5 * 60 * 1000  # clock skew allowed before an alert time counts as in the future
+FUTURE = "ts in the future"
 ALERT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 ALERT_COLUMNS = [
     "alert_id",
@@ -122,22 +140,45 @@ def derive_alert_id(caller: str, chain: str, token: str, ts_ms: int) -> str:
 # reading
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+@dataclass
+class _Read:
+    """One alert file as read: its rows (text for CSV), their line numbers, malformed lines, details."""
+
+    frame: pd.DataFrame
+    lines: np.ndarray
+    bad_lines: list = field(default_factory=list)  # csvread.BadLine, plus invalid-UTF-8 rows
+    details: dict = field(default_factory=dict)
+
+
+def _read_table(path: Path) -> _Read:
+    """CSV (delimiter detected, malformed lines set aside, see :mod:`alertlab.ingest.csvread`) or Parquet."""
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
-        df = pq.read_table(path).to_pandas()
+        try:
+            df = pq.read_table(path).to_pandas()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise UserError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
+        out = _Read(df, np.arange(len(df), dtype=np.int64) + 2)
     else:
-        df = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[],
-            sep="\t" if name.endswith(".tsv") else ",",
-            encoding="utf-8-sig",
-            skipinitialspace=False,
-        )
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    return df
+        info, batches = read_text_table(path, [a for names in ALIASES.values() for a in names], multiline=True)
+        frames, lines, bad = [], [], []
+        for b in batches:
+            keep = np.ones(b.table.num_rows, bool)
+            if len(b.bad_utf8):
+                keep[b.bad_utf8] = False
+                bad += [BadLine(int(b.lines[k]), "invalid UTF-8 text", "") for k in b.bad_utf8]
+                frames.append(b.table.take(pa.array(np.flatnonzero(keep))).to_pandas())
+            else:
+                frames.append(b.table.to_pandas())
+            lines.append(b.lines[keep])
+        df = (pd.concat(frames, ignore_index=True) if frames
+              else pd.DataFrame({h: pd.Series(dtype=object) for h in info.header}))
+        out = _Read(df, np.concatenate(lines) if lines else np.empty(0, np.int64),
+                    sorted(info.bad_lines + bad, key=lambda b: b.line), {"delimiter": info.delimiter_name})
+        if info.blank_lines:
+            out.details["blank_lines"] = info.blank_lines
+    out.frame.columns = [str(c).strip().lower() for c in out.frame.columns]
+    return out
 
 
 def _as_text(s: pd.Series) -> pd.Series:
@@ -176,12 +217,17 @@ def _coalesce_time(df: pd.DataFrame, names: tuple[str, ...]) -> tuple[np.ndarray
     return ms, err
 
 
-def _canonical_frame(raw: pd.DataFrame, file_idx: np.ndarray, rows: np.ndarray, what: str) -> tuple[pd.DataFrame, dict]:
-    """Raw columns (lower-cased names) → canonical columns + ts_ms/ts_err + file_idx/row, and what was used."""
+def _canonical_frame(raw: pd.DataFrame, file_idx: np.ndarray, rows: np.ndarray, what: str,
+                     has: str = "the header has") -> tuple[pd.DataFrame, dict]:
+    """Raw columns (lower-cased names) → canonical columns + ts_ms/ts_err + file_idx/row/pos, and what was used.
+
+    Missing required columns raise :class:`UserError` naming ``what``.
+    """
     missing = [c for c in REQUIRED if not any(a in raw.columns for a in ALIASES[c])]
     if missing:
         need = "; ".join(f"{c} (any of {', '.join(ALIASES[c])})" for c in missing)
-        raise ValueError(f"{what}: missing required column(s): {need}; columns are {list(raw.columns)}")
+        raise UserError(f"{what}: missing required column(s): {need}; {has} "
+                        f"{', '.join(map(str, raw.columns)) or 'nothing'}")
     n = len(raw)
     out = pd.DataFrame(index=pd.RangeIndex(n))
     used = {}
@@ -199,6 +245,7 @@ def _canonical_frame(raw: pd.DataFrame, file_idx: np.ndarray, rows: np.ndarray, 
     used["ts"] = [a for a in ALIASES["ts"] if a in raw.columns]
     out["file_idx"] = np.asarray(file_idx, dtype=np.int64)
     out["row"] = np.asarray(rows, dtype=np.int64)
+    out["pos"] = np.arange(n, dtype=np.int64)  # position in the raw frame
     mapped = {a for names in used.values() for a in names} | set(PROVENANCE)
     details = {
         "columns_used": {k: v for k, v in used.items() if v},
@@ -207,13 +254,19 @@ def _canonical_frame(raw: pd.DataFrame, file_idx: np.ndarray, rows: np.ndarray, 
     return out, details
 
 
-def _read_alert_file(path: Path, file_idx: int) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    """One file → (canonical columns + ts_ms/ts_err + provenance, ingest-log details, the raw frame)."""
-    raw = _read_table(path)
+def _read_alert_file(path: Path, file_idx: int) -> tuple[pd.DataFrame, dict, pd.DataFrame, list]:
+    """One file → (canonical columns + ts_ms/ts_err + provenance, ingest-log details, the raw frame,
+    malformed lines). Whole-file problems raise :class:`UserError`."""
+    read = _read_table(path)
+    raw = read.frame
     n = len(raw)
-    out, details = _canonical_frame(raw, np.full(n, file_idx), np.arange(n, dtype=np.int64) + 2, str(path))
+    out, details = _canonical_frame(raw, np.full(n, file_idx), read.lines, str(path))
+    if not n and not read.bad_lines:
+        raise UserError(f"{path}: no data rows (header only); remove it or export it again")
     out["source"] = out["source"].fillna(path.name)
-    return out, details, raw
+    details.update(read.details)
+    return out, details, raw, read.bad_lines
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +304,8 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
     bad_ts = df["ts_err"].to_numpy() != OK
     for code in np.unique(df["ts_err"].to_numpy()[bad_ts]):
         _add_reason(reasons, df["ts_err"].to_numpy() == code, reason_of(code))
+    now_ms = int(time.time() * 1000)
+    _add_reason(reasons, ~bad_ts & (df["ts_ms"].to_numpy(np.int64) > now_ms + FUTURE_TOLERANCE_MS), FUTURE)
 
     # chain: canonical spelling, else inferred from the address
     token = df["token"]
@@ -290,22 +345,33 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
     # chain names and addresses
     has = chain.notna().to_numpy(bool) & ~no_token
     pairs = pd.DataFrame({"chain": chain[has], "token": token[has]}).drop_duplicates()
-    norm, why = {}, {}
+    norm, why, fixed = {}, {}, {}
     for c, t in zip(pairs["chain"], pairs["token"], strict=True):
         if not ch.is_valid_chain_name(c):
             norm[(c, t)], why[(c, t)] = t, f"invalid chain name {c[:40]!r}"
             continue
-        nt = ch.normalize_token(c, t)
-        norm[(c, t)], why[(c, t)] = nt, ch.validate_address(c, nt) or ""
+        alt = ch.correct_chain(c, t)  # e.g. a Solana mint labelled bsc: the address settles the chain
+        if alt is not None:
+            fixed[(c, t)] = alt
+            c2 = alt
+        else:
+            c2 = c
+        nt = ch.normalize_token(c2, t)
+        norm[(c, t)], why[(c, t)] = nt, ch.validate_address(c2, nt) or ""
     tok_out = token.astype(object).copy()
     addr_reason = np.full(n, "", dtype=object)
+    corrected = np.zeros(n, bool)
     for i in np.flatnonzero(has):
         k = (chain.iat[i], token.iat[i])
         tok_out.iat[i] = norm[k]
         addr_reason[i] = why[k]
+        if k in fixed:
+            chain.iat[i] = fixed[k]
+            corrected[i] = True
     _add_reason(reasons, addr_reason != "", addr_reason)
     df["chain"] = chain
     df["token"] = tok_out
+    df["chain_corrected"] = corrected
 
     # optional numeric fields
     nulled = {}
@@ -334,29 +400,79 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
 
 
 def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = False) -> IngestReport:
-    """Ingest alert files into the catalog (see the module docstring for every rule)."""
+    """Ingest alert files into the catalog (see the module docstring for every rule).
+
+    A file that cannot be read at all (empty, header only, binary, missing columns) is skipped
+    and reported in ``files_rejected`` while the other files are ingested; if no file can be
+    read that is a :class:`UserError`. Runs under the workspace writer lock.
+    """
     files = collect_files(paths, ALERT_SUFFIXES, "alert")
     if not files:
-        raise ValueError(f"no alert files ({', '.join(ALERT_SUFFIXES)}) found in {[str(p) for p in paths]}")
-    frames, raws, details, hashes = [], [], [], []
+        raise UserError(f"no alert files ({', '.join(ALERT_SUFFIXES)}) in {', '.join(str(p) for p in paths)}: "
+                        "point at the files or the directory that holds them")
+    with workspace_lock(home, "ingest alerts"):
+        return _ingest_alerts(home, files, progress)
+
+
+def _ingest_alerts(home: Home, files: list[Path], progress: bool) -> IngestReport:
+    from alertlab.ingest import recovery
+
+    ingest_id = uuid.uuid4().hex
+    begun = recovery.begin(home, ingest_id, "alerts", files)  # logged as running before anything is written
+    frames, raws, details, hashes, bad_lines = [], [], [], [], []
+    file_errors: dict[int, str] = {}
     with bar("ingest alerts", total=len(files), enabled=progress) as pb:
         for i, f in enumerate(files):
-            df, det, raw = _read_alert_file(f, i)
+            hashes.append(file_sha256(f))
+            try:
+                df, det, raw, bad = _read_alert_file(f, i)
+            except UserError as exc:
+                file_errors[i] = str(exc)
+                raws.append(None)
+                details.append({"error": str(exc)})
+                pb.advance()
+                continue
             frames.append(df)
             raws.append(raw)
             details.append(det)
-            hashes.append(file_sha256(f))
+            bad_lines += [(i, b) for b in bad]
             pb.advance()
-    cols = list(ALIASES) + ["ts_ms", "ts_err", "file_idx", "row"]
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    if len(file_errors) == len(files):
+        recovery.abandon(home, ingest_id, begun)  # nothing was written
+        first = next(iter(file_errors.values()))
+        raise UserError(first if len(files) == 1 else f"none of the {len(files)} alert files could be read; first: {first}")
+    df = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
 
-    def raw_json(pos: np.ndarray) -> list[str]:
+    def raw_json(file_idx: np.ndarray, pos: np.ndarray) -> list[str]:
         return [
-            json.dumps({k: (None if pd.isna(v) else v) for k, v in raws[fi].iloc[r - 2].items()}, default=str)
-            for fi, r in zip(df["file_idx"].to_numpy()[pos], df["row"].to_numpy()[pos], strict=True)
+            json.dumps({k: (None if pd.isna(v) else v) for k, v in raws[fi].iloc[p].items()}, default=str)
+            for fi, p in zip(file_idx, pos, strict=True)
         ]
 
-    return _commit(home, df, [str(f) for f in files], hashes, details, raw_json)
+    # lines that were not records at all (malformed CSV lines, invalid UTF-8): read and rejected
+    pre = pd.DataFrame({
+        "file_idx": np.asarray([fi for fi, _ in bad_lines], np.int64),
+        "source_row": np.asarray([b.line for _, b in bad_lines], np.int64),
+        "reason": [b.reason for _, b in bad_lines],
+        "raw": [json.dumps({"line": b.text}) for _, b in bad_lines],
+    })
+    return _commit(home, ingest_id, df, [str(f) for f in files], hashes, details, raw_json,
+                   pre_rejects=pre, file_errors=file_errors)
+
+
+def _empty_frame() -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype="string") for c in ALIASES if c != "ts"})
+    df["ts_ms"], df["ts_err"] = np.zeros(0, np.int64), np.zeros(0, np.int8)
+    df["file_idx"], df["row"], df["pos"] = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return df
+
+
+def _content_key(rows: pd.DataFrame, pre: pd.DataFrame) -> str:
+    """SHA-256 of in-memory rows (and producer rejects) of one source: their reject key without a file hash."""
+    h = hashlib.sha256()
+    h.update(rows.to_json(orient="split", index=False, default_handler=str).encode())
+    h.update(pre.to_json(orient="split", index=False, default_handler=str).encode())
+    return h.hexdigest()
 
 
 def ingest_alert_table(
@@ -378,15 +494,23 @@ def ingest_alert_table(
     an empty ``source`` column. ``rejects`` holds rows the producer already quarantined
     (``source_file``, ``source_row``, ``reason``, ``raw``): they are written in the same
     transaction and counted as read and rejected. ``file_hashes``/``file_details`` go to the
-    ``ingest_log`` rows (one per source file, plus one per name in ``files``); ``kind`` labels the ``ingest_log``/``rejects`` rows.
+    ``ingest_log`` rows (one per source file, plus one per name in ``files``); ``kind`` labels
+    the ``ingest_log``/``rejects`` rows. Rejects are keyed like a file's: by ``file_hashes[name]``
+    (the hash of the file the rows came from), else by the SHA-256 of that source's rows and
+    producer rejects, so ingesting the same table again replaces its rejects. Runs under the
+    workspace writer lock and is logged as running until it commits (interrupted-ingest recovery).
     """
+    from alertlab.ingest import recovery
+
     raw = table.to_pandas() if isinstance(table, pa.Table) else table.copy()
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     raw = raw.reset_index(drop=True)
     n = len(raw)
     pre = rejects if rejects is not None else pd.DataFrame(columns=["source_file", "source_row", "reason", "raw"])
+    pre = pre.reset_index(drop=True)
     src_col = raw["source_file"].astype(str) if "source_file" in raw.columns else pd.Series([source] * n, dtype=object)
-    named = [*(files or []), *src_col.tolist(), *pre["source_file"].astype(str).tolist()]
+    pre_src = pre["source_file"].astype(str)
+    named = [*(files or []), *src_col.tolist(), *pre_src.tolist()]
     files = list(dict.fromkeys(named)) or [source]
     index = {f: i for i, f in enumerate(files)}
     file_idx = src_col.map(index).to_numpy(np.int64) if n else np.zeros(0, np.int64)
@@ -396,17 +520,19 @@ def ingest_alert_table(
         else np.arange(n, dtype=np.int64) + 1
     )
     if n:
-        df, det = _canonical_frame(raw, file_idx, rows, source)
+        df, det = _canonical_frame(raw, file_idx, rows, source, has="the table has")
     else:
-        df = pd.DataFrame({c: pd.Series(dtype="string") for c in ALIASES if c != "ts"})
-        df["ts_ms"], df["ts_err"] = np.zeros(0, np.int64), np.zeros(0, np.int8)
-        df["file_idx"], df["row"] = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        det = {}
+        df, det = _empty_frame(), {}
     df["source"] = df["source"].fillna(source)
     details = [dict(det, **((file_details or {}).get(f, {}))) for f in files]
-    hashes = [(file_hashes or {}).get(f) for f in files]
+    data_cols = [c for c in raw.columns if c != "source_file"]
+    hashes = [
+        (file_hashes or {}).get(f)
+        or _content_key(raw.loc[(src_col == f).to_numpy(bool), data_cols], pre.loc[(pre_src == f).to_numpy(bool)])
+        for f in files
+    ]
 
-    def raw_json(pos: np.ndarray) -> list[str]:
+    def raw_json(_file_idx: np.ndarray, pos: np.ndarray) -> list[str]:
         if "raw" in raw.columns:
             return [str(v) for v in raw["raw"].to_numpy()[pos]]
         keep = [c for c in raw.columns if c not in PROVENANCE]
@@ -417,27 +543,37 @@ def ingest_alert_table(
 
     pre_df = pd.DataFrame(
         {
-            "file_idx": pre["source_file"].astype(str).map(index).to_numpy(np.int64),
+            "file_idx": pre_src.map(index).to_numpy(np.int64),
             "source_row": pd.to_numeric(pre["source_row"]).to_numpy(np.int64),
             "reason": pre["reason"].astype(str).to_numpy(),
             "raw": pre["raw"].astype(str).to_numpy() if "raw" in pre.columns else "{}",
         }
     )
-    return _commit(home, df, files, hashes, details, raw_json, pre_rejects=pre_df, kind=kind)
+    with workspace_lock(home, f"ingest {kind}"):
+        ingest_id = uuid.uuid4().hex
+        recovery.begin(home, ingest_id, kind, files)  # logged as running before anything is written
+        return _commit(home, ingest_id, df, files, hashes, details, raw_json, pre_rejects=pre_df, kind=kind)
 
 
 def _commit(
     home: Home,
+    ingest_id: str,
     df: pd.DataFrame,
     files: list[str],
-    hashes: list[str | None],
+    hashes: list[str],
     details: list[dict],
-    raw_json,
+    raw_json: Callable[[np.ndarray, np.ndarray], list[str]],
     pre_rejects: pd.DataFrame | None = None,
+    file_errors: dict[int, str] | None = None,
     kind: str = "alerts",
 ) -> IngestReport:
-    """Normalise, validate, dedup and write one ingest (canonical frame + provenance) in one transaction."""
-    ingest_id = uuid.uuid4().hex
+    """Normalise, validate, dedup and write one ingest (canonical frame + provenance) in one transaction.
+
+    ``raw_json(file_idx, pos)`` gives the raw text of rejected rows; ``pre_rejects`` (file_idx,
+    source_row, reason, raw) are rows rejected before normalisation (counted as read and rejected);
+    ``file_errors`` are files not ingested at all (file-level rejects, no row, not counted as rows).
+    """
+    file_errors = file_errors or {}
     if pre_rejects is None:
         pre_rejects = pd.DataFrame({"file_idx": [], "source_row": [], "reason": [], "raw": []})
     con = home.connect()
@@ -495,6 +631,7 @@ def _commit(
         existing["alert_id"] = store.loc[existing.index, "store_id"].astype(str)
 
         rej = np.flatnonzero(reasons != "")
+        chain_corrected = int(df["chain_corrected"].to_numpy(bool)[reasons == ""].sum()) if len(df) else 0
         rej_df = pd.concat(
             [
                 pd.DataFrame(
@@ -502,7 +639,8 @@ def _commit(
                         "file_idx": df["file_idx"].to_numpy(np.int64)[rej],
                         "source_row": df["row"].to_numpy()[rej].astype(np.int64),
                         "reason": reasons[rej].astype(str),
-                        "raw": raw_json(rej) if len(rej) else [],
+                        "raw": raw_json(df["file_idx"].to_numpy(np.int64)[rej], df["pos"].to_numpy(np.int64)[rej])
+                        if len(rej) else [],
                     }
                 ),
                 pre_rejects,
@@ -512,14 +650,23 @@ def _commit(
         rej_df["file_idx"] = rej_df["file_idx"].astype(np.int64)
         rej_df["source_row"] = rej_df["source_row"].astype(np.int64)
         rej_df = rej_df.iloc[np.lexsort((rej_df["source_row"].to_numpy(), rej_df["file_idx"].to_numpy()))]
-        rej_df = rej_df.reset_index(drop=True)
+        rows_rej = rej_df.reset_index(drop=True)  # row-level rejects, in (file, row) order
+        n_rej = np.bincount(rows_rej["file_idx"].to_numpy(np.int64), minlength=len(files))
+        n_pre = np.bincount(pre_rejects["file_idx"].to_numpy(np.int64), minlength=len(files))
+        n_read = np.bincount(df["file_idx"].to_numpy(np.int64), minlength=len(files)) + n_pre
+        file_rej = pd.DataFrame({  # files not ingested at all: one reject each, without a row
+            "file_idx": np.asarray(sorted(file_errors), np.int64),
+            "source_row": pd.array([pd.NA] * len(file_errors), "Int64"),
+            "reason": ["file not ingested: " + file_errors[i].removeprefix(f"{files[i]}: ") for i in sorted(file_errors)],
+            "raw": [None] * len(file_errors),
+        })
+        rej_df = pd.concat([rows_rej.astype({"source_row": "Int64"}), file_rej], ignore_index=True)
         rej_df.insert(0, "source_file", [files[i] for i in rej_df["file_idx"]])
+        rej_df["file_sha256"] = [hashes[i] for i in rej_df["file_idx"]]
+        rows_rej.insert(0, "source_file", [files[i] for i in rows_rej["file_idx"]])
         new_rows = new.assign(
             source_file=[str(files[i]) for i in new["file_idx"]], source_row=new["row"].astype(np.int64)
         )
-        n_pre = np.bincount(pre_rejects["file_idx"].to_numpy(np.int64), minlength=len(files))
-        n_read = np.bincount(df["file_idx"].to_numpy(np.int64), minlength=len(files)) + n_pre
-        n_rej = np.bincount(rej_df["file_idx"].to_numpy(np.int64), minlength=len(files))
         n_new = np.bincount(new["file_idx"].to_numpy(np.int64), minlength=len(files))
 
         con.begin()
@@ -547,16 +694,21 @@ def _commit(
                         + ")"
                     ).fetchall()
                 con.unregister("_upd")
+            # rejects are keyed by (file content, row): this ingest's verdict replaces an earlier one
+            con.execute("DELETE FROM rejects WHERE kind = ? AND list_contains(?, file_sha256)",
+                        [kind, hashes]).fetchall()
             if len(rej_df):
-                con.register("_rej", rej_df[["source_file", "source_row", "reason", "raw"]])
+                con.register("_rej", rej_df.drop(columns="file_idx"))
                 con.execute(
-                    "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw) "
-                    "SELECT ?, ?, r.source_file, r.source_row, r.reason, r.raw::JSON FROM _rej r "
+                    "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw, file_sha256) "
+                    "SELECT ?, ?, r.source_file, r.source_row, r.reason, r.raw::JSON, r.file_sha256 FROM _rej r "
                     "WHERE NOT EXISTS (SELECT 1 FROM rejects q WHERE q.kind = ? AND q.source_file = r.source_file "
-                    "AND q.source_row = r.source_row AND q.reason = r.reason)",  # re-ingesting adds nothing
+                    "AND q.source_row IS NOT DISTINCT FROM r.source_row AND q.reason = r.reason) "
+                    "ORDER BY r.source_file, r.source_row",  # a reject stored under another hash is not copied
                     [ingest_id, kind, kind],
                 ).fetchall()
                 con.unregister("_rej")
+            con.execute("DELETE FROM ingest_log WHERE ingest_id = ? AND status = 'running'", [ingest_id]).fetchall()
             for i, f in enumerate(files):
                 accepted = int(n_read[i] - n_rej[i])
                 det = dict(details[i])
@@ -565,11 +717,13 @@ def _commit(
                         nulled_fields=nulled,
                         field_conflicts={k: v for k, v in field_conflicts.items() if v},
                         alerts_enriched=int(enriched),
+                        chain_corrected=chain_corrected,
                         files_in_ingest=len(files),
                     )
                 con.execute(
                     "INSERT INTO ingest_log (ingest_id, kind, source_file, file_sha256, rows_read, rows_accepted, "
-                    "rows_rejected, rows_duplicate, rows_new, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "rows_rejected, rows_duplicate, rows_new, details, status, pid) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         ingest_id,
                         kind,
@@ -581,6 +735,8 @@ def _commit(
                         accepted - int(n_new[i]),
                         int(n_new[i]),
                         json.dumps(det),
+                        "rejected" if i in file_errors else "complete",
+                        os.getpid(),
                     ],
                 ).fetchall()
             con.commit()
@@ -591,11 +747,11 @@ def _commit(
         con.close()
 
     rows_read = int(n_read.sum())
-    rows_rejected = int(len(rej_df))
-    reason_counts = rej_df["reason"].value_counts() if rows_rejected else pd.Series(dtype=int)
+    rows_rejected = int(n_rej.sum())
+    reason_counts = rows_rej["reason"].value_counts() if rows_rejected else pd.Series(dtype=int)
     sample = [
         {"file": f, "row": int(r), "reason": why}
-        for f, r, why in rej_df[["source_file", "source_row", "reason"]].head(SAMPLE_SIZE).itertuples(index=False)
+        for f, r, why in rows_rej[["source_file", "source_row", "reason"]].head(SAMPLE_SIZE).itertuples(index=False)
     ]
     return IngestReport(
         kind=kind,
@@ -607,6 +763,8 @@ def _commit(
         rows_rejected=rows_rejected,
         reject_reasons={str(k): int(v) for k, v in reason_counts.items()},
         rejects_sample=sample,
+        files_rejected=[{"file": str(files[i]), "reason": m} for i, m in sorted(file_errors.items())],
+        chain_corrected=chain_corrected,
     )
 
 
@@ -616,7 +774,7 @@ def load_alerts(home: Home) -> pd.DataFrame:
     ``is_first_call`` marks the earliest alert of each (chain, token) across callers, ties broken
     by ``alert_id``: exactly one per token.
     """
-    con = home.connect()
+    con = home.connect(read_only=True)
     try:
         df = con.execute(
             "SELECT alert_id, caller, chain, token, ts_ms, ticker, price_at_alert, mcap_at_alert, chat_id, "

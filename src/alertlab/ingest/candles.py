@@ -9,8 +9,17 @@ Columns (headers matched trimmed and case-insensitively; the first alias present
 ``chain`` ← chain, network; ``token`` ← token, mint, token_address, address; ``ts`` ← ts, timestamp,
 unixtime, time; ``open`` ← open, o; ``high`` ← high, h; ``low`` ← low, l; ``close`` ← close, c;
 ``volume`` ← volume, v, vol. ``ts``, prices and volume are required. Chain and token come from
-columns when present, else from a file name ``<chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>``
-(the real export's naming); a file with neither raises a ``ValueError`` naming it.
+``--chain``/``--token`` when given (they override columns and names), else from columns, else from
+the file name (:func:`name_chain_token`): ``<chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>``
+(the real export's naming), ``<chain>_<token>.<ext>``, or ``<address>.<ext>`` for a Solana/Tron
+address. A file that gives no chain or no token is not ingested (its error names it).
+
+Reading (see :mod:`alertlab.ingest.csvread`): the CSV delimiter is detected; a malformed line (a
+field count that differs from the header's) is quarantined with its physical line number and
+text, a row with invalid UTF-8 likewise, blank lines are skipped; every other line is read.
+A file that cannot be read at all (empty, header only, binary, missing columns, no chain/token)
+is skipped and reported (``files_rejected``, ``ingest_log.status = 'rejected'``, a ``rejects``
+row without line number); only when no file given can be read is that an error.
 
 Normalisation and validation (rows failing are quarantined in ``rejects`` with file, row, reason):
 
@@ -22,8 +31,9 @@ Normalisation and validation (rows failing are quarantined in ``rejects`` with f
   address, an EVM address without chain is rejected (it names no chain).
 * prices missing/NaN/inf or <= 0, ``high < max(open, close)``, ``low > min(open, close)``, volume
   missing/NaN or negative → rejected (all failing checks listed, joined by ``"; "``).
-* Row numbers: the data record's 0-based index + 2 (the CSV line with the header as line 1); the
-  same numbering is used for Parquet rows and JSON items.
+* Row numbers: the CSV line number (header = line 1; exact unless a quoted value spans lines);
+  Parquet rows and JSON items are numbered the same way (first = 2).
+* Rejects are keyed by (file content hash, row): re-ingesting a file replaces its earlier rejects.
 
 Bar interval (``interval_s``), detected per series = the distinct ``ts`` of one token in one file
 (sorted), standard intervals S = 60, 300, 900, 1800, 3600, 14400, 86400 s:
@@ -79,21 +89,22 @@ Memory: input files are read in record batches and spilled to a per-ingest stagi
 (chain, bucket); buckets are then merged one at a time, so memory is bounded by the batch size
 plus the largest bucket (about 1/64 of a chain's bars). Catalog writes (rejects, ``ingest_log``,
 ``candle_files``, ``candle_quality``) happen in one transaction at the end; a crash between a
-bucket rewrite and that commit leaves the bucket correct but its ``candle_files`` row stale until
-the next ingest touching it (which re-hashes every bucket it reads).
+bucket rewrite and that commit leaves the bucket correct but its ``candle_files`` row stale; the
+next ingest finds the run's ``ingest_log`` rows still ``running`` and reconciles the catalog with
+the store (:mod:`alertlab.ingest.recovery`). Ingests hold the workspace writer lock
+(:mod:`alertlab.store.lock`), which also removes a killed run's staging area.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
+import os
 import re
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -102,10 +113,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from alertlab.errors import UserError
 from alertlab.ingest import chains as ch
+from alertlab.ingest.csvread import read_text_table
 from alertlab.ingest.files import collect_files
 from alertlab.ingest.quality import SAMPLE_SIZE, SUPERSEDED, IngestReport, file_sha256, series_quality
 from alertlab.ingest.timeparse import EMPTY, OK, OUT_OF_RANGE, to_epoch_ms
@@ -122,15 +134,17 @@ from alertlab.store.candles import (
 from alertlab.store.candles import (
     bucket_file as _bucket_file,
 )
+from alertlab.store.lock import workspace_lock
 from alertlab.util.progress import bar
 
 STANDARD_INTERVALS = (60, 300, 900, 1800, 3600, 14400, 86400)
 CANDLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq", ".json")
 FILENAME_RE = re.compile(
-    r"^(?P<chain>[A-Za-z0-9-]+)_(?P<token>[A-Za-z0-9]+)_(?P<start>\d{8}-\d{4})_(?P<end>\d{8}-\d{4})"
+    r"^(?P<chain>[A-Za-z][A-Za-z0-9-]*)_(?P<token>[A-Za-z0-9]+)(_(?P<start>\d{8}-\d{4})_(?P<end>\d{8}-\d{4}))?"
     r"\.(csv|csv\.gz|tsv|parquet|pq|json)$",
     re.IGNORECASE,
 )
+NAME_HELP = "<chain>_<token>[_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>].<ext>"
 ALIASES: dict[str, tuple[str, ...]] = {
     "chain": ("chain", "network"),
     "token": ("token", "mint", "token_address", "address"),
@@ -144,6 +158,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
 READ_BATCH_ROWS = 1_000_000
 FLUSH_ROWS = 2_000_000
 _NULLS = ["", "NaN", "nan", "NULL", "null", "None", "none", "N/A", "NA", "#N/A", "-nan"]
+_NULL_SET = pa.array(_NULLS, pa.string())
 _TS_REASON = {EMPTY: "missing ts", 2: "unparsable ts", OUT_OF_RANGE: "ts out of range (not 2000-2099)"}
 UNDETECTABLE = "bar interval undetectable (no neighbour bar at a standard aligned spacing)"
 
@@ -350,66 +365,82 @@ def resolve_from_known(
 
 
 def _json_items(path: Path) -> list:
-    with open(path, "rb") as fh:
-        doc = json.load(fh)
+    try:
+        with open(path, "rb") as fh:
+            doc = json.load(fh)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: binary file or not UTF-8 JSON; give a Birdeye-style JSON, CSV or Parquet file") from exc
+    except json.JSONDecodeError as exc:
+        what = "empty file" if exc.pos == 0 and not exc.doc.strip() else f"not valid JSON ({exc.msg} at line {exc.lineno})"
+        raise UserError(f"{path}: {what}; give a Birdeye-style JSON, CSV or Parquet file") from exc
     if isinstance(doc, dict):
         data = doc.get("data", doc)
         items = data.get("items") if isinstance(data, dict) else data
     else:
         items = doc
     if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
-        raise ValueError(
+        raise UserError(
             f"{path}: JSON must be {{'data': {{'items': [...]}}}}, {{'items': [...]}} or a list of objects"
         )
     return items
 
 
-def _read_batches(path: Path) -> Iterator[pa.Table]:
-    """The file as tables of its original columns (CSV cells as text), in order, bounded in size."""
+@dataclass
+class _FileRead:
+    """Per-file reading outcome: malformed lines (quarantined), delimiter, blank lines skipped."""
+
+    bad_lines: list = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+
+def _read_batches(path: Path, fr: _FileRead | None = None) -> Iterator[tuple[pa.Table, np.ndarray, np.ndarray]]:
+    """The file as ``(table of its original columns, line/row numbers, rows with invalid UTF-8)``.
+
+    Tables are bounded in size and in file order; the first one may be empty (it carries the
+    header, so a header-only file is still checked for its columns). CSV cells are text; CSV
+    malformed lines are collected in ``fr.bad_lines`` (see :mod:`alertlab.ingest.csvread`).
+    Parquet rows and JSON items are numbered like CSV records (first = 2).
+    """
+    fr = fr if fr is not None else _FileRead()
     name = path.name.lower()
+    none = np.empty(0, np.int64)
     if name.endswith((".parquet", ".pq")):
-        pf = pq.ParquetFile(path)
-        empty = True
+        try:
+            pf = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise UserError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
+        yield pf.schema_arrow.empty_table(), none, none
+        first = 0
         for rb in pf.iter_batches(batch_size=READ_BATCH_ROWS):
-            empty = False
-            yield pa.Table.from_batches([rb])
-        if empty:
-            yield pf.schema_arrow.empty_table()
+            yield pa.Table.from_batches([rb]), np.arange(first, first + rb.num_rows, dtype=np.int64) + 2, none
+            first += rb.num_rows
     elif name.endswith(".json"):
         items = _json_items(path)
         if not items:
             return
         try:
-            yield pa.Table.from_pylist(items)
+            t = pa.Table.from_pylist(items)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
             keys = list(dict.fromkeys(k for it in items for k in it))
-            yield pa.table(
+            t = pa.table(
                 {
                     k: pa.array([None if it.get(k) is None else str(it.get(k)) for it in items], pa.string())
                     for k in keys
                 }
             )
+        yield t, np.arange(t.num_rows, dtype=np.int64) + 2, none
     else:
-        delim = "\t" if name.endswith(".tsv") else ","
-        opener = gzip.open if name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh, delimiter=delim), None)
-        if header is None:  # zero-byte file: no rows
-            return
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=64 << 20, encoding="utf8"),
-            parse_options=pacsv.ParseOptions(delimiter=delim),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header}, strings_can_be_null=True, null_values=_NULLS
-            ),
-        )
-        empty = True
-        for rb in reader:
-            empty = False
-            yield pa.Table.from_batches([rb])
-        if empty:
-            yield pa.schema([(h, pa.string()) for h in header]).empty_table()
+        info, batches = read_text_table(path, [a for names in ALIASES.values() for a in names])
+        fr.details["delimiter"] = info.delimiter_name
+        yield pa.schema([(h, pa.string()) for h in info.header]).empty_table(), none, none
+        for b in batches:
+            t = b.table
+            # the text null spellings of the old reader ("NaN", "null", "N/A" …) → null
+            t = pa.table({c: pc.if_else(pc.is_in(t[c], value_set=_NULL_SET), None, t[c]) for c in t.column_names})
+            yield t, b.lines, b.bad_utf8
+        fr.bad_lines = info.bad_lines
+        if info.blank_lines:
+            fr.details["blank_lines"] = info.blank_lines
 
 
 def _pick(names: list[str], canon: str) -> str | None:
@@ -464,33 +495,36 @@ def _join(reason: np.ndarray, mask: np.ndarray, text: str | np.ndarray) -> None:
 class _Normaliser:
     """Per-file constant context: where chain/token come from, column mapping, raw-JSON helper."""
 
-    def __init__(self, path: Path, file_idx: int, names: list[str], duck: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, path: Path, file_idx: int, names: list[str], duck: duckdb.DuckDBPyConnection,
+                 chain: str | None = None, token: str | None = None) -> None:
         self.path, self.file_idx, self.duck = path, file_idx, duck
         self.cols = {c: _pick(names, c) for c in ALIASES}
         missing = [c for c in ("ts", *VALUES) if self.cols[c] is None]
         if missing:
             need = "; ".join(f"{c} (any of {', '.join(ALIASES[c])})" for c in missing)
-            raise ValueError(f"{path}: missing required column(s): {need}; columns are {names}")
-        m = FILENAME_RE.match(path.name)
-        self.name_chain = m.group("chain") if m else None
-        self.name_token = m.group("token") if m else None
+            raise UserError(f"{path}: missing required column(s): {need}; the header has {', '.join(names) or 'nothing'}")
+        self.name_chain, self.name_token = name_chain_token(path.name)
+        self.chain_from = "column" if self.cols["chain"] else "file name"
+        self.token_from = "column" if self.cols["token"] else "file name"
+        if chain is not None:  # --chain / --token: every row of the file, whatever it says
+            self.cols["chain"], self.name_chain, self.chain_from = None, chain, "--chain"
+        if token is not None:
+            self.cols["token"], self.name_token, self.token_from = None, token, "--token"
         if self.cols["token"] is None and self.name_token is None:
-            raise ValueError(
-                f"{path}: no token: the file has no token column (any of {', '.join(ALIASES['token'])}) and its "
-                "name is not <chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>"
+            raise UserError(
+                f"{path}: no token: no token column (any of {', '.join(ALIASES['token'])}) and the name is not "
+                f"{NAME_HELP} or <address>.<ext>; rename the file or pass --token"
             )
         if self.cols["chain"] is None and self.name_chain is None:
-            raise ValueError(
-                f"{path}: no chain: the file has no chain column (any of {', '.join(ALIASES['chain'])}) and its "
-                "name is not <chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>"
+            raise UserError(
+                f"{path}: no chain: no chain column (any of {', '.join(ALIASES['chain'])}) and the name is not "
+                f"{NAME_HELP} (an EVM address names no chain); rename the file or pass --chain"
             )
         self.iv_col = next((n for n in names if n.strip().lower() == DECLARED_IV_COLUMN), None)
         self.columns_used = {k: v for k, v in self.cols.items() if v is not None}
         if self.iv_col is not None:
             self.columns_used["interval_s"] = self.iv_col
         self.columns_ignored = [n for n in names if n not in self.columns_used.values()]
-        self.chain_from = "column" if self.cols["chain"] else "file name"
-        self.token_from = "column" if self.cols["token"] else "file name"
 
     def details(self) -> dict:
         """What the ingest log records about this file."""
@@ -522,14 +556,23 @@ class _Normaliser:
             out_c[k], out_t[k], out_r[k] = _norm_pair(craw, traw)
         return out_c[inv], out_t[inv], out_r[inv]
 
-    def convert(self, t: pa.Table, first_row: int) -> tuple[pa.Table, pa.Table]:
-        """Original batch → (rows to stage, rows rejected outright). Both carry file_idx and row."""
+    def convert(self, t: pa.Table, rows: np.ndarray, bad_utf8: np.ndarray | None = None) -> tuple[pa.Table, pa.Table]:
+        """Original batch → (rows to stage, rows rejected outright). Both carry file_idx and row.
+
+        ``rows``: the line (record) number of each row; ``bad_utf8``: positions of rows with a
+        value that was not UTF-8 text (rejected outright).
+        """
         n = t.num_rows
-        rows = np.arange(first_row, first_row + n, dtype=np.int64) + 2
+        rows = np.asarray(rows, np.int64)
         ts, reason = _to_ts(t[self.cols["ts"]])
         chain, token, pr = self._chain_token(t)
         key_bad = (reason != "") | (pr != "")
         _join(reason, pr != "", pr)
+        if bad_utf8 is not None and len(bad_utf8):
+            enc = np.zeros(n, bool)
+            enc[bad_utf8] = True
+            _join(reason, enc, "invalid UTF-8 text")
+            key_bad |= enc
         vals = {c: _to_float(t[self.cols[c]]) for c in VALUES}
         o, h, lo, c, v = (vals[k] for k in VALUES)
         with np.errstate(invalid="ignore"):
@@ -595,6 +638,28 @@ class _Normaliser:
             return [r[0] for r in self.duck.execute("SELECT to_json(s) FROM _raw_rows s").fetchall()]
         finally:
             self.duck.unregister("_raw_rows")
+
+
+def name_chain_token(name: str) -> tuple[str | None, str | None]:
+    """(chain, token) a candle file's name gives, each None when it gives none.
+
+    ``<chain>_<token>_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>.<ext>`` (the real export; any chain name),
+    ``<chain>_<token>.<ext>`` (a known chain spelling and a valid address for it), or
+    ``<address>.<ext>`` (token only; the chain follows from a Solana/Tron address, an EVM one
+    names none).
+    """
+    m = FILENAME_RE.match(name)
+    if m and m.group("start"):
+        return m.group("chain"), m.group("token")
+    if m:
+        c = ch.normalize_chain(m.group("chain"))
+        if c in ch.CHAIN_ALIASES.values() and ch.validate_address(c, ch.normalize_token(c, m.group("token"))) is None:
+            return m.group("chain"), m.group("token")
+    stem = re.sub(r"\.(csv|csv\.gz|tsv|parquet|pq|json)$", "", name, flags=re.IGNORECASE)
+    inferred = ch.infer_chain(stem)
+    if inferred is None:
+        return None, None
+    return (None if inferred == ch.EVM else inferred), stem
 
 
 def _ts_in_range(ts: np.ndarray) -> np.ndarray:
@@ -920,43 +985,83 @@ def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list
 # ingest
 
 
-def ingest_candles(home: Home, paths: Sequence[str | Path], progress: bool = False) -> IngestReport:
-    """Ingest candle files into the bucketed store (see the module docstring for every rule)."""
+def ingest_candles(home: Home, paths: Sequence[str | Path], progress: bool = False,
+                   chain: str | None = None, token: str | None = None) -> IngestReport:
+    """Ingest candle files into the bucketed store (see the module docstring for every rule).
+
+    ``chain`` / ``token`` override what the files' columns or names say (``--chain/--token``);
+    ``token`` needs exactly one file. A file that cannot be read at all (empty, header only,
+    binary, missing columns, no chain/token) is skipped and reported in ``files_rejected`` while
+    the other files are ingested; if no file can be read, that is a :class:`UserError`.
+    Runs under the workspace writer lock (another writer waits or, with ``--no-wait``, fails).
+    """
     files = collect_files(paths, CANDLE_SUFFIXES, "candle")
     if not files:
-        raise ValueError(f"no candle files ({', '.join(CANDLE_SUFFIXES)}) found in {[str(p) for p in paths]}")
+        raise UserError(f"no candle files ({', '.join(CANDLE_SUFFIXES)}) in {', '.join(str(p) for p in paths)}: "
+                        "point at the files or the directory that holds them")
+    if token is not None and len(files) > 1:
+        raise UserError(f"--token names the token of one file, but {len(files)} files were given")
+    if chain is not None:
+        c = ch.normalize_chain(chain)
+        if c is None or not ch.is_valid_chain_name(c):
+            raise UserError(f"--chain {chain!r} is not a chain name (e.g. solana, bsc, ethereum, base)")
+    with workspace_lock(home, "ingest candles"):
+        return _ingest_candles(home, files, progress, chain, token)
+
+
+def _ingest_candles(home: Home, files: list[Path], progress: bool, chain: str | None, token: str | None) -> IngestReport:
+    from alertlab.ingest import recovery
+
     ingest_id = uuid.uuid4().hex
-    home.root.mkdir(parents=True, exist_ok=True)
+    begun = recovery.begin(home, ingest_id, "candles", files)  # logged as running before anything is written
     scratch = Path(tempfile.mkdtemp(prefix=".ingest-", dir=home.root))
     duck = duckdb.connect()
     try:
         stage = _Stage(scratch)
         n_read = np.zeros(len(files), np.int64)
         infos: list[dict] = []
+        file_errors: dict[int, str] = {}
         with bar("ingest candles: read", total=len(files), enabled=progress) as pb:
             for i, f in enumerate(files):
-                norm, first_row = None, 0
-                for t in _read_batches(f):
-                    if not t.num_rows:
-                        continue
-                    if norm is None:  # a file without data rows is logged but needs no columns
-                        norm = _Normaliser(f, i, t.schema.names, duck)
-                    staged, rejected = norm.convert(t, first_row)
-                    first_row += t.num_rows
-                    stage.add(staged)
-                    stage.add_rejects(rejected)
-                n_read[i] = first_row
-                info = norm.details() if norm is not None else {"empty": True}
-                infos.append(info | {"sha256": file_sha256(f)})
+                norm, n_rows, fr = None, 0, _FileRead()
+                try:
+                    for t, rows, bad_utf8 in _read_batches(f, fr):
+                        if norm is None:  # the header alone decides columns, chain and token
+                            norm = _Normaliser(f, i, t.schema.names, duck, chain=chain, token=token)
+                        if not t.num_rows:
+                            continue
+                        staged, rejected = norm.convert(t, rows, bad_utf8)
+                        n_rows += t.num_rows
+                        stage.add(staged)
+                        stage.add_rejects(rejected)
+                    if norm is None or n_rows + len(fr.bad_lines) == 0:
+                        raise UserError(f"{f}: no data rows (empty file or header only); remove it or export it again"
+                                        if norm is not None else f"{f}: empty file (no rows); remove it or export it again")
+                except UserError as exc:
+                    if n_rows:  # cannot happen today (all whole-file checks precede the rows); keep it honest
+                        raise
+                    file_errors[i] = str(exc)
+                    infos.append({"sha256": file_sha256(f), "error": str(exc)})
+                    pb.advance()
+                    continue
+                if fr.bad_lines:
+                    stage.add_rejects(_bad_line_table(f, i, fr.bad_lines))
+                n_read[i] = n_rows + len(fr.bad_lines)
+                infos.append(norm.details() | fr.details | {"sha256": file_sha256(f)})
                 pb.advance()
+        if len(file_errors) == len(files):
+            recovery.abandon(home, ingest_id, begun)  # nothing was written
+            first = next(iter(file_errors.values()))
+            raise UserError(first if len(files) == 1 else
+                            f"none of the {len(files)} candle files could be read; first: {first}")
         stage.flush()
 
         new_per_file = np.zeros(len(files), np.int64)
         conflicts = 0
         qualities, file_rows = [], []
         with bar("ingest candles: merge buckets", total=len(stage.buckets), enabled=progress) as pb:
-            for chain, b in sorted(stage.buckets):
-                out = _merge_bucket(home, chain, b, stage.buckets[(chain, b)], files)
+            for chain_name, b in sorted(stage.buckets):
+                out = _merge_bucket(home, chain_name, b, stage.buckets[(chain_name, b)], files)
                 stage.add_rejects(out.rejects)
                 new_per_file += out.new_per_file
                 conflicts += out.conflicts
@@ -977,16 +1082,75 @@ def ingest_candles(home: Home, paths: Sequence[str | Path], progress: bool = Fal
             file_rows,
             stage.reject_parts,
             duck,
+            file_errors,
         )
     finally:
         duck.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _bad_line_table(path: Path, file_idx: int, bad: list) -> pa.Table:
+    """Reject records of the lines that could not be read as records (malformed CSV lines)."""
+    n = len(bad)
+    return pa.table(
+        {
+            "file_idx": pa.array(np.full(n, file_idx, np.int32)),
+            "source_file": pa.array([str(path)] * n, pa.string()),
+            "source_row": pa.array([b.line for b in bad], pa.int64()),
+            "reason": pa.array([b.reason for b in bad], pa.string()),
+            "raw": pa.array([json.dumps({"line": b.text}) for b in bad], pa.string()),
+            "chain": pa.nulls(n, pa.string()),
+            "token": pa.nulls(n, pa.string()),
+            "ts": pa.nulls(n, pa.int64()),
+            "interval_s": pa.nulls(n, pa.int32()),
+            **{k: pa.nulls(n, pa.float64()) for k in VALUES},
+        },
+        schema=_REJECT_SCHEMA,
+    )
+
+
+def upsert_quality(con: duckdb.DuckDBPyConnection, quality: pd.DataFrame) -> pd.DataFrame:
+    """Replace the ``candle_quality`` rows of ``quality``'s series (conflict/reject counts from ``rejects``)."""
+    con.register("_q", quality)
+    try:
+        con.execute(
+            "DELETE FROM candle_quality c USING _q q WHERE c.chain = q.chain AND c.token = q.token "
+            "AND c.interval_s = q.interval_s"
+        ).fetchall()
+        con.execute(
+            """INSERT INTO candle_quality (chain, token, interval_s, n_bars, first_ts, last_ts, n_gaps,
+                missing_bars, zero_volume_share, n_conflicts, n_rejected)
+            WITH r AS (
+                SELECT raw->>'chain' AS chain, raw->>'token' AS token,
+                       TRY_CAST(raw->>'interval_s' AS INTEGER) AS interval_s,
+                       count(DISTINCT CASE WHEN reason = $1 THEN raw->>'ts' END) AS n_conflicts,
+                       count(DISTINCT CASE WHEN reason <> $1 THEN source_file || '#' || source_row END)
+                           AS n_rejected
+                FROM rejects WHERE kind = 'candles' AND TRY_CAST(raw->>'interval_s' AS INTEGER) IS NOT NULL
+                GROUP BY ALL)
+            SELECT q.chain, q.token, q.interval_s, q.n_bars, q.first_ts, q.last_ts, q.n_gaps,
+                   q.missing_bars, q.zero_volume_share, coalesce(r.n_conflicts, 0), coalesce(r.n_rejected, 0)
+            FROM _q q LEFT JOIN r ON r.chain = q.chain AND r.token = q.token AND r.interval_s = q.interval_s""",
+            [SUPERSEDED],
+        ).fetchall()
+        return con.execute(
+            "SELECT c.* EXCLUDE (updated_at) FROM candle_quality c JOIN _q q ON c.chain = q.chain "
+            "AND c.token = q.token AND c.interval_s = q.interval_s ORDER BY c.chain, c.token, c.interval_s"
+        ).df()
+    finally:
+        con.unregister("_q")
+
+
 def _commit(
-    home, ingest_id, files, infos, n_read, new_per_file, conflicts, quality, file_rows, reject_parts, duck
+    home, ingest_id, files, infos, n_read, new_per_file, conflicts, quality, file_rows, reject_parts, duck,
+    file_errors=None,
 ):
-    """One transaction: rejects, ingest_log, candle_files, candle_quality; returns the report."""
+    """One transaction: rejects, ingest_log, candle_files, candle_quality; returns the report.
+
+    Rejects are keyed by (file content hash, row): the rejects an earlier ingest recorded for a
+    file with the same bytes are replaced by this ingest's, so re-ingesting never duplicates them.
+    """
+    file_errors = file_errors or {}
     parts = [p.as_posix() for p in reject_parts]
     rej_by_file = np.zeros(len(files), np.int64)
     reasons: dict[str, int] = {}
@@ -1009,24 +1173,40 @@ def _commit(
                 [parts, SUPERSEDED],
             ).fetchall()
         ]
+    hashes = pd.DataFrame({"file_idx": np.arange(len(files), dtype=np.int32),
+                           "file_sha256": [infos[i]["sha256"] for i in range(len(files))]})
     con = home.connect()
     try:
         con.begin()
         try:
+            con.register("_hashes", hashes)
+            con.execute("DELETE FROM rejects WHERE kind = 'candles' AND file_sha256 IN "
+                        "(SELECT file_sha256 FROM _hashes)").fetchall()
             if parts:
                 con.execute(
-                    "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw) "
+                    "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw, file_sha256) "
                     "SELECT $1, 'candles', source_file, source_row, reason, json_object("
                     "'values', coalesce(raw::JSON, json_object('open', open, 'high', high, 'low', low, "
                     "'close', close, 'volume', volume)), 'chain', chain, 'token', token, 'ts', ts, "
-                    "'interval_s', interval_s) FROM read_parquet($2) ORDER BY file_idx, source_row",
+                    "'interval_s', interval_s), h.file_sha256 FROM read_parquet($2) r "
+                    "LEFT JOIN _hashes h ON h.file_idx = r.file_idx ORDER BY r.file_idx, source_row",
                     [ingest_id, parts],
                 ).fetchall()
+            for i, msg in file_errors.items():
+                con.execute(
+                    "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw, file_sha256) "
+                    "VALUES (?, 'candles', ?, NULL, ?, NULL, ?)",
+                    [ingest_id, str(files[i]), "file not ingested: " + msg.removeprefix(f"{files[i]}: "),
+                     infos[i]["sha256"]],
+                ).fetchall()
+            con.unregister("_hashes")
+            con.execute("DELETE FROM ingest_log WHERE ingest_id = ? AND status = 'running'", [ingest_id]).fetchall()
             for i, f in enumerate(files):
                 acc = int(n_read[i] - rej_by_file[i])
                 con.execute(
                     "INSERT INTO ingest_log (ingest_id, kind, source_file, file_sha256, rows_read, rows_accepted, "
-                    "rows_rejected, rows_duplicate, rows_new, details) VALUES (?, 'candles', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "rows_rejected, rows_duplicate, rows_new, details, status, pid) "
+                    "VALUES (?, 'candles', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         ingest_id,
                         str(f),
@@ -1040,6 +1220,8 @@ def _commit(
                             {k: v for k, v in infos[i].items() if k != "sha256"}
                             | ({"conflicts_in_ingest": conflicts} if i == 0 else {})
                         ),
+                        "rejected" if i in file_errors else "complete",
+                        os.getpid(),
                     ],
                 ).fetchall()
             if file_rows:
@@ -1053,32 +1235,7 @@ def _commit(
                 con.unregister("_fr")
             qrows: list[dict] = []
             if len(quality):
-                con.register("_q", quality)
-                con.execute(
-                    "DELETE FROM candle_quality c USING _q q WHERE c.chain = q.chain AND c.token = q.token "
-                    "AND c.interval_s = q.interval_s"
-                ).fetchall()
-                con.execute(
-                    """INSERT INTO candle_quality (chain, token, interval_s, n_bars, first_ts, last_ts, n_gaps,
-                        missing_bars, zero_volume_share, n_conflicts, n_rejected)
-                    WITH r AS (
-                        SELECT raw->>'chain' AS chain, raw->>'token' AS token,
-                               TRY_CAST(raw->>'interval_s' AS INTEGER) AS interval_s,
-                               count(DISTINCT CASE WHEN reason = $1 THEN raw->>'ts' END) AS n_conflicts,
-                               count(DISTINCT CASE WHEN reason <> $1 THEN source_file || '#' || source_row END)
-                                   AS n_rejected
-                        FROM rejects WHERE kind = 'candles' AND TRY_CAST(raw->>'interval_s' AS INTEGER) IS NOT NULL
-                        GROUP BY ALL)
-                    SELECT q.chain, q.token, q.interval_s, q.n_bars, q.first_ts, q.last_ts, q.n_gaps,
-                           q.missing_bars, q.zero_volume_share, coalesce(r.n_conflicts, 0), coalesce(r.n_rejected, 0)
-                    FROM _q q LEFT JOIN r ON r.chain = q.chain AND r.token = q.token AND r.interval_s = q.interval_s""",
-                    [SUPERSEDED],
-                ).fetchall()
-                qdf = con.execute(
-                    "SELECT c.* EXCLUDE (updated_at) FROM candle_quality c JOIN _q q ON c.chain = q.chain "
-                    "AND c.token = q.token AND c.interval_s = q.interval_s ORDER BY c.chain, c.token, c.interval_s"
-                ).df()
-                con.unregister("_q")
+                qdf = upsert_quality(con, quality)
                 qrows = [
                     {
                         k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v))
@@ -1106,4 +1263,5 @@ def _commit(
         rejects_sample=sample,
         conflicts=int(conflicts),
         quality=qrows,
+        files_rejected=[{"file": str(files[i]), "reason": m} for i, m in sorted(file_errors.items())],
     )

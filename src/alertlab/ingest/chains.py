@@ -17,6 +17,10 @@ Rules (used by alert and candle ingestion alike):
 * An empty chain is inferred from the address: Solana base58 (32 bytes) → ``solana``; a valid Tron
   address → ``tron``; ``0x`` + 40 hex → EVM, which names no single chain, so the caller resolves it
   (alert ingestion asks the candle store, see :func:`infer_chain`).
+* A wrong chain label is corrected when the address settles it (:func:`correct_chain`): a call
+  labelled ``bsc``/``ethereum``/… whose address is not valid there but is a Solana mint (base58,
+  32 bytes) or a Tron address is on that chain. Nothing else is guessed: an EVM address under a
+  non-EVM label names no single chain, and an address valid nowhere stays invalid.
 """
 
 from __future__ import annotations
@@ -209,6 +213,19 @@ def validate_address(chain: str, token: str) -> str | None:
     other = infer_chain(token)
     hint = f"; it looks like a{'n' if other == EVM else ''} {other} address" if other else ""
     return f"invalid {chain} address{kind}{hint}"
+
+
+def correct_chain(chain: str, token: str) -> str | None:
+    """The chain ``token`` must be on when it is invalid for the labelled ``chain`` but unambiguous.
+
+    Returns ``solana`` or ``tron`` (the only chains an address alone proves), else ``None`` (the
+    label stands, or the row is rejected by :func:`validate_address`).
+    """
+    t = token.strip()
+    if validate_address(chain, normalize_token(chain, t)) is None:
+        return None
+    other = infer_chain(t)
+    return other if other in (SOLANA, TRON) and other != chain else None
 
 
 def infer_chain(token: str) -> str | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from alertlab.errors import UserError
+
 
 def _suffix_ok(p: Path, suffixes: tuple[str, ...]) -> bool:
     name = p.name.lower()
@@ -14,14 +16,14 @@ def _suffix_ok(p: Path, suffixes: tuple[str, ...]) -> bool:
 def collect_files(paths: Sequence[str | Path], suffixes: tuple[str, ...], what: str) -> list[Path]:
     """Files named by ``paths`` (directories searched recursively, hidden entries skipped), deduplicated.
 
-    An explicitly named file with another suffix, or a missing path, raises a clear error.
+    An explicitly named file with another suffix, or a missing path, raises a :class:`UserError`.
     """
     out: list[Path] = []
     seen: set[Path] = set()
     for raw in paths:
         p = Path(raw).expanduser()
         if not p.exists():
-            raise FileNotFoundError(f"no such file or directory: {p}")
+            raise UserError(f"no such file or directory: {p}")
         if p.is_dir():
             found = sorted(
                 f
@@ -33,7 +35,7 @@ def collect_files(paths: Sequence[str | Path], suffixes: tuple[str, ...], what: 
         elif _suffix_ok(p, suffixes):
             found = [p]
         else:
-            raise ValueError(f"{p}: unsupported {what} file type (expected one of {', '.join(suffixes)})")
+            raise UserError(f"{p}: unsupported {what} file type (expected one of {', '.join(suffixes)})")
         for f in found:
             r = f.resolve()
             if r not in seen:

@@ -41,6 +41,9 @@ class IngestReport:
     as ``{file, row, reason}``. Candles only: ``conflicts`` = bars for which differing versions met
     (the loser is logged in ``rejects`` with reason :data:`SUPERSEDED` but is not counted as
     rejected), ``quality`` = the ``candle_quality`` rows of the series this ingest touched.
+    ``files_rejected``: files that could not be read at all (``{file, reason}``; the other files
+    were ingested). Alerts only: ``chain_corrected`` = rows whose labelled EVM chain was replaced
+    by ``solana`` because the address is unambiguously a Solana mint.
     """
 
     kind: str
@@ -54,6 +57,8 @@ class IngestReport:
     rejects_sample: list[dict]
     conflicts: int = 0
     quality: list[dict] = field(default_factory=list)
+    files_rejected: list[dict] = field(default_factory=list)
+    chain_corrected: int = 0
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""
@@ -155,7 +160,7 @@ def quality_table(home: Home, chain: str | None = None, token: str | None = None
     sql = f"SELECT {', '.join(QUALITY_COLUMNS)} FROM candle_quality"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    con = home.connect()
+    con = home.connect(read_only=True)
     try:
         return con.execute(sql + " ORDER BY chain, token, interval_s", params).df()
     finally:

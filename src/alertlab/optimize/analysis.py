@@ -19,7 +19,7 @@ from alertlab.optimize.evaluate import (
 )
 from alertlab.optimize.folds import Fold
 from alertlab.optimize.options import RESULT_ATTR, OptimizeOptions
-from alertlab.optimize.search import _Job
+from alertlab.optimize.search import _Job, failure_budget, trials_missing
 from alertlab.optimize.space import OPTION_NAMES
 from alertlab.optimize.stats import dsr_from_returns, neighbourhood_stability, pbo_cscv, sharpe_ratio
 from alertlab.optimize.storage import (
@@ -306,6 +306,14 @@ def _analyse(
     cfg = strategy_config(sc.opts[sc.chosen], o.settings) if sc.chosen is not None else None
     recommended = _recommendation(done, sc, cfg) if cfg is not None else None
     states = [t.state for t in trials]
+    n_failed = states.count(TrialState.FAIL)
+    short = trials_missing(trials, job)
+    if short > 0 and n_failed:
+        reasons = sorted({str(t.user_attrs.get(FAIL_ATTR, "failed")) for t in trials if t.state == TrialState.FAIL})
+        notes.append(
+            f"stopped {short} trial(s) short of {job.target} completed: {n_failed} failed (at most "
+            f"{failure_budget(job.target)} failures per run); reasons: {'; '.join(reasons[:3])}"
+        )
     counts = {
         "n_trials": len(trials),
         "n_complete": states.count(TrialState.COMPLETE),

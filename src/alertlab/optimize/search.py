@@ -120,8 +120,31 @@ def _fail(study: optuna.Study, storage, trial: optuna.Trial, reason: str) -> Non
         pass
 
 
+def trials_missing(trials: list[optuna.trial.FrozenTrial], job: _Job) -> int:
+    """Trials still to ask for: ``--trials N`` means N **completed** trials (running ones count,
+    since they will complete); failed trials (an invalid combination, an interrupted batch, a dead
+    worker) are replaced by new samples and reported. The grid sampler tries each grid point once:
+    there a failed point (an invalid combination) counts, since asking it again would fail again."""
+    states = [t.state for t in trials]
+    have = states.count(TrialState.COMPLETE) + states.count(TrialState.RUNNING)
+    if job.options.sampler == "grid":
+        have += states.count(TrialState.FAIL)
+    return job.target - have
+
+
+def _n_counted(study: optuna.Study, job: _Job) -> int:
+    return job.target - trials_missing(study.get_trials(deepcopy=False), job)
+
+
+def failure_budget(target: int) -> int:
+    """Failed trials one worker accepts before it stops short of the target (a space whose samples
+    are mostly invalid must not loop forever); the study then says so in its notes."""
+    return max(int(target), 10)
+
+
 def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None) -> dict[int, np.ndarray]:
-    """Run one worker until the study holds ``job.target`` trials; returns its trials' daily returns."""
+    """Run one worker until the study holds ``job.target`` completed trials (see
+    :func:`trials_missing`) or the worker's failure budget is spent; returns its trials' daily returns."""
     o = job.options
     study_st = open_storage(job.storage)
     daily: dict[int, np.ndarray] = {}
@@ -133,6 +156,7 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
     lock = AskLock(Path(job.lock_dir), job.study_name, job.storage)
     hb_every = min(30.0, o.stale_after / 4)
     done = 0
+    n_failed_here = 0
     best = -math.inf
     try:
         with WorkerIdentity(Path(job.workers_dir)) as me, quiet_optuna():
@@ -142,8 +166,8 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
                 try:
                     with lock:
                         fail_stale_trials(study, study_st, o.stale_after)
-                        k = min(job.batch, job.target - len(study.get_trials(deepcopy=False)))
-                        if k <= 0:
+                        k = min(job.batch, trials_missing(study.get_trials(deepcopy=False), job))
+                        if k <= 0 or n_failed_here >= failure_budget(job.target):
                             break
                         for _ in range(k):
                             t = study.ask()
@@ -163,6 +187,7 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
                         if t.number in bad:
                             _fail(study, study_st, t, bad[t.number])
                             told.add(t.number)
+                            n_failed_here += 1
                     for i, (t, eff) in enumerate(opts):
                         res = _result_attr(ev, i, eff)
                         study_st.set_trial_user_attr(t._trial_id, RESULT_ATTR, res)
@@ -185,7 +210,7 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
                     raise
                 done += len(trials)
                 if on_batch is not None:
-                    on_batch(len(study.get_trials(deepcopy=False)), done, best)
+                    on_batch(_n_counted(study, job), done, best)
     finally:
         lock.close()
     return daily

@@ -7,8 +7,11 @@ A space maps engine option names to how each is searched::
      "entry_delay_bars": {"low": 0, "high": 3, "int": true},
      "trail": {"choices": [null, 0.2, 0.3]},                # null = rule off
      "trail_activation": {"low": 1, "high": 3, "when": "trail"},  # only when trail is on
-     "tp_ladder": {"choices": ["2:0.5,4:0.5", null]},
      "time_stop_hours": 24}                                 # fixed value (or null)
+
+``tp_ladder`` (``{"choices": ["3:1", "2:0.5,4:0.5"]}``) is searched instead of ``tp``, never beside
+it: a space that can turn both on is rejected (the engine's rule, ``give tp or tp_ladder, not
+both``); a one-level ladder ``"M:1"`` is ``tp`` M.
 
 Range keys: ``low``, ``high`` and optional ``log``, ``step``, ``int``; or ``choices``; either may
 carry ``when: <option>`` — the option is sampled only when that option is on (not None) and is
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alertlab.engine.options import OPTIONS, SEARCHABLE, check_number
-from alertlab.engine.params import parse_ladder
+from alertlab.engine.params import TP_EXCLUSIVE, parse_ladder
 from alertlab.util.configfile import read_mapping
 
 if TYPE_CHECKING:
@@ -60,6 +63,21 @@ def _check_value(name: str, v: Any) -> None:
             raise ValueError(f"bad tp_ladder {v!r}: {e}") from None
         return
     check_number(name, v)
+
+
+def _can_be_on(p: Param) -> bool:
+    if p.kind == "fixed":
+        return p.value is not None
+    if p.kind == "choice":
+        return any(c is not None for c in p.choices)
+    return True
+
+
+def _check_exclusive(parsed: Mapping[str, Param]) -> None:
+    """The engine's take-profit rule (``tp`` or ``tp_ladder``, not both) applied to a whole space:
+    a space in which both can be on at once is rejected up front (its trials would only fail)."""
+    if "tp" in parsed and "tp_ladder" in parsed and _can_be_on(parsed["tp"]) and _can_be_on(parsed["tp_ladder"]):
+        raise ValueError(f"{TP_EXCLUSIVE}: the space can turn both on; keep one, or fix the other to null")
 
 
 @dataclass(frozen=True)
@@ -291,6 +309,7 @@ class SearchSpace:
         if not spec:
             raise ValueError("the search space is empty")
         parsed = {str(name): _parse_param(str(name), s) for name, s in spec.items()}
+        _check_exclusive(parsed)
         order = _parents_first(parsed)
         return cls(tuple(parsed[n] for n in order))
 

@@ -59,7 +59,7 @@ from alertlab.optimize.options import (
     STUDY_FORMAT,
     OptimizeOptions,
 )
-from alertlab.optimize.search import ProgressFn, _Job, _search
+from alertlab.optimize.search import ProgressFn, _Job, _n_counted, _search
 from alertlab.optimize.storage import (
     canonical_json,
     describe_storage,
@@ -231,6 +231,7 @@ def run_study(
         w, order, folds, options.objective, options.settings, options.min_trades, options.max_dd
     )
     n_before = len(opened.get_trials(deepcopy=False))
+    counted_before = _n_counted(opened, job)
     timings = {"setup": time.perf_counter() - t0}
 
     from alertlab.util.progress import bar
@@ -238,8 +239,8 @@ def run_study(
     t1 = time.perf_counter()
     label = f"optimize {name}"
     with bar(label, target, progress) as pb:
-        pb.advance(min(n_before, target))
-        state = {"seen": min(n_before, target), "best": -math.inf}
+        pb.advance(min(counted_before, target))
+        state = {"seen": min(counted_before, target), "best": -math.inf}
 
         def show(total: int, new: int, best: float) -> None:
             total = min(total, target)

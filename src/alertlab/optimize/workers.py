@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from alertlab.optimize.search import _evaluator, _Job, _search, _windows_of
+from alertlab.optimize.search import _evaluator, _Job, _n_counted, _search, _windows_of
 
 
 def _worker_entry(job: _Job, out: Any, start: Any) -> None:
@@ -60,7 +60,7 @@ def _run_workers(
                 status, worker, payload = out.get(timeout=0.5)
             except queue_mod.Empty:
                 if on_poll is not None:
-                    on_poll(len(study.get_trials(deepcopy=False)))
+                    on_poll(_n_counted(study, jobs[0]))
                 if not any(p.is_alive() for p in procs) and out.empty():
                     break
                 continue
@@ -95,5 +95,5 @@ def _run_workers(
         if k not in reported
     ]
     if on_poll is not None:
-        on_poll(len(study.get_trials(deepcopy=False)))
+        on_poll(_n_counted(study, jobs[0]))
     return daily, notes

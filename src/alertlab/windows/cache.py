@@ -36,8 +36,10 @@ import pyarrow.parquet as pq
 from alertlab.store import Home, atomic_dir
 from alertlab.store.candles import bucket_file as bucket_path
 from alertlab.store.candles import bucket_of
+from alertlab.store.lock import workspace_lock
 from alertlab.store.runs import code_version
 from alertlab.windows.cut import cut_windows, load_series
+from alertlab.windows.integrity import entry_ok
 from alertlab.windows.model import BAR_ARRAYS, STATUS_NAMES, Windows
 from alertlab.windows.spec import WindowSpec
 
@@ -312,12 +314,13 @@ def get_windows(
     t0 = time.perf_counter()
     fp, inputs = fingerprint(home, alerts, spec)
     path = home.cache_dir / fp
-    hit = (path / "meta.json").exists() and not force
+    hit = (path / "meta.json").exists() and not force and entry_ok(path)  # a damaged entry is rebuilt
     if hit:
         COUNTERS["hits"] += 1
     else:
         COUNTERS["builds"] += 1
-        with atomic_dir(path) as tmp, bar("cutting windows", len(alerts), progress) as pb:
+        with workspace_lock(home, "path cache build"), atomic_dir(path) as tmp, \
+                bar("cutting windows", len(alerts), progress) as pb:
             built = _build(home, alerts, spec, tmp, pb.advance)
             meta = {"fingerprint": fp, "inputs": inputs, "created_at": time.time(),
                     "build_seconds": time.perf_counter() - t0, **built}
