@@ -260,6 +260,10 @@ from alertlab.cli.optimize import register as _reg_opt  # noqa: E402
 
 _reg_opt(app)
 
+import alertlab.cli.report as _report  # noqa: E402
+
+_report.register(app)
+
 
 def main() -> None:
     try:
