@@ -26,6 +26,7 @@ from alertlab.engine import PortfolioConfig, StrategyConfig
 from alertlab.ingest import ingest_alerts, ingest_candles
 from alertlab.store import Home
 from alertlab.truth.paths import fan_quantiles, multiples_at
+
 from windowgen import random_windows
 
 REPO = Path(__file__).resolve().parents[1]

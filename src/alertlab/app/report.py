@@ -222,9 +222,9 @@ def run_report(
                 sm = r.summary
                 s = Section("strategy", "Strategy", "What trading every usable call with one exit rule would "
                             f"have returned, after fees and slippage; the rule is {chosen_label}.")
-                s.kv("Strategy", {"rule": _rule_text(bt.strategy), **_summary_view(sm),
-                                  **({f"portfolio {k}": v for k, v in r.portfolio.summary.items()}
-                                     if r.portfolio is not None else {})})
+                s.kv("Trades (stake 1 per alert)", {"rule": _rule_text(bt.strategy), **_summary_view(sm)})
+                if r.portfolio is not None:
+                    s.kv("Portfolio (finite capital)", _portfolio_view(r.portfolio.summary, portfolio))
                 s.fig(F.plot_equity(r))
                 pf = F.plot_portfolio(r)
                 if pf is not None:
@@ -317,6 +317,15 @@ def _summary_view(s: dict) -> dict[str, Any]:
         if k in s and s[k] is not None:
             v = s[k]
             out[k] = f"{v:+.2%}" if k in pct and "ret" in k else f"{v:.1%}" if k in pct else v
+    return out
+
+
+def _portfolio_view(p: dict, cfg) -> dict[str, Any]:
+    out: dict[str, Any] = {"sizing": (f"{cfg.stake_pct:.1%} of equity (compounding)" if cfg.stake_pct
+                                      else f"{cfg.stake:,.0f} per trade (fixed)")
+                           + (f", at most {cfg.max_open} open" if cfg.max_open else "")}
+    for k, v in p.items():
+        out[k] = f"{v:+.1%}" if k == "total_return" else f"{v:.1%}" if k in ("max_drawdown", "exposure") else v
     return out
 
 

@@ -75,6 +75,20 @@ def _usable_rows(df: pd.DataFrame, caller: str | None) -> pd.DataFrame:
     return d if caller is None else d.loc[d["caller"] == caller]
 
 
+def _vmark(fig: go.Figure, x: float, text: str, color: str, dash: str) -> None:
+    """A vertical line on a log x axis: shapes take data values, annotations take log10 (plotly.js)."""
+    fig.add_vline(x=x, line=dict(color=color, dash=dash, width=1))
+    fig.add_annotation(x=np.log10(x), y=1.0, yref="paper", text=text, showarrow=False, xanchor="left",
+                       yanchor="bottom", font=dict(size=10, color=color))
+
+
+def _level(fig: go.Figure, y: float, text: str, color: str) -> None:
+    """A horizontal price level on a log y axis, labelled at the left edge (annotation in log10)."""
+    fig.add_hline(y=y, line=dict(color=color, width=1, dash="dash"))
+    fig.add_annotation(x=0.0, xref="paper", y=np.log10(y), text=text, showarrow=False, xanchor="left",
+                       yanchor="bottom", font=dict(size=9, color=color), bgcolor="rgba(255,255,255,0.7)")
+
+
 # --------------------------------------------------------------------------------------------- data
 
 
@@ -209,11 +223,8 @@ def plot_ath_distribution(table: Any, caller: str | None = None) -> go.Figure:
                              customdata=np.c_[10 ** e[:-1], 10 ** e[1:]],
                              hovertemplate="%{customdata[0]:.2f}x–%{customdata[1]:.2f}x: %{y} calls<extra></extra>"))
         med = float(np.median(a))
-        # shapes on log axes take log10 coordinates
-        fig.add_vline(x=np.log10(med), line=dict(color=INK, dash="dot", width=1),
-                      annotation_text=f"median {med:.2f}x", annotation_font_size=10)
-        fig.add_vline(x=np.log10(2.0), line=dict(color=RED, width=1), annotation_text="2x", annotation_font_size=10,
-                      annotation_position="bottom right")
+        _vmark(fig, med, f"median {med:.2f}x", INK, "dot")
+        _vmark(fig, 2.0, "2x", RED, "solid")
     fig.update_xaxes(type="log", title="ATH multiple of the entry price (log)", ticksuffix="x")
     fig.update_yaxes(title="calls")
     return _style(fig, "ATH multiple", height=260, showlegend=False)
@@ -256,7 +267,7 @@ def plot_fan(w: Any, caller: str | None = None, step_hours: float = 0.5) -> go.F
                              hovertemplate="%{x} h: median %{y:.2f}x<br>25–75%: %{customdata[1]:.2f}–"
                                            "%{customdata[2]:.2f}x<br>5–95%: %{customdata[0]:.2f}–"
                                            "%{customdata[3]:.2f}x<br>%{customdata[4]} calls<extra></extra>"))
-    fig.add_hline(y=0.0, line=dict(color=GREY, width=1, dash="dot"))  # log10(1x): log axis
+    fig.add_hline(y=1.0, line=dict(color=GREY, width=1, dash="dot"))
     fig.update_xaxes(title="hours since the call (entry bar)", rangemode="tozero")
     fig.update_yaxes(type="log", title="price / entry (log)", ticksuffix="x")
     return _style(fig, "Price multiple after the call", height=260)
@@ -325,10 +336,11 @@ def plot_returns(bt: Any) -> go.Figure:
     t = r.trades
     ret = t.loc[t["exit_reason"] != "no_fill", "ret"].to_numpy(float)
     fig = go.Figure(go.Histogram(x=ret, nbinsx=60, marker_color=BLUE, hovertemplate="%{x}: %{y} trades<extra></extra>"))
-    for v, name, dash in ((r.summary.get("avg_ret"), "mean", "solid"), (r.summary.get("median_ret"), "median", "dot")):
+    for v, name, dash, pos in ((r.summary.get("avg_ret"), "mean", "solid", "top right"),
+                               (r.summary.get("median_ret"), "median", "dot", "bottom right")):
         if v is not None and np.isfinite(v):
             fig.add_vline(x=v, line=dict(color=INK, width=1, dash=dash), annotation_text=f"{name} {v:+.1%}",
-                          annotation_font_size=10)
+                          annotation_font_size=10, annotation_position=pos)
     fig.update_xaxes(title="net return per trade", tickformat=".0%")
     fig.update_yaxes(title="trades")
     return _style(fig, "Return distribution", height=260, showlegend=False)
@@ -347,6 +359,10 @@ def plot_intrabar_band(bt: Any) -> go.Figure:
                              marker=dict(color=[c for _, _, c in rows], size=10),
                              text=[f"{v:+.2%}" if v is not None else "" for _, v, _ in rows], textposition="top center",
                              hovertemplate="%{y}: %{x:+.2%} per trade<extra></extra>"))
+    vals = [v for _, v, _ in rows if v is not None and np.isfinite(v)]
+    if vals:
+        pad = max(max(vals) - min(vals), 0.01) * 0.6
+        fig.update_xaxes(range=[min(vals) - pad, max(vals) + pad])
     fig.update_xaxes(title="average net return per trade", tickformat=".1%")
     amb = s.get("ambiguous_share")
     title = "Intrabar ambiguity band" + (f" ({amb:.1%} of trades ambiguous)" if amb is not None else "")
@@ -408,13 +424,9 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
         p = float(row["entry_price"])
         levels = cfg.ladder() or []
         for m, frac in levels:
-            fig.add_hline(y=np.log10(m * p), line=dict(color=GREEN, width=1, dash="dash"),
-                          annotation_text=f"TP {m:g}x ({frac:.0%})", annotation_font_size=9,
-                          annotation_position="top left")
+            _level(fig, m * p, f"TP {m:g}x ({frac:.0%})", GREEN)
         if cfg.sl is not None:
-            fig.add_hline(y=np.log10(cfg.sl * p), line=dict(color=RED, width=1, dash="dash"),
-                          annotation_text=f"stop {cfg.sl:g}x", annotation_font_size=9,
-                          annotation_position="bottom left")
+            _level(fig, cfg.sl * p, f"stop {cfg.sl:g}x", RED)
         fig.add_trace(go.Scatter(x=[int(row["entry_ts"]) * 1000.0], y=[p],
                                  mode="markers", name="entry", marker=dict(symbol="triangle-up", size=13, color=BLUE,
                                                                            line=dict(color="white", width=1))))
@@ -427,15 +439,15 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
         title += f"{row['exit_reason']} · {row['ret']:+.1%} net · {int(row['n_fills'])} fill(s)"
         if bool(row["ambiguous"]):
             title += " · ambiguous bar"
-    else:
-        title += "no fill"
         # open on the trade (from a little before the entry to a little after the exit); zoom out for all
         t0, t1 = int(row["entry_ts"]) * 1000.0, int(row["exit_ts"]) * 1000.0
         pad = max((t1 - t0) * 0.25, 3600e3)
         fig.update_xaxes(range=[t0 - pad, min(t1 + pad, float(x[-1]) + w.interval_s * 1000.0)])
+    else:
+        title += "no fill"
     fig.update_layout(xaxis_rangeslider_visible=False)
     fig.update_xaxes(type="date")
-    fig.update_yaxes(type="log", title="price (log)")
+    fig.update_yaxes(type="log", title="price (log)", dtick="D2")
     return _style(fig, title, height=360)
 
 

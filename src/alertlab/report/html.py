@@ -78,7 +78,7 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "–" if math.isnan(v) else ("∞" if v > 0 else "−∞")
-        return f"{v:,.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        return f"{v:,.4g}" if abs(v) < 1e3 else f"{v:,.0f}"
     return str(v)
 
 
@@ -94,7 +94,7 @@ def _cell(col: str, v: Any, row: pd.Series) -> tuple[str, str]:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–", ""
     if isinstance(v, str):
-        return _html.escape(v), _html.escape(v)
+        return _html.escape(v), v  # the text is inserted as markup, the key is escaped by the template
     x = float(v)
     if col in _GROUPED:
         lo, hi = (row.get(c) for c in _GROUPED[col])
