@@ -5,9 +5,10 @@ Every section is drawn from the result objects the other commands print (``run_b
 rules:
 
 * a single strategy (flags or ``--strategy-config``) gives the Strategy and Trades sections;
-* a grid gives the Grid heatmap, and the Strategy / Trades sections show the grid's best cell by
-  the objective, labelled as chosen in-sample (the selection bias is named, not hidden);
-* no strategy but ``--study``: the study's recommended configuration;
+* a grid gives the Grid heatmap;
+* without a single strategy, the Strategy / Trades sections show the ``--study`` recommendation
+  (chosen out of sample), else the grid's best cell by the objective, labelled as chosen in-sample
+  (the selection bias is named, not hidden);
 * none of these: the Strategy, Trades and Grid sections say which flags produce them.
 """
 
@@ -175,21 +176,25 @@ def run_report(
         bt = grid_run = None
         chosen_label = ""
         with run.phase("backtest"):
-            if strategy is None and st is not None and st.config is not None:
-                strategy = st.config
-                chosen_label = f"the recommendation of study {st.name} (trial {st.recommended['trial']})"
             if strategy is not None and strategy.is_grid:
                 grid_run = run_backtest(strategy, home, sel, spec, progress=progress)
+            if strategy is not None and not strategy.is_grid:
+                single, chosen_label = strategy, "the strategy given on the command line"
+            elif st is not None and st.config is not None:
+                single = st.config
+                chosen_label = (f"the recommendation of study {st.name} (trial {st.recommended['trial']}, "
+                                "chosen on out-of-sample folds)")
+            elif grid_run is not None:
                 g = grid_run.grid
                 best = g.sort_values(objective, ascending=False, na_position="last").iloc[0]
                 single = strategy.expand()[int(best["combo"])]
                 cells = ", ".join(f"{a} = {best[a]}" for a in strategy.grid_axes())
                 chosen_label = (f"the grid's best cell by {objective} ({cells}), chosen in-sample: "
-                                f"expect less out of sample")
+                                "expect less out of sample")
+            else:
+                single = None
+            if single is not None:
                 bt = run_backtest(single, home, sel, spec, portfolio=portfolio, progress=progress)
-            elif strategy is not None:
-                bt = run_backtest(strategy, home, sel, spec, portfolio=portfolio, progress=progress)
-                chosen_label = chosen_label or "the strategy given on the command line"
 
         with run.phase("figures"):
             sections: list[Section] = []
