@@ -252,3 +252,70 @@ def test_report_in_headless_chromium(demo):
             ctx.close()
     assert not errors, errors
     assert not remote, remote
+
+
+# ------------------------------------------------------------------------------- notebook API, new fields
+
+
+def test_plot_functions_for_notebooks(demo):
+    import plotly.graph_objects as go
+
+    import alertlab
+    from alertlab.app.backtest import run_backtest
+
+    home, _ = demo
+    res = alertlab.run_baseline(home, min_calls=5)
+    bt = run_backtest(StrategyConfig(tp_ladder="2:0.5,4:0.5", sl=0.5), home)
+    caller = res.leaderboard["caller"].iloc[0]
+    alert = bt.result.trades.loc[bt.result.trades["n_fills"] > 1, "alert_id"].iloc[0]
+    figs = [alertlab.plot_leaderboard(res), alertlab.plot_fan(res, caller), alertlab.plot_ath_distribution(res, caller),
+            alertlab.plot_time_to_2x(res), alertlab.plot_equity(bt), alertlab.plot_exit_reasons(bt),
+            alertlab.plot_returns(bt), alertlab.plot_intrabar_band(bt), alertlab.plot_per_caller_results(bt),
+            alertlab.plot_trade(res, bt, alert), alertlab.plot_status(res), alertlab.plot_coverage(res)]
+    assert all(isinstance(f, go.Figure) and f.data for f in figs)
+    assert alertlab.plot_portfolio(bt) is None  # no --capital: no portfolio figure
+    trade = figs[9]
+    labels = {a.text for a in trade.layout.annotations}
+    assert {"TP 2x (50%)", "TP 4x (50%)", "stop 0.5x"} <= labels  # both ladder rungs and the stop
+    assert any((t.name or "").startswith("exit") for t in trade.data)
+    # the fan chart's median is the truth layer's quantile, not a figure-side formula
+    w = res.windows
+    idx = np.flatnonzero((w.status == 0) & (w.caller == caller))
+    q = fan_quantiles(multiples_at(w, idx, np.arange(0, w.horizon_s / 3600 + 1e-9, 0.5)))
+    np.testing.assert_allclose(np.asarray(figs[1].data[2].y, dtype=float), q[2])
+
+
+def test_new_result_fields_appear_without_rewriting(demo):
+    """Statuses, leaderboard columns and suspect bars added later by the window model show up as is."""
+    import types
+
+    import pandas as pd
+
+    from alertlab.app.backtest import run_backtest
+    from alertlab.app.baseline import run_baseline
+    from alertlab.report.figures import plot_status, plot_trade
+    from alertlab.report.html import leaderboard_table
+
+    fake = types.SimpleNamespace(status_names=lambda: np.array(["ok"] * 5 + ["truncated"] * 2 + ["below_min_coverage"]))
+    fig = plot_status(fake)
+    assert list(fig.data[0].y) == ["ok", "truncated", "below_min_coverage"] and list(fig.data[0].x) == [5, 2, 1]
+    board = pd.DataFrame({"rank": [1], "caller": ["a"], "n": [12], "coverage_median": [0.93], "n_truncated": [3]})
+    t = leaderboard_table(board)
+    assert [c for c, _ in t["cols"]] == ["rank", "caller", "n", "coverage_median", "n_truncated"]
+    assert t["rows"][0][3][0] == "93%" and t["rows"][0][4][0] == "3"
+
+    home, _ = demo
+    res = run_baseline(home, min_calls=5)
+    w = res.windows
+    bt = run_backtest(StrategyConfig(tp=3, sl=0.5), home)
+    alert = bt.result.trades["alert_id"].iloc[0]
+    i = int(np.flatnonzero(w.alert_id == alert)[0])
+    suspect = np.zeros(w.ts.shape[0], dtype=bool)
+    suspect[w.offsets[i] + 3] = True
+    object.__setattr__(w, "suspect", suspect)  # as a window model with a bad-tick guard would carry
+    try:
+        fig = plot_trade(w, bt, alert)
+    finally:
+        object.__delattr__(w, "suspect")
+    marks = [t for t in fig.data if t.name == "suspect bar"]
+    assert len(marks) == 1 and len(marks[0].x) == 1 and marks[0].x[0] == w.ts[w.offsets[i] + 3] * 1000.0
