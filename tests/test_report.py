@@ -152,13 +152,18 @@ def test_leaderboard_table_matches_board(demo):
     assert [h.unescape(c) for c in callers] == board["caller"].tolist()
 
 
-def test_cli_report_default_path_and_errors(demo):
+def test_cli_report_default_path_and_errors(demo, monkeypatch):
+    import webbrowser
+
     home, _ = demo
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: opened.append(url) or True)
     r = runner.invoke(app, ["report", "--home", str(home.root), "--min-calls", "5", "--tp", "3", "--sl", "0.5",
-                            "--trades", "2", "--top-callers", "2"])
+                            "--trades", "2", "--top-callers", "2", "--open"])
     assert r.exit_code == 0, r.output
     m = re.search(r"report: (\S+\.html)", r.output)
     assert m and Path(m.group(1)).exists() and Path(m.group(1)).parent == home.root / "reports"
+    assert opened == [Path(m.group(1)).resolve().as_uri()]
     page = Path(m.group(1)).read_text(encoding="utf-8")
     assert "Give a grid" in page and "Give --study NAME" in page  # the sections say what would fill them
     for args, msg in ((["--tp", "3", "--grid-axes", "tp,sl"], "needs a grid"),

@@ -202,17 +202,17 @@ def run_report(
                         "and which alerts got a usable price window.")
             s.kv("Inputs", data["facts"])
             s.kv("Candle quality", data["quality"])
+            s.fig(F.plot_status(w), half=True)
+            s.fig(F.plot_coverage(w), half=True)
             if len(data["rejects"]):
                 s.table("Rejected rows by reason", data["rejects"])
-            s.fig(F.plot_status(w))
-            s.fig(F.plot_coverage(w))
             sections.append(s)
 
             s = Section("callers", "Callers", "Who calls winners: the share of calls that doubled with its 95% "
                         "interval, so that a handful of lucky calls does not look like skill.")
             s.leaderboard(board, bl.hidden_callers, rank_by)
-            s.fig(F.plot_leaderboard(board, top=25))
-            s.fig(F.plot_hit_rate_vs_calls(stats, min_calls), note="Each dot is a caller; the grey band is "
+            s.fig(F.plot_leaderboard(board, top=25), half=True)
+            s.fig(F.plot_hit_rate_vs_calls(stats, min_calls), half=True, note="Each dot is a caller; the grey band is "
                   "where a caller with no skill (hitting at the pooled rate) lands 95% of the time.")
             sections.append(s)
 
