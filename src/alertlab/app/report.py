@@ -309,7 +309,8 @@ def _grid_options(cfg) -> list[str]:
 
 def _rule_text(cfg) -> str:
     d = cfg.model_dump(exclude_defaults=True)
-    return ", ".join(f"{k}={v}" for k, v in d.items()) or "hold to the horizon"
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()) \
+        or "hold to the horizon"
 
 
 def _summary_view(s: dict) -> dict[str, Any]:
