@@ -251,10 +251,14 @@ def test_report_in_headless_chromium(demo):
                 out = REPO / "docs" / "report.png"
                 page.screenshot(path=str(out), full_page=True, type="png",
                                 clip={"x": 0, "y": 0, "width": 1280, "height": 2350})
-            # a phone: nothing wider than the screen (wide tables scroll inside their box)
-            page.set_viewport_size({"width": 390, "height": 844})
-            page.wait_for_timeout(500)
-            assert page.evaluate("document.documentElement.scrollWidth") <= 392
+            # a phone: every figure drawn, nothing wider than the screen (wide tables scroll inside their box)
+            phone = ctx.new_page()
+            phone.set_viewport_size({"width": 390, "height": 844})
+            phone.on("pageerror", lambda e: errors.append(str(e)))
+            phone.goto(url, wait_until="load", timeout=60_000)
+            phone.evaluate("window.alertlabDrawAll()")
+            phone.wait_for_function("document.querySelectorAll('.fig[data-drawn]').length >= 10", timeout=60_000)
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 392
             print(f"report {rep.size_bytes / 1e6:.2f} MB, {rep.n_figures} figures; first figures drawn "
                   f"{load_s:.2f}s after navigation; plotly.js parsed in {timing['plotly'] - timing['start']:.0f} ms")
         finally:

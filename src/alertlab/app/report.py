@@ -15,7 +15,7 @@ rules:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,6 @@ class ReportRun:
     sections: list[str]
     n_figures: int
     run: Run
-    notes: list[str] = field(default_factory=list)
 
 
 def _data_facts(home: Home, baseline) -> dict[str, Any]:
@@ -152,7 +151,6 @@ def run_report(
               "portfolio": portfolio.model_dump(mode="json") if portfolio is not None else None,
               "study": study, "min_calls": min_calls, "rank_by": rank_by, "top_callers": top_callers,
               "trades": n_trades, "grid_axes": list(grid_axes) if grid_axes else None, "objective": objective}
-    notes: list[str] = []
     with recorded(home, "report", config) as run:
         with run.phase("baseline"):
             bl = run_baseline(home, sel, spec, min_calls=min_calls, rank_by=rank_by, progress=progress)
@@ -247,7 +245,11 @@ def run_report(
                 for a in picks:
                     row = r.trades.loc[r.trades["alert_id"] == a].iloc[0]
                     s.panel(f"{row['caller']} · {row['exit_reason']} · {row['ret']:+.1%}", [F.plot_trade(w, r, a)])
-                if not picks:
+                if picks:
+                    s.caption("Dashed lines: take-profit levels and the initial stop (sl·P); breakeven and trailing "
+                           "stops move the stop later (the exit reason names the rule that sold). The exit marker "
+                           "is the mean price of the trade's fills.")
+                else:
                     s.note("No trade was filled: nothing to draw.")
                 sections.append(s)
             else:
@@ -291,8 +293,7 @@ def run_report(
         size = path.stat().st_size
         run.counts = {"sections": len(sections), "figures": n_fig, "bytes": size}
         record_result(home, run, "report", str(path), n_fig)
-    return ReportRun(path=path, size_bytes=size, sections=[s.id for s in sections], n_figures=n_fig, run=run,
-                     notes=notes)
+    return ReportRun(path=path, size_bytes=size, sections=[s.id for s in sections], n_figures=n_fig, run=run)
 
 
 def _grid_options(cfg) -> list[str]:

@@ -27,7 +27,7 @@ TEMPLATE = "report.html.j2"
 
 @dataclass
 class Block:
-    """One item of a section: ``kind`` is fig | kv | table | leaderboard | panels | note | reading."""
+    """One item of a section: ``kind`` is fig | kv | table | leaderboard | panels | note | caption | reading."""
 
     kind: str
     payload: Any
@@ -55,7 +55,12 @@ class Section:
         self.blocks.append(Block("table", df, title=title))
 
     def note(self, text: str) -> None:
+        """A placeholder: what is missing and which flags would fill it."""
         self.blocks.append(Block("note", text))
+
+    def caption(self, text: str) -> None:
+        """A small explanatory line under the section's content."""
+        self.blocks.append(Block("caption", text))
 
     def reading(self, text: str) -> None:
         self.blocks.append(Block("reading", text))
