@@ -166,6 +166,11 @@ def test_cli_report_default_path_and_errors(demo, monkeypatch):
     assert opened == [Path(m.group(1)).resolve().as_uri()]
     page = Path(m.group(1)).read_text(encoding="utf-8")
     assert "Give a grid" in page and "Give --study NAME" in page  # the sections say what would fill them
+    # nobody ranked: the report is still written (its Data section shows why) and says so
+    r = runner.invoke(app, ["report", "--home", str(home.root), "--min-calls", "100000", "--tp", "3", "--sl", "0.5"])
+    assert r.exit_code == 0 and "warning: no caller ranked: 598 of 600 alerts" in r.output, r.output
+    page = Path(re.search(r"report: (\S+\.html)", r.output).group(1)).read_text(encoding="utf-8")
+    assert "No caller ranked" in page and 'id="leaderboard"' not in page
     for args, msg in ((["--tp", "3", "--grid-axes", "tp,sl"], "needs a grid"),
                       (["--tp", "2,3", "--grid-axes", "tp,trail"], "--grid-axes"),
                       (["--tp", "2,3"], "heatmap needs two"),

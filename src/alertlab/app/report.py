@@ -39,6 +39,7 @@ class ReportRun:
     sections: list[str]
     n_figures: int
     run: Run
+    warnings: list[str]
 
 
 def _data_facts(home: Home, baseline) -> dict[str, Any]:
@@ -157,9 +158,14 @@ def run_report(
         run.fingerprint, run.cache_hit = bl.cache.fingerprint, bl.cache.hit
         w = bl.windows
         board = bl.leaderboard
-        if board.empty:
-            raise ValueError(f"no caller has {min_calls} ok calls: nothing to rank (lower --min-calls, "
-                             "or check the window statuses with `alertlab baseline`)")
+        warnings: list[str] = []
+        if board.empty:  # still write the report: its Data section shows why
+            from alertlab.truth.paths import usable_mask
+
+            counts = pd.Series(np.asarray(w.status_names(), dtype=str)).value_counts()
+            why = ", ".join(f"{n} {k}" for k, n in counts.items())
+            warnings.append(f"no caller ranked: {int(usable_mask(w).sum())} of {w.n} alerts have a usable window "
+                            f"({why}) and no caller has --min-calls={min_calls} of them; see the Data section")
         stats = _caller_stats(bl)
         data = _data_facts(home, bl)
 
@@ -208,16 +214,21 @@ def run_report(
 
             s = Section("callers", "Callers", "Who calls winners: the share of calls that doubled with its 95% "
                         "interval, so that a handful of lucky calls does not look like skill.")
-            s.leaderboard(board, bl.hidden_callers, rank_by)
-            s.fig(F.plot_leaderboard(board, top=25), half=True)
-            s.fig(F.plot_hit_rate_vs_calls(stats, min_calls), half=True, note="Each dot is a caller; the grey band is "
-                  "where a caller with no skill (hitting at the pooled rate) lands 95% of the time.")
+            if board.empty:
+                s.note(warnings[0].capitalize() + ".")
+            else:
+                s.leaderboard(board, bl.hidden_callers, rank_by)
+                s.fig(F.plot_leaderboard(board, top=25), half=True)
+                s.fig(F.plot_hit_rate_vs_calls(stats, min_calls), half=True, note="Each dot is a caller; the grey "
+                      "band is where a caller with no skill (hitting at the pooled rate) lands 95% of the time.")
             sections.append(s)
 
             s = Section("per-caller", "Per caller", "How the calls of one caller played out: the size of the "
                         "peaks, how fast they came, and the typical path of the price after the call.")
             for c in F.top_callers(board, top_callers):
                 s.panel(c, [F.plot_ath_distribution(bl, c), F.plot_time_to_2x(bl, c), F.plot_fan(w, c)])
+            if board.empty:
+                s.note("No caller ranked: nothing to show per caller.")
             sections.append(s)
 
             if bt is not None:
@@ -293,7 +304,8 @@ def run_report(
         size = path.stat().st_size
         run.counts = {"sections": len(sections), "figures": n_fig, "bytes": size}
         record_result(home, run, "report", str(path), n_fig)
-    return ReportRun(path=path, size_bytes=size, sections=[s.id for s in sections], n_figures=n_fig, run=run)
+    return ReportRun(path=path, size_bytes=size, sections=[s.id for s in sections], n_figures=n_fig, run=run,
+                     warnings=warnings)
 
 
 def _grid_options(cfg) -> list[str]:

@@ -116,9 +116,11 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         if as_json:
             print_json({"run_id": r.run.run_id, "path": str(r.path), "bytes": r.size_bytes, "sections": r.sections,
-                        "figures": r.n_figures, "timings": r.run.timings})
+                        "figures": r.n_figures, "timings": r.run.timings, "warnings": r.warnings})
         else:
             console.print(f"report: {r.path}  ({r.size_bytes / 1e6:.1f} MB, {r.n_figures} figures, "
                           f"{r.run.timings.get('total', 0):.1f}s)", highlight=False)
+        for msg in r.warnings:
+            console.print(f"[bold yellow]warning:[/] {msg}", highlight=False)
         if open_ and not open_in_browser(r.path):
             console.print("no browser available here: open the file above yourself", highlight=False)
