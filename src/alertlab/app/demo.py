@@ -15,14 +15,21 @@ class DemoResult:
     alerts_report: object
     candles_report: object
     baseline: object
+    report: object = None  # ReportRun: the HTML report of the demo (None with report=False)
+    notes: tuple[str, ...] = ()
+
+
+DEMO_STUDY = "demo"
 
 
 def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = False,
-             keep_input: bool = False) -> DemoResult:
+             keep_input: bool = False, report: bool = True) -> DemoResult:
     """Generate the demo market (deterministic for a seed), ingest it and run the baseline.
 
     The generated candle CSVs (several hundred MB) are deleted once ingested unless
     ``keep_input``: the seed regenerates them byte for byte. The alerts CSV and the truth file stay.
+    ``report``: also run a small optimizer study (``demo``, 200 random trials) and write the HTML
+    report (a TP × SL grid, the study's recommendation replayed with compounding capital).
     """
     from alertlab.app.baseline import run_baseline
     from alertlab.demo.market import DemoSpec, make_demo, planted_ranking
@@ -38,4 +45,25 @@ def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = F
     if not keep_input:
         shutil.rmtree(files.candles_dir, ignore_errors=True)
     bl = run_baseline(home, progress=progress)
-    return DemoResult(home, planted_ranking(spec), ra, rc, bl)
+    out = DemoResult(home, planted_ranking(spec), ra, rc, bl)
+    if report:
+        out.report, out.notes = _demo_report(home, progress)
+    return out
+
+
+def _demo_report(home: Home, progress: bool):
+    from alertlab.app.report import run_report
+    from alertlab.engine import PortfolioConfig, StrategyConfig
+    from alertlab.optimize import OptimizeOptions, run_optimize
+
+    notes: list[str] = []
+    study: str | None = DEMO_STUDY
+    try:
+        run_optimize(home, options=OptimizeOptions(trials=200, sampler="random"), study=DEMO_STUDY, progress=progress)
+    except ValueError as exc:  # e.g. too few days for the folds at a small --alerts: report without it
+        notes.append(f"no demo study: {exc}")
+        study = None
+    rep = run_report(home, strategy=StrategyConfig(tp=[1.5, 2, 3, 5, 10], sl=[0.3, 0.5, 0.7]),
+                     portfolio=PortfolioConfig(capital=10_000, stake_pct=0.02, max_open=20), study=study,
+                     progress=progress)
+    return rep, tuple(notes)

@@ -268,6 +268,7 @@ def demo(
         fail(str(exc))
     if as_json:
         print_json({"home": str(out.home.root), "planted_ranking": out.planted, "leaderboard": out.baseline.leaderboard,
+                    "report": str(out.report.path) if out.report else None,
                     "ingest": {"alerts": out.alerts_report.to_dict(), "candles": out.candles_report.to_dict()},
                     "counts": out.baseline.run.counts, "timings": out.baseline.run.timings})
         return
@@ -276,6 +277,12 @@ def demo(
     _print_baseline(out.baseline, 10)
     top = out.planted[:5]
     console.print(f"planted best callers: {', '.join(top)}  (home: {out.home.root})")
+    for n in out.notes:
+        console.print(n, highlight=False)
+    if out.report:
+        h = f" --home {out.home.root}"
+        console.print(f"report: {out.report.path}\nnext: alertlab bt{h} --tp 3 --sl 0.5 · alertlab optimize{h} "
+                      f"--study demo --trials 1000 · alertlab report{h} --study demo --open", highlight=False)
 
 
 from alertlab.cli.backtest import register as _reg_bt  # noqa: E402
@@ -292,6 +299,9 @@ _reg_fetch(app)
 from alertlab.cli.telegram import register as _reg_tg  # noqa: E402
 
 _reg_tg(app, ingest_app)
+import alertlab.cli.report as _report  # noqa: E402
+
+_report.register(app)
 
 
 def main() -> None:
