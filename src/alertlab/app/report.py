@@ -160,11 +160,9 @@ def run_report(
         board = bl.leaderboard
         warnings: list[str] = []
         if board.empty:  # still write the report: its Data section shows why
-            from alertlab.truth.paths import usable_mask
-
             counts = pd.Series(np.asarray(w.status_names(), dtype=str)).value_counts()
             why = ", ".join(f"{n} {k}" for k, n in counts.items())
-            warnings.append(f"no caller ranked: {int(usable_mask(w).sum())} of {w.n} alerts have a usable window "
+            warnings.append(f"no caller ranked: {int(w.usable(spec.min_coverage).sum())} of {w.n} alerts have a usable window "
                             f"({why}) and no caller has --min-calls={min_calls} of them; see the Data section")
         stats = _caller_stats(bl)
         data = _data_facts(home, bl)
@@ -174,7 +172,7 @@ def run_report(
             from alertlab.optimize.reopen import param_importance, reopen_study, study_storage
 
             with run.phase("study"):
-                st = reopen_study(home, study, w, windows_path=bl.cache.path)
+                st = reopen_study(home, study, w, windows_path=bl.cache.path, min_coverage=spec.min_coverage)
                 importance = param_importance(study_storage(home, study), st.name)
 
         bt = grid_run = None

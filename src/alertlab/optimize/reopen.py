@@ -21,7 +21,7 @@ from alertlab.optimize.space import SearchSpace
 from alertlab.optimize.storage import open_storage, quiet_optuna, safe_name
 from alertlab.optimize.study import IDENTITY_ATTR, OptimizeOptions, StudyResult, run_study
 from alertlab.store import Home
-from alertlab.windows.model import OK, Windows
+from alertlab.windows.model import DEFAULT_MIN_COVERAGE, Windows
 
 
 def _recorded_options(home: Home, base: str) -> dict[str, Any] | None:
@@ -57,8 +57,12 @@ def _options(recorded: dict[str, Any] | None, identity: dict[str, Any], n_trials
     return OptimizeOptions(**kw, trials=max(1, n_trials), sampler="random")
 
 
-def reopen_study(home: Home, name: str, w: Windows, windows_path: str | Path | None = None) -> StudyResult:
-    """The :class:`StudyResult` of study ``name`` (``base`` or ``base@caller``) on windows ``w``."""
+def reopen_study(home: Home, name: str, w: Windows, windows_path: str | Path | None = None,
+                 min_coverage: float = DEFAULT_MIN_COVERAGE) -> StudyResult:
+    """The :class:`StudyResult` of study ``name`` (``base`` or ``base@caller``) on windows ``w``.
+
+    The alerts are the usable ones under ``min_coverage``, as ``alertlab optimize`` chose them, so
+    the study's identity (which covers the alert set) matches."""
     import optuna
 
     base, _, caller = name.partition("@")
@@ -76,9 +80,9 @@ def reopen_study(home: Home, name: str, w: Windows, windows_path: str | Path | N
         raise ValueError(f"--study {name}: the study has no alertlab identity (not made by alertlab optimize)")
     n_trials = len(st.get_trials(deepcopy=False))
     opts = _options(_recorded_options(home, base), identity, n_trials)
-    idx = None
+    idx = w.usable_idx(min_coverage)
     if caller:
-        idx = np.flatnonzero((np.asarray(w.caller, dtype=object).astype(str) == caller) & (np.asarray(w.status) == OK))
+        idx = idx[np.asarray(w.caller, dtype=object)[idx].astype(str) == caller]
     try:
         return run_study(w, opts, study_dir, alert_idx=idx, study=base, storage=storage,
                          caller=caller or None, windows_path=windows_path)

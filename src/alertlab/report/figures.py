@@ -121,10 +121,10 @@ def plot_status(w: Any) -> go.Figure:
 
 def plot_coverage(w: Any) -> go.Figure:
     """Share of the horizon each usable window covers, and the bar resolution of the windows."""
-    from alertlab.truth.paths import usable_mask
+
 
     w = getattr(w, "windows", w)
-    use = usable_mask(w)
+    use = w.usable()
     cov = np.asarray(w.coverage, dtype=np.float64)[use]
     res = getattr(w, "resolution_s", None)
     res = np.full(int(use.sum()), w.interval_s) if res is None else np.asarray(res)[use]
@@ -262,10 +262,10 @@ def plot_time_to_2x(table: Any, caller: str | None = None) -> go.Figure:
 
 def plot_fan(w: Any, caller: str | None = None, step_hours: float = 0.5) -> go.Figure:
     """Median and 25–75% / 5–95% bands of the price multiple vs hours since the call (log axis)."""
-    from alertlab.truth.paths import FAN_QUANTILES, fan_quantiles, multiples_at, usable_mask
+    from alertlab.truth.paths import FAN_QUANTILES, fan_quantiles, multiples_at
 
     w = getattr(w, "windows", w)
-    idx = np.flatnonzero(usable_mask(w) & ((np.asarray(w.caller) == caller) if caller is not None else True))
+    idx = np.flatnonzero(w.usable() & ((np.asarray(w.caller) == caller) if caller is not None else True))
     hours = np.arange(0.0, w.horizon_s / HOURS + 1e-9, step_hours)
     m = multiples_at(w, idx, hours)
     q = fan_quantiles(m, FAN_QUANTILES)
