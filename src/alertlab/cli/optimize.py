@@ -11,6 +11,8 @@ import typer
 from alertlab.cli.options import (
     CallerOpt,
     ChainOpt,
+    ClusterDataOpt,
+    ClusterOpt,
     ForceOpt,
     FromOpt,
     HomeOpt,
@@ -131,6 +133,8 @@ def optimize(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    cluster: ClusterOpt = None,
+    cluster_data: ClusterDataOpt = "auto",
 ) -> None:
     """Optimise exit strategies (Optuna) on walk-forward folds; recommend by out-of-sample robustness.
 
@@ -178,6 +182,8 @@ def optimize(
             progress=not as_json,
             export_trials_parquet=export_trials_parquet,
             export_config=export_config,
+            cluster=cluster,
+            cluster_data=cluster_data,
         )
     except ValueError as exc:
         fail(str(exc))

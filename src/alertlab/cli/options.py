@@ -28,6 +28,13 @@ IntervalOpt = Annotated[int, typer.Option("--interval-seconds", help="Bar interv
 HorizonOpt = Annotated[float, typer.Option("--horizon-hours", help="Window length H after the entry bar.")]
 LagOpt = Annotated[int | None, typer.Option("--max-entry-lag-s", help="Entry bar later than nominal by more → stale (default 5·I).")]
 ForceOpt = Annotated[bool, typer.Option("--force-recompute", help="Rebuild windows and metrics even if cached.")]
+ClusterOpt = Annotated[str | None, typer.Option(
+    "--cluster", envvar="ALERTLAB_DASK_SCHEDULER", show_envvar=True,
+    help="Run the heavy steps on Dask: tcp://HOST:PORT (a dask scheduler) or local:N (N worker processes "
+         "here). Needs alertlab[distributed].")]
+ClusterDataOpt = Annotated[str, typer.Option(
+    "--cluster-data", help="How windows reach the workers: auto (shared path if every worker can read "
+                           "the path cache, else scatter), shared, scatter.")]
 
 
 def _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s):

@@ -67,11 +67,54 @@ def is_url(storage: str) -> bool:
     return "://" in storage
 
 
+_PG_DRIVERS = {"psycopg": "psycopg", "psycopg2": "psycopg2", "pg8000": "pg8000", "psycopg2cffi": "psycopg2cffi"}
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def database_url(storage: str) -> str:
+    """A PostgreSQL URL bound to a driver that is installed; other URLs unchanged.
+
+    ``postgresql://`` (and ``postgres://``) without a driver means SQLAlchemy's default driver —
+    psycopg 3 since SQLAlchemy 2.1, psycopg2 before — which may not be the one installed: the URL
+    gets the default driver when it is importable, else psycopg 3, else psycopg2. An explicit
+    ``postgresql+DRIVER://`` is kept (and must be importable). ``ValueError`` when no driver is.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    s = str(storage)
+    scheme, sep, rest = s.partition("://")
+    if scheme == "postgres" or scheme.startswith("postgres+"):  # the libpq spelling
+        scheme = "postgresql" + scheme[len("postgres"):]
+    if not (scheme == "postgresql" or scheme.startswith("postgresql+")):
+        return s
+    install = "pip install 'alertlab[postgres]' (psycopg 3)"
+    if "+" in scheme:
+        driver = scheme.split("+", 1)[1]
+        if driver in _PG_DRIVERS and not _importable(_PG_DRIVERS[driver]):
+            raise ValueError(f"--storage {describe_storage(s)}: the {driver} driver is not installed; {install}, "
+                             f"or use postgresql:// to pick an installed driver")
+        return scheme + sep + rest
+    try:
+        default = make_url("postgresql://" + rest).get_dialect().driver
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise ValueError(f"--storage {describe_storage(s)}: not a valid database URL ({exc})") from None
+    for driver in (default, "psycopg", "psycopg2"):
+        if driver in _PG_DRIVERS and _importable(_PG_DRIVERS[driver]):
+            return f"postgresql+{driver}://{rest}"
+    raise ValueError(f"--storage {describe_storage(s)}: no PostgreSQL driver is installed; {install}")
+
+
 def open_storage(storage: str | Path) -> optuna.storages.BaseStorage:
     """An Optuna storage for a SQLAlchemy URL (RDB) or a journal file path."""
     s = str(storage)
     if is_url(s):
-        return optuna.storages.RDBStorage(s)
+        return optuna.storages.RDBStorage(database_url(s))
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -178,7 +221,7 @@ class _PgAdvisoryLock:
         from sqlalchemy.pool import NullPool
 
         self._sa = sa
-        self._engine = sa.create_engine(url, poolclass=NullPool)
+        self._engine = sa.create_engine(database_url(url), poolclass=NullPool)
         self._key = int.from_bytes(
             zlib.crc32(f"alertlab:{name}".encode()).to_bytes(4, "big"), "big", signed=True
         )

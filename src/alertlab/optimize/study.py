@@ -95,6 +95,8 @@ IDENTITY_ATTR = "alertlab"
 RESULT_ATTR = "result"
 STUDY_FORMAT = 1
 CONSTRAINT_KEY = "violation"
+CLUSTER_WORKERS = ("--cluster evaluates trial batches on the cluster from one driver process: use --workers 1 "
+                   "(drivers on other machines can share the study through a server --storage)")
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,10 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
     with quiet_optuna():
         probe = optuna.load_study(study_name=job.study_name, storage=study_st)
         n0 = len(probe.get_trials(deepcopy=False))
-        sampler = make_sampler(o.sampler, o.space, _worker_seed(job.seed, job.worker, n0))
+        # the grid sampler maps trial number n to point n of its seeded shuffle: every worker must
+        # use the same shuffle (the study seed), or two workers would evaluate the same point
+        seed = job.seed if o.sampler == "grid" else _worker_seed(job.seed, job.worker, n0)
+        sampler = make_sampler(o.sampler, o.space, seed)
         study = optuna.load_study(study_name=job.study_name, storage=study_st, sampler=sampler)
     lock = AskLock(Path(job.lock_dir), job.study_name, job.storage)
     hb_every = min(30.0, o.stale_after / 4)
@@ -860,6 +865,7 @@ def run_study(
     windows_path: str | Path | None = None,
     progress: bool = False,
     on_batch: ProgressFn | None = None,
+    make_evaluator: Callable[..., Evaluator] | None = None,
 ) -> StudyResult:
     """Run (or resume) one study on the windows ``w`` and analyse it.
 
@@ -869,8 +875,12 @@ def run_study(
     study). ``storage``: a SQLAlchemy URL or a journal file (default ``<study_dir>/journal.log``).
     ``windows_path``: the path-cache entry ``w`` was loaded from; worker processes map it instead of
     receiving a copy. ``progress``: a rich progress bar; ``on_batch(total, new, best_train)``: called
-    after each batch (one worker) or each progress poll (several workers).
+    after each batch (one worker) or each progress poll (several workers). ``make_evaluator``: builds
+    the evaluator instead of :class:`Evaluator` (same arguments), e.g. one whose engine passes run on
+    a Dask cluster (:mod:`alertlab.distributed`); needs ``workers == 1``.
     """
+    if make_evaluator is not None and options.workers > 1:
+        raise ValueError(CLUSTER_WORKERS)
     t0 = time.perf_counter()
     study_dir = Path(study_dir)
     idx = np.arange(w.n, dtype=np.int64) if alert_idx is None else np.asarray(alert_idx, dtype=np.int64)
@@ -915,7 +925,7 @@ def run_study(
         seed=options.seed,
         worker=0,
     )
-    evaluator = Evaluator(
+    evaluator = (make_evaluator or Evaluator)(
         w, order, folds, options.objective, options.settings, options.min_trades, options.max_dd
     )
     n_before = len(opened.get_trials(deepcopy=False))

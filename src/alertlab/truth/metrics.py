@@ -85,7 +85,7 @@ I_ATH, I_2X, I_3X, I_4X, I_5X, I_10X, I_UNDERWATER = range(7)
 N_FLOAT, N_INT = len(FLOAT_METRICS), len(INT_METRICS)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _one_window(r, s, e, ts, high, low, close, t0, entry, interval_s, out_f, out_i):
     """Metrics of bars ``[s, e)`` into column ``r`` of the outputs (nulls pre-filled by caller)."""
     mx = -np.inf  # running max(high) and its first bar
@@ -138,7 +138,7 @@ def _one_window(r, s, e, ts, high, low, close, t0, entry, interval_s, out_f, out
     out_f[F_RET_END, r] = close[e - 1] / entry - 1.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _fill(r, a, offsets, ts, high, low, close, entry_ts, entry_price, status, interval_s, out_f, out_i):
     for q in range(out_f.shape[0]):
         out_f[q, r] = np.nan
@@ -152,7 +152,7 @@ def _fill(r, a, offsets, ts, high, low, close, entry_ts, entry_price, status, in
     _one_window(r, s, e, ts, high, low, close, entry_ts[a], entry, interval_s, out_f, out_i)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def metrics_kernel(
     offsets, ts, high, low, close, entry_ts, entry_price, status, interval_s, alert_idx, out_f, out_i
 ):
@@ -179,7 +179,7 @@ def metrics_kernel(
         )
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, parallel=True, nogil=True)
 def metrics_kernel_parallel(
     offsets, ts, high, low, close, entry_ts, entry_price, status, interval_s, alert_idx, out_f, out_i
 ):
