@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 ENV_SCHEDULER = "ALERTLAB_DASK_SCHEDULER"
+ENV_TIMEOUT = "ALERTLAB_DASK_TIMEOUT"
+"""Seconds to wait for the scheduler and its first worker (default 20)."""
 _ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s:/]+(:\d+)?/?$")
 _LOCAL = re.compile(r"^local:(\d+)$")
 
@@ -60,7 +62,7 @@ def _worker_info() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def connect(
-    address: str, *, timeout: float = 15.0, echo: Callable[[str], None] | None = None
+    address: str, *, timeout: float | None = None, echo: Callable[[str], None] | None = None
 ) -> Iterator[Any]:
     """A ``distributed.Client`` for ``address`` (see :func:`check_address`), closed on exit.
 
@@ -68,6 +70,8 @@ def connect(
     """
     address = check_address(address)
     Client, LocalCluster = _import_distributed()
+    if timeout is None:
+        timeout = float(os.environ.get(ENV_TIMEOUT) or 20.0)
     cluster = None
     m = _LOCAL.match(address)
     try:

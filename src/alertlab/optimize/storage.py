@@ -52,6 +52,8 @@ except ImportError:  # pragma: no cover - Windows
 
 OWNER_ATTR = "owner"
 FAIL_ATTR = "fail_reason"
+RETRY_ATTR = "retry_of"
+RETRIED_ATTR = "retried_as_new_trial"
 HAVE_FLOCK = fcntl is not None
 
 
@@ -328,7 +330,13 @@ def is_stale(
 def fail_stale_trials(
     study: optuna.Study, storage: optuna.storages.BaseStorage, stale_after: float
 ) -> list[int]:
-    """Mark the study's stale RUNNING trials FAIL (with ``fail_reason``); returns their numbers."""
+    """Mark the study's stale RUNNING trials FAIL (with ``fail_reason``); returns their numbers.
+
+    A stale trial whose parameters were already sampled is queued again (a WAITING trial with the
+    same parameters and user attribute ``retry_of``; the failed one is marked ``retried_as_new_trial``):
+    the work lost with a killed worker is redone, so the study evaluates the same parameter sets
+    as an uninterrupted one. Call it under the ask lock (see :func:`trials_used`).
+    """
     out = []
     host = host_key()
     now = time.time()
@@ -341,8 +349,20 @@ def fail_stale_trials(
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             out.append(t.number)
         except UpdateFinishedTrialError:  # finished meanwhile (another machine)
-            pass
+            continue
+        if t.params:
+            study.enqueue_trial(t.params, user_attrs={RETRY_ATTR: t.number}, skip_if_exists=False)
+            storage.set_trial_user_attr(t._trial_id, RETRIED_ATTR, True)
     return out
+
+
+def trials_used(study: optuna.Study) -> tuple[int, int]:
+    """``(used, waiting)``: trials that count towards ``--trials`` (all but the stale ones that were
+    queued again: their retry counts instead) and WAITING (queued) trials, which are asked first."""
+    trials = study.get_trials(deepcopy=False)
+    retried = sum(1 for t in trials if t.state == TrialState.FAIL and t.user_attrs.get(RETRIED_ATTR))
+    waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+    return len(trials) - retried, waiting
 
 
 class Heartbeat:

@@ -87,6 +87,7 @@ from alertlab.optimize.storage import (
     open_storage,
     quiet_optuna,
     to_jsonable,
+    trials_used,
 )
 from alertlab.windows.model import Windows
 
@@ -388,7 +389,8 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
                 try:
                     with lock:
                         fail_stale_trials(study, study_st, o.stale_after)
-                        k = min(job.batch, job.target - len(study.get_trials(deepcopy=False)))
+                        used, waiting = trials_used(study)  # queued retries of lost trials run first
+                        k = min(job.batch, job.target - used + waiting)
                         if k <= 0:
                             break
                         for _ in range(k):
