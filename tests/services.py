@@ -222,8 +222,8 @@ class DaskCluster:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in self.root.glob("*.log"))
 
     def close(self) -> None:
-        for p in self.workers:
-            stop(p)
+        for p in self.workers:  # throwaway processes: no graceful close needed
+            stop(p, sig=signal.SIGKILL)
         if self.scheduler is not None:
             stop(self.scheduler)
         shutil.rmtree(self.root, ignore_errors=True)

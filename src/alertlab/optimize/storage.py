@@ -112,11 +112,26 @@ def database_url(storage: str) -> str:
     raise ValueError(f"--storage {describe_storage(s)}: no PostgreSQL driver is installed; {install}")
 
 
+def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage; a lost race with another process creating the schema of a fresh
+    database at the same moment (duplicate type/table) is retried once the winner is done."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for k in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError):
+            if k == attempts - 1:
+                raise
+            time.sleep(0.2 * (k + 1))
+    raise AssertionError("unreachable")
+
+
 def open_storage(storage: str | Path) -> optuna.storages.BaseStorage:
     """An Optuna storage for a SQLAlchemy URL (RDB) or a journal file path."""
     s = str(storage)
     if is_url(s):
-        return optuna.storages.RDBStorage(database_url(s))
+        return _rdb_storage(database_url(s))
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -332,8 +347,9 @@ def fail_stale_trials(
 ) -> list[int]:
     """Mark the study's stale RUNNING trials FAIL (with ``fail_reason``); returns their numbers.
 
-    A stale trial whose parameters were already sampled is queued again (a WAITING trial with the
-    same parameters and user attribute ``retry_of``; the failed one is marked ``retried_as_new_trial``):
+    A stale trial whose parameters were (being) sampled is queued again (a WAITING trial with the
+    same parameters — for the grid sampler the same grid point — and user attribute ``retry_of``;
+    the failed one is marked ``retried_as_new_trial``):
     the work lost with a killed worker is redone, so the study evaluates the same parameter sets
     as an uninterrupted one. Call it under the ask lock (see :func:`trials_used`).
     """
@@ -345,14 +361,19 @@ def fail_stale_trials(
         if why is None:
             continue
         try:
-            storage.set_trial_user_attr(t._trial_id, FAIL_ATTR, why)
+            grid = "grid_id" in t.system_attrs
+            if grid or t.params:  # (attributes only while RUNNING: before the state)
+                storage.set_trial_user_attr(t._trial_id, RETRIED_ATTR, True)
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             out.append(t.number)
         except UpdateFinishedTrialError:  # finished meanwhile (another machine)
             continue
-        if t.params:
+        if grid:  # the same grid point (every worker walks the same seeded grid order)
+            attrs = {k: t.system_attrs[k] for k in ("grid_id", "search_space") if k in t.system_attrs}
+            study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=attrs,
+                                                      user_attrs={RETRY_ATTR: t.number}))
+        elif t.params:  # what was sampled is kept, the rest (if any) sampled again
             study.enqueue_trial(t.params, user_attrs={RETRY_ATTR: t.number}, skip_if_exists=False)
-            storage.set_trial_user_attr(t._trial_id, RETRIED_ATTR, True)
     return out
 
 
