@@ -129,7 +129,7 @@ def test_grid_survives_a_killed_worker(demo, dask_cluster, data):
 def test_chunking_does_not_change_a_bit(dask_cluster):
     """Nasty in-memory windows (gaps, flat bars, rugs, tiny prices; no path: scattered), many
     chunkings, the full per-trade backtest and the grid summaries."""
-    w = random_windows(np.random.default_rng(11), 180)
+    w = random_windows(np.random.default_rng(11), 180, horizon_s=6 * 3600)
     cfg = StrategyConfig(tp=3.0, sl=0.5, trail=0.3, trail_activation=1.5, time_stop_hours=2)
     ref_grid, ref_bt = run_grid(w, RICH), backtest(w, cfg)
     with session(dask_cluster.address) as s:

@@ -93,7 +93,7 @@ def _victim_with_running_trial(url: str, name: str, deadline: float) -> int:
 
 def test_two_workers_killed_mid_run_resume_and_match_a_journal_study(pg_server, tmp_path):
     rng = np.random.default_rng(5)
-    w = random_windows(rng, 400)
+    w = random_windows(rng, 300, horizon_s=6 * 3600)
     url = pg_server.create_database("study")
     opts = OptimizeOptions(**OPTS, workers=2)
     out: dict = {}

@@ -361,6 +361,7 @@ def fail_stale_trials(
         if why is None:
             continue
         try:
+            storage.set_trial_user_attr(t._trial_id, FAIL_ATTR, why)
             grid = "grid_id" in t.system_attrs
             if grid or t.params:  # (attributes only while RUNNING: before the state)
                 storage.set_trial_user_attr(t._trial_id, RETRIED_ATTR, True)
