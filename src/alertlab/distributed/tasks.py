@@ -313,6 +313,11 @@ class Session:
                         ac.add(nf)
                         self.resubmitted += 1
                         continue
+                    if type(exc).__name__ == "KilledWorker":
+                        from alertlab.distributed.cluster import ClusterError
+
+                        raise ClusterError(f"the cluster lost the run: {str(exc).splitlines()[0]} (workers kept "
+                                           f"dying on one task: check their memory limit and logs)") from None
                     raise
                 f.release()
                 done(j, res)
