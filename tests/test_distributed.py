@@ -196,6 +196,13 @@ def test_clear_one_line_errors(demo, monkeypatch):
     monkeypatch.setenv("ALERTLAB_DASK_SCHEDULER", "local:0")  # the environment variable is read too
     res = runner.invoke(app, base)
     assert res.exit_code == 2 and "N >= 1" in res.output
+    # without the extra (dask made unimportable in a fresh interpreter)
+    code = ("import sys; sys.modules['distributed'] = None; sys.argv = ['alertlab', *sys.argv[1:]];"
+            "from alertlab.cli import main; main()")
+    p = subprocess.run([sys.executable, "-c", code, *base, "--cluster", "local:1"], env=child_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "pip install 'alertlab[distributed]'" in p.stdout + p.stderr, p.stdout + p.stderr
+    assert "Traceback" not in p.stdout + p.stderr
 
 
 def test_no_dask_import_on_the_default_path():

@@ -49,6 +49,10 @@ def run_backtest(
     ``cluster``: run the kernel passes on a Dask cluster (see :mod:`alertlab.distributed`); the
     results are identical to a local run.
     """
+    if cluster:  # fail fast on a malformed address or a missing extra
+        from alertlab.distributed.cluster import preflight
+
+        preflight(cluster, cluster_data)
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
     if strategy.is_grid and export_per_trade_parquet:

@@ -58,6 +58,10 @@ def run_baseline(
     from alertlab.truth.leaderboard import caller_stats, rank_callers
     from alertlab.truth.metrics import baseline_table
 
+    if cluster:  # fail fast on a malformed address or a missing extra
+        from alertlab.distributed.cluster import preflight
+
+        preflight(cluster, cluster_data)
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
     config = {"selection": sel.model_dump(mode="json"), "window": spec.model_dump(mode="json"),

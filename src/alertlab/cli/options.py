@@ -16,7 +16,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document i
 
 
 def fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False)
+    from rich.markup import escape  # a message may hold brackets, e.g. pip install 'alertlab[extra]'
+
+    console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
     raise typer.Exit(2)
 
 

@@ -140,3 +140,14 @@ def session(address: str, data: str = "auto", *, echo: Callable[[str], None] | N
         raise ClusterError(f"--cluster-data must be one of {', '.join(DATA_MODES)}, got {data!r}")
     with connect(address, echo=echo) as client:
         yield Session(client, data, echo=echo, **chunking)
+
+
+def preflight(address: str, data: str = "auto") -> None:
+    """Fail fast, before any windows are cut: a malformed address, an unknown ``--cluster-data``
+    or a missing extra (reachability is checked when the run connects)."""
+    from alertlab.distributed.tasks import DATA_MODES
+
+    check_address(address)
+    if data not in DATA_MODES:
+        raise ClusterError(f"--cluster-data must be one of {', '.join(DATA_MODES)}, got {data!r}")
+    _import_distributed()

@@ -131,6 +131,10 @@ def run_optimize(
     """
     if cluster and options is not None and options.workers > 1:
         raise ValueError(CLUSTER_WORKERS)
+    if cluster:  # fail fast on a malformed address or a missing extra
+        from alertlab.distributed.cluster import preflight
+
+        preflight(cluster, cluster_data)
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
     options = options or OptimizeOptions()
