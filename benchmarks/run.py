@@ -9,7 +9,7 @@ Phases
 * ``warm``: the same baseline again (windows and metrics served from the path cache);
 * ``warm_metrics``: windows from the cache, metrics recomputed (kernel + table);
 * ``kernel``: the metrics kernel alone over all bars (bars/s, single thread);
-* further phases (``engine_*``, ``optimize_*``) when those modules are present.
+* further phases (``engine_*``, ``optimize_*``, ``dist_*``) when those modules are present.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ PHASES = {
 def _extra_phases() -> dict:
     """Engine/optimizer benchmarks live in their own modules beside this file."""
     extra = {}
-    for mod in ("bench_engine", "bench_optimize"):
+    for mod in ("bench_engine", "bench_optimize", "bench_distributed"):
         if (HERE / f"{mod}.py").exists():
             sys.path.insert(0, str(HERE))
             m = __import__(mod)

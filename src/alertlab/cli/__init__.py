@@ -12,6 +12,8 @@ import typer
 from alertlab.cli.options import (  # noqa: F401 - re-exported for command modules
     CallerOpt,
     ChainOpt,
+    ClusterDataOpt,
+    ClusterOpt,
     ForceOpt,
     FromOpt,
     HomeOpt,
@@ -150,6 +152,7 @@ def baseline(
     export_baseline_parquet: Annotated[Path | None, typer.Option(help="Write the per-alert table to FILE.")] = None,
     export_per_alert_parquet: Annotated[Path | None, typer.Option(help="Write every window's bars as a dataset in DIR.")] = None,
     export_per_caller_parquet: Annotated[Path | None, typer.Option(help="Write DIR/leaderboard.parquet + per-alert rows partitioned by caller.")] = None,
+    cluster: ClusterOpt = None, cluster_data: ClusterDataOpt = "auto",
 ) -> None:
     """Baseline path metrics per alert (ATH, time to 2x…10x, drawdowns) and the caller leaderboard."""
     from alertlab.app.baseline import run_baseline
@@ -161,7 +164,8 @@ def baseline(
                          force_recompute=force_recompute, progress=not as_json,
                          export_baseline_parquet=export_baseline_parquet,
                          export_per_alert_parquet=export_per_alert_parquet,
-                         export_per_caller_parquet=export_per_caller_parquet)
+                         export_per_caller_parquet=export_per_caller_parquet,
+                         cluster=cluster, cluster_data=cluster_data)
     except ValueError as exc:
         fail(str(exc))
     if as_json:

@@ -35,6 +35,7 @@ from alertlab.optimize.storage import (
     open_storage,
     quiet_optuna,
     to_jsonable,
+    trials_used,
 )
 from alertlab.windows.model import Windows
 
@@ -128,7 +129,10 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
     with quiet_optuna():
         probe = optuna.load_study(study_name=job.study_name, storage=study_st)
         n0 = len(probe.get_trials(deepcopy=False))
-        sampler = make_sampler(o.sampler, o.space, _worker_seed(job.seed, job.worker, n0))
+        # the grid sampler maps trial number n to point n of its seeded shuffle: every worker must
+        # use the same shuffle (the study seed), or two workers would evaluate the same point
+        seed = job.seed if o.sampler == "grid" else _worker_seed(job.seed, job.worker, n0)
+        sampler = make_sampler(o.sampler, o.space, seed)
         study = optuna.load_study(study_name=job.study_name, storage=study_st, sampler=sampler)
     lock = AskLock(Path(job.lock_dir), job.study_name, job.storage)
     hb_every = min(30.0, o.stale_after / 4)
@@ -142,7 +146,8 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
                 try:
                     with lock:
                         fail_stale_trials(study, study_st, o.stale_after)
-                        k = min(job.batch, job.target - len(study.get_trials(deepcopy=False)))
+                        used, waiting = trials_used(study)  # queued retries of lost trials run first
+                        k = min(job.batch, job.target - used + waiting)
                         if k <= 0:
                             break
                         for _ in range(k):
