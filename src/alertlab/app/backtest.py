@@ -90,7 +90,7 @@ def run_backtest(
                 from alertlab.distributed.run import backtest_on_cluster
 
                 result, grid = backtest_on_cluster(cluster, cluster_data, w, info.path, strategy,
-                                                   portfolio, progress)
+                                                   portfolio, progress, alert_idx=idx)
             elif strategy.is_grid:
                 with bar("strategy grid", strategy.n_combinations, progress) as pb:
                     grid = run_grid(w, strategy, alert_idx=idx, progress=pb.advance)

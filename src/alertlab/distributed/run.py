@@ -33,7 +33,7 @@ def baseline_on_cluster(cluster: str, data: str, w: Windows, path: str | Path | 
 
 
 def backtest_on_cluster(cluster: str, data: str, w: Windows, path: str | Path | None, strategy: Any,
-                        portfolio: Any = None, progress: bool = False, **chunking: Any):
+                        portfolio: Any = None, progress: bool = False, alert_idx: Any = None, **chunking: Any):
     """``(result, grid)``: :func:`alertlab.engine.backtest` (single strategy) or
     :func:`alertlab.engine.run_grid` (grid) with the kernel passes on the cluster."""
     from alertlab.engine import backtest, run_grid
@@ -43,10 +43,10 @@ def backtest_on_cluster(cluster: str, data: str, w: Windows, path: str | Path | 
         if strategy.is_grid:
             with bar("strategy grid (cluster)", strategy.n_combinations, progress) as pb:
                 s.on_task = pb.advance
-                return None, run_grid(w, strategy, simulate=s.simulate_cols)
+                return None, run_grid(w, strategy, alert_idx=alert_idx, simulate=s.simulate_cols)
         with bar("backtest (cluster)", 1, progress) as pb:
             s.on_task = pb.advance
-            return backtest(w, strategy, portfolio=portfolio, simulate=s.simulate_cols), None
+            return backtest(w, strategy, alert_idx=alert_idx, portfolio=portfolio, simulate=s.simulate_cols), None
 
 
 @contextlib.contextmanager
