@@ -56,14 +56,14 @@ def engine_tpsl(a) -> dict:
 
     w = _windows(a.home)
     cfg = _grid(40, 25)
-    n_ok = int(w.ok.sum())
-    run_grid(w, _grid(2, 2))  # compile
-    out = {"n_alerts": n_ok, "n_combinations": cfg.n_combinations, "n_bars": int(w.offsets[-1])}
+    use = w.usable_idx()  # what backtests and the optimizer simulate: ok + truncated >= min coverage
+    run_grid(w, _grid(2, 2), alert_idx=use)  # compile
+    out = {"n_alerts": int(use.size), "n_combinations": cfg.n_combinations, "n_bars": int(w.offsets[-1])}
     for threads in (1, os.cpu_count() or 1):
         _threads(threads)
-        s = _timed(lambda: run_grid(w, cfg), repeat=1)
+        s = _timed(lambda: run_grid(w, cfg, alert_idx=use), repeat=1)
         out[f"seconds_{threads}t"] = s
-        out[f"alert_combos_per_s_{threads}t"] = n_ok * cfg.n_combinations / s
+        out[f"alert_combos_per_s_{threads}t"] = use.size * cfg.n_combinations / s
     return out
 
 
@@ -75,7 +75,7 @@ def engine_path(a) -> dict:
                          breakeven_at=np.round(np.linspace(1.3, 4.0, 10), 3).tolist(), sl=0.5, tp=10.0)
     run_grid(w, StrategyConfig(trail=[0.2, 0.3], breakeven_at=[1.5, 2.0], sl=0.5, tp=10.0))
     n_bars = int(w.offsets[-1])
-    out = {"n_alerts": int(w.ok.sum()), "n_combinations": cfg.n_combinations, "n_bars": n_bars}
+    out = {"n_alerts": int(w.usable_idx().size), "n_combinations": cfg.n_combinations, "n_bars": n_bars}
     visited = _visited_bar_steps(w, cfg)
     out["visited_bar_steps"] = visited
     for threads in (1, os.cpu_count() or 1):

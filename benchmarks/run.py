@@ -9,7 +9,7 @@ Phases
 * ``warm``: the same baseline again (windows and metrics served from the path cache);
 * ``warm_metrics``: windows from the cache, metrics recomputed (kernel + table);
 * ``kernel``: the metrics kernel alone over all bars (bars/s, single thread);
-* further phases (``engine_*``, ``optimize_*``) when those modules are present.
+* further phases (``engine_*``, ``optimize_*``, ``dist_*``) when those modules are present.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ PHASES = {
 def _extra_phases() -> dict:
     """Engine/optimizer benchmarks live in their own modules beside this file."""
     extra = {}
-    for mod in ("bench_engine", "bench_optimize"):
+    for mod in ("bench_engine", "bench_optimize", "bench_ingest", "bench_distributed"):
         if (HERE / f"{mod}.py").exists():
             sys.path.insert(0, str(HERE))
             m = __import__(mod)
@@ -169,6 +169,10 @@ def main() -> None:
         results["summary"] = {"warm_speedup": results["cold"]["seconds"] / results["warm"]["seconds"]}
         if "warm_metrics" in results:
             results["summary"]["warm_recompute_speedup"] = results["cold"]["seconds"] / results["warm_metrics"]["seconds"]
+    for fmt in ("parquet", "csv"):
+        if f"ingest_{fmt}" in results and f"ingest_floor_{fmt}" in results:
+            results.setdefault("summary", {})[f"ingest_{fmt}_vs_duckdb_floor"] = (
+                results[f"ingest_{fmt}"]["seconds"] / results[f"ingest_floor_{fmt}"]["seconds"])
     vb = results.get("engine_vectorbt", {})
     if "ratio" in vb:
         results.setdefault("summary", {})["vectorbt_ratio_same_subset"] = vb["ratio"]

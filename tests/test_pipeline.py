@@ -279,6 +279,8 @@ def test_cli_demo_small(tmp_path):
     assert len(set(doc["planted_ranking"][:3]) & set(board[:5])) >= 2, (doc["planted_ranking"][:5], board[:5])
     assert not any((home.root / "demo-input").rglob("*.csv.tmp"))
     assert not list((home.root / "demo-input").rglob("candles"))  # generated candle CSVs removed after ingest
+    report = Path(doc["report"])  # the demo ends with its HTML report under the workspace
+    assert report.parent == home.root / "reports" and report.stat().st_size > 1_000_000
 
 
 def test_cli_quality_and_rejects(demo_home):

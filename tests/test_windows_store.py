@@ -56,8 +56,8 @@ def test_fetched_ranges_extend_the_known_data_end(small_home):
     assert r.status_counts["usable"] == 0 and "below --min-coverage 0.8" in r.diagnosis
     # the fetcher says it asked the source up to T0 + 8 h: the quiet end is not truncation
     con = small_home.connect()
-    con.execute("CREATE TABLE fetch_ranges(chain VARCHAR, token VARCHAR, start_ts BIGINT, end_ts BIGINT, "
-                "source VARCHAR, pool VARCHAR, fetched_at BIGINT)")
+    con.execute("CREATE TABLE IF NOT EXISTS fetch_ranges(chain VARCHAR, token VARCHAR, start_ts BIGINT, "
+                "end_ts BIGINT, source VARCHAR, pool VARCHAR, fetched_at BIGINT)")  # the fetcher's table
     con.execute("INSERT INTO fetch_ranges VALUES ('bsc', ?, ?, ?, 'geckoterminal', 'p1', ?), "
                 "('bsc', ?, ?, ?, 'geckoterminal', 'p1', ?), ('bsc', ?, 0, ?, 'x', 'p', 0)",
                 [TOK, T0 - 3600, T0 + 4 * 3600, T0, TOK, T0, T0 + 8 * 3600, T0, OTHER, T0 + 99 * 3600])

@@ -25,10 +25,31 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # static imports for IDEs and type checkers; at run time they load lazily (fast CLI start)
     from alertlab.app.backtest import run_backtest
     from alertlab.app.baseline import run_baseline
+    from alertlab.app.report import run_report
     from alertlab.engine import PortfolioConfig, StrategyConfig, backtest, run_grid
     from alertlab.ingest import ingest_alerts, ingest_candles, load_alerts, quality_table
     from alertlab.ingest.fetch import FetchOptions, run_fetch
     from alertlab.optimize import OptimizeOptions, run_optimize
+    from alertlab.report.figures import (
+        plot_ath_distribution,
+        plot_coverage,
+        plot_equity,
+        plot_exit_reasons,
+        plot_fan,
+        plot_folds,
+        plot_grid,
+        plot_hit_rate_vs_calls,
+        plot_intrabar_band,
+        plot_leaderboard,
+        plot_param_importance,
+        plot_per_caller_results,
+        plot_portfolio,
+        plot_returns,
+        plot_status,
+        plot_study_trials,
+        plot_time_to_2x,
+        plot_trade,
+    )
     from alertlab.store import Home, resolve_home
     from alertlab.windows import Windows
     from alertlab.windows.spec import Selection, WindowSpec
@@ -53,6 +74,25 @@ _API = {
     "run_backtest": "alertlab.app.backtest",
     "OptimizeOptions": "alertlab.optimize",
     "run_optimize": "alertlab.optimize",
+    "run_report": "alertlab.app.report",
+    "plot_status": "alertlab.report.figures",
+    "plot_coverage": "alertlab.report.figures",
+    "plot_leaderboard": "alertlab.report.figures",
+    "plot_hit_rate_vs_calls": "alertlab.report.figures",
+    "plot_ath_distribution": "alertlab.report.figures",
+    "plot_time_to_2x": "alertlab.report.figures",
+    "plot_fan": "alertlab.report.figures",
+    "plot_equity": "alertlab.report.figures",
+    "plot_portfolio": "alertlab.report.figures",
+    "plot_exit_reasons": "alertlab.report.figures",
+    "plot_returns": "alertlab.report.figures",
+    "plot_intrabar_band": "alertlab.report.figures",
+    "plot_per_caller_results": "alertlab.report.figures",
+    "plot_trade": "alertlab.report.figures",
+    "plot_grid": "alertlab.report.figures",
+    "plot_study_trials": "alertlab.report.figures",
+    "plot_param_importance": "alertlab.report.figures",
+    "plot_folds": "alertlab.report.figures",
 }
 
 __all__ = [
@@ -76,6 +116,25 @@ __all__ = [
     "run_backtest",
     "OptimizeOptions",
     "run_optimize",
+    "run_report",
+    "plot_status",
+    "plot_coverage",
+    "plot_leaderboard",
+    "plot_hit_rate_vs_calls",
+    "plot_ath_distribution",
+    "plot_time_to_2x",
+    "plot_fan",
+    "plot_equity",
+    "plot_portfolio",
+    "plot_exit_reasons",
+    "plot_returns",
+    "plot_intrabar_band",
+    "plot_per_caller_results",
+    "plot_trade",
+    "plot_grid",
+    "plot_study_trials",
+    "plot_param_importance",
+    "plot_folds",
 ]
 
 

@@ -42,6 +42,8 @@ def run_backtest(
     progress: bool = False,
     export_per_trade_parquet: str | Path | None = None,
     export_grid_parquet: str | Path | None = None,
+    cluster: str | None = None,
+    cluster_data: str = "auto",
 ) -> BacktestRun:
     """Backtest ``strategy`` (or its grid) over the usable selected alerts, reading the path cache.
 
@@ -51,7 +53,13 @@ def run_backtest(
 
     A grid (any option given as a list) is evaluated in one pass and summarised per combination;
     per-trade tables and portfolio replays need a single strategy and are rejected for grids.
+    ``cluster``: run the kernel passes on a Dask cluster (see :mod:`alertlab.distributed`); the
+    results are identical to a local run.
     """
+    if cluster:  # fail fast on a malformed address or a missing extra
+        from alertlab.distributed.cluster import preflight
+
+        preflight(cluster, cluster_data)
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
     if strategy.is_grid and export_per_trade_parquet:
@@ -64,7 +72,8 @@ def run_backtest(
     config = {"selection": sel.model_dump(mode="json"), "window": spec.model_dump(mode="json"),
               "strategy": strategy.model_dump(mode="json"),
               "portfolio": portfolio.model_dump(mode="json") if portfolio else None,
-              "force_recompute": force_recompute}
+              "force_recompute": force_recompute,
+              **({"cluster": cluster, "cluster_data": cluster_data} if cluster else {})}
     with recorded(home, "grid" if strategy.is_grid else "backtest", config) as run:
         with run.phase("windows"):
             w, info = load_windows(home, sel, spec, force=force_recompute, progress=progress)
@@ -78,7 +87,12 @@ def run_backtest(
             raise ValueError(why or "no usable alert")
         result = grid = None
         with run.phase("engine"):
-            if strategy.is_grid:
+            if cluster:
+                from alertlab.distributed.run import backtest_on_cluster
+
+                result, grid = backtest_on_cluster(cluster, cluster_data, w, info.path, strategy,
+                                                   portfolio, progress, alert_idx=idx)
+            elif strategy.is_grid:
                 with bar("strategy grid", strategy.n_combinations, progress) as pb:
                     grid = run_grid(w, strategy, alert_idx=idx, progress=pb.advance)
             else:

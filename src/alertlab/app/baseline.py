@@ -46,21 +46,30 @@ def run_baseline(
     export_baseline_parquet: str | Path | None = None,
     export_per_alert_parquet: str | Path | None = None,
     export_per_caller_parquet: str | Path | None = None,
+    cluster: str | None = None,
+    cluster_data: str = "auto",
 ) -> BaselineResult:
     """Compute baseline path metrics for every selected alert and rank callers.
 
     Windows come from the path cache (built on a miss); the per-alert metrics table is kept
     beside the cache entry, so a warm rerun only reads it back. Every run is recorded in the
-    catalog with its config, fingerprint, cache hit and timings.
+    catalog with its config, fingerprint, cache hit and timings. ``cluster``: compute the metrics
+    on a Dask cluster (``tcp://host:port`` or ``local:N``; ``cluster_data``: ``auto``, ``shared`` or
+    ``scatter``, see :mod:`alertlab.distributed.tasks`); the table is identical to a local run.
     """
     from alertlab.truth.leaderboard import caller_stats, rank_callers
     from alertlab.truth.metrics import METRICS_VERSION, baseline_table
     from alertlab.windows.diagnose import diagnose
 
+    if cluster:  # fail fast on a malformed address or a missing extra
+        from alertlab.distributed.cluster import preflight
+
+        preflight(cluster, cluster_data)
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
     config = {"selection": sel.model_dump(mode="json"), "window": spec.model_dump(mode="json"),
-              "min_calls": min_calls, "rank_by": rank_by, "force_recompute": force_recompute}
+              "min_calls": min_calls, "rank_by": rank_by, "force_recompute": force_recompute,
+              **({"cluster": cluster, "cluster_data": cluster_data} if cluster else {})}
     with recorded(home, "baseline", config) as run:
         with run.phase("select"):
             alerts = select_alerts(home, sel)
@@ -75,7 +84,12 @@ def run_baseline(
             if cached:
                 table = feather.read_table(mpath)
             else:
-                table = baseline_table(w)
+                if cluster:
+                    from alertlab.distributed.run import baseline_on_cluster
+
+                    table = baseline_on_cluster(cluster, cluster_data, w, info.path, progress)
+                else:
+                    table = baseline_table(w)
                 with atomic_file(mpath) as tmp:
                     feather.write_feather(table, tmp, compression="uncompressed")
             table = table.sort_by([("alert_ts", "ascending"), ("alert_id", "ascending")])

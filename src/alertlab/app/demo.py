@@ -20,6 +20,8 @@ class DemoResult:
     baseline: object
     home_bytes: int = 0
     removed_bytes: int = 0
+    report: object = None  # ReportRun: the HTML report of the demo (None with report=False)
+    notes: tuple[str, ...] = ()
 
 
 def tree_bytes(path: Path) -> int:
@@ -34,7 +36,8 @@ def tree_bytes(path: Path) -> int:
 NEXT_COMMANDS: tuple[tuple[str, str], ...] = (
     ("alertlab backtest --tp 3 --sl 0.5", "one exit strategy: summary, exit reasons, per caller"),
     ("alertlab bt --tp 1.5,2,3,5 --sl 0.3,0.5,0.7", "a grid of strategies in one pass"),
-    ("alertlab optimize --trials 200 --folds 4", "search strategies on walk-forward folds"),
+    ("alertlab optimize --study demo --trials 1000", "extend the demo study on walk-forward folds"),
+    ("alertlab report --study demo --tp 3 --sl 0.5 --open", "the HTML report with a strategy and the study"),
     ("alertlab baseline --min-calls 20 --wide", "the leaderboard with every column"),
     ("alertlab quality", "candle quality per token"),
     ("alertlab rejects", "the rows the ingest quarantined, with file, row and reason"),
@@ -42,14 +45,19 @@ NEXT_COMMANDS: tuple[tuple[str, str], ...] = (
 """What to try after the demo (each runs on the demo home: add --home if you gave one)."""
 
 
+DEMO_STUDY = "demo"
+
+
 def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = False,
-             keep_input: bool = False, keep_cache: bool = False) -> DemoResult:
-    """Generate the demo market (deterministic for a seed), ingest it and run the baseline.
+             keep_input: bool = False, keep_cache: bool = False, report: bool = True) -> DemoResult:
+    """Generate the demo market (deterministic for a seed), ingest it, run the baseline and write the report.
 
     The generated candle CSVs (several hundred MB) are deleted once ingested unless
     ``keep_input``: the seed regenerates them byte for byte. The alerts CSV and the truth file stay
-    (small; they show what went in). The path-cache entry the baseline cut (~400 MB at the default
-    size) is removed too unless ``keep_cache``: the next run rebuilds it from the candle store.
+    (small; they show what went in). ``report``: also run a small optimizer study (``demo``, 200
+    random trials) and write the HTML report (a TP × SL grid, the study's recommendation replayed
+    with compounding capital). The path-cache entry (~400 MB at the default size) is removed at the
+    end unless ``keep_cache``: the next run rebuilds it from the candle store.
     ``home_bytes`` is the home's size afterwards, ``removed_bytes`` what was removed.
     """
     from alertlab.app.baseline import run_baseline
@@ -68,6 +76,9 @@ def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = F
         removed = tree_bytes(files.candles_dir)
         shutil.rmtree(files.candles_dir, ignore_errors=True)
     bl = run_baseline(home, progress=progress)
+    out = DemoResult(home, planted_ranking(spec), ra, rc, bl)
+    if report:
+        out.report, out.notes = _demo_report(home, progress)
     if not keep_cache:
         from alertlab.windows.cache import clear_entries
 
@@ -78,4 +89,23 @@ def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = F
         con.execute("CHECKPOINT")  # fold the write-ahead log into the catalog file
     finally:
         con.close()
-    return DemoResult(home, planted_ranking(spec), ra, rc, bl, tree_bytes(home.root), removed)
+    out.home_bytes, out.removed_bytes = tree_bytes(home.root), removed
+    return out
+
+
+def _demo_report(home: Home, progress: bool):
+    from alertlab.app.report import run_report
+    from alertlab.engine import PortfolioConfig, StrategyConfig
+    from alertlab.optimize import OptimizeOptions, run_optimize
+
+    notes: list[str] = []
+    study: str | None = DEMO_STUDY
+    try:
+        run_optimize(home, options=OptimizeOptions(trials=200, sampler="random"), study=DEMO_STUDY, progress=progress)
+    except ValueError as exc:  # e.g. too few days for the folds at a small --alerts: report without it
+        notes.append(f"no demo study: {exc}")
+        study = None
+    rep = run_report(home, strategy=StrategyConfig(tp=[1.5, 2, 3, 5, 10], sl=[0.3, 0.5, 0.7]),
+                     portfolio=PortfolioConfig(capital=10_000, stake_pct=0.02, max_open=20), study=study,
+                     progress=progress)
+    return rep, tuple(notes)

@@ -14,6 +14,8 @@ from alertlab.cli.helptext import install as _install_help
 from alertlab.cli.options import (  # noqa: F401 - re-exported for command modules
     CallerOpt,
     ChainOpt,
+    ClusterDataOpt,
+    ClusterOpt,
     ForceOpt,
     FromOpt,
     HomeOpt,
@@ -189,6 +191,7 @@ def baseline(
     export_baseline_parquet: Annotated[Path | None, typer.Option(help="Write the per-alert table to FILE.")] = None,
     export_per_alert_parquet: Annotated[Path | None, typer.Option(help="Write every window's bars as a dataset in DIR.")] = None,
     export_per_caller_parquet: Annotated[Path | None, typer.Option(help="Write DIR/leaderboard.parquet + per-alert rows partitioned by caller.")] = None,
+    cluster: ClusterOpt = None, cluster_data: ClusterDataOpt = "auto",
 ) -> None:
     """Baseline path metrics per alert (ATH, time to 2x…10x, drawdowns) and the caller leaderboard."""
     from alertlab.app.baseline import run_baseline
@@ -201,7 +204,8 @@ def baseline(
                          force_recompute=force_recompute, progress=not as_json,
                          export_baseline_parquet=export_baseline_parquet,
                          export_per_alert_parquet=export_per_alert_parquet,
-                         export_per_caller_parquet=export_per_caller_parquet)
+                         export_per_caller_parquet=export_per_caller_parquet,
+                         cluster=cluster, cluster_data=cluster_data)
     except ValueError as exc:
         fail(str(exc))
     if as_json:
@@ -319,6 +323,7 @@ def demo(
     alerts: Annotated[int, typer.Option("--alerts", help="Number of synthetic alerts.")] = 3000,
     keep_input: Annotated[bool, typer.Option("--keep-input", help="Keep the generated candle CSVs after ingest.")] = False,
     keep_cache: Annotated[bool, typer.Option("--keep-cache", help="Keep the baseline's path-cache entry (else removed; rebuilt on the next run).")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip the 200-trial demo study and the HTML report (faster).")] = False,
     as_json: JsonOpt = False, wide: WideOpt = False,
 ) -> None:
     """Make a synthetic memecoin market, ingest it, run the baseline and print the leaderboard."""
@@ -327,11 +332,12 @@ def demo(
     set_wide(wide)
     try:
         out = run_demo(resolve_home(home), seed=seed, n_alerts=alerts, progress=not as_json, keep_input=keep_input,
-                       keep_cache=keep_cache)
+                       keep_cache=keep_cache, report=not no_report)
     except ValueError as exc:
         fail(str(exc))
     if as_json:
         print_json({"home": str(out.home.root), "planted_ranking": out.planted, "leaderboard": out.baseline.leaderboard,
+                    "report": str(out.report.path) if out.report else None,
                     "ingest": {"alerts": out.alerts_report.to_dict(), "candles": out.candles_report.to_dict()},
                     "counts": out.baseline.run.counts, "timings": out.baseline.run.timings,
                     "home_bytes": out.home_bytes, "removed_bytes": out.removed_bytes,
@@ -342,9 +348,14 @@ def demo(
     _print_baseline(out.baseline, 10)
     top = out.planted[:5]
     console.print(f"planted best callers: {', '.join(top)}", highlight=False)
+    for n in out.notes:
+        console.print(n, highlight=False)
     removed = (f"; removed {out.removed_bytes / 1e6:,.0f} MB it can regenerate: the generated candle CSVs "
                "(from the seed) and the path cache (from the store)" if out.removed_bytes else "")
     console.print(f"home: {out.home.root} ({out.home_bytes / 1e6:,.1f} MB{removed})", highlight=False)
+    if out.report:
+        console.print(f"report: {out.report.path}  (open it in a browser: self-contained, works offline)",
+                      highlight=False)
     home_flag = f" --home {out.home.root}" if home is not None else ""
     console.print("next, try:", highlight=False)
     for cmd, what in NEXT_COMMANDS:
@@ -365,6 +376,9 @@ _reg_fetch(app)
 from alertlab.cli.telegram import register as _reg_tg  # noqa: E402
 
 _reg_tg(app, ingest_app)
+import alertlab.cli.report as _report  # noqa: E402
+
+_report.register(app)
 
 
 def main() -> None:

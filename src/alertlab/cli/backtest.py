@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from alertlab.cli.options import (
     CallerOpt,
     ChainOpt,
+    ClusterDataOpt,
+    ClusterOpt,
     ForceOpt,
     FromOpt,
     HomeOpt,
@@ -277,6 +279,8 @@ def register(app: typer.Typer) -> None:
         export_per_trade_parquet: Annotated[Path | None, typer.Option(help="Write the per-trade table to FILE.")] = None,
         export_grid_parquet: Annotated[Path | None, typer.Option(help="Write one row per grid combination to FILE.")] = None,
         as_json: JsonOpt = False, wide: WideOpt = False,
+        cluster: ClusterOpt = None,
+        cluster_data: ClusterDataOpt = "auto",
     ) -> None:
         """Replay exit strategies over every alert: TP/SL, ladders, trailing, breakeven, time stop, delayed/dip entries."""
         from alertlab.app.backtest import run_backtest
@@ -315,7 +319,7 @@ def register(app: typer.Typer) -> None:
         try:
             bt = run_backtest(strategy, resolve_home(home), sel, spec, portfolio=port, force_recompute=force_recompute,
                               progress=not as_json, export_per_trade_parquet=export_per_trade_parquet,
-                              export_grid_parquet=export_grid_parquet)
+                              export_grid_parquet=export_grid_parquet, cluster=cluster, cluster_data=cluster_data)
         except ValueError as exc:
             fail(str(exc))
         if bt.grid is not None:

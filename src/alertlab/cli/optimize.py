@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from alertlab.cli.options import (
     CallerOpt,
     ChainOpt,
+    ClusterDataOpt,
+    ClusterOpt,
     ForceOpt,
     FromOpt,
     HomeOpt,
@@ -164,6 +166,8 @@ def optimize(
     ] = None,
     as_json: JsonOpt = False,
     wide: WideOpt = False,
+    cluster: ClusterOpt = None,
+    cluster_data: ClusterDataOpt = "auto",
 ) -> None:
     """Optimise exit strategies (Optuna) on walk-forward folds; recommend by out-of-sample robustness.
 
@@ -218,6 +222,8 @@ def optimize(
             progress=not as_json,
             export_trials_parquet=export_trials_parquet,
             export_config=export_config,
+            cluster=cluster,
+            cluster_data=cluster_data,
         )
     except ValidationError as exc:
         fail(_pydantic_msg(exc))

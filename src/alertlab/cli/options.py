@@ -48,6 +48,13 @@ MinCoverageOpt = Annotated[float | None, typer.Option(
     "--min-coverage", help="Truncated windows count only when their data covers at least this share of the "
                            "horizon (default 0.8).")]
 ForceOpt = Annotated[bool, typer.Option("--force-recompute", help="Rebuild windows and metrics even if cached.")]
+ClusterOpt = Annotated[str | None, typer.Option(
+    "--cluster", envvar="ALERTLAB_DASK_SCHEDULER", show_envvar=True,
+    help="Run the heavy steps on Dask: tcp://HOST:PORT (a dask scheduler) or local:N (N worker processes "
+         "here). Needs alertlab[distributed].")]
+ClusterDataOpt = Annotated[str, typer.Option(
+    "--cluster-data", help="How windows reach the workers: auto (shared path if every worker can read "
+                           "the path cache, else scatter), shared, scatter.")]
 
 
 def _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s,

@@ -256,6 +256,13 @@ def _simulate_cols(
     return out
 
 
+SimulateFn = Callable[..., dict[str, np.ndarray]]
+"""``(w, params, alert_idx, intrabar, full, fill_on_zero_volume=...)`` → the ``(alerts, params)`` outputs."""
+"""``(w, params, alert_idx, intrabar, full) -> (n_alerts, n_params) output arrays``: the kernel pass
+behind backtests, grids and the optimizer; :meth:`alertlab.distributed.tasks.Session.simulate_cols`
+computes the identical arrays on a Dask cluster."""
+
+
 def simulate(
     w: Windows,
     params: np.ndarray,
@@ -300,11 +307,14 @@ def trade_returns(
     alert_idx: np.ndarray | None = None,
     intrabar: str = "pessimistic",
     fill_on_zero_volume: bool = False,
+    simulate: SimulateFn | None = None,
 ) -> np.ndarray:
-    """Net returns ``(n_params, n_alerts)``, NaN for no trade / no fill: the optimizer's fast entry point."""
+    """Net returns ``(n_params, n_alerts)``, NaN for no trade / no fill: the optimizer's fast entry point.
+
+    ``simulate``: a drop-in for the local kernel pass (see :data:`SimulateFn`)."""
     params = validate_params(params)
     idx = _alert_idx(w, alert_idx)
-    o = _simulate_cols(w, params, idx, intrabar, False, fill_on_zero_volume=fill_on_zero_volume)
+    o = (simulate or _simulate_cols)(w, params, idx, intrabar, False, fill_on_zero_volume=fill_on_zero_volume)
     return np.ascontiguousarray(o["ret"].T)
 
 
@@ -332,6 +342,7 @@ def backtest(
     cfg: StrategyConfig,
     alert_idx: np.ndarray | None = None,
     portfolio: PortfolioConfig | None = None,
+    simulate: SimulateFn | None = None,
 ) -> BacktestResult:
     """Backtest one (scalar) strategy on the given alerts.
 
@@ -346,7 +357,7 @@ def backtest(
         raise ValueError("backtest needs a scalar config; use run_grid for grids")
     idx = time_order(w, _alert_idx(w, alert_idx))
     params = encode_params([cfg])
-    o = _simulate_cols(w, params, idx, cfg.intrabar, True, fill_on_zero_volume=cfg.fill_on_zero_volume)
+    o = (simulate or _simulate_cols)(w, params, idx, cfg.intrabar, True, fill_on_zero_volume=cfg.fill_on_zero_volume)
     col = {k: v[:, 0] for k, v in o.items()}
     code = col["code"]
     summary = _scalar(summarize_columns(o["ret"], o["code"], o["amb"], o["ret_p"], o["ret_o"]))
@@ -439,6 +450,7 @@ def run_grid(
     alert_idx: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
     max_cells: int = DEFAULT_MAX_CELLS,
+    simulate: SimulateFn | None = None,
 ) -> pd.DataFrame:
     """Evaluate every combination of a (grid) config: one summary row per combination.
 
@@ -447,6 +459,7 @@ def run_grid(
     ``avg_ret_optimistic``, ``ambiguous_share``, ``max_drawdown`` in alert-time order). Memory is
     bounded: parameter chunks of ``max_cells // n_alerts`` rows are simulated and summarised in
     turn. ``progress(k)`` is called after each chunk with the number of combinations just finished.
+    ``simulate``: a drop-in for the local kernel pass (e.g. a Dask cluster, :data:`SimulateFn`).
     """
     combos = cfg.expand()
     params = encode_params(combos)
@@ -459,7 +472,7 @@ def run_grid(
     order = np.concatenate([np.flatnonzero(plain), np.flatnonzero(~plain)])
     for c0 in range(0, len(order), chunk):
         rows = order[c0 : c0 + chunk]
-        o = _simulate_cols(
+        o = (simulate or _simulate_cols)(
             w, np.ascontiguousarray(params[rows]), idx, cfg.intrabar, False,
             fill_on_zero_volume=cfg.fill_on_zero_volume,
         )

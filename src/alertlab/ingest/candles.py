@@ -702,8 +702,13 @@ class _Stage:
         self.reject_parts: list[Path] = []
 
     def _write(self, table: pa.Table, path: Path) -> None:
-        with atomic_file(path) as tmp:
-            pq.write_table(table, tmp, compression="lz4")  # scratch: fast over small
+        """Scratch part as an uncompressed Arrow IPC file: no encode/decode cost, no fsync (the
+        staging folder is thrown away whole if the ingest dies)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(tmp, path)
 
     def add(self, table: pa.Table) -> None:
         if table.num_rows:
@@ -715,14 +720,15 @@ class _Stage:
     def add_rejects(self, table: pa.Table) -> None:
         if table.num_rows:
             self.seq += 1
-            path = self.root / "rejects" / f"part-{self.seq:06d}.parquet"
-            self._write(table.cast(_REJECT_SCHEMA), path)
+            path = self.root / "rejects" / f"part-{self.seq:06d}.parquet"  # read by DuckDB at commit
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table.cast(_REJECT_SCHEMA), path, compression="lz4")
             self.reject_parts.append(path)
 
     def flush(self) -> None:
         if not self.buffer:
             return
-        t = pa.concat_tables(self.buffer)
+        t = pa.concat_tables(self.buffer).combine_chunks()  # take on many chunks is slow: one chunk
         self.buffer, self.n_buffered = [], 0
         tok = t["token"].combine_chunks().dictionary_encode()
         crc = np.array([bucket_of(s) for s in tok.dictionary.to_pylist()], np.int64)
@@ -733,12 +739,13 @@ class _Stage:
         order = np.argsort(key, kind="stable")
         ks = key[order]
         cuts = np.flatnonzero(np.diff(ks)) + 1
+        t = t.take(pa.array(order))  # one gather; each bucket is then a zero-copy slice
         for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(ks)], strict=True):
             k = int(ks[s])
             chain, b = cnames[k // N_BUCKETS], k % N_BUCKETS
             self.seq += 1
-            path = self.root / "stage" / chain / f"b{b:02d}" / f"part-{self.seq:06d}.parquet"
-            self._write(t.take(pa.array(order[s:e])), path)
+            path = self.root / "stage" / chain / f"b{b:02d}" / f"part-{self.seq:06d}.arrow"
+            self._write(t.slice(s, e - s), path)
             self.buckets.setdefault((chain, b), []).append(path)
 
 
@@ -793,8 +800,14 @@ def _reject_table(
     )
 
 
+def _read_part(path: Path) -> pa.Table:
+    """A staged part (Arrow IPC), memory-mapped."""
+    with pa.memory_map(str(path)) as src:
+        return pa.ipc.open_file(src).read_all()
+
+
 def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list[Path]) -> _BucketOut:
-    new = pa.concat_tables([pq.read_table(p, schema=_STAGE_SCHEMA) for p in parts])
+    new = pa.concat_tables([_read_part(p) for p in parts]).combine_chunks()
     path = _bucket_file(home, chain, b)
     rel = str(path.relative_to(home.root))
     old = pq.read_table(path).cast(STORE_SCHEMA) if path.exists() else STORE_SCHEMA.empty_table()

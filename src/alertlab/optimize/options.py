@@ -26,13 +26,16 @@ IDENTITY_ATTR = "alertlab"
 RESULT_ATTR = "result"
 STUDY_FORMAT = 1
 CONSTRAINT_KEY = "violation"
+CLUSTER_WORKERS = ("--cluster evaluates trial batches on the cluster from one driver process: use --workers 1 "
+                   "(drivers on other machines can share the study through a server --storage)")
 
 
 class OptimizeOptions(BaseModel):
     """Everything a study is configured with, validated on construction (pydantic).
 
     ``trials``: the total number of trials the study ends with (resumes included; a grid is capped
-    at its size). ``batch_size``: trials per engine call (None: 32 for TPE, else up to 256 limited
+    at its size; a trial lost with a killed worker is failed and queued again, and only its rerun
+    counts, see :func:`~alertlab.optimize.storage.fail_stale_trials`). ``batch_size``: trials per engine call (None: 32 for TPE, else up to 256 limited
     to ~2M (trial × alert) cells). ``folds``/``anchored``/``train_days``/``test_days``: see
     :func:`~alertlab.optimize.folds.make_folds` (at least one out-of-sample fold is required).
     ``min_trades``/``max_dd``: feasibility on every training fold. ``neighbours``: k of the

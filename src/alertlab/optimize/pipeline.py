@@ -7,6 +7,7 @@ code version, timings, counts), and its exports in the ``results`` table.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from alertlab.optimize.analysis import StudyResult
-from alertlab.optimize.options import OptimizeOptions
+from alertlab.optimize.options import CLUSTER_WORKERS, OptimizeOptions
 from alertlab.optimize.report import trials_long_table, write_config
 from alertlab.optimize.storage import safe_name
 from alertlab.optimize.study import default_study_name, run_study, study_identity
@@ -113,6 +114,8 @@ def run_optimize(
     progress: bool = False,
     export_trials_parquet: str | Path | None = None,
     export_config: str | Path | None = None,
+    cluster: str | None = None,
+    cluster_data: str = "auto",
 ) -> OptimizeResult:
     """Optimise exit strategies on the selected alerts (see :mod:`alertlab.optimize.study`).
 
@@ -121,7 +124,15 @@ def run_optimize(
     ok alerts (study names ``<study>@<caller>``). Exports: ``export_trials_parquet`` (long table),
     ``export_config`` (recommended strategy, JSON/YAML/TOML by suffix; default
     ``<home>/studies/<study>/recommended.json``, per caller ``recommended-<caller>.json``).
+    ``cluster``: evaluate the trial batches on a Dask cluster (ask/tell stays here, in the study's
+    storage; see :mod:`alertlab.distributed`); the study is identical to a local one.
     """
+    if cluster and options is not None and options.workers > 1:
+        raise ValueError(CLUSTER_WORKERS)
+    if cluster:  # fail fast on a malformed address or a missing extra
+        from alertlab.distributed.cluster import preflight
+
+        preflight(cluster, cluster_data)
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
     options = options or OptimizeOptions()
@@ -143,10 +154,11 @@ def run_optimize(
         "per_caller": per_caller,
         "min_calls": min_calls if per_caller else None,
         "force_recompute": force_recompute,
+        **({"cluster": cluster, "cluster_data": cluster_data} if cluster else {}),
     }
     from alertlab.app.baseline import select_alerts
 
-    with recorded(home, "optimize", config) as run:
+    with recorded(home, "optimize", config) as run, contextlib.ExitStack() as stack:
         with run.phase("select"):
             alerts = select_alerts(home, sel)
         if alerts.empty:
@@ -174,6 +186,9 @@ def run_optimize(
         else:
             groups, skipped = [(None, usable)], []
         studies: list[StudyResult] = []
+        from alertlab.distributed.run import study_evaluators  # no Dask import without a cluster
+
+        make_evaluator = stack.enter_context(study_evaluators(cluster, cluster_data, w, info.path, progress))
         for caller, idx in groups:
             t0 = time.perf_counter()
             try:
@@ -187,6 +202,7 @@ def run_optimize(
                     caller=caller,
                     windows_path=info.path,
                     progress=progress,
+                    make_evaluator=make_evaluator,
                 )
             except ValueError as exc:
                 if caller is None:

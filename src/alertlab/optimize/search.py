@@ -28,6 +28,7 @@ from alertlab.optimize.space import SearchSpace
 from alertlab.optimize.storage import (
     FAIL_ATTR,
     OWNER_ATTR,
+    RETRIED_ATTR,
     AskLock,
     Heartbeat,
     WorkerIdentity,
@@ -124,11 +125,13 @@ def trials_missing(trials: list[optuna.trial.FrozenTrial], job: _Job) -> int:
     """Trials still to ask for: ``--trials N`` means N **completed** trials (running ones count,
     since they will complete); failed trials (an invalid combination, an interrupted batch, a dead
     worker) are replaced by new samples and reported. The grid sampler tries each grid point once:
-    there a failed point (an invalid combination) counts, since asking it again would fail again."""
+    there a failed point (an invalid combination) counts, since asking it again would fail again.
+    A trial lost with a killed worker is queued again with its parameters (a WAITING trial, see
+    :func:`~alertlab.optimize.storage.fail_stale_trials`): the retry is asked first and counts."""
     states = [t.state for t in trials]
     have = states.count(TrialState.COMPLETE) + states.count(TrialState.RUNNING)
-    if job.options.sampler == "grid":
-        have += states.count(TrialState.FAIL)
+    if job.options.sampler == "grid":  # a lost trial queued again (WAITING) is asked, not counted
+        have += sum(1 for t in trials if t.state == TrialState.FAIL and not t.user_attrs.get(RETRIED_ATTR))
     return job.target - have
 
 
@@ -151,7 +154,10 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
     with quiet_optuna():
         probe = optuna.load_study(study_name=job.study_name, storage=study_st)
         n0 = len(probe.get_trials(deepcopy=False))
-        sampler = make_sampler(o.sampler, o.space, _worker_seed(job.seed, job.worker, n0))
+        # the grid sampler maps trial number n to point n of its seeded shuffle: every worker must
+        # use the same shuffle (the study seed), or two workers would evaluate the same point
+        seed = job.seed if o.sampler == "grid" else _worker_seed(job.seed, job.worker, n0)
+        sampler = make_sampler(o.sampler, o.space, seed)
         study = optuna.load_study(study_name=job.study_name, storage=study_st, sampler=sampler)
     lock = AskLock(Path(job.lock_dir), job.study_name, job.storage)
     hb_every = min(30.0, o.stale_after / 4)

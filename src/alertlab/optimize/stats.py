@@ -167,7 +167,7 @@ def alert_day_index(alert_ts_ms: np.ndarray) -> tuple[np.ndarray, int]:
     return day, int(day.max()) + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _daily_returns_kernel(alert_day, trade_ret, n_days):
     n_trials, n_alerts = trade_ret.shape
     out = np.zeros((n_days, n_trials))
@@ -241,7 +241,7 @@ def _half_set_pairs(n_blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return w, ia, ib
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _block_metric(s, q, n, mu, use_sharpe):
     """Metric of one trial on a set of ``n`` rows from sums ``s``/``q`` of mean-centred returns.
 
@@ -265,12 +265,12 @@ TIE_RTOL = 1e-9
 depend on float rounding (two trials with Sharpe 1/√3 computed two ways differ in the last bit)."""
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _tie_tol(a, b):
     return TIE_RTOL * max(abs(a), abs(b))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _select_rank(is_m, oos_m, k, best, is_best, oos_best, logits):
     """Combination ``k``: IS-best trial (first on ties) and its OOS mid-rank logit (as ``_oos_logit``)."""
     n = is_m.shape[0]
@@ -293,7 +293,7 @@ def _select_rank(is_m, oos_m, k, best, is_best, oos_best, logits):
     logits[k] = np.log(w / (1.0 - w))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _cscv_kernel(s_a, q_a, n_a, tot_s, tot_q, n_tot, mu, use_sharpe, ia, ib, best, is_best, oos_best, logits):
     """For each half-set A (row) and its complement B: combination ``ia`` (IS = A, OOS = B) and
     combination ``ib`` (IS = B, OOS = A), each metric computed once from block aggregates."""

@@ -48,6 +48,8 @@ from optuna.trial import TrialState
 
 OWNER_ATTR = "owner"
 FAIL_ATTR = "fail_reason"
+RETRY_ATTR = "retry_of"
+RETRIED_ATTR = "retried_as_new_trial"
 
 
 def safe_name(name: str) -> str:
@@ -62,11 +64,69 @@ def is_url(storage: str) -> bool:
     return "://" in storage
 
 
+_PG_DRIVERS = {"psycopg": "psycopg", "psycopg2": "psycopg2", "pg8000": "pg8000", "psycopg2cffi": "psycopg2cffi"}
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def database_url(storage: str) -> str:
+    """A PostgreSQL URL bound to a driver that is installed; other URLs unchanged.
+
+    ``postgresql://`` (and ``postgres://``) without a driver means SQLAlchemy's default driver —
+    psycopg 3 since SQLAlchemy 2.1, psycopg2 before — which may not be the one installed: the URL
+    gets the default driver when it is importable, else psycopg 3, else psycopg2. An explicit
+    ``postgresql+DRIVER://`` is kept (and must be importable). ``ValueError`` when no driver is.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    s = str(storage)
+    scheme, sep, rest = s.partition("://")
+    if scheme == "postgres" or scheme.startswith("postgres+"):  # the libpq spelling
+        scheme = "postgresql" + scheme[len("postgres"):]
+    if not (scheme == "postgresql" or scheme.startswith("postgresql+")):
+        return s
+    install = "pip install 'alertlab[postgres]' (psycopg 3)"
+    if "+" in scheme:
+        driver = scheme.split("+", 1)[1]
+        if driver in _PG_DRIVERS and not _importable(_PG_DRIVERS[driver]):
+            raise ValueError(f"--storage {describe_storage(s)}: the {driver} driver is not installed; {install}, "
+                             f"or use postgresql:// to pick an installed driver")
+        return scheme + sep + rest
+    try:
+        default = make_url("postgresql://" + rest).get_dialect().driver
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise ValueError(f"--storage {describe_storage(s)}: not a valid database URL ({exc})") from None
+    for driver in (default, "psycopg", "psycopg2"):
+        if driver in _PG_DRIVERS and _importable(_PG_DRIVERS[driver]):
+            return f"postgresql+{driver}://{rest}"
+    raise ValueError(f"--storage {describe_storage(s)}: no PostgreSQL driver is installed; {install}")
+
+
+def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage; a lost race with another process creating the schema of a fresh
+    database at the same moment (duplicate type/table) is retried once the winner is done."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for k in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError):
+            if k == attempts - 1:
+                raise
+            time.sleep(0.2 * (k + 1))
+    raise AssertionError("unreachable")
+
+
 def open_storage(storage: str | Path) -> optuna.storages.BaseStorage:
     """An Optuna storage for a SQLAlchemy URL (RDB) or a journal file path."""
     s = str(storage)
     if is_url(s):
-        return optuna.storages.RDBStorage(s)
+        return _rdb_storage(database_url(s))
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -131,7 +191,7 @@ class _PgAdvisoryLock:
         from sqlalchemy.pool import NullPool
 
         self._sa = sa
-        self._engine = sa.create_engine(url, poolclass=NullPool)
+        self._engine = sa.create_engine(database_url(url), poolclass=NullPool)
         self._key = int.from_bytes(
             zlib.crc32(f"alertlab:{name}".encode()).to_bytes(4, "big"), "big", signed=True
         )
@@ -238,7 +298,14 @@ def is_stale(
 def fail_stale_trials(
     study: optuna.Study, storage: optuna.storages.BaseStorage, stale_after: float
 ) -> list[int]:
-    """Mark the study's stale RUNNING trials FAIL (with ``fail_reason``); returns their numbers."""
+    """Mark the study's stale RUNNING trials FAIL (with ``fail_reason``); returns their numbers.
+
+    A stale trial whose parameters were (being) sampled is queued again (a WAITING trial with the
+    same parameters — for the grid sampler the same grid point — and user attribute ``retry_of``;
+    the failed one is marked ``retried_as_new_trial``):
+    the work lost with a killed worker is redone, so the study evaluates the same parameter sets
+    as an uninterrupted one. Call it under the ask lock (see :func:`trials_used`).
+    """
     out = []
     host = host_key()
     now = time.time()
@@ -248,11 +315,29 @@ def fail_stale_trials(
             continue
         try:
             storage.set_trial_user_attr(t._trial_id, FAIL_ATTR, why)
+            grid = "grid_id" in t.system_attrs
+            if grid or t.params:  # (attributes only while RUNNING: before the state)
+                storage.set_trial_user_attr(t._trial_id, RETRIED_ATTR, True)
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             out.append(t.number)
         except UpdateFinishedTrialError:  # finished meanwhile (another machine)
-            pass
+            continue
+        if grid:  # the same grid point (every worker walks the same seeded grid order)
+            attrs = {k: t.system_attrs[k] for k in ("grid_id", "search_space") if k in t.system_attrs}
+            study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=attrs,
+                                                      user_attrs={RETRY_ATTR: t.number}))
+        elif t.params:  # what was sampled is kept, the rest (if any) sampled again
+            study.enqueue_trial(t.params, user_attrs={RETRY_ATTR: t.number}, skip_if_exists=False)
     return out
+
+
+def trials_used(study: optuna.Study) -> tuple[int, int]:
+    """``(used, waiting)``: trials that count towards ``--trials`` (all but the stale ones that were
+    queued again: their retry counts instead) and WAITING (queued) trials, which are asked first."""
+    trials = study.get_trials(deepcopy=False)
+    retried = sum(1 for t in trials if t.state == TrialState.FAIL and t.user_attrs.get(RETRIED_ATTR))
+    waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+    return len(trials) - retried, waiting
 
 
 class Heartbeat:

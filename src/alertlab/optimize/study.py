@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from alertlab.optimize.evaluate import (
 )
 from alertlab.optimize.folds import make_folds
 from alertlab.optimize.options import (
+    CLUSTER_WORKERS,
     IDENTITY_ATTR,
     RESULT_ATTR,
     STUDY_FORMAT,
@@ -170,6 +172,7 @@ def run_study(
     windows_path: str | Path | None = None,
     progress: bool = False,
     on_batch: ProgressFn | None = None,
+    make_evaluator: Callable[..., Evaluator] | None = None,
 ) -> StudyResult:
     """Run (or resume) one study on the windows ``w`` and analyse it.
 
@@ -180,8 +183,12 @@ def run_study(
     study). ``storage``: a SQLAlchemy URL or a journal file (default ``<study_dir>/journal.log``).
     ``windows_path``: the path-cache entry ``w`` was loaded from; worker processes map it instead of
     receiving a copy. ``progress``: a rich progress bar; ``on_batch(total, new, best_train)``: called
-    after each batch (one worker) or each progress poll (several workers).
+    after each batch (one worker) or each progress poll (several workers). ``make_evaluator``: builds
+    the evaluator instead of :class:`Evaluator` (same arguments), e.g. one whose engine passes run on
+    a Dask cluster (:mod:`alertlab.distributed`); needs ``workers == 1``.
     """
+    if make_evaluator is not None and options.workers > 1:
+        raise ValueError(CLUSTER_WORKERS)
     t0 = time.perf_counter()
     study_dir = Path(study_dir)
     idx = np.arange(w.n, dtype=np.int64) if alert_idx is None else np.asarray(alert_idx, dtype=np.int64)
@@ -227,7 +234,7 @@ def run_study(
         seed=options.seed,
         worker=0,
     )
-    evaluator = Evaluator(
+    evaluator = (make_evaluator or Evaluator)(
         w, order, folds, options.objective, options.settings, options.min_trades, options.max_dd
     )
     n_before = len(opened.get_trials(deepcopy=False))

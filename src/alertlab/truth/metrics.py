@@ -101,7 +101,7 @@ I_ATH, I_2X, I_3X, I_4X, I_5X, I_10X, I_UNDERWATER = range(7)
 N_FLOAT, N_INT = len(FLOAT_METRICS), len(INT_METRICS)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _one_window(r, s, e, ts, high, low, close, high_raw, t0, entry, out_f, out_i):
     """Metrics of bars ``[s, e)`` into column ``r`` of the outputs (nulls pre-filled by caller)."""
     mx_raw = -np.inf
@@ -158,7 +158,7 @@ def _one_window(r, s, e, ts, high, low, close, high_raw, t0, entry, out_f, out_i
     out_f[F_RET_END, r] = close[e - 1] / entry - 1.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _fill(r, a, offsets, ts, high, low, close, high_raw, entry_ts, entry_price, status, out_f, out_i):
     for q in range(out_f.shape[0]):
         out_f[q, r] = np.nan
@@ -172,7 +172,7 @@ def _fill(r, a, offsets, ts, high, low, close, high_raw, entry_ts, entry_price, 
     _one_window(r, s, e, ts, high, low, close, high_raw, entry_ts[a], entry, out_f, out_i)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def metrics_kernel(
     offsets, ts, high, low, close, high_raw, entry_ts, entry_price, status, alert_idx, out_f, out_i
 ):
@@ -199,7 +199,7 @@ def metrics_kernel(
         )
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, parallel=True, nogil=True)
 def metrics_kernel_parallel(
     offsets, ts, high, low, close, high_raw, entry_ts, entry_price, status, alert_idx, out_f, out_i
 ):

@@ -101,7 +101,7 @@ def resolve_overlaps(code: np.ndarray, ts: np.ndarray, dur: np.ndarray, rank: np
     return keep
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def guard_kernel(code, op, hi, lo, cl, k, out_hi, out_lo, suspect):
     """The bad-tick guard over series sorted by (code, ts); ``k <= 0`` turns it off."""
     n = op.shape[0]
@@ -183,7 +183,7 @@ def load_series(path: Path, tokens: list[str], interval_s: int | None, wick_guar
     return s
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _cut_kernel(codes, t_call, gstart, gend, ts, dur, op, traded, suspect, data_end, horizon, max_lag,
                 status, entry_ts, entry_px, lag, start, count, res, cov, gap, dend, nsus):
     for a in range(codes.shape[0]):
