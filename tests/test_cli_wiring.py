@@ -391,7 +391,7 @@ def test_backtest_prints_every_promised_table(home):
     assert r.exit_code == 0, r.output
     out = table_titles(r.output)
     assert "strategy: tp 3 · sl 0.5 · fees 30 bps · slippage 50 bps · pessimistic intrabar" in out
-    for title in ("backtest (1m bars, 6h horizon; pessimistic intrabar", "exit reasons", "per caller (≥ 10 trades), ranked by the lower "
+    for title in ("backtest (native bars, 6h horizon; pessimistic intrabar", "exit reasons", "per caller (≥ 10 trades), ranked by the lower "
                   "95% bound of the mean return", "path cache:"):
         assert title in out, title
     for reason in ("tp", "sl", "horizon", "no_fill"):
@@ -412,8 +412,8 @@ def test_baseline_and_optimize_print_their_tables(home):
     r = cli(home, "baseline", *H, "--min-calls", "5")
     assert r.exit_code == 0, r.output
     out = table_titles(r.output)
-    assert "caller leaderboard (≥ 5 ok calls), ranked by the lower 95% Wilson bound of the 2x hit rate" in out
-    assert "1m bars, 6h horizon" in out
+    assert "caller leaderboard (≥ 5 usable calls), ranked by the lower 95% Wilson bound of the 2x hit rate" in out
+    assert "native bars, 6h horizon" in out
     assert "first_call: share of calls that were the first call of the token in the store" in out
     r = cli(home, "optimize", *H, "--sampler", "random", "--trials", "4", "--folds", "2", "--min-trades", "1",
             "--study", "tables")
