@@ -473,7 +473,7 @@ def test_cli_fetch_candles_and_status(home, tmp_path, api):
                       env={"BIRDEYE_API_KEY": ""})
     assert r.exit_code == 2 and "BIRDEYE_API_KEY" in r.output
     r = runner.invoke(app, ["fetch", "candles", "--home", str(tmp_path / "empty")])
-    assert r.exit_code == 2 and "no alerts" in r.output
+    assert r.exit_code == 2 and "no workspace at" in r.output  # a fresh path is not a workspace
 
 
 def test_pool_hint_on_the_alert_wins(home, tmp_path, api):

@@ -355,7 +355,7 @@ def demo(
     console.print(f"home: {out.home.root} ({out.home_bytes / 1e6:,.1f} MB{removed})", highlight=False)
     if out.report:
         console.print(f"report: {out.report.path}  (open it in a browser: self-contained, works offline)",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     home_flag = f" --home {out.home.root}" if home is not None else ""
     console.print("next, try:", highlight=False)
     for cmd, what in NEXT_COMMANDS:

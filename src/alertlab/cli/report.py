@@ -119,8 +119,8 @@ def register(app: typer.Typer) -> None:
                         "figures": r.n_figures, "timings": r.run.timings, "warnings": r.warnings})
         else:
             console.print(f"report: {r.path}  ({r.size_bytes / 1e6:.1f} MB, {r.n_figures} figures, "
-                          f"{r.run.timings.get('total', 0):.1f}s)", highlight=False)
+                          f"{r.run.timings.get('total', 0):.1f}s)", highlight=False, soft_wrap=True)  # a path never wraps
         for msg in r.warnings:
-            console.print(f"[bold yellow]warning:[/] {msg}", highlight=False)
+            console.print(f"[bold yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
         if open_ and not open_in_browser(r.path):
             console.print("no browser available here: open the file above yourself", highlight=False)
