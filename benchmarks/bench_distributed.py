@@ -55,9 +55,15 @@ def dist_grid(a) -> dict:
             t2 = time.perf_counter()
             g2 = run_grid(w, cfg, simulate=s.simulate_cols)
             t3 = time.perf_counter()
-            out[f"local{n}"] = {"start_s": t1 - t0, "first_s": t2 - t1, "steady_s": t3 - t2, "data": mode,
-                                "tasks": s.tasks, "equal": bool(ref.equals(g1) and ref.equals(g2)),
-                                "overhead_vs_local": (t3 - t2) / out["local_s"]}
+            out[f"local{n}"] = {
+                "start_s": t1 - t0,
+                "first_s": t2 - t1,
+                "steady_s": t3 - t2,
+                "data": mode,
+                "tasks": s.tasks,
+                "equal": bool(ref.equals(g1) and ref.equals(g2)),
+                "overhead_vs_local": (t3 - t2) / out["local_s"],
+            }
     return out
 
 
@@ -71,8 +77,12 @@ def _study(home, study: str, cluster: str | None, seed: int):
     r = run_optimize(home, options=opts, study=study, cluster=cluster)
     sec = time.perf_counter() - t0
     s = r.study
-    return r, {"seconds": sec, "search_s": r.run.timings["search"], "trials": s.counts["n_trials"],
-               "trials_per_s": s.counts["new_trials"] / sec}
+    return r, {
+        "seconds": sec,
+        "search_s": r.run.timings["search"],
+        "trials": s.counts["n_trials"],
+        "trials_per_s": s.counts["new_trials"] / sec,
+    }
 
 
 def dist_optimize(a) -> dict:

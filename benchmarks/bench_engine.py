@@ -71,8 +71,12 @@ def engine_path(a) -> dict:
     from alertlab.engine import StrategyConfig, run_grid
 
     w = _windows(a.home)
-    cfg = StrategyConfig(trail=np.round(np.linspace(0.1, 0.55, 10), 3).tolist(),
-                         breakeven_at=np.round(np.linspace(1.3, 4.0, 10), 3).tolist(), sl=0.5, tp=10.0)
+    cfg = StrategyConfig(
+        trail=np.round(np.linspace(0.1, 0.55, 10), 3).tolist(),
+        breakeven_at=np.round(np.linspace(1.3, 4.0, 10), 3).tolist(),
+        sl=0.5,
+        tp=10.0,
+    )
     run_grid(w, StrategyConfig(trail=[0.2, 0.3], breakeven_at=[1.5, 2.0], sl=0.5, tp=10.0))
     n_bars = int(w.offsets[-1])
     out = {"n_alerts": int(w.usable_idx().size), "n_combinations": cfg.n_combinations, "n_bars": n_bars}
@@ -132,9 +136,18 @@ def engine_vectorbt(a) -> dict:
     entries.iloc[0] = True
 
     def run_vbt():
-        pf = vbt.Portfolio.from_signals(tile["close"], entries, open=tile["open"], high=tile["high"],
-                                        low=tile["low"], sl_stop=sl_stop, tp_stop=tp_stop, fees=0.003,
-                                        slippage=0.005, accumulate=False)
+        pf = vbt.Portfolio.from_signals(
+            tile["close"],
+            entries,
+            open=tile["open"],
+            high=tile["high"],
+            low=tile["low"],
+            sl_stop=sl_stop,
+            tp_stop=tp_stop,
+            fees=0.003,
+            slippage=0.005,
+            accumulate=False,
+        )
         return pf.total_return()
 
     run_vbt_small = run_vbt  # first call compiles vectorbt's numba functions
@@ -145,10 +158,17 @@ def engine_vectorbt(a) -> dict:
     _threads(1)
     t_al = _timed(lambda: run_grid(w, cfg, alert_idx=ok), repeat=3)
     rate_vbt, rate_al = n_cols / t_vbt, n_cols / t_al
-    return {"subset_alerts": len(ok), "n_combinations": len(combos), "dense_rows": T,
-            "vectorbt_s": t_vbt, "alertlab_s_1t": t_al, "vectorbt_alert_combos_per_s": rate_vbt,
-            "alertlab_alert_combos_per_s_1t": rate_al, "ratio": rate_al / rate_vbt,
-            "vectorbt_version": vbt.__version__}
+    return {
+        "subset_alerts": len(ok),
+        "n_combinations": len(combos),
+        "dense_rows": T,
+        "vectorbt_s": t_vbt,
+        "alertlab_s_1t": t_al,
+        "vectorbt_alert_combos_per_s": rate_vbt,
+        "alertlab_alert_combos_per_s_1t": rate_al,
+        "ratio": rate_al / rate_vbt,
+        "vectorbt_version": vbt.__version__,
+    }
 
 
 PHASES = {"engine_tpsl": engine_tpsl, "engine_path": engine_path, "engine_vectorbt": engine_vectorbt}

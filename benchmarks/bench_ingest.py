@@ -37,18 +37,25 @@ def phase_ingest_prepare(home: Path, seed: int) -> dict:
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     t = pa.Table.from_pandas(candles, preserve_index=False)
-    t = t.cast(pa.schema([(f.name, pa.string() if f.name in ("chain", "token") else f.type) for f in t.schema]))
+    t = t.cast(
+        pa.schema([(f.name, pa.string() if f.name in ("chain", "token") else f.type) for f in t.schema])
+    )
     pq.write_table(t, d / "candles.parquet")
     pacsv.write_csv(t, d / "candles.csv")
-    return {"rows": t.num_rows, "parquet_mb": (d / "candles.parquet").stat().st_size / 2**20,
-            "csv_mb": (d / "candles.csv").stat().st_size / 2**20}
+    return {
+        "rows": t.num_rows,
+        "parquet_mb": (d / "candles.parquet").stat().st_size / 2**20,
+        "csv_mb": (d / "candles.csv").stat().st_size / 2**20,
+    }
 
 
 def _floor(home: Path, fmt: str) -> dict:
     import duckdb
 
     d = _input(home)
-    src = f"read_parquet('{d / 'candles.parquet'}')" if fmt == "parquet" else f"read_csv('{d / 'candles.csv'}')"
+    src = (
+        f"read_parquet('{d / 'candles.parquet'}')" if fmt == "parquet" else f"read_csv('{d / 'candles.csv'}')"
+    )
     t0 = time.perf_counter()
     duckdb.connect().execute(_FLOOR.format(src=src, dst=d / f"floor-{fmt}.parquet"))
     return {"seconds": time.perf_counter() - t0}

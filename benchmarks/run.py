@@ -39,7 +39,9 @@ def phase_prepare(home: Path, n_alerts: int, seed: int) -> dict:
     from alertlab.store import resolve_home
 
     t0 = time.perf_counter()
-    spec = DemoSpec(seed=seed, n_alerts=n_alerts, n_tokens=n_alerts, n_callers=100, history_hours=50.0, clean=True)
+    spec = DemoSpec(
+        seed=seed, n_alerts=n_alerts, n_tokens=n_alerts, n_callers=100, history_hours=50.0, clean=True
+    )
     alerts, candles = make_market_arrays(spec)
     t_gen = time.perf_counter() - t0
     src = home / "bench-input"
@@ -55,9 +57,16 @@ def phase_prepare(home: Path, n_alerts: int, seed: int) -> dict:
     t2 = time.perf_counter()
     ra = ingest_alerts(h, [src / "alerts.csv"])
     t_a = time.perf_counter() - t2
-    return {"n_alerts": ra.rows_accepted, "n_candles": n_bars, "generate_s": t_gen,
-            "ingest_candles_s": t_c, "ingest_candles_rows_per_s": n_bars / t_c,
-            "ingest_alerts_s": t_a, "candle_rejects": rc.rows_rejected, "alert_rejects": ra.rows_rejected}
+    return {
+        "n_alerts": ra.rows_accepted,
+        "n_candles": n_bars,
+        "generate_s": t_gen,
+        "ingest_candles_s": t_c,
+        "ingest_candles_rows_per_s": n_bars / t_c,
+        "ingest_alerts_s": t_a,
+        "candle_rejects": rc.rows_rejected,
+        "alert_rejects": ra.rows_rejected,
+    }
 
 
 def phase_baseline(home: Path, force: bool) -> dict:
@@ -66,8 +75,14 @@ def phase_baseline(home: Path, force: bool) -> dict:
     t0 = time.perf_counter()
     r = run_baseline(home, force_recompute=force)
     dt_ = time.perf_counter() - t0
-    return {"seconds": dt_, "cache_hit": r.cache.hit, "metrics_cached": r.metrics_cached,
-            "n_alerts": r.windows.n, "n_bars": int(r.windows.offsets[-1]), "timings": r.run.timings}
+    return {
+        "seconds": dt_,
+        "cache_hit": r.cache.hit,
+        "metrics_cached": r.metrics_cached,
+        "n_alerts": r.windows.n,
+        "n_bars": int(r.windows.offsets[-1]),
+        "timings": r.run.timings,
+    }
 
 
 def phase_warm_metrics(home: Path) -> dict:
@@ -155,7 +170,18 @@ def main() -> None:
         wanted.remove("prepare")
     results = {}
     for p in wanted:
-        cmd = [sys.executable, __file__, "--phase", p, "--home", a.home, "--alerts", str(a.alerts), "--seed", str(a.seed)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--phase",
+            p,
+            "--home",
+            a.home,
+            "--alerts",
+            str(a.alerts),
+            "--seed",
+            str(a.seed),
+        ]
         t0 = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         if out.returncode != 0:
@@ -168,20 +194,26 @@ def main() -> None:
     if "cold" in results and "warm" in results:
         results["summary"] = {"warm_speedup": results["cold"]["seconds"] / results["warm"]["seconds"]}
         if "warm_metrics" in results:
-            results["summary"]["warm_recompute_speedup"] = results["cold"]["seconds"] / results["warm_metrics"]["seconds"]
+            results["summary"]["warm_recompute_speedup"] = (
+                results["cold"]["seconds"] / results["warm_metrics"]["seconds"]
+            )
     for fmt in ("parquet", "csv"):
         if f"ingest_{fmt}" in results and f"ingest_floor_{fmt}" in results:
             results.setdefault("summary", {})[f"ingest_{fmt}_vs_duckdb_floor"] = (
-                results[f"ingest_{fmt}"]["seconds"] / results[f"ingest_floor_{fmt}"]["seconds"])
+                results[f"ingest_{fmt}"]["seconds"] / results[f"ingest_floor_{fmt}"]["seconds"]
+            )
     vb = results.get("engine_vectorbt", {})
     if "ratio" in vb:
         results.setdefault("summary", {})["vectorbt_ratio_same_subset"] = vb["ratio"]
         if "engine_tpsl" in results:
             results["summary"]["vectorbt_ratio_full_grid_1t"] = (
-                results["engine_tpsl"]["alert_combos_per_s_1t"] / vb["vectorbt_alert_combos_per_s"])
+                results["engine_tpsl"]["alert_combos_per_s_1t"] / vb["vectorbt_alert_combos_per_s"]
+            )
     out = HERE / "results" / "latest.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "alerts": a.alerts, "results": results}, indent=1))
+    out.write_text(
+        json.dumps({"machine": {"cpus": os.cpu_count()}, "alerts": a.alerts, "results": results}, indent=1)
+    )
     print(f"written {out}")
 
 

@@ -32,8 +32,10 @@ def pg_server():
 
     bindir = pg_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL binaries not found in /usr/lib/postgresql/*/bin: "
-                    "apt-get install postgresql to run the PostgreSQL storage tests")
+        pytest.skip(
+            "PostgreSQL binaries not found in /usr/lib/postgresql/*/bin: "
+            "apt-get install postgresql to run the PostgreSQL storage tests"
+        )
     try:
         import psycopg  # noqa: F401
     except ImportError:

@@ -85,7 +85,8 @@ def reference_trade(
     every = bool(cfg.get("fill_on_zero_volume"))
     # the bars where something traded, by their position in the window
     keep = [
-        j for j in range(n_all)
+        j
+        for j in range(n_all)
         if every or not is_no_trade_bar(o_all[j], h_all[j], l_all[j], c_all[j], vol[j])
     ]
     ts = [ts_all[j] for j in keep]

@@ -223,8 +223,18 @@ class FakeApi:
         for ts, o, hi, lo, c, v in m.token_bars:
             if a <= ts <= b and ts % tf == 0:
                 it = dict(tmpl)
-                it.update({"o": o, "h": hi, "l": lo, "c": c, "v": v, "unixTime": ts, "address": m.token,
-                           "type": q["type"]})
+                it.update(
+                    {
+                        "o": o,
+                        "h": hi,
+                        "l": lo,
+                        "c": c,
+                        "v": v,
+                        "unixTime": ts,
+                        "address": m.token,
+                        "type": q["type"],
+                    }
+                )
                 doc["data"]["items"].append(it)
         return 200, doc
 

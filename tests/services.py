@@ -102,8 +102,21 @@ class PostgresServer:
 
     def start(self, timeout: float = 60.0) -> PostgresServer:
         data = self.root / "data"
-        p = self._popen([str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                         "-E", "UTF8", "--no-sync", "--locale=C"])
+        p = self._popen(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ]
+        )
         try:
             _, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -111,15 +124,33 @@ class PostgresServer:
             raise RuntimeError(f"initdb did not finish in {timeout:g} s") from None
         if p.returncode != 0:
             raise RuntimeError(f"initdb failed: {err.decode(errors='replace')[-500:]}")
-        self.proc = self._popen([
-            str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.root),
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off", "-c", "max_connections=100",
-        ])
+        self.proc = self._popen(
+            [
+                str(self.bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=100",
+            ]
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"postgres exited: {self.proc.stderr.read().decode(errors='replace')[-500:]}")
+                raise RuntimeError(
+                    f"postgres exited: {self.proc.stderr.read().decode(errors='replace')[-500:]}"
+                )
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
                 if self._ready():
                     return self
@@ -131,8 +162,9 @@ class PostgresServer:
         import psycopg
 
         try:
-            with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
-                                 connect_timeout=2) as con:
+            with psycopg.connect(
+                host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", connect_timeout=2
+            ) as con:
                 con.execute("SELECT 1")
             return True
         except psycopg.OperationalError:
@@ -142,8 +174,9 @@ class PostgresServer:
         """A fresh database; returns its URL."""
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
-                             autocommit=True) as con:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as con:
             con.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
@@ -180,14 +213,29 @@ class DaskCluster:
 
     def _spawn(self, args: list[str], log: str) -> subprocess.Popen:
         out = open(self.root / log, "wb")  # noqa: SIM115 - closed with the process
-        p = subprocess.Popen([sys.executable, "-m", *args], cwd=self.root, env=child_env(ALERTLAB_THREADS="1"),
-                             stdout=out, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(
+            [sys.executable, "-m", *args],
+            cwd=self.root,
+            env=child_env(ALERTLAB_THREADS="1"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         out.close()
         return p
 
     def start(self, timeout: float = 60.0) -> DaskCluster:
-        self.scheduler = self._spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
-                                      str(self.port), "--no-dashboard", "--no-show"], "scheduler.log")
+        self.scheduler = self._spawn(
+            [
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-dashboard",
+                "--no-show",
+            ],
+            "scheduler.log",
+        )
         for _ in range(self._n):
             self.add_worker()
         self.wait_workers(self._n, timeout)
@@ -195,10 +243,27 @@ class DaskCluster:
 
     def add_worker(self) -> subprocess.Popen:
         k = len(self.workers)
-        p = self._spawn(["distributed.cli.dask_worker", self.address, "--host", "127.0.0.1", "--nthreads",
-                         str(self.threads), "--no-nanny", "--no-dashboard", "--memory-limit", "0",
-                         "--death-timeout", "60", "--local-directory", str(self.root / f"w{k}"),
-                         "--name", f"w{k}"], f"worker{k}.log")
+        p = self._spawn(
+            [
+                "distributed.cli.dask_worker",
+                self.address,
+                "--host",
+                "127.0.0.1",
+                "--nthreads",
+                str(self.threads),
+                "--no-nanny",
+                "--no-dashboard",
+                "--memory-limit",
+                "0",
+                "--death-timeout",
+                "60",
+                "--local-directory",
+                str(self.root / f"w{k}"),
+                "--name",
+                f"w{k}",
+            ],
+            f"worker{k}.log",
+        )
         self.workers.append(p)
         return p
 
@@ -219,7 +284,9 @@ class DaskCluster:
             return c.run(os.getpid)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in self.root.glob("*.log"))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in self.root.glob("*.log")
+        )
 
     def close(self) -> None:
         for p in self.workers:  # throwaway processes: no graceful close needed

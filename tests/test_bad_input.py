@@ -51,7 +51,9 @@ def evm(i: int) -> str:
 def cli(*args: str, env: dict | None = None) -> tuple[int, str]:
     """Exit code and stdout of the CLI; a traceback on either stream fails the test."""
     r = runner.invoke(app, list(args), env=env)
-    assert "Traceback" not in r.output and not (r.exception and not isinstance(r.exception, SystemExit)), r.output
+    assert "Traceback" not in r.output and not (r.exception and not isinstance(r.exception, SystemExit)), (
+        r.output
+    )
     return r.exit_code, r.stdout
 
 
@@ -119,7 +121,9 @@ def test_binary_file(tmp_path):
     f = tmp_path / "c.csv"
     f.write_bytes(bytes(range(256)) * 40)
     code, out = cli("ingest", "candles", str(f), "--home", str(tmp_path / "h"))
-    one_line_error(code, out, f"{f}: binary file, not CSV text (NUL bytes); give a CSV, Parquet or JSON export")
+    one_line_error(
+        code, out, f"{f}: binary file, not CSV text (NUL bytes); give a CSV, Parquet or JSON export"
+    )
 
 
 def test_binary_file_without_nul_bytes(tmp_path):
@@ -134,7 +138,8 @@ def test_wrong_column_csv(tmp_path):
     f = write(tmp_path / "c.csv", ["chain,token,when,price", f"solana,{sol(1)},{T0},1.0"])
     code, out = cli("ingest", "candles", str(f), "--home", str(tmp_path / "h"))
     one_line_error(
-        code, out,
+        code,
+        out,
         f"{f}: missing required column(s): ts (any of ts, timestamp, unixtime, time); open (any of open, o); "
         "high (any of high, h); low (any of low, l); close (any of close, c); volume (any of volume, v, vol); "
         "the header has chain, token, when, price",
@@ -144,14 +149,20 @@ def test_wrong_column_csv(tmp_path):
 def test_wrong_column_alerts_csv(tmp_path):
     f = write(tmp_path / "a.csv", ["who,chain,ts", f"x,solana,{T0}"])
     code, out = cli("ingest", "alerts", str(f), "--home", str(tmp_path / "h"))
-    one_line_error(code, out, f"{f}: missing required column(s): caller (any of caller, caller_name); "
-                              "token (any of token, mint, token_address); the header has who, chain, ts")
+    one_line_error(
+        code,
+        out,
+        f"{f}: missing required column(s): caller (any of caller, caller_name); "
+        "token (any of token, mint, token_address); the header has who, chain, ts",
+    )
 
 
 def test_semicolon_delimited_csv_is_read(tmp_path):
     h = tmp_path / "h"
-    f = write(tmp_path / "c.csv", [CANDLE_HEAD.replace(",", ";")]
-              + [r.replace(",", ";") for r in candle_rows(sol(1), 30)])
+    f = write(
+        tmp_path / "c.csv",
+        [CANDLE_HEAD.replace(",", ";")] + [r.replace(",", ";") for r in candle_rows(sol(1), 30)],
+    )
     a = write(tmp_path / "a.csv", ["caller;chain;token;ts", f"Ann;solana;{sol(1)};{T0 * 1000}"])
     assert cli("ingest", "candles", str(f), "--home", str(h))[0] == 0
     assert cli("ingest", "alerts", str(a), "--home", str(h))[0] == 0
@@ -163,12 +174,18 @@ def test_semicolon_delimited_csv_is_read(tmp_path):
 def test_candle_file_named_without_chain(tmp_path):
     h = tmp_path / "h"
     tok = evm(1)
-    f = write(tmp_path / f"{tok}.csv", ["timestamp,open,high,low,close,volume"]
-              + [",".join(r.split(",")[2:]) for r in candle_rows(tok, 20)])
+    f = write(
+        tmp_path / f"{tok}.csv",
+        ["timestamp,open,high,low,close,volume"] + [",".join(r.split(",")[2:]) for r in candle_rows(tok, 20)],
+    )
     code, out = cli("ingest", "candles", str(f), "--home", str(h))
-    one_line_error(code, out, f"{f}: no chain: no chain column (any of chain, network) and the name is not "
-                              "<chain>_<token>[_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>].<ext> (an EVM address names "
-                              "no chain); rename the file or pass --chain")
+    one_line_error(
+        code,
+        out,
+        f"{f}: no chain: no chain column (any of chain, network) and the name is not "
+        "<chain>_<token>[_<YYYYMMDD-HHMM>_<YYYYMMDD-HHMM>].<ext> (an EVM address names "
+        "no chain); rename the file or pass --chain",
+    )
     code, out = cli("ingest", "candles", str(f), "--chain", "BSC", "--home", str(h))
     assert code == 0, out
     assert catalog(h, "SELECT DISTINCT chain, token FROM candle_quality") == [("bsc", tok)]
@@ -177,14 +194,18 @@ def test_candle_file_named_without_chain(tmp_path):
 def test_candle_file_named_chain_token(tmp_path):
     h = tmp_path / "h"
     tok = evm(2)
-    f = write(tmp_path / f"bsc_{tok}.csv", ["timestamp,open,high,low,close,volume"]
-              + [",".join(r.split(",")[2:]) for r in candle_rows(tok, 20)])
+    f = write(
+        tmp_path / f"bsc_{tok}.csv",
+        ["timestamp,open,high,low,close,volume"] + [",".join(r.split(",")[2:]) for r in candle_rows(tok, 20)],
+    )
     code, out = cli("ingest", "candles", str(f), "--home", str(h))
     assert code == 0, out
     assert catalog(h, "SELECT DISTINCT chain, token, n_bars FROM candle_quality") == [("bsc", tok, 20)]
     # --token belongs to one file
     write(tmp_path / "other.csv", [CANDLE_HEAD, *candle_rows(sol(3), 5)])
-    code, out = cli("ingest", "candles", str(f), str(tmp_path / "other.csv"), "--token", tok, "--home", str(h))
+    code, out = cli(
+        "ingest", "candles", str(f), str(tmp_path / "other.csv"), "--token", tok, "--home", str(h)
+    )
     one_line_error(code, out, "--token names the token of one file, but 2 files were given")
 
 
@@ -193,11 +214,19 @@ def test_alertlab_home_is_a_file(tmp_path):
     home_file = tmp_path / "home"
     home_file.write_text("not a directory")
     code, out = cli("ingest", "candles", str(f), env={"ALERTLAB_HOME": str(home_file)})
-    one_line_error(code, out, f"ALERTLAB_HOME={home_file} is a file, not a directory: pass --home DIR "
-                              "(or set ALERTLAB_HOME) to a directory")
+    one_line_error(
+        code,
+        out,
+        f"ALERTLAB_HOME={home_file} is a file, not a directory: pass --home DIR "
+        "(or set ALERTLAB_HOME) to a directory",
+    )
     code, out = cli("quality", env={"ALERTLAB_HOME": str(home_file)})
-    one_line_error(code, out, f"ALERTLAB_HOME={home_file} is a file, not a directory: pass --home DIR "
-                              "(or set ALERTLAB_HOME) to a workspace directory")
+    one_line_error(
+        code,
+        out,
+        f"ALERTLAB_HOME={home_file} is a file, not a directory: pass --home DIR "
+        "(or set ALERTLAB_HOME) to a workspace directory",
+    )
 
 
 def test_alertlab_home_cannot_be_created(tmp_path):
@@ -205,8 +234,12 @@ def test_alertlab_home_cannot_be_created(tmp_path):
     (tmp_path / "file").write_text("x")
     home = tmp_path / "file" / "home"  # under a regular file: mkdir fails with ENOTDIR
     code, out = cli("ingest", "candles", str(f), env={"ALERTLAB_HOME": str(home)})
-    one_line_error(code, out, f"cannot create ALERTLAB_HOME={home}: Not a directory; pass --home DIR "
-                              "(or set ALERTLAB_HOME) to a writable directory")
+    one_line_error(
+        code,
+        out,
+        f"cannot create ALERTLAB_HOME={home}: Not a directory; pass --home DIR "
+        "(or set ALERTLAB_HOME) to a writable directory",
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write to a read-only directory")
@@ -219,26 +252,49 @@ def test_alertlab_home_unwritable(tmp_path):
         code, out = cli("ingest", "candles", str(f), env={"ALERTLAB_HOME": str(home)})
     finally:
         home.chmod(0o700)
-    one_line_error(code, out, f"ALERTLAB_HOME={home} is not writable: pass --home DIR (or set ALERTLAB_HOME) "
-                              "to a writable directory")
+    one_line_error(
+        code,
+        out,
+        f"ALERTLAB_HOME={home} is not writable: pass --home DIR (or set ALERTLAB_HOME) "
+        "to a writable directory",
+    )
 
 
 def test_empty_candle_directory(tmp_path):
     d = tmp_path / "candles"
     d.mkdir()
     code, out = cli("ingest", "candles", str(d), "--home", str(tmp_path / "h"))
-    one_line_error(code, out, f"no candle files (.csv, .csv.gz, .tsv, .parquet, .pq, .json) in {d}: "
-                              "point at the files or the directory that holds them")
+    one_line_error(
+        code,
+        out,
+        f"no candle files (.csv, .csv.gz, .tsv, .parquet, .pq, .json) in {d}: "
+        "point at the files or the directory that holds them",
+    )
 
 
-@pytest.mark.parametrize("command", [["quality"], ["rejects"], ["runs"], ["cache", "ls"], ["cache", "verify"],
-                                     ["cache", "clear"], ["baseline"], ["bt", "--tp", "3"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["quality"],
+        ["rejects"],
+        ["runs"],
+        ["cache", "ls"],
+        ["cache", "verify"],
+        ["cache", "clear"],
+        ["baseline"],
+        ["bt", "--tp", "3"],
+    ],
+)
 def test_read_commands_on_a_missing_home(tmp_path, command):
     home = tmp_path / "nothing-here"
     code, out = cli(*command, "--home", str(home))
-    one_line_error(code, out, f"no workspace at {home} (no catalog.duckdb): ingest data first "
-                              "(`alertlab ingest candles DIR`, `alertlab ingest alerts FILE`) or pass --home "
-                              "(or set ALERTLAB_HOME) to an existing workspace")
+    one_line_error(
+        code,
+        out,
+        f"no workspace at {home} (no catalog.duckdb): ingest data first "
+        "(`alertlab ingest candles DIR`, `alertlab ingest alerts FILE`) or pass --home "
+        "(or set ALERTLAB_HOME) to an existing workspace",
+    )
     assert not home.exists()
 
 
@@ -263,22 +319,33 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_extra_comma_in_alerts_is_quarantined(tmp_path):
     h = tmp_path / "h"
-    f = write(tmp_path / "a.csv", [
-        ALERT_HEAD,
-        f"Ann,solana,{sol(1)},{T0 * 1000}",
-        f"Smith, John,bsc,{evm(1)},{T0 * 1000}",  # line 3: 5 fields
-        f"Bob,solana,{sol(2)},{T0 * 1000}",
-        "",  # line 5: blank, skipped
-        f"Cid,solana,{sol(3)},{T0 * 1000}",
-    ])
+    f = write(
+        tmp_path / "a.csv",
+        [
+            ALERT_HEAD,
+            f"Ann,solana,{sol(1)},{T0 * 1000}",
+            f"Smith, John,bsc,{evm(1)},{T0 * 1000}",  # line 3: 5 fields
+            f"Bob,solana,{sol(2)},{T0 * 1000}",
+            "",  # line 5: blank, skipped
+            f"Cid,solana,{sol(3)},{T0 * 1000}",
+        ],
+    )
     code, out = cli("ingest", "alerts", str(f), "--home", str(h), "--json")
     assert code == 0, out
     rep = json.loads(out)
     assert (rep["rows_read"], rep["rows_new"], rep["rows_rejected"]) == (4, 3, 1)
-    assert rep["rejects_sample"] == [{"file": str(f), "row": 3, "reason": "malformed line: 5 field(s) where the "
-                                      "header has 4 (an unquoted comma inside a value?)"}]
+    assert rep["rejects_sample"] == [
+        {
+            "file": str(f),
+            "row": 3,
+            "reason": "malformed line: 5 field(s) where the header has 4 (an unquoted comma inside a value?)",
+        }
+    ]
     assert catalog(h, "SELECT caller, source_row FROM alerts ORDER BY source_row") == [
-        ("Ann", 2), ("Bob", 4), ("Cid", 6)]
+        ("Ann", 2),
+        ("Bob", 4),
+        ("Cid", 6),
+    ]
     raw = catalog(h, "SELECT raw->>'line' FROM rejects")
     assert raw == [(f"Smith, John,bsc,{evm(1)},{T0 * 1000}",)]
 
@@ -314,25 +381,35 @@ def test_good_files_of_a_directory_are_ingested(tmp_path):
     code, out = cli("ingest", "candles", str(d), "--home", str(h), "--json")
     assert code == 0, out
     assert json.loads(out)["files_rejected"] == [
-        {"file": str(d / "broken.csv"),
-         "reason": f"{d / 'broken.csv'}: binary file, not CSV text (NUL bytes); give a CSV, Parquet or JSON export"}]
+        {
+            "file": str(d / "broken.csv"),
+            "reason": f"{d / 'broken.csv'}: binary file, not CSV text (NUL bytes); give a CSV, Parquet or JSON export",
+        }
+    ]
     write(d / "good3.csv", [CANDLE_HEAD, *candle_rows(sol(3), 3)])
     code, out = cli("ingest", "candles", str(d), "--home", str(h))  # the summary says it too
     assert code == 0 and "files_rejected" in out, out
     assert store_rows(h) == 25
     status = dict(catalog(h, "SELECT regexp_extract(source_file, '[^/]+$'), status FROM ingest_log"))
-    assert status == {"good1.csv": "complete", "good2.csv": "complete", "good3.csv": "complete",
-                      "broken.csv": "rejected"}
+    assert status == {
+        "good1.csv": "complete",
+        "good2.csv": "complete",
+        "good3.csv": "complete",
+        "broken.csv": "rejected",
+    }
     assert catalog(h, "SELECT source_row, reason FROM rejects") == [  # once, though the file was seen twice
-        (None, "file not ingested: binary file, not CSV text (NUL bytes); give a CSV, Parquet or JSON export")]
+        (None, "file not ingested: binary file, not CSV text (NUL bytes); give a CSV, Parquet or JSON export")
+    ]
 
 
 def test_invalid_utf8_value_quarantines_its_row(tmp_path):
     h = tmp_path / "h"
     f = tmp_path / "a.csv"
-    f.write_bytes(("\n".join([ALERT_HEAD, f"Ann,solana,{sol(1)},{T0 * 1000}"]) + "\n").encode()
-                  + f"Bo\xff\xfeb,solana,{sol(2)},{T0 * 1000}\n".encode("latin-1")
-                  + f"Cid,solana,{sol(3)},{T0 * 1000}\n".encode())
+    f.write_bytes(
+        ("\n".join([ALERT_HEAD, f"Ann,solana,{sol(1)},{T0 * 1000}"]) + "\n").encode()
+        + f"Bo\xff\xfeb,solana,{sol(2)},{T0 * 1000}\n".encode("latin-1")
+        + f"Cid,solana,{sol(3)},{T0 * 1000}\n".encode()
+    )
     rep = ingest_alerts(Home(h), [f])
     assert (rep.rows_read, rep.rows_new, rep.rows_rejected) == (3, 2, 1)
     assert rep.rejects_sample == [{"file": str(f), "row": 3, "reason": "invalid UTF-8 text"}]
@@ -340,16 +417,24 @@ def test_invalid_utf8_value_quarantines_its_row(tmp_path):
 
 def test_reingest_does_not_duplicate_rejects(tmp_path):
     h = Home(tmp_path / "h")
-    a = write(tmp_path / "a.csv", [ALERT_HEAD, f"Ann,solana,{sol(1)},{T0 * 1000}", f",solana,{sol(2)},{T0 * 1000}",
-                                   "junk"])
-    c = write(tmp_path / "c.csv", [CANDLE_HEAD, *candle_rows(sol(1), 10), f"solana,{sol(1)},{T0 + 600},-1,1,1,1,1",
-                                   "junk"])
+    a = write(
+        tmp_path / "a.csv",
+        [ALERT_HEAD, f"Ann,solana,{sol(1)},{T0 * 1000}", f",solana,{sol(2)},{T0 * 1000}", "junk"],
+    )
+    c = write(
+        tmp_path / "c.csv",
+        [CANDLE_HEAD, *candle_rows(sol(1), 10), f"solana,{sol(1)},{T0 + 600},-1,1,1,1,1", "junk"],
+    )
     for _ in range(3):
         ingest_alerts(h, [a])
         ingest_candles(h, [c])
     got = catalog(h.root, "SELECT kind, source_row, reason, count(*) FROM rejects GROUP BY ALL ORDER BY 1, 2")
-    assert [(k, r, n) for k, r, _, n in got] == [("alerts", 3, 1), ("alerts", 4, 1), ("candles", 12, 1),
-                                                ("candles", 13, 1)]
+    assert [(k, r, n) for k, r, _, n in got] == [
+        ("alerts", 3, 1),
+        ("alerts", 4, 1),
+        ("candles", 12, 1),
+        ("candles", 13, 1),
+    ]
     # the same bytes under another name are the same file: still one copy of each reject
     c2 = tmp_path / "copy.csv"
     c2.write_bytes(Path(c).read_bytes())
@@ -359,18 +444,24 @@ def test_reingest_does_not_duplicate_rejects(tmp_path):
 
 def test_chain_corrected_when_the_address_settles_it(tmp_path):
     h = Home(tmp_path / "h")
-    f = write(tmp_path / "a.csv", [
-        ALERT_HEAD,
-        f"Ann,bsc,{sol(1)},{T0 * 1000}",  # a Solana mint labelled bsc → solana
-        f"Ann,ethereum,{sol(2)},{T0 * 1000}",  # … labelled ethereum → solana
-        f"Ann,solana,{evm(3)},{T0 * 1000}",  # an EVM address labelled solana: which EVM chain? rejected
-        f"Ann,bsc,{evm(4)},{T0 * 1000}",  # fine as it is
-    ])
+    f = write(
+        tmp_path / "a.csv",
+        [
+            ALERT_HEAD,
+            f"Ann,bsc,{sol(1)},{T0 * 1000}",  # a Solana mint labelled bsc → solana
+            f"Ann,ethereum,{sol(2)},{T0 * 1000}",  # … labelled ethereum → solana
+            f"Ann,solana,{evm(3)},{T0 * 1000}",  # an EVM address labelled solana: which EVM chain? rejected
+            f"Ann,bsc,{evm(4)},{T0 * 1000}",  # fine as it is
+        ],
+    )
     rep = ingest_alerts(h, [f])
     assert (rep.rows_new, rep.rows_rejected, rep.chain_corrected) == (3, 1, 2)
     assert rep.rejects_sample[0]["row"] == 4 and "invalid solana address" in rep.rejects_sample[0]["reason"]
     assert catalog(h.root, "SELECT chain, token FROM alerts ORDER BY source_row") == [
-        ("solana", sol(1)), ("solana", sol(2)), ("bsc", evm(4))]
+        ("solana", sol(1)),
+        ("solana", sol(2)),
+        ("bsc", evm(4)),
+    ]
     code, out = cli("ingest", "alerts", str(f), "--home", str(h.root))
     assert code == 0 and "chain_corrected" in out
 
@@ -378,8 +469,15 @@ def test_chain_corrected_when_the_address_settles_it(tmp_path):
 def test_alerts_in_the_future_are_quarantined(tmp_path):
     h = Home(tmp_path / "h")
     future = int(time.time() * 1000) + 3_600_000
-    f = write(tmp_path / "a.csv", [ALERT_HEAD, f"Ann,solana,{sol(1)},{T0 * 1000}",
-                                   f"Ann,solana,{sol(2)},2099-06-01T00:00:00Z", f"Ann,solana,{sol(3)},{future}"])
+    f = write(
+        tmp_path / "a.csv",
+        [
+            ALERT_HEAD,
+            f"Ann,solana,{sol(1)},{T0 * 1000}",
+            f"Ann,solana,{sol(2)},2099-06-01T00:00:00Z",
+            f"Ann,solana,{sol(3)},{future}",
+        ],
+    )
     rep = ingest_alerts(h, [f])
     assert rep.rows_new == 1 and rep.reject_reasons == {"ts in the future": 2}
     assert [s["row"] for s in rep.rejects_sample] == [3, 4]
@@ -391,8 +489,13 @@ def test_alerts_in_the_future_are_quarantined(tmp_path):
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.run([sys.executable, "-c", "from alertlab.cli import main; main()", *args],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", "from alertlab.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def small_market(tmp_path: Path) -> Path:
@@ -405,8 +508,10 @@ def small_market(tmp_path: Path) -> Path:
         for k, x in enumerate(p):
             lines.append(f"solana,{sol(i)},{T0 + 60 * k},{x},{x * 1.02},{x * 0.98},{x},{k % 3}")
     write(tmp_path / "c.csv", lines)
-    write(tmp_path / "a.csv", [ALERT_HEAD] + [f"C{i % 2},solana,{sol(i)},{(T0 + 600 + 60 * i) * 1000}"
-                                             for i in range(6)])
+    write(
+        tmp_path / "a.csv",
+        [ALERT_HEAD] + [f"C{i % 2},solana,{sol(i)},{(T0 + 600 + 60 * i) * 1000}" for i in range(6)],
+    )
     ingest_candles(h, [tmp_path / "c.csv"])
     ingest_alerts(h, [tmp_path / "a.csv"])
     return h.root
@@ -416,8 +521,9 @@ def test_damaged_cache_entry_is_rebuilt_never_a_crash(tmp_path):
     from alertlab.windows.integrity import check_entry
 
     home = small_market(tmp_path)
-    first = runner.invoke(app, ["bt", "--tp", "2", "--sl", "0.5", "--horizon-hours", "12", "--home", str(home),
-                                "--json"])
+    first = runner.invoke(
+        app, ["bt", "--tp", "2", "--sl", "0.5", "--horizon-hours", "12", "--home", str(home), "--json"]
+    )
     assert first.exit_code == 0, first.output
     (entry,) = [p for p in (home / "cache" / "windows").iterdir() if not p.name.startswith(".")]
     off = entry / "offsets.npy"
@@ -426,8 +532,10 @@ def test_damaged_cache_entry_is_rebuilt_never_a_crash(tmp_path):
         fh.write(b"\xff\xff\xff\x7f")
     r = run_cli("bt", "--tp", "2", "--sl", "0.5", "--horizon-hours", "12", "--home", str(home), "--json")
     assert r.returncode == 0, r.stderr
-    assert (f"warning: path-cache entry {entry.name} is damaged (offsets.npy does not match its stored "
-            "checksum); rebuilding it") in r.stderr
+    assert (
+        f"warning: path-cache entry {entry.name} is damaged (offsets.npy does not match its stored "
+        "checksum); rebuilding it"
+    ) in r.stderr
     assert json.loads(r.stdout)["summary"] == json.loads(first.stdout)["summary"]
     assert check_entry(entry) is None  # rebuilt sound
 
@@ -470,8 +578,9 @@ def test_two_writers_queue_and_readers_keep_working(tmp_path):
     ingest_candles(Home(home), [tmp_path / "c.csv"])
     a = write(tmp_path / "a.csv", [ALERT_HEAD, f"Ann,solana,{sol(1)},{T0 * 1000}"])
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(home), "120"], stdout=subprocess.PIPE, text=True,
-                              env=env)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(home), "120"], stdout=subprocess.PIPE, text=True, env=env
+    )
     waiter = None
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -481,12 +590,27 @@ def test_two_writers_queue_and_readers_keep_working(tmp_path):
         # --no-wait: one line naming the holder
         r = run_cli("ingest", "alerts", str(a), "--home", str(home), "--no-wait")  # the real entry point
         assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr and r.stdout.count("\n") == 1
-        assert r.stdout.startswith(f"error: workspace {home} is busy: PID {holder.pid} (ingest candles, since ")
+        assert r.stdout.startswith(
+            f"error: workspace {home} is busy: PID {holder.pid} (ingest candles, since "
+        )
         assert r.stdout.rstrip().endswith("is writing to it; rerun without --no-wait to queue behind it")
         # without it: says whom it waits for, queues, and ingests once the holder is gone
-        waiter = subprocess.Popen([sys.executable, "-c", "from alertlab.cli import main; main()", "ingest", "alerts",
-                                   str(a), "--home", str(home)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, env=env)
+        waiter = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from alertlab.cli import main; main()",
+                "ingest",
+                "alerts",
+                str(a),
+                "--home",
+                str(home),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         first = waiter.stderr.readline()
         assert f"waiting for PID {holder.pid} (ingest candles) to finish" in first
         assert waiter.poll() is None  # still queued
@@ -515,8 +639,9 @@ def test_reader_waits_for_a_short_catalog_write(tmp_path):
     write(tmp_path / "c.csv", [CANDLE_HEAD, *candle_rows(sol(1), 10)])
     ingest_candles(Home(home), [tmp_path / "c.csv"])
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_CATALOG, str(home), "2"], stdout=subprocess.PIPE,
-                              text=True, env=env)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_CATALOG, str(home), "2"], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert holder.stdout.readline().strip() == "open"
         r = runner.invoke(app, ["quality", "--home", str(home), "--json"])
@@ -532,8 +657,12 @@ def test_catalog_that_is_not_a_database(tmp_path):
     home.mkdir()
     (home / "catalog.duckdb").write_bytes(b"not a database" * 100)
     code, out = cli("rejects", "--home", str(home))
-    one_line_error(code, out, f"{home / 'catalog.duckdb'} is not an alertlab catalog (not a DuckDB database); "
-                              "move it away or pass --home DIR for a fresh workspace")
+    one_line_error(
+        code,
+        out,
+        f"{home / 'catalog.duckdb'} is not an alertlab catalog (not a DuckDB database); "
+        "move it away or pass --home DIR for a fresh workspace",
+    )
 
 
 KILL_AT = """
@@ -554,11 +683,18 @@ c.ingest_candles(resolve_home(sys.argv[1]), [sys.argv[2]])
 def test_kill_9_during_ingest_is_cleaned_and_reconciled(tmp_path, when):
     home = tmp_path / "h"
     write(tmp_path / "c1.csv", [CANDLE_HEAD, *candle_rows(sol(1), 50)])
-    write(tmp_path / "c2.csv", [CANDLE_HEAD, *candle_rows(sol(2), 70), *candle_rows(sol(1), 80, t0=T0 + 3000)])
+    write(
+        tmp_path / "c2.csv", [CANDLE_HEAD, *candle_rows(sol(2), 70), *candle_rows(sol(1), 80, t0=T0 + 3000)]
+    )
     ingest_candles(Home(home), [tmp_path / "c1.csv"])
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    p = subprocess.run([sys.executable, "-c", KILL_AT, str(home), str(tmp_path / "c2.csv"), when],
-                       env=env, timeout=120, capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-c", KILL_AT, str(home), str(tmp_path / "c2.csv"), when],
+        env=env,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == -signal.SIGKILL, p.stderr
     assert list(home.glob(".ingest-*")), "the killed ingest left its staging area"
     added = 70 + 80 if when == "commit" else 0  # bucket rewrites the catalog never heard of
@@ -568,14 +704,21 @@ def test_kill_9_during_ingest_is_cleaned_and_reconciled(tmp_path, when):
     write(tmp_path / "a.csv", [ALERT_HEAD, f"Ann,solana,{sol(1)},{T0 * 1000}"])
     ingest_alerts(Home(home), [tmp_path / "a.csv"])
     assert not list(home.glob(".ingest-*"))
-    log = catalog(home, "SELECT status, rows_new, details FROM ingest_log WHERE kind = 'candles' ORDER BY ingested_at")
+    log = catalog(
+        home, "SELECT status, rows_new, details FROM ingest_log WHERE kind = 'candles' ORDER BY ingested_at"
+    )
     assert [s for s, _, _ in log] == ["complete", "interrupted"]
     assert json.loads(log[1][2])["reconciled"]["rows_added_to_store"] == added
-    assert catalog(home, "SELECT sum(rows_new) FROM ingest_log WHERE kind = 'candles'") == [(store_rows(home),)]
+    assert catalog(home, "SELECT sum(rows_new) FROM ingest_log WHERE kind = 'candles'") == [
+        (store_rows(home),)
+    ]
     assert dict(catalog(home, "SELECT token, n_bars FROM candle_quality")) == (
-        {sol(1): 130, sol(2): 70} if when == "commit" else {sol(1): 50})
+        {sol(1): 130, sol(2): 70} if when == "commit" else {sol(1): 50}
+    )
     # re-running the interrupted ingest adds nothing twice and the totals still agree
     rep = ingest_candles(Home(home), [tmp_path / "c2.csv"])
     assert rep.rows_new == 150 - added and rep.rows_duplicate == added
-    assert catalog(home, "SELECT sum(rows_new) FROM ingest_log WHERE kind = 'candles'") == [(store_rows(home),)]
+    assert catalog(home, "SELECT sum(rows_new) FROM ingest_log WHERE kind = 'candles'") == [
+        (store_rows(home),)
+    ]
     assert store_rows(home) == 200

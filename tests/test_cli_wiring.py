@@ -61,8 +61,9 @@ def home(tmp_path_factory) -> Home:
     t = pq.read_table(bucket_file(h, a["chain"], bucket_of(a["token"])), filters=[("token", "=", a["token"])])
     first = int(pd.Series(t["ts"].to_numpy()).min())
     extra = root / "lag.csv"
-    pd.DataFrame({"caller": [LAG_CALLER], "chain": [a["chain"]], "token": [a["token"]],
-                  "ts": [(first - 150) * 1000]}).to_csv(extra, index=False)
+    pd.DataFrame(
+        {"caller": [LAG_CALLER], "chain": [a["chain"]], "token": [a["token"]], "ts": [(first - 150) * 1000]}
+    ).to_csv(extra, index=False)
     rep = ingest_alerts(h, [extra])
     assert rep.rows_new == 1
     return h
@@ -89,13 +90,19 @@ def ok_json(home: Home, *args: str) -> dict:
 def run_row(home: Home, run_id: str) -> dict:
     con = duckdb.connect(str(home.catalog_path), read_only=True)
     try:
-        row = con.execute("SELECT kind, config, counts, fingerprint, cache_hit FROM runs WHERE run_id = ?",
-                          [run_id]).fetchone()
+        row = con.execute(
+            "SELECT kind, config, counts, fingerprint, cache_hit FROM runs WHERE run_id = ?", [run_id]
+        ).fetchone()
     finally:
         con.close()
     assert row is not None, run_id
-    return {"kind": row[0], "config": json.loads(row[1]), "counts": json.loads(row[2]), "fingerprint": row[3],
-            "cache_hit": row[4]}
+    return {
+        "kind": row[0],
+        "config": json.loads(row[1]),
+        "counts": json.loads(row[2]),
+        "fingerprint": row[3],
+        "cache_hit": row[4],
+    }
 
 
 def dig(d: dict, path: str):
@@ -119,8 +126,11 @@ def numbers(summary: dict) -> dict:
 def same(a: dict, b: dict) -> bool:
     a, b = numbers(a), numbers(b)
     return a.keys() == b.keys() and all(
-        (x == y) or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
-        or (x is None and y is None) for x, y in ((a[k], b[k]) for k in a))
+        (x == y)
+        or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+        or (x is None and y is None)
+        for x, y in ((a[k], b[k]) for k in a)
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -145,7 +155,11 @@ def test_tp_and_tp_ladder_together_is_one_clear_error(home, tmp_path):
     f = tmp_path / "tp.json"
     f.write_text(json.dumps({"tp": 2.0, "sl": 0.6}))
     d = ok_json(home, "bt", "--strategy-config", str(f), "--tp-ladder", "2:0.5,4:0.5", *H)
-    assert d["strategy"]["tp"] is None and d["strategy"]["tp_ladder"] == "2:0.5,4:0.5" and d["strategy"]["sl"] == 0.6
+    assert (
+        d["strategy"]["tp"] is None
+        and d["strategy"]["tp_ladder"] == "2:0.5,4:0.5"
+        and d["strategy"]["sl"] == 0.6
+    )
     # and a search space that can turn both on is rejected before any trial runs
     sp = tmp_path / "space.json"
     sp.write_text(json.dumps({"tp": {"low": 2, "high": 4}, "tp_ladder": {"choices": ["2:0.5,4:0.5", None]}}))
@@ -165,8 +179,12 @@ def base_bt(home) -> dict:
 BT_CASES = [
     # (extra flags, config path, recorded value, flags of the run it must differ from: None = BASE)
     (["--breakeven-at", "1.5"], "strategy.breakeven_at", 1.5, None),
-    (["--breakeven-at", "1.5", "--breakeven-offset", "0.2"], "strategy.breakeven_offset", 0.2,
-     ["--breakeven-at", "1.5"]),
+    (
+        ["--breakeven-at", "1.5", "--breakeven-offset", "0.2"],
+        "strategy.breakeven_offset",
+        0.2,
+        ["--breakeven-at", "1.5"],
+    ),
     (["--trail", "0.3"], "strategy.trail", 0.3, None),
     (["--trail", "0.3", "--trail-activation", "1.8"], "strategy.trail_activation", 1.8, ["--trail", "0.3"]),
     (["--time-stop-hours", "0.5"], "strategy.time_stop_hours", 0.5, None),
@@ -181,14 +199,30 @@ BT_CASES = [
     (["--from", "2025-09-04"], "selection.date_from", "2025-09-04", None),
     (["--to", "2025-09-04"], "selection.date_to", "2025-09-04", None),
     (["--capital", "1000", "--stake-pct", "0.1"], "portfolio.stake_pct", 0.1, None),
-    (["--capital", "1000", "--stake-pct", "0.1", "--max-open", "1"], "portfolio.max_open", 1,
-     ["--capital", "1000", "--stake-pct", "0.1"]),
-    (["--capital", "1000", "--stake", "50"], "portfolio.stake", 50.0, ["--capital", "1000", "--stake-pct", "0.1"]),
-    (["--capital", "500", "--stake", "50"], "portfolio.capital", 500.0, ["--capital", "1000", "--stake", "50"]),
+    (
+        ["--capital", "1000", "--stake-pct", "0.1", "--max-open", "1"],
+        "portfolio.max_open",
+        1,
+        ["--capital", "1000", "--stake-pct", "0.1"],
+    ),
+    (
+        ["--capital", "1000", "--stake", "50"],
+        "portfolio.stake",
+        50.0,
+        ["--capital", "1000", "--stake-pct", "0.1"],
+    ),
+    (
+        ["--capital", "500", "--stake", "50"],
+        "portfolio.capital",
+        500.0,
+        ["--capital", "1000", "--stake", "50"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("extra", "path", "value", "against"), BT_CASES, ids=[" ".join(c[0]) for c in BT_CASES])
+@pytest.mark.parametrize(
+    ("extra", "path", "value", "against"), BT_CASES, ids=[" ".join(c[0]) for c in BT_CASES]
+)
 def test_backtest_flag_reaches_config_and_result(home, base_bt, extra, path, value, against):
     args = [*BASE, *extra] if "--horizon-hours" not in extra else ["--tp", "3", "--sl", "0.5", *extra]
     d = ok_json(home, "bt", *args)
@@ -206,7 +240,9 @@ def test_intrabar_flag_selects_the_policy(home, base_bt):
     d = ok_json(home, "bt", *BASE, "--intrabar", "optimistic")
     assert run_row(home, d["run_id"])["config"]["strategy"]["intrabar"] == "optimistic"
     assert d["summary"]["avg_ret"] == pytest.approx(base_bt["summary"]["avg_ret_optimistic"], rel=1e-12)
-    assert base_bt["summary"]["avg_ret"] == pytest.approx(base_bt["summary"]["avg_ret_pessimistic"], rel=1e-12)
+    assert base_bt["summary"]["avg_ret"] == pytest.approx(
+        base_bt["summary"]["avg_ret_pessimistic"], rel=1e-12
+    )
 
 
 def test_max_entry_lag_reaches_backtest_and_baseline(home):
@@ -225,12 +261,26 @@ def test_max_entry_lag_reaches_backtest_and_baseline(home):
 
 def test_export_flags_write_files_and_record_them(home, tmp_path):
     outs = {
-        "per_trade": (["bt", *BASE, "--export-per-trade-parquet", str(tmp_path / "t.parquet")], tmp_path / "t.parquet"),
-        "grid": (["bt", "--tp", "2,3", "--sl", "0.5", *H, "--export-grid-parquet", str(tmp_path / "g.parquet")],
-                 tmp_path / "g.parquet"),
-        "baseline": (["baseline", *H, "--export-baseline-parquet", str(tmp_path / "b.parquet")], tmp_path / "b.parquet"),
-        "per_alert_bars": (["baseline", *H, "--export-per-alert-parquet", str(tmp_path / "bars")], tmp_path / "bars"),
-        "per_caller": (["baseline", *H, "--export-per-caller-parquet", str(tmp_path / "pc")], tmp_path / "pc"),
+        "per_trade": (
+            ["bt", *BASE, "--export-per-trade-parquet", str(tmp_path / "t.parquet")],
+            tmp_path / "t.parquet",
+        ),
+        "grid": (
+            ["bt", "--tp", "2,3", "--sl", "0.5", *H, "--export-grid-parquet", str(tmp_path / "g.parquet")],
+            tmp_path / "g.parquet",
+        ),
+        "baseline": (
+            ["baseline", *H, "--export-baseline-parquet", str(tmp_path / "b.parquet")],
+            tmp_path / "b.parquet",
+        ),
+        "per_alert_bars": (
+            ["baseline", *H, "--export-per-alert-parquet", str(tmp_path / "bars")],
+            tmp_path / "bars",
+        ),
+        "per_caller": (
+            ["baseline", *H, "--export-per-caller-parquet", str(tmp_path / "pc")],
+            tmp_path / "pc",
+        ),
     }
     for name, (args, path) in outs.items():
         d = ok_json(home, *args)
@@ -259,15 +309,57 @@ def test_optimize_flags_reach_the_recorded_config(home, tmp_path):
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"tp": {"choices": [2, 3, 4]}, "sl": {"choices": [0.4, 0.6]}}))
     trials, cfg = tmp_path / "trials.parquet", tmp_path / "best.yaml"
-    d = ok_json(home, "optimize", *H, "--space", str(space), "--sampler", "random", "--trials", "6", "--seed", "3",
-                "--batch-size", "3", "--folds", "2", "--min-trades", "2", "--max-dd", "50", "--objective", "sharpe",
-                "--fee-bps", "10", "--slippage-bps", "20", "--intrabar", "optimistic", "--pbo-blocks", "4",
-                "--neighbours", "2", "--study", "wired", "--workers", "2",
-                "--export-trials-parquet", str(trials), "--export-config", str(cfg))
+    d = ok_json(
+        home,
+        "optimize",
+        *H,
+        "--space",
+        str(space),
+        "--sampler",
+        "random",
+        "--trials",
+        "6",
+        "--seed",
+        "3",
+        "--batch-size",
+        "3",
+        "--folds",
+        "2",
+        "--min-trades",
+        "2",
+        "--max-dd",
+        "50",
+        "--objective",
+        "sharpe",
+        "--fee-bps",
+        "10",
+        "--slippage-bps",
+        "20",
+        "--intrabar",
+        "optimistic",
+        "--pbo-blocks",
+        "4",
+        "--neighbours",
+        "2",
+        "--study",
+        "wired",
+        "--workers",
+        "2",
+        "--export-trials-parquet",
+        str(trials),
+        "--export-config",
+        str(cfg),
+    )
     o = run_row(home, d["run_id"])["config"]
     opts = o["options"]
     assert opts["space"] == {"tp": {"choices": [2, 3, 4]}, "sl": {"choices": [0.4, 0.6]}}
-    assert (opts["sampler"], opts["trials"], opts["seed"], opts["batch_size"], opts["folds"]) == ("random", 6, 3, 3, 2)
+    assert (opts["sampler"], opts["trials"], opts["seed"], opts["batch_size"], opts["folds"]) == (
+        "random",
+        6,
+        3,
+        3,
+        2,
+    )
     assert (opts["min_trades"], opts["max_dd"], opts["objective"]) == (2, 50.0, "sharpe")
     assert (opts["fee_bps"], opts["slippage_bps"], opts["intrabar"]) == (10.0, 20.0, "optimistic")
     assert (opts["pbo_blocks"], opts["neighbours"], opts["workers"]) == (4, 2, 2)
@@ -279,20 +371,59 @@ def test_optimize_flags_reach_the_recorded_config(home, tmp_path):
     t = pd.read_parquet(trials)
     assert set(t["p_tp"].dropna()) <= {2, 3, 4} and set(t["p_sl"].dropna()) <= {0.4, 0.6}
     # two worker processes ran the trials
-    study = optuna.load_study(study_name=d["study"], storage=open_storage(home.studies_dir / "wired" / "journal.log"))
+    study = optuna.load_study(
+        study_name=d["study"], storage=open_storage(home.studies_dir / "wired" / "journal.log")
+    )
     assert len({t.user_attrs["owner"]["pid"] for t in study.trials}) == 2
     assert d["n_complete"] == 6
 
 
 def test_optimize_trials_means_completed_trials(home, tmp_path):
     space = tmp_path / "space.json"
-    space.write_text(json.dumps({"tp": 3, "sl": 0.5, "dip": {"choices": [None, 0.2]},
-                                 "entry_delay_bars": {"choices": [0, 1]}}))
-    d = ok_json(home, "optimize", *H, "--space", str(space), "--sampler", "random", "--trials", "10", "--seed", "5",
-                "--folds", "2", "--min-trades", "1", "--study", "completed")
+    space.write_text(
+        json.dumps(
+            {"tp": 3, "sl": 0.5, "dip": {"choices": [None, 0.2]}, "entry_delay_bars": {"choices": [0, 1]}}
+        )
+    )
+    d = ok_json(
+        home,
+        "optimize",
+        *H,
+        "--space",
+        str(space),
+        "--sampler",
+        "random",
+        "--trials",
+        "10",
+        "--seed",
+        "5",
+        "--folds",
+        "2",
+        "--min-trades",
+        "1",
+        "--study",
+        "completed",
+    )
     assert d["n_complete"] == 10 and d["n_failed"] > 0 and d["n_trials"] == 10 + d["n_failed"]
-    r = cli(home, "optimize", *H, "--space", str(space), "--sampler", "random", "--trials", "10", "--seed", "5",
-            "--folds", "2", "--min-trades", "1", "--study", "completed")
+    r = cli(
+        home,
+        "optimize",
+        *H,
+        "--space",
+        str(space),
+        "--sampler",
+        "random",
+        "--trials",
+        "10",
+        "--seed",
+        "5",
+        "--folds",
+        "2",
+        "--min-trades",
+        "1",
+        "--study",
+        "completed",
+    )
     assert r.exit_code == 0, r.output
     assert f"10 completed of 10 (0 new; {d['n_failed']} failed and replaced" in " ".join(r.output.split())
 
@@ -303,17 +434,41 @@ def test_optimize_trials_means_completed_trials(home, tmp_path):
 
 def test_every_fold_embargo_equals_the_horizon_and_matches_the_engine(home):
     horizon_h = 6.0
-    d = ok_json(home, "optimize", "--horizon-hours", str(horizon_h), "--sampler", "random", "--trials", "4",
-                "--folds", "3", "--min-trades", "1", "--study", "embargo")
+    d = ok_json(
+        home,
+        "optimize",
+        "--horizon-hours",
+        str(horizon_h),
+        "--sampler",
+        "random",
+        "--trials",
+        "4",
+        "--folds",
+        "3",
+        "--min-trades",
+        "1",
+        "--study",
+        "embargo",
+    )
     assert len(d["folds"]) == 3
     for f in d["folds"]:
         assert f["test_from"] - f["train_to"] == int(horizon_h * 3_600_000), f
     # the same pipeline in Python: every train alert's window ends before its fold's test span starts,
     # and the study's fold metrics are the engine's backtest over the study's own folds
     spec = WindowSpec(horizon_hours=horizon_h)
-    res = run_optimize(home, Selection(), spec, OptimizeOptions(
-        space=SearchSpace.from_dict({"tp": {"choices": [2, 4]}, "sl": {"choices": [0.5]}}), sampler="random",
-        trials=2, folds=3, min_trades=1), study="embargo-py")
+    res = run_optimize(
+        home,
+        Selection(),
+        spec,
+        OptimizeOptions(
+            space=SearchSpace.from_dict({"tp": {"choices": [2, 4]}, "sl": {"choices": [0.5]}}),
+            sampler="random",
+            trials=2,
+            folds=3,
+            min_trades=1,
+        ),
+        study="embargo-py",
+    )
     s = res.study
     w, _ = cache_mod.get_windows(home, select_alerts(home), spec)
     order = time_order(w, np.flatnonzero(w.status == 0))
@@ -322,8 +477,9 @@ def test_every_fold_embargo_equals_the_horizon_and_matches_the_engine(home):
         assert f.test_from - f.train_to == spec.horizon_s * 1000
         tr, te = ts[order[f.train_idx]], ts[order[f.test_idx]]
         assert tr.size and te.size and tr.max() + spec.horizon_s * 1000 <= f.test_from <= te.min()
-    study = optuna.load_study(study_name=s.name,
-                              storage=open_storage(home.studies_dir / "embargo-py" / "journal.log"))
+    study = optuna.load_study(
+        study_name=s.name, storage=open_storage(home.studies_dir / "embargo-py" / "journal.log")
+    )
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         r = t.user_attrs["result"]
         cfg = strategy_config(r["options"], EngineSettings())
@@ -358,17 +514,23 @@ def test_fingerprint_follows_the_candles_of_selected_tokens_only(home, tmp_path)
     before = cache_mod.fingerprint(home, mine, spec)[0]
 
     def add_bars(chain: str, token: str, name: str) -> None:
-        t = pq.read_table(bucket_file(home, chain, bucket_of(token)), filters=[("token", "=", token)]).to_pandas()
+        t = pq.read_table(
+            bucket_file(home, chain, bucket_of(token)), filters=[("token", "=", token)]
+        ).to_pandas()
         last = t.sort_values("ts").iloc[-1]
         ts = int(last["ts"]) + 60 * np.arange(1, 4)
         p = float(last["close"])
-        df = pd.DataFrame({"timestamp": ts, "open": p, "high": p * 1.01, "low": p * 0.99, "close": p, "volume": 1.0})
+        df = pd.DataFrame(
+            {"timestamp": ts, "open": p, "high": p * 1.01, "low": p * 0.99, "close": p, "volume": 1.0}
+        )
         d = tmp_path / name
         d.mkdir()
         df.to_csv(d / f"{chain}_{token}.csv", index=False)
         ingest_candles(home, [d])
 
-    other = alerts[[(c, bucket_of(t)) not in groups for c, t in zip(alerts["chain"], alerts["token"], strict=True)]]
+    other = alerts[
+        [(c, bucket_of(t)) not in groups for c, t in zip(alerts["chain"], alerts["token"], strict=True)]
+    ]
     assert len(other), "the fixture needs a token in a bucket the caller does not read"
     o = other.iloc[0]
     add_bars(o["chain"], o["token"], "unrelated")
@@ -391,8 +553,12 @@ def test_backtest_prints_every_promised_table(home):
     assert r.exit_code == 0, r.output
     out = table_titles(r.output)
     assert "strategy: tp 3 · sl 0.5 · fees 30 bps · slippage 50 bps · pessimistic intrabar" in out
-    for title in ("backtest (native bars, 6h horizon; pessimistic intrabar", "exit reasons", "per caller (≥ 10 trades), ranked by the lower "
-                  "95% bound of the mean return", "path cache:"):
+    for title in (
+        "backtest (native bars, 6h horizon; pessimistic intrabar",
+        "exit reasons",
+        "per caller (≥ 10 trades), ranked by the lower 95% bound of the mean return",
+        "path cache:",
+    ):
         assert title in out, title
     for reason in ("tp", "sl", "horizon", "no_fill"):
         assert f"│ {reason} " in r.output
@@ -412,15 +578,36 @@ def test_baseline_and_optimize_print_their_tables(home):
     r = cli(home, "baseline", *H, "--min-calls", "5")
     assert r.exit_code == 0, r.output
     out = table_titles(r.output)
-    assert "caller leaderboard (≥ 5 usable calls), ranked by the lower 95% Wilson bound of the 2x hit rate" in out
+    assert (
+        "caller leaderboard (≥ 5 usable calls), ranked by the lower 95% Wilson bound of the 2x hit rate"
+        in out
+    )
     assert "native bars, 6h horizon" in out
     assert "first_call: share of calls that were the first call of the token in the store" in out
-    r = cli(home, "optimize", *H, "--sampler", "random", "--trials", "4", "--folds", "2", "--min-trades", "1",
-            "--study", "tables")
+    r = cli(
+        home,
+        "optimize",
+        *H,
+        "--sampler",
+        "random",
+        "--trials",
+        "4",
+        "--folds",
+        "2",
+        "--min-trades",
+        "1",
+        "--study",
+        "tables",
+    )
     assert r.exit_code == 0, r.output
     out = table_titles(r.output)
-    for title in ("optimize", "study", "walk-forward folds", "leaderboard: feasible trials, best robust score first",
-                  "recommended (max robust score, not max training score)"):
+    for title in (
+        "optimize",
+        "study",
+        "walk-forward folds",
+        "leaderboard: feasible trials, best robust score first",
+        "recommended (max robust score, not max training score)",
+    ):
         assert title in out, title
 
 
@@ -461,9 +648,25 @@ def test_t_quantile_matches_scipy():
 @pytest.mark.parametrize("width", [80, 120])
 def test_main_tables_fit_the_terminal_without_wrapping(home, monkeypatch, width):
     monkeypatch.setattr(render_mod.console, "width", width)
-    for args in (["bt", *BASE], ["baseline", *H, "--min-calls", "5"], ["quality"],
-                 ["optimize", *H, "--sampler", "random", "--trials", "4", "--folds", "2", "--min-trades", "1",
-                  "--study", "tables"]):
+    for args in (
+        ["bt", *BASE],
+        ["baseline", *H, "--min-calls", "5"],
+        ["quality"],
+        [
+            "optimize",
+            *H,
+            "--sampler",
+            "random",
+            "--trials",
+            "4",
+            "--folds",
+            "2",
+            "--min-trades",
+            "1",
+            "--study",
+            "tables",
+        ],
+    ):
         r = cli(home, *args)
         assert r.exit_code == 0, (args, r.output)
         rows = [ln for ln in r.output.splitlines() if ln[:1] in "┏┃┡│└┌┗╭"]
@@ -487,10 +690,22 @@ def test_main_tables_fit_the_terminal_without_wrapping(home, monkeypatch, width)
 
 
 def test_render_fits_declared_columns():
-    df = pd.DataFrame({"caller": ["a" * 30, "b"], "n": [12, 3], "x": [0.1234, -0.5], "iv": [300, 3600],
-                       "ts": [1_757_000_000, 1_757_000_000_000]})
-    cols = [render_mod.Col("n", "int"), render_mod.Col("caller"), render_mod.Col("x", "ret", help="a return"),
-            render_mod.Col("iv", "interval"), render_mod.Col("ts", "ts")]
+    df = pd.DataFrame(
+        {
+            "caller": ["a" * 30, "b"],
+            "n": [12, 3],
+            "x": [0.1234, -0.5],
+            "iv": [300, 3600],
+            "ts": [1_757_000_000, 1_757_000_000_000],
+        }
+    )
+    cols = [
+        render_mod.Col("n", "int"),
+        render_mod.Col("caller"),
+        render_mod.Col("x", "ret", help="a return"),
+        render_mod.Col("iv", "interval"),
+        render_mod.Col("ts", "ts"),
+    ]
     t = render_mod.frame_table(df, "t", cols)
     for width in (40, 80, 120):
         con = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
@@ -501,7 +716,10 @@ def test_render_fits_declared_columns():
         assert len([ln for ln in lines if ln.startswith("│")]) == 2  # one line per row
     assert render_mod.fmt(300, "interval") == "5m" and render_mod.fmt(3600, "interval") == "1h"
     assert render_mod.fmt(90, "interval") == "1m30s" and render_mod.fmt(86400, "interval") == "1d"
-    assert render_mod.fmt(0.1234, "ret") == "+12.3%" and render_mod.fmt(1_757_000_000, "ts") == "2025-09-04 15:33"
+    assert (
+        render_mod.fmt(0.1234, "ret") == "+12.3%"
+        and render_mod.fmt(1_757_000_000, "ts") == "2025-09-04 15:33"
+    )
     assert render_mod.fmt(1_757_000_000_000, "ts") == "2025-09-04 15:33"
     with pytest.raises(ValueError, match="unknown display kind"):
         render_mod.Col("x", "percentish")
@@ -532,8 +750,11 @@ def test_help_has_no_python_type_placeholders():
 
 
 def test_demo_ends_with_next_commands_and_home_size(tmp_path):
-    r = runner.invoke(app, ["demo", "--alerts", "100", "--seed", "2", "--home", str(tmp_path / "demo")],
-                      env={"COLUMNS": "200"})
+    r = runner.invoke(
+        app,
+        ["demo", "--alerts", "100", "--seed", "2", "--home", str(tmp_path / "demo")],
+        env={"COLUMNS": "200"},
+    )
     assert r.exit_code == 0, r.output
     out = r.output
     assert "next, try:" in out and "alertlab backtest --tp 3 --sl 0.5" in out and "alertlab optimize" in out
@@ -547,22 +768,53 @@ def test_demo_ends_with_next_commands_and_home_size(tmp_path):
 
 
 BASELINE_CASES = [
-    (["--min-calls", "3"], "min_calls", 3, lambda a, b: a["counts"]["callers_ranked"] != b["counts"]["callers_ranked"]),
-    (["--rank-by", "ath_median"], "rank_by", "ath_median",
-     lambda a, b: [r["caller"] for r in a["leaderboard"]] != [r["caller"] for r in b["leaderboard"]]),
-    (["--interval-seconds", "300"], "window.interval_s", 300, lambda a, b: a["counts"]["bars"] != b["counts"]["bars"]),
-    (["--horizon-hours", "3"], "window.horizon_hours", 3.0, lambda a, b: a["counts"]["bars"] != b["counts"]["bars"]),
-    (["--caller", LAG_CALLER, "--min-calls", "1"], "selection.callers", [LAG_CALLER],
-     lambda a, b: a["counts"]["alerts"] == 1),
-    (["--chain", "solana"], "selection.chains", ["solana"], lambda a, b: a["counts"]["alerts"] < b["counts"]["alerts"]),
+    (
+        ["--min-calls", "3"],
+        "min_calls",
+        3,
+        lambda a, b: a["counts"]["callers_ranked"] != b["counts"]["callers_ranked"],
+    ),
+    (
+        ["--rank-by", "ath_median"],
+        "rank_by",
+        "ath_median",
+        lambda a, b: [r["caller"] for r in a["leaderboard"]] != [r["caller"] for r in b["leaderboard"]],
+    ),
+    (
+        ["--interval-seconds", "300"],
+        "window.interval_s",
+        300,
+        lambda a, b: a["counts"]["bars"] != b["counts"]["bars"],
+    ),
+    (
+        ["--horizon-hours", "3"],
+        "window.horizon_hours",
+        3.0,
+        lambda a, b: a["counts"]["bars"] != b["counts"]["bars"],
+    ),
+    (
+        ["--caller", LAG_CALLER, "--min-calls", "1"],
+        "selection.callers",
+        [LAG_CALLER],
+        lambda a, b: a["counts"]["alerts"] == 1,
+    ),
+    (
+        ["--chain", "solana"],
+        "selection.chains",
+        ["solana"],
+        lambda a, b: a["counts"]["alerts"] < b["counts"]["alerts"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("extra", "path", "value", "differs"), BASELINE_CASES,
-                         ids=[" ".join(c[0]) for c in BASELINE_CASES])
+@pytest.mark.parametrize(
+    ("extra", "path", "value", "differs"), BASELINE_CASES, ids=[" ".join(c[0]) for c in BASELINE_CASES]
+)
 def test_baseline_flag_reaches_config_and_result(home, extra, path, value, differs):
     base = ok_json(home, "baseline", *H, "--min-calls", "5")
-    args = [*H, "--min-calls", "5", *extra] if "--horizon-hours" not in extra else ["--min-calls", "5", *extra]
+    args = (
+        [*H, "--min-calls", "5", *extra] if "--horizon-hours" not in extra else ["--min-calls", "5", *extra]
+    )
     d = ok_json(home, "baseline", *args)
     rec = run_row(home, d["run_id"])
     assert rec["kind"] == "baseline" and dig(rec["config"], path) == value
@@ -571,17 +823,56 @@ def test_baseline_flag_reaches_config_and_result(home, extra, path, value, diffe
 
 def test_optimize_fold_and_storage_flags(home, tmp_path):
     journal = tmp_path / "elsewhere.log"
-    d = ok_json(home, "optimize", *H, "--sampler", "random", "--trials", "3", "--min-trades", "1", "--anchored",
-                "--train-days", "3", "--test-days", "2", "--stale-after", "120", "--storage", str(journal),
-                "--study", "spans")
+    d = ok_json(
+        home,
+        "optimize",
+        *H,
+        "--sampler",
+        "random",
+        "--trials",
+        "3",
+        "--min-trades",
+        "1",
+        "--anchored",
+        "--train-days",
+        "3",
+        "--test-days",
+        "2",
+        "--stale-after",
+        "120",
+        "--storage",
+        str(journal),
+        "--study",
+        "spans",
+    )
     o = run_row(home, d["run_id"])["config"]
-    assert (o["options"]["anchored"], o["options"]["train_days"], o["options"]["test_days"]) == (True, 3.0, 2.0)
+    assert (o["options"]["anchored"], o["options"]["train_days"], o["options"]["test_days"]) == (
+        True,
+        3.0,
+        2.0,
+    )
     assert o["options"]["stale_after"] == 120.0 and o["storage"] == str(journal) and journal.exists()
     folds = d["folds"]
     assert len({f["train_from"] for f in folds}) == 1  # anchored: every fold trains from the first alert
     assert all(f["test_to"] - f["test_from"] <= 2 * 86_400_000 for f in folds)
-    pc = ok_json(home, "optimize", *H, "--sampler", "random", "--trials", "2", "--folds", "2", "--min-trades", "1",
-                 "--per-caller", "--min-calls", "20", "--study", "callers")
+    pc = ok_json(
+        home,
+        "optimize",
+        *H,
+        "--sampler",
+        "random",
+        "--trials",
+        "2",
+        "--folds",
+        "2",
+        "--min-trades",
+        "1",
+        "--per-caller",
+        "--min-calls",
+        "20",
+        "--study",
+        "callers",
+    )
     o = run_row(home, pc["run_id"])["config"]
     assert o["per_caller"] is True and o["min_calls"] == 20
     assert {r["caller"] for r in pc["skipped_callers"]} >= {LAG_CALLER}

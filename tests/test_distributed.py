@@ -32,8 +32,14 @@ pytest.importorskip("distributed", reason="dask.distributed not installed: pip i
 runner = CliRunner()
 H = ["--horizon-hours", "6"]
 GRID = ["--tp", "1.5,2,3,5", "--sl", "0.3,0.5,0.7", "--time-stop-hours", "2,6"]
-RICH = StrategyConfig(tp=[1.5, 2.0, 3.0, 6.0], sl=[0.4, 0.6], trail=[0.2, 0.35], trail_activation=1.5,
-                      breakeven_at=[2.0], time_stop_hours=[1.0, 3.0])
+RICH = StrategyConfig(
+    tp=[1.5, 2.0, 3.0, 6.0],
+    sl=[0.4, 0.6],
+    trail=[0.2, 0.35],
+    trail_activation=1.5,
+    breakeven_at=[2.0],
+    time_stop_hours=[1.0, 3.0],
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +104,28 @@ def test_cli_grid_baseline_and_study_on_a_tcp_cluster_equal_local(demo, dask_clu
     assert same_table(pq.read_table(tmp_path / "b0.parquet"), pq.read_table(tmp_path / "b1.parquet"))
     assert json.loads(r0.stdout)["leaderboard"] == json.loads(r1.stdout)["leaderboard"]
 
-    o = ["optimize", *home, *H, "--folds", "3", "--min-trades", "3", "--sampler", "tpe", "--seed", "5",
-         "--trials", "16", "--batch-size", "8", "--json"]
+    o = [
+        "optimize",
+        *home,
+        *H,
+        "--folds",
+        "3",
+        "--min-trades",
+        "3",
+        "--sampler",
+        "tpe",
+        "--seed",
+        "5",
+        "--trials",
+        "16",
+        "--batch-size",
+        "8",
+        "--json",
+    ]
     s0 = json.loads(cli(*o, "--study", "loc", "--export-trials-parquet", str(tmp_path / "t0.parquet")).stdout)
-    s1 = json.loads(cli(*o, "--study", "dsk", *cl, "--export-trials-parquet", str(tmp_path / "t1.parquet")).stdout)
+    s1 = json.loads(
+        cli(*o, "--study", "dsk", *cl, "--export-trials-parquet", str(tmp_path / "t1.parquet")).stdout
+    )
     assert s0["n_trials"] == s1["n_trials"] == 16
     assert s0["recommended"] is not None and s0["recommended"] == s1["recommended"]
     assert s0["dsr"] == s1["dsr"] and s0["pbo"] == s1["pbo"]
@@ -190,18 +214,31 @@ def test_clear_one_line_errors(demo, monkeypatch):
     for extra, msg in cases:
         res = runner.invoke(app, [*base, *extra])
         assert res.exit_code == 2, res.output
-        assert msg in res.output and "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
-    res = runner.invoke(app, ["optimize", "--home", str(h.root), *H, "--workers", "2", "--cluster", "local:1"])
+        assert (
+            msg in res.output and "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+        )
+    res = runner.invoke(
+        app, ["optimize", "--home", str(h.root), *H, "--workers", "2", "--cluster", "local:1"]
+    )
     assert res.exit_code == 2 and "--workers 1" in res.output
     monkeypatch.setenv("ALERTLAB_DASK_SCHEDULER", "local:0")  # the environment variable is read too
     res = runner.invoke(app, base)
     assert res.exit_code == 2 and "N >= 1" in res.output
     # without the extra (dask made unimportable in a fresh interpreter)
-    code = ("import sys; sys.modules['distributed'] = None; sys.argv = ['alertlab', *sys.argv[1:]];"
-            "from alertlab.cli import main; main()")
-    p = subprocess.run([sys.executable, "-c", code, *base, "--cluster", "local:1"], env=child_env(),
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and "pip install 'alertlab[distributed]'" in p.stdout + p.stderr, p.stdout + p.stderr
+    code = (
+        "import sys; sys.modules['distributed'] = None; sys.argv = ['alertlab', *sys.argv[1:]];"
+        "from alertlab.cli import main; main()"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, *base, "--cluster", "local:1"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2 and "pip install 'alertlab[distributed]'" in p.stdout + p.stderr, (
+        p.stdout + p.stderr
+    )
     assert "Traceback" not in p.stdout + p.stderr
 
 
@@ -211,5 +248,7 @@ def test_no_dask_import_on_the_default_path():
         "alertlab.optimize.pipeline, alertlab.distributed, alertlab.distributed.run;"
         "bad = [m for m in ('dask', 'distributed') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
-    p = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 0, p.stdout + p.stderr

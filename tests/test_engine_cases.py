@@ -358,7 +358,9 @@ def test_no_trade_bar_moves_no_ladder_trail_or_breakeven():
     bars = [(1, 1.1, 0.9, 1.0), (2.5, 2.5, 2.5, 2.5, NT), (1.0, 1.05, 0.8, 1.0), (1.0, 1.0, 1.0, 1.0)]
     r = one(bars, tp_ladder="2:0.5", trail=0.5, breakeven_at=2.0, breakeven_offset=0.1)
     assert r["reason"] == "horizon" and r["n_fills"] == 1 and r["exit_price"] == 1.0
-    old = one(bars, tp_ladder="2:0.5", trail=0.5, breakeven_at=2.0, breakeven_offset=0.1, fill_on_zero_volume=True)
+    old = one(
+        bars, tp_ladder="2:0.5", trail=0.5, breakeven_at=2.0, breakeven_offset=0.1, fill_on_zero_volume=True
+    )
     assert old["reason"] == "trail" and old["n_fills"] == 2  # rung at the filler open, trail 1.25 gapped
 
 

@@ -51,9 +51,20 @@ def lattice():
 def mixed():
     """5-minute then hourly bars, no-trade runs (start, middle, end, dead tails), truncated windows."""
     return random_windows(
-        np.random.default_rng(19), 120, interval_s=300, horizon_s=24 * 3600, p_rug=0.01, p_gap=0.05,
-        p_flat=0.05, flat_len=(2, 30), p_mixed=0.6, p_flat_start=0.2, p_flat_end=0.2, p_flat_tail=0.15,
-        p_truncated=0.3, mark_truncated=True,
+        np.random.default_rng(19),
+        120,
+        interval_s=300,
+        horizon_s=24 * 3600,
+        p_rug=0.01,
+        p_gap=0.05,
+        p_flat=0.05,
+        flat_len=(2, 30),
+        p_mixed=0.6,
+        p_flat_start=0.2,
+        p_flat_end=0.2,
+        p_flat_tail=0.15,
+        p_truncated=0.3,
+        mark_truncated=True,
     )
 
 

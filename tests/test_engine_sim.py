@@ -206,16 +206,24 @@ def mixed():
 def test_generators_are_nasty(lattice, mixed):
     """The windows really hold what the comparisons claim to cover."""
     for w in (lattice, mixed):
-        flat = np.array([is_no_trade_bar(*x) for x in zip(w.open, w.high, w.low, w.close, w.volume, strict=True)])
+        flat = np.array(
+            [is_no_trade_bar(*x) for x in zip(w.open, w.high, w.low, w.close, w.volume, strict=True)]
+        )
         first = w.offsets[:-1][w.n_bars > 0]
         last = w.offsets[1:][w.n_bars > 0] - 1
         assert flat.mean() > 0.05 and flat[first].any() and flat[last].any()
         assert (w.status == TRUNCATED).sum() >= 5
         assert len(np.unique(w.dur)) >= 2
     assert np.isin(mixed.dur, [300, 3600]).all() and (mixed.dur == 3600).sum() > 100
-    dead = [a for a in range(mixed.n) if mixed.n_bars[a] > 1 and all(
-        is_no_trade_bar(*x) for x in zip(*(mixed.bars(a)[k] for k in ("open", "high", "low", "close", "volume")),
-                                        strict=True))]
+    dead = [
+        a
+        for a in range(mixed.n)
+        if mixed.n_bars[a] > 1
+        and all(
+            is_no_trade_bar(*x)
+            for x in zip(*(mixed.bars(a)[k] for k in ("open", "high", "low", "close", "volume")), strict=True)
+        )
+    ]
     assert dead, "expected a window without any traded bar"
 
 
@@ -267,7 +275,11 @@ def test_reference_sees_every_branch(lattice):
             seen.add(r["exit_reason"])
             amb += r["ambiguous"]
             r0 = reference_trade(lattice.bars(a), old, "pessimistic", 60, trunc)
-            moved += (r["exit_reason"], r["exit_ts"], r["entry_ts"]) != (r0["exit_reason"], r0["exit_ts"], r0["entry_ts"])
+            moved += (r["exit_reason"], r["exit_ts"], r["entry_ts"]) != (
+                r0["exit_reason"],
+                r0["exit_ts"],
+                r0["entry_ts"],
+            )
     assert seen == set(EXIT_REASONS)
     assert amb > 5
     assert moved > 20

@@ -63,7 +63,9 @@ def api():
     srv.server_close()
 
 
-def add_alerts(home: Home, tmp: Path, rows: list[tuple[str, str, str, int]], name: str = "alerts.csv") -> None:
+def add_alerts(
+    home: Home, tmp: Path, rows: list[tuple[str, str, str, int]], name: str = "alerts.csv"
+) -> None:
     df = pd.DataFrame(rows, columns=["caller", "chain", "token", "ts"])
     df["ts"] = df["ts"] * 1000
     path = tmp / name
@@ -82,7 +84,9 @@ def stored(home: Home, token: str) -> pd.DataFrame:
 
 
 def expect(bars: list[list], s: int, e: int) -> pd.DataFrame:
-    df = pd.DataFrame([b for b in bars if s <= b[0] < e], columns=["ts", "open", "high", "low", "close", "volume"])
+    df = pd.DataFrame(
+        [b for b in bars if s <= b[0] < e], columns=["ts", "open", "high", "low", "close", "volume"]
+    )
     return df.reset_index(drop=True)
 
 
@@ -114,6 +118,7 @@ def gecko_opts(api: FakeApi, **kw) -> FetchOptions:
 
 # ---------------------------------------------------------------------------------------- unit parts
 
+
 def test_merge_and_subtract():
     assert merge([(5, 10), (0, 3), (3, 4), (9, 12), (20, 20)]) == [(0, 4), (5, 12)]
     assert subtract([(0, 100)], [(10, 20), (15, 30), (90, 200)]) == [(0, 10), (30, 90)]
@@ -131,7 +136,9 @@ def test_token_bucket_spaces_requests_and_honours_block():
     gaps = np.diff(times)
     assert gaps.min() >= 0.5 - 1e-9
     assert times[-1] - times[0] == pytest.approx(49 * 0.5)
-    for i in range(len(times)):  # no sliding minute holds more than 120 (nor, here, more than the spacing allows)
+    for i in range(
+        len(times)
+    ):  # no sliding minute holds more than 120 (nor, here, more than the spacing allows)
         assert sum(1 for t in times if times[i] <= t < times[i] + 60) <= 120
     tb.block(7.0)
     t = fc.t
@@ -156,18 +163,35 @@ def test_retry_after_and_backoff():
 
 def test_import_does_not_load_the_http_client():
     code = "import sys, alertlab, alertlab.cli; assert 'httpx' not in sys.modules, 'httpx imported'"
-    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(SRC)},
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
 
 
 def test_declared_interval_wins_over_detection(home, tmp_path):
     tok = sol_address("declared")
     ts = [T0 + 300 * k for k in range(12)]  # every 5th minute: detection alone says 300
-    tab = pa.table({"chain": ["solana"] * 12, "token": [tok] * 12, "ts": ts, "open": [1.0] * 12,
-                    "high": [1.0] * 12, "low": [1.0] * 12, "close": [1.0] * 12, "volume": [1.0] * 12})
+    tab = pa.table(
+        {
+            "chain": ["solana"] * 12,
+            "token": [tok] * 12,
+            "ts": ts,
+            "open": [1.0] * 12,
+            "high": [1.0] * 12,
+            "low": [1.0] * 12,
+            "close": [1.0] * 12,
+            "volume": [1.0] * 12,
+        }
+    )
     pq.write_table(tab, tmp_path / "plain.parquet")
-    pq.write_table(tab.append_column("interval_s", pa.array([60] * 12, pa.int32())), tmp_path / "declared.parquet")
+    pq.write_table(
+        tab.append_column("interval_s", pa.array([60] * 12, pa.int32())), tmp_path / "declared.parquet"
+    )
     bad = tab.slice(0, 2).append_column("interval_s", pa.array([7, 60], pa.int32()))
     bad = bad.set_column(2, "ts", pa.array([T0 + 30, T0 + 90], pa.int64()))
     pq.write_table(bad, tmp_path / "bad.parquet")
@@ -183,22 +207,51 @@ def test_declared_interval_wins_over_detection(home, tmp_path):
 
 # ---------------------------------------------------------------------------------------- GeckoTerminal
 
+
 def gecko_world(api: FakeApi):
     """A: base side of its most liquid pool, 3 pages; B: quote side; C: no pool; D: pool without bars;
     E: sparse 1-minute bars only on 5-minute marks."""
     A, B, C, D, E = (sol_address(n) for n in "ABCDE")
     PA, PA2, PB, PD, PE = (sol_address("pool" + n) for n in ("A", "A2", "B", "D", "E"))
-    api.add(Market("solana", A, pools=[(PA2, "120.5", A, USDC), (PA, "90000.1", A, SOL)],
-                   bars={(PA, A): series("A", T0 - 3 * H, T0 + 70 * H),
-                         (PA2, A): series("A2", T0 - 3 * H, T0 + 70 * H, price=9.0)}))
-    api.add(Market("solana", B, pools=[(PB, "5000", USDC, B)],
-                   bars={(PB, B): series("B-own", T0 - 3 * H, T0 + 60 * H, price=2.0),
-                         (PB, "base"): series("USDC", T0 - 3 * H, T0 + 60 * H, price=1.0)}))
+    api.add(
+        Market(
+            "solana",
+            A,
+            pools=[(PA2, "120.5", A, USDC), (PA, "90000.1", A, SOL)],
+            bars={
+                (PA, A): series("A", T0 - 3 * H, T0 + 70 * H),
+                (PA2, A): series("A2", T0 - 3 * H, T0 + 70 * H, price=9.0),
+            },
+        )
+    )
+    api.add(
+        Market(
+            "solana",
+            B,
+            pools=[(PB, "5000", USDC, B)],
+            bars={
+                (PB, B): series("B-own", T0 - 3 * H, T0 + 60 * H, price=2.0),
+                (PB, "base"): series("USDC", T0 - 3 * H, T0 + 60 * H, price=1.0),
+            },
+        )
+    )
     api.add(Market("solana", D, pools=[(PD, "10", D, SOL)], bars={(PD, D): []}))
-    api.add(Market("solana", E, pools=[(PE, "10", E, SOL)],
-                   bars={(PE, E): [b for b in series("E", T0 - 3 * H, T0 + 60 * H, keep=0.9) if b[0] % 300 == 0]}))
-    alerts = [("alice", "solana", A, T0), ("bob", "solana", A, T0 + 10 * H), ("alice", "solana", B, T0 + 1800),
-              ("carol", "solana", C, T0), ("bob", "solana", D, T0), ("carol", "solana", E, T0)]
+    api.add(
+        Market(
+            "solana",
+            E,
+            pools=[(PE, "10", E, SOL)],
+            bars={(PE, E): [b for b in series("E", T0 - 3 * H, T0 + 60 * H, keep=0.9) if b[0] % 300 == 0]},
+        )
+    )
+    alerts = [
+        ("alice", "solana", A, T0),
+        ("bob", "solana", A, T0 + 10 * H),
+        ("alice", "solana", B, T0 + 1800),
+        ("carol", "solana", C, T0),
+        ("bob", "solana", D, T0),
+        ("carol", "solana", E, T0),
+    ]
     return (A, B, C, D, E), (PA, PB, PD, PE), alerts
 
 
@@ -208,10 +261,19 @@ def test_geckoterminal_run_faults_rerun_and_refresh(home, tmp_path, api):
     api.fault("/ohlcv/", ("429", 7), ("500",), ("timeout", 1.5))
     api.fault(f"/tokens/{B}/pools", ("503",))
     fc = FakeClock()
-    rep = run_fetch(home, None, gecko_opts(api, timeout_s=0.5), clock=fc.clock(),
-                    policy=RetryPolicy(max_attempts=5, base_s=0.25))
-    assert (rep.tokens, rep.tokens_fetched, rep.tokens_no_pool, rep.tokens_failed) == (5, 4, 1, 0), rep.failures
-    assert rep.no_pool == [{"chain": "solana", "token": C, "reason": "geckoterminal has no pool for this token"}]
+    rep = run_fetch(
+        home,
+        None,
+        gecko_opts(api, timeout_s=0.5),
+        clock=fc.clock(),
+        policy=RetryPolicy(max_attempts=5, base_s=0.25),
+    )
+    assert (rep.tokens, rep.tokens_fetched, rep.tokens_no_pool, rep.tokens_failed) == (5, 4, 1, 0), (
+        rep.failures
+    )
+    assert rep.no_pool == [
+        {"chain": "solana", "token": C, "reason": "geckoterminal has no pool for this token"}
+    ]
     assert 7.0 in fc.sleeps  # Retry-After honoured exactly
     assert len([s for s in fc.sleeps if s != 7.0 and s >= 0.125]) >= 3  # 500, timeout, 503 backed off
 
@@ -219,7 +281,9 @@ def test_geckoterminal_run_faults_rerun_and_refresh(home, tmp_path, api):
     same_bars(stored(home, A), expect(api.markets[A].bars[(PA, A)], *sA))
     assert set(stored(home, A)["interval_s"]) == {60}
     rB = needed(T0 + 1800)
-    same_bars(stored(home, B), expect(api.markets[B].bars[(PB, B)], *rB))  # the token's own price, not the base's
+    same_bars(
+        stored(home, B), expect(api.markets[B].bars[(PB, B)], *rB)
+    )  # the token's own price, not the base's
     assert stored(home, D).empty and stored(home, C).empty
     gotE = stored(home, E)
     same_bars(gotE, expect(api.markets[E].bars[(PE, E)], *needed(T0)))
@@ -227,15 +291,22 @@ def test_geckoterminal_run_faults_rerun_and_refresh(home, tmp_path, api):
 
     # requests: the token's own price always asked, pages walk backwards from the range end
     ohlcv = api.requests("/ohlcv/minute", status=200)
-    assert all(r.query["token"] in (A, B, D, E) and r.query["currency"] == "usd" and r.query["limit"] == "1000"
-               and r.query["aggregate"] == "1" for r in ohlcv)
+    assert all(
+        r.query["token"] in (A, B, D, E)
+        and r.query["currency"] == "usd"
+        and r.query["limit"] == "1000"
+        and r.query["aggregate"] == "1"
+        for r in ohlcv
+    )
     a_pages = [r for r in ohlcv if PA in r.path]
     befores = [int(r.query["before_timestamp"]) for r in a_pages]
     assert befores[0] == sA[1] and befores == sorted(befores, reverse=True) and len(befores) == 3
     for prev, nxt in zip(befores, befores[1:], strict=False):  # next before = oldest ts of the previous page
         page = [b[0] for b in api.markets[A].bars[(PA, A)] if b[0] <= prev][-1000:]
         assert nxt == min(page)
-    assert not any(sol_address("poolA2") in r.path for r in api.requests())  # the less liquid pool: never asked
+    assert not any(
+        sol_address("poolA2") in r.path for r in api.requests()
+    )  # the less liquid pool: never asked
     assert len(api.requests(f"/tokens/{C}/pools")) == 1  # 404 = no pool, not retried
     assert len([r for r in api.requests(PD) if r.status == 200]) == 1  # empty page: stop
     ok = [(r.path, tuple(sorted(r.query.items()))) for r in api.requests(status=200)]
@@ -246,7 +317,9 @@ def test_geckoterminal_run_faults_rerun_and_refresh(home, tmp_path, api):
     row = fr[fr["token"] == A].iloc[0]
     assert (row["start_ts"], row["end_ts"], row["pool"]) == (sA[0], sA[1], PA)
     assert (fr["fetched_at"] >= fr["end_ts"]).all()
-    fs = catalog(home, "SELECT token, state, pool, pool_side, timeframe_s, attempts FROM fetch_status").set_index("token")
+    fs = catalog(
+        home, "SELECT token, state, pool, pool_side, timeframe_s, attempts FROM fetch_status"
+    ).set_index("token")
     assert fs.loc[B, "pool_side"] == "quote" and fs.loc[A, "pool_side"] == "base"
     assert fs.loc[C, "state"] == "no_pool" and fs.loc[D, "state"] == "ok"
     assert (fs["timeframe_s"].dropna() == 60).all()
@@ -268,12 +341,21 @@ def test_geckoterminal_run_faults_rerun_and_refresh(home, tmp_path, api):
 def test_failed_token_recorded_and_only_it_retried(home, tmp_path, api):
     F, G = sol_address("F"), sol_address("G")
     PF, PG = sol_address("poolF"), sol_address("poolG")
-    api.add(Market("solana", F, pools=[(PF, "1", F, SOL)], bars={(PF, F): series("F", T0 - 2 * H, T0 + 50 * H)}))
-    api.add(Market("solana", G, pools=[(PG, "1", G, SOL)], bars={(PG, G): series("G", T0 - 2 * H, T0 + 50 * H)}))
+    api.add(
+        Market("solana", F, pools=[(PF, "1", F, SOL)], bars={(PF, F): series("F", T0 - 2 * H, T0 + 50 * H)})
+    )
+    api.add(
+        Market("solana", G, pools=[(PG, "1", G, SOL)], bars={(PG, G): series("G", T0 - 2 * H, T0 + 50 * H)})
+    )
     add_alerts(home, tmp_path, [("a", "solana", F, T0), ("a", "solana", G, T0)])
     api.fault(PF, *[("500",)] * 3)
-    rep = run_fetch(home, None, gecko_opts(api, max_attempts=3), clock=FakeClock().clock(),
-                    policy=RetryPolicy(max_attempts=3, base_s=0.01))
+    rep = run_fetch(
+        home,
+        None,
+        gecko_opts(api, max_attempts=3),
+        clock=FakeClock().clock(),
+        policy=RetryPolicy(max_attempts=3, base_s=0.01),
+    )
     assert rep.tokens_fetched == 1 and rep.tokens_failed == 1
     assert rep.failures[0]["token"] == F and "HTTP 500 after 3 attempts" in rep.failures[0]["reason"]
     assert stored(home, F).empty and not stored(home, G).empty
@@ -297,7 +379,9 @@ def test_bad_bar_quarantined_naming_the_cached_response(home, tmp_path, api):
     add_alerts(home, tmp_path, [("a", "solana", Q, T0)])
     rep = run_fetch(home, None, gecko_opts(api), clock=FakeClock().clock())
     assert rep.bars_rejected == 1
-    rj = catalog(home, "SELECT source_file, source_row, reason, raw FROM rejects WHERE kind = 'candles'").iloc[0]
+    rj = catalog(
+        home, "SELECT source_file, source_row, reason, raw FROM rejects WHERE kind = 'candles'"
+    ).iloc[0]
     assert "high < max(open, close)" in rj["reason"]
     raw = json.loads(rj["raw"])["values"]
     assert raw["response"] == rj["source_file"] and raw["item"] == rj["source_row"]
@@ -313,14 +397,19 @@ def test_unknown_chain_is_a_clear_error(home, tmp_path, api):
     tron = b58(raw + hashlib.sha256(hashlib.sha256(raw).digest()).digest()[:4])
     add_alerts(home, tmp_path, [("a", "tron", tron, T0)])
     with pytest.raises(ValueError, match="not supported by birdeye"):
-        run_fetch(home, Selection(chains=["tron"]), FetchOptions(source="birdeye", api_url=api.url),
-                  env={"BIRDEYE_API_KEY": "k"})
+        run_fetch(
+            home,
+            Selection(chains=["tron"]),
+            FetchOptions(source="birdeye", api_url=api.url),
+            env={"BIRDEYE_API_KEY": "k"},
+        )
     rep = run_fetch(home, None, FetchOptions(source="birdeye", api_url=api.url), env={"BIRDEYE_API_KEY": "k"})
     assert rep.tokens_failed == 1 and "not supported by birdeye" in rep.failures[0]["reason"]
     assert api.log == []
 
 
 # ---------------------------------------------------------------------------------------- Birdeye
+
 
 def test_birdeye_chunks_headers_and_success_false(home, tmp_path, api):
     K, L = sol_address("K"), sol_address("L")
@@ -343,7 +432,9 @@ def test_birdeye_chunks_headers_and_success_false(home, tmp_path, api):
         assert (int(r.query["time_to"]) - int(r.query["time_from"])) // 60 + 1 <= 1000  # bar opens asked
     assert int(reqs[0].query["time_from"]) == s and int(reqs[-1].query["time_to"]) == e - 1
     cached = list((home.root / "fetch" / "responses").rglob("*.json.gz"))
-    assert cached and all(b"test-key" not in gzip.decompress(p.read_bytes()) for p in cached)  # key never written
+    assert cached and all(
+        b"test-key" not in gzip.decompress(p.read_bytes()) for p in cached
+    )  # key never written
 
     add_alerts(home, tmp_path, [("a", "solana", L, T0)], "more.csv")
     api.fault("/defi/ohlcv", ("birdeye_false",))
@@ -371,16 +462,26 @@ def test_recorded_samples_give_exactly_their_bars(home, tmp_path, api):
 
     items = fixture("birdeye_ohlcv.json")["data"]["items"]
     bird = Home(tmp_path / "bird")
-    api.markets[tok].token_bars = [[it["unixTime"], it["o"], it["h"], it["l"], it["c"], it["v"]] for it in items]
+    api.markets[tok].token_bars = [
+        [it["unixTime"], it["o"], it["h"], it["l"], it["c"], it["v"]] for it in items
+    ]
     add_alerts(bird, tmp_path, [("a", "solana", tok, t_alert)], "bird.csv")
-    run_fetch(bird, None, FetchOptions(source="birdeye", api_url=api.url, rate_limit=60000),
-              env={"BIRDEYE_API_KEY": "test-key"}, clock=FakeClock().clock())
-    want = pd.DataFrame([[it["unixTime"], it["o"], it["h"], it["l"], it["c"], it["v"]] for it in items],
-                        columns=["ts", "open", "high", "low", "close", "volume"])
+    run_fetch(
+        bird,
+        None,
+        FetchOptions(source="birdeye", api_url=api.url, rate_limit=60000),
+        env={"BIRDEYE_API_KEY": "test-key"},
+        clock=FakeClock().clock(),
+    )
+    want = pd.DataFrame(
+        [[it["unixTime"], it["o"], it["h"], it["l"], it["c"], it["v"]] for it in items],
+        columns=["ts", "open", "high", "low", "close", "volume"],
+    )
     same_bars(stored(bird, tok), want)
 
 
 # ---------------------------------------------------------------------------------------- politeness
+
 
 def test_rate_limit_holds_against_a_real_server(home, tmp_path, api):
     toks = [sol_address(f"r{i}") for i in range(4)]
@@ -401,16 +502,31 @@ def test_rate_limit_holds_against_a_real_server(home, tmp_path, api):
 
 # ---------------------------------------------------------------------------------------- resume after kill -9
 
+
 def _cli(home: Path, url: str) -> list[str]:
-    return [sys.executable, "-c", "from alertlab.cli import main; main()", "fetch", "candles", "--home", str(home),
-            "--api-url", url, "--rate-limit", "60000", "--json"]
+    return [
+        sys.executable,
+        "-c",
+        "from alertlab.cli import main; main()",
+        "fetch",
+        "candles",
+        "--home",
+        str(home),
+        "--api-url",
+        url,
+        "--rate-limit",
+        "60000",
+        "--json",
+    ]
 
 
 def test_kill_9_mid_run_then_rerun_equals_uninterrupted(tmp_path, api):
     toks = [sol_address(f"k{i}") for i in range(3)]
     for i, t in enumerate(toks):
         p = sol_address(f"kpool{i}")
-        api.add(Market("solana", t, pools=[(p, "1", t, SOL)], bars={(p, t): series(t, T0 - 2 * H, T0 + 55 * H)}))
+        api.add(
+            Market("solana", t, pools=[(p, "1", t, SOL)], bars={(p, t): series(t, T0 - 2 * H, T0 + 55 * H)})
+        )
     rows = [("a", "solana", t, T0 + 600 * i) for i, t in enumerate(toks)]
     h1, h2 = Home(tmp_path / "interrupted"), Home(tmp_path / "straight")
     add_alerts(h1, tmp_path, rows)
@@ -450,15 +566,29 @@ def test_kill_9_mid_run_then_rerun_equals_uninterrupted(tmp_path, api):
 
 # ---------------------------------------------------------------------------------------- CLI
 
+
 def test_cli_fetch_candles_and_status(home, tmp_path, api):
     from alertlab.cli import app
 
     A, C = sol_address("cliA"), sol_address("cliC")
     PA = sol_address("clipool")
-    api.add(Market("solana", A, pools=[(PA, "1", A, SOL)], bars={(PA, A): series("cliA", T0 - 2 * H, T0 + 50 * H)}))
+    api.add(
+        Market(
+            "solana", A, pools=[(PA, "1", A, SOL)], bars={(PA, A): series("cliA", T0 - 2 * H, T0 + 50 * H)}
+        )
+    )
     add_alerts(home, tmp_path, [("a", "solana", A, T0), ("a", "solana", C, T0)])
     runner = CliRunner()
-    args = ["fetch", "candles", "--home", str(home.root), "--api-url", api.url + "/api/v2", "--rate-limit", "60000"]
+    args = [
+        "fetch",
+        "candles",
+        "--home",
+        str(home.root),
+        "--api-url",
+        api.url + "/api/v2",
+        "--rate-limit",
+        "60000",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "tokens_fetched" in r.output and "tokens without a pool" in r.output and C in r.output
@@ -469,8 +599,11 @@ def test_cli_fetch_candles_and_status(home, tmp_path, api):
     assert r.exit_code == 0 and "no_pool" in r.output and C in r.output
     r = runner.invoke(app, ["fetch", "candles", "--home", str(home.root), "--timeframe", "2m"])
     assert r.exit_code == 2 and "timeframe" in r.output
-    r = runner.invoke(app, ["fetch", "candles", "--home", str(home.root), "--source", "birdeye"],
-                      env={"BIRDEYE_API_KEY": ""})
+    r = runner.invoke(
+        app,
+        ["fetch", "candles", "--home", str(home.root), "--source", "birdeye"],
+        env={"BIRDEYE_API_KEY": ""},
+    )
     assert r.exit_code == 2 and "BIRDEYE_API_KEY" in r.output
     r = runner.invoke(app, ["fetch", "candles", "--home", str(tmp_path / "empty")])
     assert r.exit_code == 2 and "no workspace at" in r.output  # a fresh path is not a workspace
@@ -478,8 +611,17 @@ def test_cli_fetch_candles_and_status(home, tmp_path, api):
 
 def test_pool_hint_on_the_alert_wins(home, tmp_path, api):
     A, PX, PH = sol_address("hintA"), sol_address("hintPX"), sol_address("hintPH")
-    api.add(Market("solana", A, pools=[(PX, "99999", A, SOL)],
-                   bars={(PX, A): series("PX", T0 - 2 * H, T0 + 50 * H), (PH, A): series("PH", T0 - 2 * H, T0 + 50 * H)}))
+    api.add(
+        Market(
+            "solana",
+            A,
+            pools=[(PX, "99999", A, SOL)],
+            bars={
+                (PX, A): series("PX", T0 - 2 * H, T0 + 50 * H),
+                (PH, A): series("PH", T0 - 2 * H, T0 + 50 * H),
+            },
+        )
+    )
     add_alerts(home, tmp_path, [("a", "solana", A, T0)])
     con = home.connect()  # the alerts table carries the pool pasted in the call (Telegram ingest fills it)
     con.execute("UPDATE alerts SET pool = ? WHERE token = ?", [f"solana_{PH}", A])
@@ -524,7 +666,9 @@ def test_range_reaching_past_now_is_recorded_up_to_the_fetch_and_continued_later
 
 def test_coarser_timeframe_does_not_count_as_fetched_for_a_finer_one(home, tmp_path, api):
     A, PA = sol_address("tfA"), sol_address("tfPool")
-    api.add(Market("solana", A, pools=[(PA, "1", A, SOL)], bars={(PA, A): series("tfA", T0 - 3 * H, T0 + 52 * H)}))
+    api.add(
+        Market("solana", A, pools=[(PA, "1", A, SOL)], bars={(PA, A): series("tfA", T0 - 3 * H, T0 + 52 * H)})
+    )
     add_alerts(home, tmp_path, [("a", "solana", A, T0)])
     rep = run_fetch(home, None, gecko_opts(api, timeframe="1h"), clock=FakeClock().clock())
     hours = api.requests("/ohlcv/hour")
@@ -536,7 +680,8 @@ def test_coarser_timeframe_does_not_count_as_fetched_for_a_finer_one(home, tmp_p
     rep = run_fetch(home, None, gecko_opts(api, timeframe="5m"), clock=FakeClock().clock())
     assert rep.tokens_already_fetched == 0 and rep.tokens_fetched == 1  # 1h ranges were recorded: coarsest 1h
     assert [r.query["aggregate"] for r in api.log[n:] if "ohlcv" in r.path] and all(
-        r.query["aggregate"] == "5" for r in api.log[n:] if "ohlcv" in r.path)
+        r.query["aggregate"] == "5" for r in api.log[n:] if "ohlcv" in r.path
+    )
     n = len(api.log)
     rep = run_fetch(home, None, gecko_opts(api, timeframe="1h"), clock=FakeClock().clock())
     assert rep.tokens_already_fetched == 1 and len(api.log) == n

@@ -637,5 +637,9 @@ def test_empty_files_are_logged_not_fatal(home, tmp_path):
     assert log["rows_read"].tolist() == [0, 0, 5, 0]
     assert log["status"].tolist() == ["rejected", "rejected", "complete", "rejected"]
     assert "no data rows" in json.loads(log["details"][0])["error"]
-    assert [r["file"].split("/")[-1] for r in rep.files_rejected] == ["header_only.csv", "no_candles.json", "zero.csv"]
+    assert [r["file"].split("/")[-1] for r in rep.files_rejected] == [
+        "header_only.csv",
+        "no_candles.json",
+        "zero.csv",
+    ]
     assert json.loads(log["details"][2])["chain_from"] == "column"

@@ -25,13 +25,23 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # irregular grid values: no two neighbourhoods tie on distance, so the recommendation does not
 # depend on the order trials were run in
-SPACE = SearchSpace.from_dict({
-    "tp": {"choices": [1.35, 2.05, 2.9, 5.3, 11.0]},
-    "sl": {"choices": [0.32, 0.55, 0.62, 0.86]},
-})
+SPACE = SearchSpace.from_dict(
+    {
+        "tp": {"choices": [1.35, 2.05, 2.9, 5.3, 11.0]},
+        "sl": {"choices": [0.32, 0.55, 0.62, 0.86]},
+    }
+)
 N = 20  # grid points
-OPTS = dict(space=SPACE, sampler="grid", seed=3, trials=N, batch_size=3, folds=2, min_trades=0,
-            settings=EngineSettings(fee_bps=10, slippage_bps=20))
+OPTS = dict(
+    space=SPACE,
+    sampler="grid",
+    seed=3,
+    trials=N,
+    batch_size=3,
+    folds=2,
+    min_trades=0,
+    settings=EngineSettings(fee_bps=10, slippage_bps=20),
+)
 
 
 def test_url_is_bound_to_an_installed_driver():
@@ -81,8 +91,11 @@ def _victim_with_running_trial(url: str, name: str, deadline: float) -> int:
                 os.kill(pid, signal.SIGSTOP)
             except ProcessLookupError:
                 continue
-            running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                       if t.user_attrs.get("owner", {}).get("pid") == pid and t.params]
+            running = [
+                t
+                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t.user_attrs.get("owner", {}).get("pid") == pid and t.params
+            ]
             if running:
                 os.kill(pid, signal.SIGKILL)
                 return pid

@@ -196,12 +196,21 @@ def test_normalise():
             "trail": 0.3,
             "trail_activation": 1.5,
         },
-        {"breakeven_at": 2.0, "sl": 0.2, "time_stop_hours": None, "tp_ladder": "3:1", "trail": None, "dip": 0.1},
+        {
+            "breakeven_at": 2.0,
+            "sl": 0.2,
+            "time_stop_hours": None,
+            "tp_ladder": "3:1",
+            "trail": None,
+            "dip": 0.1,
+        },
     ]
     x = sp.normalise(rows)
     assert x.shape == (2, len(names))
     col = {n: x[:, i] for i, n in enumerate(names)}
-    np.testing.assert_allclose(col["breakeven_at"], [0.5, 0.0])  # log scale: 4 is the geometric middle of 2..8
+    np.testing.assert_allclose(
+        col["breakeven_at"], [0.5, 0.0]
+    )  # log scale: 4 is the geometric middle of 2..8
     np.testing.assert_allclose(col["sl"], [0.75, 0.0])
     assert col["time_stop_hours"][0] == 0.5 and np.isnan(col["time_stop_hours"][1])  # 6 < 12 < 48
     np.testing.assert_allclose(col["tp_ladder"], [1.0, 0.0])  # strings in listed order

@@ -56,6 +56,7 @@ def ref_pbo(perf: np.ndarray, n_blocks: int, metric) -> dict:
         oos_rows = [r for b in range(n_blocks) if b not in comb for r in blocks[b]]
         is_m = [metric([perf[r, j] for r in is_rows]) for j in range(n)]
         oos_m = [metric([perf[r, j] for r in oos_rows]) for j in range(n)]
+
         def tie(x, y):  # equal within 1e-9 relative: rounding must not order equal scores
             return abs(x - y) <= 1e-9 * max(abs(x), abs(y))
 

@@ -527,7 +527,8 @@ def test_invalid_combinations_fail_are_replaced_and_reported(tmp_path):
     assert failed and len(done) == 12 and res.counts["n_complete"] == 12
     assert res.counts["n_failed"] == len(failed) and res.counts["n_trials"] == 12 + len(failed)
     assert all(
-        t.params["dip"] is not None and t.params["entry_delay_bars"] > 0
+        t.params["dip"] is not None
+        and t.params["entry_delay_bars"] > 0
         and "cannot be combined" in t.user_attrs["fail_reason"]
         for t in failed
     )

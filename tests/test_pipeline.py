@@ -57,7 +57,9 @@ def test_baseline_cache_miss_hit_force(demo_home):
     r4 = run_baseline(demo_home, spec=WindowSpec(interval_s=60, horizon_hours=12))
     assert r4.cache.fingerprint != r1.cache.fingerprint and not r4.cache.hit
     con = demo_home.connect()
-    runs = con.execute("SELECT kind, fingerprint, cache_hit, config, code_version FROM runs WHERE kind='baseline'").df()
+    runs = con.execute(
+        "SELECT kind, fingerprint, cache_hit, config, code_version FROM runs WHERE kind='baseline'"
+    ).df()
     con.close()
     assert len(runs) >= 4 and set(runs["fingerprint"]) >= {r1.cache.fingerprint, r4.cache.fingerprint}
     assert json.loads(runs["config"].iloc[0])["window"]["interval_s"] == 60
@@ -90,7 +92,11 @@ def test_baseline_statuses_and_coverage(demo_home):
         assert np.all(np.diff(b["ts"]) > 0) and b["open"][0] == w.entry_price[i]
         assert not (b["volume"][0] == 0 and b["open"][0] == b["high"][0] == b["low"][0] == b["close"][0])
     counts = r.status_counts
-    assert counts["usable"] == int(w.usable(0.8).sum()) == counts["ok"] + counts["truncated"] - counts["below_min_coverage"]
+    assert (
+        counts["usable"]
+        == int(w.usable(0.8).sum())
+        == counts["ok"] + counts["truncated"] - counts["below_min_coverage"]
+    )
 
 
 def test_selection_filters(demo_home):
@@ -108,8 +114,12 @@ def test_selection_filters(demo_home):
 
 def test_exports_read_back_with_metadata(demo_home, tmp_path):
     out = tmp_path / "exp"
-    r = run_baseline(demo_home, export_baseline_parquet=out / "baseline.parquet",
-                     export_per_alert_parquet=out / "bars", export_per_caller_parquet=out / "callers")
+    r = run_baseline(
+        demo_home,
+        export_baseline_parquet=out / "baseline.parquet",
+        export_per_alert_parquet=out / "bars",
+        export_per_caller_parquet=out / "callers",
+    )
     fp = r.cache.fingerprint
     b = pd.read_parquet(out / "baseline.parquet")
     assert list(b.columns) == list(BASELINE_COLUMNS) and len(b) == r.table.num_rows
@@ -118,9 +128,25 @@ def test_exports_read_back_with_metadata(demo_home, tmp_path):
     con = duckdb.connect()
     n = con.execute(f"SELECT count(*) FROM read_parquet('{out}/baseline.parquet')").fetchone()[0]
     assert n == len(b)
-    bars = con.execute(f"SELECT * FROM read_parquet('{out}/bars/*.parquet') ORDER BY alert_id, bar_index").df()
-    assert list(bars.columns) == ["alert_id", "bar_index", "ts", "dur_s", "open", "high", "low", "close", "volume",
-                                  "high_raw", "low_raw", "high_mult", "low_mult", "close_mult"]
+    bars = con.execute(
+        f"SELECT * FROM read_parquet('{out}/bars/*.parquet') ORDER BY alert_id, bar_index"
+    ).df()
+    assert list(bars.columns) == [
+        "alert_id",
+        "bar_index",
+        "ts",
+        "dur_s",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "high_raw",
+        "low_raw",
+        "high_mult",
+        "low_mult",
+        "close_mult",
+    ]
     assert len(bars) == int(r.windows.offsets[-1])
     w = r.windows
     i = int(np.flatnonzero(w.status == OK)[0])
@@ -132,8 +158,10 @@ def test_exports_read_back_with_metadata(demo_home, tmp_path):
     assert read_provenance(next((out / "bars").glob("*.parquet")))["fingerprint"] == fp
     board = pd.read_parquet(out / "callers" / "leaderboard.parquet")
     assert list(board["caller"]) == list(r.leaderboard["caller"])
-    per = con.execute(f"SELECT caller, count(*) n FROM read_parquet('{out}/callers/alerts/**/*.parquet', "
-                      "hive_partitioning=true) GROUP BY caller").df()
+    per = con.execute(
+        f"SELECT caller, count(*) n FROM read_parquet('{out}/callers/alerts/**/*.parquet', "
+        "hive_partitioning=true) GROUP BY caller"
+    ).df()
     assert per["n"].sum() == len(b) and set(per["caller"]) == set(b["caller"])
     con.close()
     results = demo_home.connect().execute("SELECT name FROM results WHERE run_id = ?", [r.run.run_id]).df()
@@ -193,30 +221,67 @@ def test_cli_rejects_bad_options(demo_home):
 
 def test_cli_backtest_single_grid_and_errors(demo_home, tmp_path):
     trades = tmp_path / "trades.parquet"
-    code, out = cli(demo_home, "bt", "--tp", "3", "--sl", "0.5", "--json", "--export-per-trade-parquet", str(trades))
+    code, out = cli(
+        demo_home, "bt", "--tp", "3", "--sl", "0.5", "--json", "--export-per-trade-parquet", str(trades)
+    )
     assert code == 0, out
     doc = json.loads(out)
     assert doc["summary"]["n_trades"] > 0 and "avg_ret_pessimistic" in doc["summary"]
     t = pd.read_parquet(trades)
-    assert list(t.columns) == ["alert_id", "caller", "chain", "token", "entry_ts", "entry_price", "exit_ts",
-                               "exit_price", "exit_reason", "n_fills", "hold_s", "ret", "ret_gross", "peak_mult",
-                               "ambiguous"]
-    assert set(t["exit_reason"]) <= {"tp", "sl", "breakeven", "trail", "time", "horizon", "end_of_data", "no_fill"}
+    assert list(t.columns) == [
+        "alert_id",
+        "caller",
+        "chain",
+        "token",
+        "entry_ts",
+        "entry_price",
+        "exit_ts",
+        "exit_price",
+        "exit_reason",
+        "n_fills",
+        "hold_s",
+        "ret",
+        "ret_gross",
+        "peak_mult",
+        "ambiguous",
+    ]
+    assert set(t["exit_reason"]) <= {
+        "tp",
+        "sl",
+        "breakeven",
+        "trail",
+        "time",
+        "horizon",
+        "end_of_data",
+        "no_fill",
+    }
     assert doc["status_counts"]["usable"] == len(t)  # only usable windows are traded
     assert str(t["entry_ts"].dtype).startswith("datetime64") and (t["exit_ts"] >= t["entry_ts"]).all()
-    n = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{trades}') WHERE exit_ts >= entry_ts").fetchone()[0]
+    n = (
+        duckdb.connect()
+        .execute(f"SELECT count(*) FROM read_parquet('{trades}') WHERE exit_ts >= entry_ts")
+        .fetchone()[0]
+    )
     assert n == len(t)
     assert read_provenance(trades)["config"]["strategy"]["tp"] == 3
     grid = tmp_path / "grid.parquet"
-    code, out = cli(demo_home, "backtest", "--tp", "1.5,2,3", "--sl", "0.3,0.5", "--export-grid-parquet", str(grid))
+    code, out = cli(
+        demo_home, "backtest", "--tp", "1.5,2,3", "--sl", "0.3,0.5", "--export-grid-parquet", str(grid)
+    )
     assert code == 0, out
     g = pd.read_parquet(grid)
     assert len(g) == 6 and {"tp", "sl", "avg_ret"} <= set(g.columns)
     row = g[(g["tp"] == 3) & (g["sl"] == 0.5)].iloc[0]
     assert row["avg_ret"] == pytest.approx(doc["summary"]["avg_ret"], rel=1e-12)
-    for bad, needle in ((["--sl", "1.2"], "sl"), (["--tp", "0.9"], "tp"), (["--tp-ladder", "2:0.7,3:0.6"], "ladder"),
-                        (["--tp", "abc"], "numbers"), (["--tp", "2,3", "--export-per-trade-parquet", "x.parquet"], "grid"),
-                        (["--stake", "10"], "--capital"), (["--intrabar", "sideways"], "intrabar")):
+    for bad, needle in (
+        (["--sl", "1.2"], "sl"),
+        (["--tp", "0.9"], "tp"),
+        (["--tp-ladder", "2:0.7,3:0.6"], "ladder"),
+        (["--tp", "abc"], "numbers"),
+        (["--tp", "2,3", "--export-per-trade-parquet", "x.parquet"], "grid"),
+        (["--stake", "10"], "--capital"),
+        (["--intrabar", "sideways"], "intrabar"),
+    ):
         code, out = cli(demo_home, "bt", *bad)
         assert code == 2, (bad, out)
         assert needle in out.lower() or needle in out, (bad, out)
@@ -233,7 +298,9 @@ def test_cli_backtest_config_file_with_override(demo_home, tmp_path):
     assert code == 0, out
     s = json.loads(out)["strategy"]
     assert s["tp"] is None and s["tp_ladder"] == "2:0.5,4:0.5"
-    code, out = cli(demo_home, "bt", "--capital", "1000", "--stake", "10", "--max-open", "5", "--tp", "2", "--json")
+    code, out = cli(
+        demo_home, "bt", "--capital", "1000", "--stake", "10", "--max-open", "5", "--tp", "2", "--json"
+    )
     assert code == 0, out
     assert json.loads(out)["portfolio"]
 
@@ -293,8 +360,12 @@ def test_cli_quality_and_rejects(demo_home):
     token = q[0]["token"]
     code, out = cli(demo_home, "quality", "--token", token, "--json")
     doc = json.loads(out)
-    assert code == 0 and {row["token"] for row in doc["series"]} == {token} == {r["token"] for r in doc["tokens"]}
+    assert code == 0 and {row["token"] for row in doc["series"]} == {token} == {
+        r["token"] for r in doc["tokens"]
+    }
     code, out = cli(demo_home, "rejects", "--json")
     assert code == 0, out
     doc = json.loads(out)
-    assert doc["summary"] and all(r["source_file"] and r["source_row"] >= 2 and r["reason"] for r in doc["rows"])
+    assert doc["summary"] and all(
+        r["source_file"] and r["source_row"] >= 2 and r["reason"] for r in doc["rows"]
+    )

@@ -53,7 +53,9 @@ def test_real_candles(home, real_data):
     assert rep.rows_read == total == rep.rows_new  # distinct tokens: every bar is new
     q = quality_table(home)
     per_token = q.groupby("token")["interval_s"].apply(set)
-    assert len(per_token) == manifest["token_address"].str.lower().nunique() and all(s == {300, 3600} for s in per_token)
+    assert len(per_token) == manifest["token_address"].str.lower().nunique() and all(
+        s == {300, 3600} for s in per_token
+    )
     seen = 0
     for f in files:
         token = f.name.split("_")[1].lower()

@@ -59,19 +59,35 @@ def real(tmp_path_factory):
         hs = _hourly_start(df)
         last_end = int(df["timestamp"].iloc[-1]) + 3600
         # hourly section: a traded bar on the hour with a full horizon of data after it
-        cands = [i for i in range(hs + 1, len(df)) if _traded(df.iloc[i]) and df["timestamp"].iloc[i] + H <= last_end]
+        cands = [
+            i
+            for i in range(hs + 1, len(df))
+            if _traded(df.iloc[i]) and df["timestamp"].iloc[i] + H <= last_end
+        ]
         for i in rng.choice(cands, size=min(2, len(cands)), replace=False) if cands else []:
             t = int(df["timestamp"].iloc[i])
-            rows.append({"caller_name": f"c{len(rows) % 6}", "mint": m["token_address"], "chain": "bsc",
-                         "alert_ts_ms": (t - 600) * 1000 - int(rng.integers(0, 1000))})
+            rows.append(
+                {
+                    "caller_name": f"c{len(rows) % 6}",
+                    "mint": m["token_address"],
+                    "chain": "bsc",
+                    "alert_ts_ms": (t - 600) * 1000 - int(rng.integers(0, 1000)),
+                }
+            )
             expect.append(("hourly", tok, t))
         # 5-minute section: a traded bar, 2 minutes after the call
         five = [i for i in range(1, hs) if _traded(df.iloc[i]) and df["timestamp"].iloc[i] % 300 == 0]
         if five:
             i = int(rng.choice(five))
             t = int(df["timestamp"].iloc[i])
-            rows.append({"caller_name": "five", "mint": m["token_address"], "chain": "bsc",
-                         "alert_ts_ms": (t - 120) * 1000})
+            rows.append(
+                {
+                    "caller_name": "five",
+                    "mint": m["token_address"],
+                    "chain": "bsc",
+                    "alert_ts_ms": (t - 120) * 1000,
+                }
+            )
             expect.append(("five", tok, t))
     # just before the wick on bsc_0x000ae314: the last traded hourly bar at least 3 h before the tick
     df = csv[WICK_TOKEN]
@@ -133,8 +149,15 @@ def test_explicit_interval_keeps_coarser_bars(real, interval_s):
         if kind == "five" and interval_s == 3600:
             # the 5-minute bars are aggregated to hourly slots: the call waits for the next traded slot
             i = int(np.flatnonzero(np.asarray(w.alert_id) == native.alert_id[j])[0])
-            assert w.status[i] == STALE and w.entry_lag_s[i] > 3600 or (
-                w.status[i] == OK and set(w.bars(i)["dur"].tolist()) == {3600} and w.entry_lag_s[i] <= 3600)
+            assert (
+                w.status[i] == STALE
+                and w.entry_lag_s[i] > 3600
+                or (
+                    w.status[i] == OK
+                    and set(w.bars(i)["dur"].tolist()) == {3600}
+                    and w.entry_lag_s[i] <= 3600
+                )
+            )
             continue
         i = _window_of(w, tok, t)
         assert w.status[i] == OK and w.coverage[i] == 1.0 and w.resolution_s[i] == 3600
@@ -173,7 +196,9 @@ def test_no_fill_on_a_no_trade_bar(real):
         if tr.exit_reason == "no_fill":
             continue
         b = w.bars(ids[tr.alert_id])
-        traded = ~((b["volume"] == 0) & (b["open"] == b["high"]) & (b["high"] == b["low"]) & (b["low"] == b["close"]))
+        traded = ~(
+            (b["volume"] == 0) & (b["open"] == b["high"]) & (b["high"] == b["low"]) & (b["low"] == b["close"])
+        )
         e = np.flatnonzero(b["ts"] == int(tr.entry_ts))
         assert len(e) == 1 and traded[e[0]]
         x = np.flatnonzero((b["ts"] == int(tr.exit_ts)) | (b["ts"] + b["dur"] == int(tr.exit_ts)))

@@ -94,11 +94,18 @@ def demo(tmp_path_factory):
     home = Home(root / "home")
     ingest_candles(home, [files.candles_dir])
     ingest_alerts(home, [files.alerts_csv])
-    run_optimize(home, options=OptimizeOptions(trials=24, sampler="random", folds=2, pbo_blocks=8, min_trades=5),
-                 study="demo-study")
-    rep = run_report(home, strategy=StrategyConfig(tp=[1.5, 2, 3, 5], sl=[0.3, 0.5, 0.7]),
-                     portfolio=PortfolioConfig(capital=10_000, stake_pct=0.02, max_open=20), study="demo-study",
-                     min_calls=5)
+    run_optimize(
+        home,
+        options=OptimizeOptions(trials=24, sampler="random", folds=2, pbo_blocks=8, min_trades=5),
+        study="demo-study",
+    )
+    rep = run_report(
+        home,
+        strategy=StrategyConfig(tp=[1.5, 2, 3, 5], sl=[0.3, 0.5, 0.7]),
+        portfolio=PortfolioConfig(capital=10_000, stake_pct=0.02, max_open=20),
+        study="demo-study",
+        min_calls=5,
+    )
     return home, rep
 
 
@@ -129,12 +136,17 @@ def test_report_structure_and_self_contained(demo):
     p = _Refs()
     p.feed(page)
     assert tuple(p.sections) == SECTIONS == tuple(rep.sections)
-    assert not [r for r in p.refs if re.match(r"\s*(https?:)?//", r[2], re.I)], p.refs  # nothing from a network
+    assert not [r for r in p.refs if re.match(r"\s*(https?:)?//", r[2], re.I)], (
+        p.refs
+    )  # nothing from a network
     assert all(r[2].startswith("#") for r in p.refs), p.refs  # only in-page anchors
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)\s*=", page, re.I)
     assert page.count("* plotly.js v") == 1  # plotly.js inlined exactly once
-    data = json.loads(re.search(r'<script type="application/json" id="figdata">(.*?)</script>', page, re.S)
-                      .group(1).replace("<\\/", "</"))
+    data = json.loads(
+        re.search(r'<script type="application/json" id="figdata">(.*?)</script>', page, re.S)
+        .group(1)
+        .replace("<\\/", "</")
+    )
     assert sorted(data["figs"]) == sorted(p.figs) and len(p.figs) == rep.n_figures
     assert rep.size_bytes == rep.path.stat().st_size < MAX_BYTES
     # every section has its sentence and real content (no "give --x" placeholder in the full demo)
@@ -163,8 +175,25 @@ def test_cli_report_default_path_and_errors(demo, monkeypatch):
     home, _ = demo
     opened: list[str] = []
     monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: opened.append(url) or True)
-    r = runner.invoke(app, ["report", "--home", str(home.root), "--min-calls", "5", "--tp", "3", "--sl", "0.5",
-                            "--trades", "2", "--top-callers", "2", "--open"])
+    r = runner.invoke(
+        app,
+        [
+            "report",
+            "--home",
+            str(home.root),
+            "--min-calls",
+            "5",
+            "--tp",
+            "3",
+            "--sl",
+            "0.5",
+            "--trades",
+            "2",
+            "--top-callers",
+            "2",
+            "--open",
+        ],
+    )
     assert r.exit_code == 0, r.output
     m = re.search(r"report: (\S+\.html)", r.output)
     assert m and Path(m.group(1)).exists() and Path(m.group(1)).parent == home.root / "reports"
@@ -172,18 +201,24 @@ def test_cli_report_default_path_and_errors(demo, monkeypatch):
     page = Path(m.group(1)).read_text(encoding="utf-8")
     assert "Give a grid" in page and "Give --study NAME" in page  # the sections say what would fill them
     # nobody ranked: the report is still written (its Data section shows why) and says so
-    r = runner.invoke(app, ["report", "--home", str(home.root), "--min-calls", "100000", "--tp", "3", "--sl", "0.5"])
-    m2 = re.search(r"warning: no caller ranked: (\d+) of 600 alerts have a usable window \((\d+) ok", r.output)
+    r = runner.invoke(
+        app, ["report", "--home", str(home.root), "--min-calls", "100000", "--tp", "3", "--sl", "0.5"]
+    )
+    m2 = re.search(
+        r"warning: no caller ranked: (\d+) of 600 alerts have a usable window \((\d+) ok", r.output
+    )
     assert r.exit_code == 0 and m2 and int(m2.group(1)) >= int(m2.group(2)) > 500, r.output
     page = Path(re.search(r"report: (\S+\.html)", r.output).group(1)).read_text(encoding="utf-8")
     assert "No caller ranked" in page and 'id="leaderboard"' not in page
-    for args, msg in ((["--tp", "3", "--grid-axes", "tp,sl"], "needs a grid"),
-                      (["--tp", "2,3", "--grid-axes", "tp,trail"], "--grid-axes"),
-                      (["--tp", "2,3"], "heatmap needs two"),
-                      (["--study", "nope"], "no study"),
-                      (["--out", "x.pdf"], "HTML file"),
-                      (["--objective", "magic", "--tp", "2,3", "--sl", "0.5"], "--objective"),
-                      (["--capital", "1000", "--stake", "10"], "needs a strategy")):
+    for args, msg in (
+        (["--tp", "3", "--grid-axes", "tp,sl"], "needs a grid"),
+        (["--tp", "2,3", "--grid-axes", "tp,trail"], "--grid-axes"),
+        (["--tp", "2,3"], "heatmap needs two"),
+        (["--study", "nope"], "no study"),
+        (["--out", "x.pdf"], "HTML file"),
+        (["--objective", "magic", "--tp", "2,3", "--sl", "0.5"], "--objective"),
+        (["--capital", "1000", "--stake", "10"], "needs a strategy"),
+    ):
         r = runner.invoke(app, ["report", "--home", str(home.root), "--min-calls", "5", *args])
         assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, (args, r.output)
 
@@ -194,8 +229,10 @@ def test_cli_report_default_path_and_errors(demo, monkeypatch):
 def _chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
-        pytest.skip("NO BROWSER: Debian's `chromium` is not installed, the report was NOT tested in a browser "
-                    "(apt-get install chromium; .ci/run installs it)")
+        pytest.skip(
+            "NO BROWSER: Debian's `chromium` is not installed, the report was NOT tested in a browser "
+            "(apt-get install chromium; .ci/run installs it)"
+        )
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -216,17 +253,33 @@ def test_report_in_headless_chromium(demo):
     remote: list[str] = []
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
         ctx = pw.chromium.launch_persistent_context(
-            profile, executable_path=exe, headless=True, viewport={"width": 1280, "height": 900},
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"], timeout=60_000)
+            profile,
+            executable_path=exe,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+            timeout=60_000,
+        )
         try:
             page = ctx.new_page()
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:")) else remote.append(r.url))
+            page.on(
+                "request",
+                lambda r: None if r.url.startswith(("file:", "data:", "blob:")) else remote.append(r.url),
+            )
             t0 = time.perf_counter()
             page.goto(url, wait_until="load", timeout=60_000)
-            page.wait_for_function("document.querySelectorAll('#data .fig[data-drawn]').length >= 2", timeout=60_000)
+            page.wait_for_function(
+                "document.querySelectorAll('#data .fig[data-drawn]').length >= 2", timeout=60_000
+            )
             load_s = time.perf_counter() - t0
             timing = page.evaluate("window.alertlabTimes")
             for sid in SECTIONS:
@@ -238,14 +291,19 @@ def test_report_in_headless_chromium(demo):
                     sel.select_option(v)
                     page.evaluate("window.alertlabDrawAll()")
                     box = sel.get_attribute("data-box")
-                    page.wait_for_function(f"Array.from(document.querySelectorAll('#{box} .panel:not([hidden]) .fig'))"
-                                           ".every(f => f.querySelector('svg.main-svg'))", timeout=60_000)
+                    page.wait_for_function(
+                        f"Array.from(document.querySelectorAll('#{box} .panel:not([hidden]) .fig'))"
+                        ".every(f => f.querySelector('svg.main-svg'))",
+                        timeout=60_000,
+                    )
                 sel.select_option("0")
             page.evaluate("window.alertlabDrawAll()")
             n_figs = page.locator(".fig").count()
             assert n_figs == rep.n_figures
-            n_drawn = page.evaluate("Array.from(document.querySelectorAll('.fig')).filter("
-                                    "f => f.querySelector('svg.main-svg')).length")
+            n_drawn = page.evaluate(
+                "Array.from(document.querySelectorAll('.fig')).filter("
+                "f => f.querySelector('svg.main-svg')).length"
+            )
             assert n_drawn == n_figs
             # sorting and filtering the leaderboard
             page.locator("#leaderboard th.n").click()
@@ -260,18 +318,26 @@ def test_report_in_headless_chromium(demo):
             if os.environ.get("ALERTLAB_UPDATE_SCREENSHOT") == "1":  # the top of the page: data and callers
                 page.evaluate("window.scrollTo(0, 0)")
                 out = REPO / "docs" / "report.png"
-                page.screenshot(path=str(out), full_page=True, type="png",
-                                clip={"x": 0, "y": 0, "width": 1280, "height": 2350})
+                page.screenshot(
+                    path=str(out),
+                    full_page=True,
+                    type="png",
+                    clip={"x": 0, "y": 0, "width": 1280, "height": 2350},
+                )
             # a phone: every figure drawn, nothing wider than the screen (wide tables scroll inside their box)
             phone = ctx.new_page()
             phone.set_viewport_size({"width": 390, "height": 844})
             phone.on("pageerror", lambda e: errors.append(str(e)))
             phone.goto(url, wait_until="load", timeout=60_000)
             phone.evaluate("window.alertlabDrawAll()")
-            phone.wait_for_function("document.querySelectorAll('.fig[data-drawn]').length >= 10", timeout=60_000)
+            phone.wait_for_function(
+                "document.querySelectorAll('.fig[data-drawn]').length >= 10", timeout=60_000
+            )
             assert phone.evaluate("document.documentElement.scrollWidth") <= 392
-            print(f"report {rep.size_bytes / 1e6:.2f} MB, {rep.n_figures} figures; first figures drawn "
-                  f"{load_s:.2f}s after navigation; plotly.js parsed in {timing['plotly'] - timing['start']:.0f} ms")
+            print(
+                f"report {rep.size_bytes / 1e6:.2f} MB, {rep.n_figures} figures; first figures drawn "
+                f"{load_s:.2f}s after navigation; plotly.js parsed in {timing['plotly'] - timing['start']:.0f} ms"
+            )
         finally:
             ctx.close()
     assert not errors, errors
@@ -292,10 +358,20 @@ def test_plot_functions_for_notebooks(demo):
     bt = run_backtest(StrategyConfig(tp_ladder="2:0.5,4:0.5", sl=0.5), home)
     caller = res.leaderboard["caller"].iloc[0]
     alert = bt.result.trades.loc[bt.result.trades["n_fills"] > 1, "alert_id"].iloc[0]
-    figs = [alertlab.plot_leaderboard(res), alertlab.plot_fan(res, caller), alertlab.plot_ath_distribution(res, caller),
-            alertlab.plot_time_to_2x(res), alertlab.plot_equity(bt), alertlab.plot_exit_reasons(bt),
-            alertlab.plot_returns(bt), alertlab.plot_intrabar_band(bt), alertlab.plot_per_caller_results(bt),
-            alertlab.plot_trade(res, bt, alert), alertlab.plot_status(res), alertlab.plot_coverage(res)]
+    figs = [
+        alertlab.plot_leaderboard(res),
+        alertlab.plot_fan(res, caller),
+        alertlab.plot_ath_distribution(res, caller),
+        alertlab.plot_time_to_2x(res),
+        alertlab.plot_equity(bt),
+        alertlab.plot_exit_reasons(bt),
+        alertlab.plot_returns(bt),
+        alertlab.plot_intrabar_band(bt),
+        alertlab.plot_per_caller_results(bt),
+        alertlab.plot_trade(res, bt, alert),
+        alertlab.plot_status(res),
+        alertlab.plot_coverage(res),
+    ]
     assert all(isinstance(f, go.Figure) and f.data for f in figs)
     assert alertlab.plot_portfolio(bt) is None  # no --capital: no portfolio figure
     trade = figs[9]
@@ -320,10 +396,18 @@ def test_new_result_fields_appear_without_rewriting(demo):
     from alertlab.report.figures import plot_status, plot_trade
     from alertlab.report.html import leaderboard_table
 
-    fake = types.SimpleNamespace(status_names=lambda: np.array(["ok"] * 5 + ["truncated"] * 2 + ["below_min_coverage"]))
+    fake = types.SimpleNamespace(
+        status_names=lambda: np.array(["ok"] * 5 + ["truncated"] * 2 + ["below_min_coverage"])
+    )
     fig = plot_status(fake)
-    assert list(fig.data[0].y) == ["ok", "truncated", "below_min_coverage"] and list(fig.data[0].x) == [5, 2, 1]
-    board = pd.DataFrame({"rank": [1], "caller": ["a"], "n": [12], "coverage_median": [0.93], "n_truncated": [3]})
+    assert list(fig.data[0].y) == ["ok", "truncated", "below_min_coverage"] and list(fig.data[0].x) == [
+        5,
+        2,
+        1,
+    ]
+    board = pd.DataFrame(
+        {"rank": [1], "caller": ["a"], "n": [12], "coverage_median": [0.93], "n_truncated": [3]}
+    )
     t = leaderboard_table(board)
     assert [c for c, _ in t["cols"]] == ["rank", "caller", "n", "coverage_median", "n_truncated"]
     assert t["rows"][0][3][0] == "93%" and t["rows"][0][4][0] == "3"

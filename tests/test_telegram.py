@@ -51,9 +51,33 @@ CHANNEL_ALERTS = {
 }
 GROUP_ALERTS = {
     ("Alice", "user111", "solana", F.S[6], ts(1), "SIX", 0.0001554, 155_000.0, "100", False, F.PAIR2),
-    ("Bob", "user222", "base", F.E[4].lower(), ts(3), "FOUR", 0.0012, 1_200_000.0, "102", False, F.POOL_EVM2.lower()),
+    (
+        "Bob",
+        "user222",
+        "base",
+        F.E[4].lower(),
+        ts(3),
+        "FOUR",
+        0.0012,
+        1_200_000.0,
+        "102",
+        False,
+        F.POOL_EVM2.lower(),
+    ),
     ("Carol", "user333", "solana", F.S[7], ts(5), "DOGGO", 0.00001443, 144_400.0, "104", False, None),
-    ("Alice", "user111", "ethereum", F.E[5].lower(), ts(7), None, None, None, "106", False, F.POOL_EVM.lower()),
+    (
+        "Alice",
+        "user111",
+        "ethereum",
+        F.E[5].lower(),
+        ts(7),
+        None,
+        None,
+        None,
+        "106",
+        False,
+        F.POOL_EVM.lower(),
+    ),
     ("Dave", "user444", "solana", F.S[9], ts(9), "MOON", 0.0025, 2_500_000.0, "108", False, F.PAIR2),
     ("Bob", "user222", "ethereum", F.E[6].lower(), ts(10), None, None, None, "109", False, None),
     ("Alpha Calls", None, "solana", F.S[1], ts(12), None, None, None, "111", True, None),
@@ -63,29 +87,51 @@ CHANNEL_REJECTS = {
     (8, "lower-cased Solana address (base58 is case-sensitive; not repaired)"),
     (12, "only a pair-or-token link (dexscreener/photon): cannot tell the token"),
 }
-GROUP_REJECTS = {(107, "bot post that is not a reply (caller unknown)"), (110, "evm address with several chain hints")}
+GROUP_REJECTS = {
+    (107, "bot post that is not a reply (caller unknown)"),
+    (110, "evm address with several chain hints"),
+}
 
 
 def alert_set(df: pd.DataFrame, with_ids: bool = True) -> set[tuple]:
     out = set()
     for r in df.itertuples(index=False):
+
         def val(v):
             return None if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA else v
+
         price = val(r.price_at_alert)
-        out.add((r.caller, val(r.caller_id) if with_ids else None, r.chain, r.token, int(r.ts_ms), val(r.ticker),
-                 None if price is None else round(float(price), 12), val(r.mcap_at_alert), r.message_id,
-                 bool(r.forwarded), val(r.pool)))
+        out.add(
+            (
+                r.caller,
+                val(r.caller_id) if with_ids else None,
+                r.chain,
+                r.token,
+                int(r.ts_ms),
+                val(r.ticker),
+                None if price is None else round(float(price), 12),
+                val(r.mcap_at_alert),
+                r.message_id,
+                bool(r.forwarded),
+                val(r.pool),
+            )
+        )
     return out
 
 
 def rounded(s: set[tuple], with_ids: bool = True) -> set[tuple]:
-    return {(t[0], t[1] if with_ids else None, *t[2:6], None if t[6] is None else round(t[6], 12), *t[7:]) for t in s}
+    return {
+        (t[0], t[1] if with_ids else None, *t[2:6], None if t[6] is None else round(t[6], 12), *t[7:])
+        for t in s
+    }
 
 
 def rejects_of(home: Home) -> set[tuple]:
     con = home.connect()
     try:
-        rows = con.execute("SELECT source_file, source_row, reason FROM rejects WHERE kind = 'telegram'").fetchall()
+        rows = con.execute(
+            "SELECT source_file, source_row, reason FROM rejects WHERE kind = 'telegram'"
+        ).fetchall()
     finally:
         con.close()
     return {(Path(f).parent.name, int(r), why) for f, r, why in rows}
@@ -94,7 +140,9 @@ def rejects_of(home: Home) -> set[tuple]:
 def test_fixtures_match_their_generator(tmp_path):
     F.main(tmp_path)
     for f in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
-        assert f.read_bytes() == (FIX / f.relative_to(tmp_path)).read_bytes(), f"regenerate fixtures: {f.name}"
+        assert f.read_bytes() == (FIX / f.relative_to(tmp_path)).read_bytes(), (
+            f"regenerate fixtures: {f.name}"
+        )
 
 
 def test_json_exports_give_the_exact_alerts_and_rejects(home):
@@ -102,7 +150,8 @@ def test_json_exports_give_the_exact_alerts_and_rejects(home):
     al = list_alerts(home)
     assert alert_set(al) == rounded(CHANNEL_ALERTS | GROUP_ALERTS)
     assert rejects_of(home) == {("channel_json", r, w) for r, w in CHANNEL_REJECTS} | {
-        ("group_json", r, w) for r, w in GROUP_REJECTS}
+        ("group_json", r, w) for r, w in GROUP_REJECTS
+    }
     assert rep.ingest.rows_new == 15 and rep.ingest.rows_rejected == 5 and rep.ingest.rows_duplicate == 0
     assert rep.messages == 28 and rep.chats == 2
     assert rep.skipped == {"no address": 3, "bot reply (enrichment)": 4, "service message": 2}
@@ -134,7 +183,9 @@ def test_reingest_adds_nothing_and_later_export_adds_only_new_calls(home):
     new = list_alerts(home).merge(before[["alert_id"]], how="left", indicator=True)
     new = new[new["_merge"] == "left_only"]
     assert set(zip(new["message_id"], new["chain"], new["token"], strict=True)) == {
-        ("14", "solana", F.S[10]), ("15", "bsc", F.E[10].lower())}
+        ("14", "solana", F.S[10]),
+        ("15", "bsc", F.E[10].lower()),
+    }
 
 
 def test_html_exports_give_the_same_alerts_and_rejects_as_json(tmp_path):
@@ -210,12 +261,15 @@ def test_evm_chain_forwarded_and_bots_options(tmp_path):
 
 # ------------------------------------------------------------------------------------------ units
 
+
 def test_numbers_and_bot_reply_parsing():
     assert parse_number("155", "K") == 155_000 and parse_number("1.2", "M") == 1_200_000
     assert parse_number("3", "B") == 3e9 and parse_number("1,234.5") == 1234.5
     assert parse_number("0.0₄1443") == pytest.approx(0.00001443)
-    info = parse_bot_reply("🟢 Pepe [$155K/6%] $PEPE\n🌐 Base @ Uniswap V2\n💰 USD: $0.0001554\n"
-                           f"💎 MC: **$144.4K**\n{F.E[1]}", [])
+    info = parse_bot_reply(
+        f"🟢 Pepe [$155K/6%] $PEPE\n🌐 Base @ Uniswap V2\n💰 USD: $0.0001554\n💎 MC: **$144.4K**\n{F.E[1]}",
+        [],
+    )
     assert (info.ticker, info.price, info.mcap, info.chain) == ("PEPE", 0.0001554, 144_400.0, "base")
     assert [t.address for t in info.tokens] == [F.E[1].lower()]
     head = parse_bot_reply("💊 Six [$1.5M/4%] $SIX\n🌐 Solana @ Raydium", [])
@@ -263,6 +317,7 @@ def test_address_rules():
 
 # ------------------------------------------------------------------------------------------ streaming
 
+
 def _big_export(path: Path, n: int) -> int:
     """A single-chat JSON export of ``n`` messages (every 10th a call), written incrementally."""
     calls = 0
@@ -274,9 +329,16 @@ def _big_export(path: Path, n: int) -> int:
                 calls += 1
             else:
                 text = f"chatter {i} " + "lorem ipsum dolor sit amet " * 20
-            m = {"id": i, "type": "message", "date": "2025-10-09T11:53:20", "date_unixtime": str(F.T0 + i),
-                 "from": "Big", "from_id": "channel42", "text": text,
-                 "text_entities": F._runs(text)}
+            m = {
+                "id": i,
+                "type": "message",
+                "date": "2025-10-09T11:53:20",
+                "date_unixtime": str(F.T0 + i),
+                "from": "Big",
+                "from_id": "channel42",
+                "text": text,
+                "text_entities": F._runs(text),
+            }
             fh.write(("  " if i == 1 else ",\n  ") + json.dumps(m, ensure_ascii=False))
         fh.write("\n ]\n}\n")
     return calls
@@ -296,6 +358,7 @@ def test_large_export_streams_in_bounded_memory(tmp_path, home, monkeypatch):
     assert peak < size / 10, f"reader: peak {peak} bytes for a {size}-byte export"
     # the whole extraction keeps only the calls (they become rows) and a bounded window of recent messages
     from alertlab.ingest.telegram import calls as calls_mod
+
     monkeypatch.setattr(calls_mod, "RECENT_MESSAGES", 300)
     tracemalloc.start()
     rows = calls_mod.extract_calls([path])[0]
@@ -303,12 +366,15 @@ def test_large_export_streams_in_bounded_memory(tmp_path, home, monkeypatch):
     tracemalloc.stop()
     assert len(rows) == calls and peak < size / 3, f"extract: peak {peak} bytes for a {size}-byte export"
     seen = []
-    monkeypatch.setattr(json_export.ijson, "parse", lambda *a, _p=json_export.ijson.parse, **k: seen.append(1) or _p(*a, **k))
+    monkeypatch.setattr(
+        json_export.ijson, "parse", lambda *a, _p=json_export.ijson.parse, **k: seen.append(1) or _p(*a, **k)
+    )
     rep = ingest_telegram(home, [path])
     assert seen and rep.ingest.rows_new == calls and rep.skipped["no address"] == 5_000 - calls
 
 
 # ------------------------------------------------------------------------------------------ store & CLI
+
 
 def test_old_home_is_migrated_and_csv_ingest_fills_new_columns(tmp_path):
     root = tmp_path / "old"
@@ -318,17 +384,27 @@ def test_old_home_is_migrated_and_csv_ingest_fills_new_columns(tmp_path):
         token VARCHAR NOT NULL, ts_ms BIGINT NOT NULL, ticker VARCHAR, price_at_alert DOUBLE, mcap_at_alert DOUBLE,
         chat_id VARCHAR, message_id VARCHAR, source_file VARCHAR, source_row BIGINT,
         ingested_at TIMESTAMPTZ DEFAULT now())""")
-    con.execute("INSERT INTO alerts (alert_id, caller, chain, token, ts_ms) VALUES ('a1', 'x', 'solana', ?, 1)", [F.S[1]])
+    con.execute(
+        "INSERT INTO alerts (alert_id, caller, chain, token, ts_ms) VALUES ('a1', 'x', 'solana', ?, 1)",
+        [F.S[1]],
+    )
     con.close()
     h = Home(root)
     al = list_alerts(h)
     assert al["alert_id"].tolist() == ["a1"] and al["caller_id"].isna().all() and al["source"].isna().all()
     csv = tmp_path / "calls.csv"
-    csv.write_text(f"caller,caller_id,chain,token,ts,forwarded,pair\nann,u1,sol,{F.S[2]},{F.T0},yes,{F.PAIR}\n")
+    csv.write_text(
+        f"caller,caller_id,chain,token,ts,forwarded,pair\nann,u1,sol,{F.S[2]},{F.T0},yes,{F.PAIR}\n"
+    )
     rep = ingest_alerts(h, [csv])
     assert rep.rows_new == 1
     row = list_alerts(h).set_index("alert_id").drop("a1").iloc[0]
-    assert (row["caller_id"], row["source"], bool(row["forwarded"]), row["pool"]) == ("u1", "calls.csv", True, F.PAIR)
+    assert (row["caller_id"], row["source"], bool(row["forwarded"]), row["pool"]) == (
+        "u1",
+        "calls.csv",
+        True,
+        F.PAIR,
+    )
 
 
 @pytest.fixture
@@ -344,13 +420,29 @@ def test_cli_ingest_and_alerts(filled, tmp_path):
     d = json.loads(r.output)
     assert d["ingest"]["rows_new"] == 2 and d["ingest"]["rows_duplicate"] == 5
     r = runner.invoke(app, ["ingest", "telegram", str(FIX / "group_html"), "--home", home])
-    assert r.exit_code == 0 and "messages not taken" in r.output and "bot post that is not a reply" in r.output
+    assert (
+        r.exit_code == 0 and "messages not taken" in r.output and "bot post that is not a reply" in r.output
+    )
 
     r = runner.invoke(app, ["alerts", "--home", home, "--json"])
     rows = json.loads(r.output)
-    assert len(rows) == 17 and {"alert_id", "caller", "caller_id", "chain", "token", "ts", "ticker", "price_at_alert",
-                                "mcap_at_alert", "chat_id", "message_id", "source", "forwarded", "pool",
-                                "is_first_call"} <= set(rows[0])
+    assert len(rows) == 17 and {
+        "alert_id",
+        "caller",
+        "caller_id",
+        "chain",
+        "token",
+        "ts",
+        "ticker",
+        "price_at_alert",
+        "mcap_at_alert",
+        "chat_id",
+        "message_id",
+        "source",
+        "forwarded",
+        "pool",
+        "is_first_call",
+    } <= set(rows[0])
     r = runner.invoke(app, ["alerts", "--home", home, "--json", "--caller", "alice", "--chain", "SOL"])
     assert [x["message_id"] for x in json.loads(r.output)] == ["100"]
     r = runner.invoke(app, ["alerts", "--home", home, "--json", "--from", "2025-10-09", "--to", "2025-10-09"])
@@ -366,7 +458,9 @@ def test_cli_ingest_and_alerts(filled, tmp_path):
     assert r.exit_code == 2 and "no alerts in" in r.output
     r = runner.invoke(app, ["ingest", "telegram", str(tmp_path / "nope"), "--home", home])
     assert r.exit_code == 2 and "no such file" in r.output
-    r = runner.invoke(app, ["ingest", "telegram", str(FIX / "group_json"), "--home", home, "--evm-chain", "tron"])
+    r = runner.invoke(
+        app, ["ingest", "telegram", str(FIX / "group_json"), "--home", home, "--evm-chain", "tron"]
+    )
     assert r.exit_code == 2 and "not an EVM chain" in r.output
 
 
@@ -389,14 +483,50 @@ def test_alerts_table_fits_the_terminal(filled, width):
 
 def test_unknown_callers_and_dates_are_quarantined(tmp_path, home):
     msgs = [
-        {"id": 1, "type": "message", "date_unixtime": str(F.T0), "from": None, "from_id": "user5", "text": F.S[11]},
-        {"id": 2, "type": "message", "date": "2025-10-09T11:53:20", "from": "Ann", "from_id": "user6", "text": F.S[12]},
-        {"id": 3, "type": "message", "date_unixtime": str(F.T0 + 5), "from": "Ann", "from_id": "user6",
-         "forwarded_from": None, "text": F.S[13]},
-        {"id": 4, "type": "message", "date_unixtime": str(F.T0 + 9), "from": "Rick", "from_id": "user9",
-         "reply_to_message_id": 999, "text": f"💊 X [$1M/2%] $X\n{F.S[14]}"},
-        {"id": 5, "type": "message", "date_unixtime": str(F.T0 + 12), "from": "Ann", "from_id": "user6",
-         "reply_to_message_id": 1, "reply_to_peer_id": "channel77", "text": "elsewhere"},
+        {
+            "id": 1,
+            "type": "message",
+            "date_unixtime": str(F.T0),
+            "from": None,
+            "from_id": "user5",
+            "text": F.S[11],
+        },
+        {
+            "id": 2,
+            "type": "message",
+            "date": "2025-10-09T11:53:20",
+            "from": "Ann",
+            "from_id": "user6",
+            "text": F.S[12],
+        },
+        {
+            "id": 3,
+            "type": "message",
+            "date_unixtime": str(F.T0 + 5),
+            "from": "Ann",
+            "from_id": "user6",
+            "forwarded_from": None,
+            "text": F.S[13],
+        },
+        {
+            "id": 4,
+            "type": "message",
+            "date_unixtime": str(F.T0 + 9),
+            "from": "Rick",
+            "from_id": "user9",
+            "reply_to_message_id": 999,
+            "text": f"💊 X [$1M/2%] $X\n{F.S[14]}",
+        },
+        {
+            "id": 5,
+            "type": "message",
+            "date_unixtime": str(F.T0 + 12),
+            "from": "Ann",
+            "from_id": "user6",
+            "reply_to_message_id": 1,
+            "reply_to_peer_id": "channel77",
+            "text": "elsewhere",
+        },
     ]
     path = tmp_path / "result.json"
     path.write_text(json.dumps({"name": "Misc", "type": "private_group", "id": 5, "messages": msgs}))
@@ -404,6 +534,8 @@ def test_unknown_callers_and_dates_are_quarantined(tmp_path, home):
     al = list_alerts(home)
     assert al[["caller", "token", "message_id"]].values.tolist() == [["Deleted Account", F.S[11], "1"]]
     assert {(r, w) for _, r, w in rejects_of(home)} == {
-        (2, "missing or unparsable message date"), (3, "forwarded from a hidden account (caller unknown)"),
-        (4, "bot reply to a message not in the export (caller unknown)")}
+        (2, "missing or unparsable message date"),
+        (3, "forwarded from a hidden account (caller unknown)"),
+        (4, "bot reply to a message not in the export (caller unknown)"),
+    }
     assert rep.skipped == {"no address": 1}

@@ -34,21 +34,38 @@ def ref_series(rows, token, interval_s):
     cands = []  # (priority, bar)
     if interval_s is None:
         for r in mine:
-            cands.append(((r[2], 0), dict(ts=r[3], dur=r[2], open=r[4], high=r[5], low=r[6], close=r[7], volume=r[8])))
+            cands.append(
+                ((r[2], 0), dict(ts=r[3], dur=r[2], open=r[4], high=r[5], low=r[6], close=r[7], volume=r[8]))
+            )
     else:
         slots = {}
         for r in mine:
             if r[2] >= interval_s:
-                cands.append(((r[2], 0), dict(ts=r[3], dur=r[2], open=r[4], high=r[5], low=r[6], close=r[7],
-                                              volume=r[8])))
+                cands.append(
+                    (
+                        (r[2], 0),
+                        dict(ts=r[3], dur=r[2], open=r[4], high=r[5], low=r[6], close=r[7], volume=r[8]),
+                    )
+                )
             else:
                 slots.setdefault(r[3] // interval_s * interval_s, []).append(r)
         for slot, rs in slots.items():
             best = max(r[2] for r in rs)
             rs = sorted([r for r in rs if r[2] == best], key=lambda r: r[3])
-            cands.append(((interval_s, 1), dict(ts=slot, dur=interval_s, open=rs[0][4], high=max(r[5] for r in rs),
-                                                low=min(r[6] for r in rs), close=rs[-1][7],
-                                                volume=sum(r[8] for r in rs))))
+            cands.append(
+                (
+                    (interval_s, 1),
+                    dict(
+                        ts=slot,
+                        dur=interval_s,
+                        open=rs[0][4],
+                        high=max(r[5] for r in rs),
+                        low=min(r[6] for r in rs),
+                        close=rs[-1][7],
+                        volume=sum(r[8] for r in rs),
+                    ),
+                )
+            )
     kept = []
     for _, b in sorted(cands, key=lambda c: (c[0], c[1]["ts"])):
         if all(b["ts"] + b["dur"] <= k["ts"] or k["ts"] + k["dur"] <= b["ts"] for k in kept):
@@ -97,10 +114,15 @@ def ref_cut(series, data_end, ts_ms, horizon, max_lag):
     known_end = min(data_end, end)
     covered = sum(max(0, min(b["ts"] + b["dur"], known_end) - b["ts"]) for b in win)
     known = known_end - e["ts"]
-    return dict(res, status=TRUNCATED if data_end < end else OK, window=win,
-                coverage=max(0.0, min(1.0, known / horizon)),
-                gap_share=max(0.0, 1 - covered / known) if known > 0 else 0.0,
-                resolution=max(b["dur"] for b in win), n_suspect=sum(b["suspect"] for b in win))
+    return dict(
+        res,
+        status=TRUNCATED if data_end < end else OK,
+        window=win,
+        coverage=max(0.0, min(1.0, known / horizon)),
+        gap_share=max(0.0, 1 - covered / known) if known > 0 else 0.0,
+        resolution=max(b["dur"] for b in win),
+        n_suspect=sum(b["suspect"] for b in win),
+    )
 
 
 # ----------------------------------------------------------------------------------- random nasty markets
@@ -155,16 +177,33 @@ def random_token_rows(rng, chain, token, t0):
 
 def write_bucket(path, rows):
     t = pa.table({k: [r[i] for r in rows] for i, k in enumerate(FIELDS)})
-    t = t.cast(pa.schema([("chain", pa.string()), ("token", pa.string()), ("interval_s", pa.int32()),
-                          ("ts", pa.int64()), ("open", pa.float64()), ("high", pa.float64()),
-                          ("low", pa.float64()), ("close", pa.float64()), ("volume", pa.float64())]))
-    pq.write_table(t.sort_by([("token", "ascending"), ("interval_s", "ascending"), ("ts", "ascending")]), path)
+    t = t.cast(
+        pa.schema(
+            [
+                ("chain", pa.string()),
+                ("token", pa.string()),
+                ("interval_s", pa.int32()),
+                ("ts", pa.int64()),
+                ("open", pa.float64()),
+                ("high", pa.float64()),
+                ("low", pa.float64()),
+                ("close", pa.float64()),
+                ("volume", pa.float64()),
+            ]
+        )
+    )
+    pq.write_table(
+        t.sort_by([("token", "ascending"), ("interval_s", "ascending"), ("ts", "ascending")]), path
+    )
 
 
 def random_alert_times(rng, rows, n):
     ts = sorted(r[3] for r in rows)
     lo, hi = ts[0] - 7200, ts[-1] + 7200
-    out = [int(rng.integers(lo, hi)) * 1000 + int(rng.integers(0, 1000)) * int(rng.random() < 0.5) for _ in range(n)]
+    out = [
+        int(rng.integers(lo, hi)) * 1000 + int(rng.integers(0, 1000)) * int(rng.random() < 0.5)
+        for _ in range(n)
+    ]
     out += [ts[0] * 1000, ts[-1] * 1000, ts[-1] * 1000 + 1, int(rng.choice(ts)) * 1000 - 1]
     return out
 
@@ -181,7 +220,7 @@ def check_against_reference(rng, tmp_path, interval_s, horizon, max_lag, k):
     alerts = []
     for q, tok in enumerate(tokens):
         mine = [r for r in rows if r[1] == tok]
-        for ms in (random_alert_times(rng, mine, 8) if mine else [1_700_000_000_000]):
+        for ms in random_alert_times(rng, mine, 8) if mine else [1_700_000_000_000]:
             alerts.append((q, ms))
     codes = np.array([a[0] for a in alerts])
     ms = np.array([a[1] for a in alerts], np.int64)
@@ -192,11 +231,20 @@ def check_against_reference(rng, tmp_path, interval_s, horizon, max_lag, k):
     for q, tok in enumerate(tokens):
         ser = ref_guard(ref_series(rows, tok, interval_s), k)
         m = series["code"] == q
-        got = [dict(ts=int(series["ts"][j]), dur=int(series["dur"][j]), high=float(series["high"][j]),
-                    low=float(series["low"][j]), high_raw=float(series["high_raw"][j]), suspect=bool(series["suspect"][j]))
-               for j in np.flatnonzero(m)]
-        assert [(b["ts"], b["dur"], b["high"], b["low"], b["high_raw"], b["suspect"]) for b in ser] == \
-               [(b["ts"], b["dur"], b["high"], b["low"], b["high_raw"], b["suspect"]) for b in got]
+        got = [
+            dict(
+                ts=int(series["ts"][j]),
+                dur=int(series["dur"][j]),
+                high=float(series["high"][j]),
+                low=float(series["low"][j]),
+                high_raw=float(series["high_raw"][j]),
+                suspect=bool(series["suspect"][j]),
+            )
+            for j in np.flatnonzero(m)
+        ]
+        assert [(b["ts"], b["dur"], b["high"], b["low"], b["high_raw"], b["suspect"]) for b in ser] == [
+            (b["ts"], b["dur"], b["high"], b["low"], b["high_raw"], b["suspect"]) for b in got
+        ]
         assert data_end[q] == max((r[3] + r[2] for r in rows if r[1] == tok), default=0)
     for i, (q, t_ms) in enumerate(alerts):
         ser = ref_guard(ref_series(rows, tokens[q], interval_s), k)
@@ -206,7 +254,7 @@ def check_against_reference(rng, tmp_path, interval_s, horizon, max_lag, k):
         if "entry_ts" in ref:
             assert cut["entry_ts"][i] == ref["entry_ts"] and cut["entry_lag_s"][i] == ref["lag"]
             assert cut["entry_price"][i] == ref["entry_price"]
-        win = [int(series["ts"][j]) for j in flat[offs[i]:offs[i + 1]]]
+        win = [int(series["ts"][j]) for j in flat[offs[i] : offs[i + 1]]]
         assert win == [b["ts"] for b in ref["window"]]
         if ref["status"] in (OK, TRUNCATED):
             assert cut["coverage"][i] == pytest.approx(ref["coverage"], abs=1e-12)
@@ -217,9 +265,13 @@ def check_against_reference(rng, tmp_path, interval_s, horizon, max_lag, k):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), interval_s=st.sampled_from([None, None, 60, 300, 900, 3600]),
-       horizon_h=st.sampled_from([1, 6, 48]), max_lag=st.sampled_from([0, 60, 300, 7200]),
-       k=st.sampled_from([None, 10.0, 2.5]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    interval_s=st.sampled_from([None, None, 60, 300, 900, 3600]),
+    horizon_h=st.sampled_from([1, 6, 48]),
+    max_lag=st.sampled_from([0, 60, 300, 7200]),
+    k=st.sampled_from([None, 10.0, 2.5]),
+)
 def test_series_guard_and_cut_match_reference(tmp_path_factory, seed, interval_s, horizon_h, max_lag, k):
     rng = np.random.default_rng(seed)
     check_against_reference(rng, tmp_path_factory.mktemp("w"), interval_s, horizon_h * 3600, max_lag, k)
@@ -244,8 +296,9 @@ def _one_token(tmp_path, bars, interval_s=None, k=10.0, horizon=48 * 3600, lag=3
     path = tmp_path / "one.parquet"
     write_bucket(path, rows)
     s = load_series(path, ["x"], interval_s, k)
-    cut = cut_windows(np.zeros(len(alerts_ms), np.int64), np.asarray(alerts_ms, np.int64), s, s["token_end"],
-                      horizon, lag)
+    cut = cut_windows(
+        np.zeros(len(alerts_ms), np.int64), np.asarray(alerts_ms, np.int64), s, s["token_end"], horizon, lag
+    )
     return s, cut
 
 
@@ -264,10 +317,12 @@ def test_hourly_call_enters_next_hour_never_before(tmp_path):
 
 def test_entry_waits_for_a_traded_bar_and_truncation(tmp_path):
     t0 = 1_700_000_400
-    bars = [(300, t0, 1.0, 1.0, 1.0, 1.0, 0.0),  # no-trade filler right at the call
-            (300, t0 + 300, 1.2, 1.3, 1.1, 1.25, 3.0),
-            (300, t0 + 600, 1.25, 1.25, 1.25, 1.25, 0.0),
-            (3600, t0 // 3600 * 3600 + 7200, 1.3, 1.4, 1.2, 1.3, 2.0)]
+    bars = [
+        (300, t0, 1.0, 1.0, 1.0, 1.0, 0.0),  # no-trade filler right at the call
+        (300, t0 + 300, 1.2, 1.3, 1.1, 1.25, 3.0),
+        (300, t0 + 600, 1.25, 1.25, 1.25, 1.25, 0.0),
+        (3600, t0 // 3600 * 3600 + 7200, 1.3, 1.4, 1.2, 1.3, 2.0),
+    ]
     _, cut = _one_token(tmp_path, bars, alerts_ms=[t0 * 1000])
     assert cut["status"][0] == TRUNCATED and cut["entry_ts"][0] == t0 + 300 and cut["entry_price"][0] == 1.2
     end = t0 // 3600 * 3600 + 7200 + 3600
@@ -304,13 +359,26 @@ def test_guard_clamps_ticks_keeps_wicks_and_pumps(tmp_path):
     assert s["high"][6] == 1.8 * 4.5 and s["low"][8] == 1.8 and s["low_raw"][8] == 1.8 / 5000
     # a genuine multi-bar 5x pump: each bar's high is confirmed by its close / the next open
     pump = [1.0, 1.8, 3.2, 5.0, 5.1, 4.0]
-    bars2 = [(300, t0 + i * 300, (pump[i - 1] if i else 1.0), pump[i] * 1.05, (pump[i - 1] if i else 1.0) * 0.95,
-              pump[i], 1.0) for i in range(len(pump))]
+    bars2 = [
+        (
+            300,
+            t0 + i * 300,
+            (pump[i - 1] if i else 1.0),
+            pump[i] * 1.05,
+            (pump[i - 1] if i else 1.0) * 0.95,
+            pump[i],
+            1.0,
+        )
+        for i in range(len(pump))
+    ]
     s2, _ = _one_token(tmp_path, bars2)
     assert not s2["suspect"].any() and np.array_equal(s2["high"], s2["high_raw"])
     # even a single-bar 5x candle that closes at the top is a trade, not a tick
-    bars3 = [(300, t0, 1.0, 1.0, 1.0, 1.0, 1.0), (300, t0 + 300, 1.0, 5.2, 1.0, 5.0, 1.0),
-             (300, t0 + 600, 5.0, 5.0, 4.0, 4.2, 1.0)]
+    bars3 = [
+        (300, t0, 1.0, 1.0, 1.0, 1.0, 1.0),
+        (300, t0 + 300, 1.0, 5.2, 1.0, 5.0, 1.0),
+        (300, t0 + 600, 5.0, 5.0, 4.0, 4.2, 1.0),
+    ]
     s3, _ = _one_token(tmp_path, bars3)
     assert not s3["suspect"].any()
     # off: nothing clamped
@@ -321,8 +389,6 @@ def test_guard_clamps_ticks_keeps_wicks_and_pumps(tmp_path):
 def test_gather_empty_and_ranges():
     assert gather(np.array([5, 0, 2]), np.array([0, 0, 0])).size == 0
     assert list(gather(np.array([5, 0, 2]), np.array([2, 0, 3]))) == [5, 6, 2, 3, 4]
-
-
 
 
 # ----------------------------------------------------------------------------------- metrics on mixed windows
@@ -350,17 +416,31 @@ def test_metrics_on_mixed_guarded_windows_match_reference(tmp_path):
             for t in random_alert_times(rng, [r for r in rows if r[1] == tok], 10):
                 codes.append(q)
                 ms.append(t)
-        cut = cut_windows(np.array(codes), np.array(ms, np.int64), series, series["token_end"], 6 * 3600, 3600)
+        cut = cut_windows(
+            np.array(codes), np.array(ms, np.int64), series, series["token_end"], 6 * 3600, 3600
+        )
         flat = gather(cut["start"], cut["count"])
         n = len(codes)
-        w = Windows(interval_s=60, horizon_s=6 * 3600, alert_id=np.arange(n).astype(str).astype(object),
-                    caller=np.full(n, "c", object), chain=np.full(n, "solana", object),
-                    token=np.asarray(tokens, object)[codes], alert_ts_ms=np.array(ms, np.int64),
-                    is_first_call=np.zeros(n, bool), status=cut["status"], entry_ts=cut["entry_ts"],
-                    entry_price=cut["entry_price"], offsets=np.concatenate([[0], np.cumsum(cut["count"])]),
-                    **{k: series[k][flat] for k in ("ts", "dur", "open", "high", "low", "close", "volume",
-                                                    "high_raw", "low_raw")},
-                    coverage=cut["coverage"], n_suspect=cut["n_suspect"])
+        w = Windows(
+            interval_s=60,
+            horizon_s=6 * 3600,
+            alert_id=np.arange(n).astype(str).astype(object),
+            caller=np.full(n, "c", object),
+            chain=np.full(n, "solana", object),
+            token=np.asarray(tokens, object)[codes],
+            alert_ts_ms=np.array(ms, np.int64),
+            is_first_call=np.zeros(n, bool),
+            status=cut["status"],
+            entry_ts=cut["entry_ts"],
+            entry_price=cut["entry_price"],
+            offsets=np.concatenate([[0], np.cumsum(cut["count"])]),
+            **{
+                k: series[k][flat]
+                for k in ("ts", "dur", "open", "high", "low", "close", "volume", "high_raw", "low_raw")
+            },
+            coverage=cut["coverage"],
+            n_suspect=cut["n_suspect"],
+        )
         ref = []
         for i in range(n):
             if w.status[i] not in (OK, TRUNCATED) or w.n_bars[i] == 0:

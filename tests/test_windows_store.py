@@ -27,12 +27,15 @@ def candles(path, ts, price=1.0, vol=1.0, wick: dict | None = None):
         p = price * (1 + 0.01 * np.sin(k))
         h = p * 1.01 if not wick or k not in wick else p * wick[k]
         rows.append((t, p, h, p * 0.99, p, vol))
-    pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close", "volume"]).to_csv(path, index=False)
+    pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close", "volume"]).to_csv(
+        path, index=False
+    )
 
 
 def alerts(path, rows):
-    pd.DataFrame([{"caller_name": c, "mint": m, "chain": "bsc", "alert_ts_ms": t} for c, m, t in rows]).to_csv(
-        path, index=False)
+    pd.DataFrame(
+        [{"caller_name": c, "mint": m, "chain": "bsc", "alert_ts_ms": t} for c, m, t in rows]
+    ).to_csv(path, index=False)
 
 
 @pytest.fixture
@@ -56,11 +59,15 @@ def test_fetched_ranges_extend_the_known_data_end(small_home):
     assert r.status_counts["usable"] == 0 and "below --min-coverage 0.8" in r.diagnosis
     # the fetcher says it asked the source up to T0 + 8 h: the quiet end is not truncation
     con = small_home.connect()
-    con.execute("CREATE TABLE IF NOT EXISTS fetch_ranges(chain VARCHAR, token VARCHAR, start_ts BIGINT, "
-                "end_ts BIGINT, source VARCHAR, pool VARCHAR, fetched_at BIGINT)")  # the fetcher's table
-    con.execute("INSERT INTO fetch_ranges VALUES ('bsc', ?, ?, ?, 'geckoterminal', 'p1', ?), "
-                "('bsc', ?, ?, ?, 'geckoterminal', 'p1', ?), ('bsc', ?, 0, ?, 'x', 'p', 0)",
-                [TOK, T0 - 3600, T0 + 4 * 3600, T0, TOK, T0, T0 + 8 * 3600, T0, OTHER, T0 + 99 * 3600])
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS fetch_ranges(chain VARCHAR, token VARCHAR, start_ts BIGINT, "
+        "end_ts BIGINT, source VARCHAR, pool VARCHAR, fetched_at BIGINT)"
+    )  # the fetcher's table
+    con.execute(
+        "INSERT INTO fetch_ranges VALUES ('bsc', ?, ?, ?, 'geckoterminal', 'p1', ?), "
+        "('bsc', ?, ?, ?, 'geckoterminal', 'p1', ?), ('bsc', ?, 0, ?, 'x', 'p', 0)",
+        [TOK, T0 - 3600, T0 + 4 * 3600, T0, TOK, T0, T0 + 8 * 3600, T0, OTHER, T0 + 99 * 3600],
+    )
     con.close()
     r2 = run_baseline(small_home, spec=spec, min_calls=1)
     w2 = r2.windows
@@ -80,8 +87,12 @@ def test_cache_key_is_the_format_version_not_the_commit(small_home, monkeypatch)
     assert run_baseline(small_home, spec=spec).cache.fingerprint != fp1
     # the guard factor is part of the window rules (and so of the key)
     monkeypatch.undo()
-    assert run_baseline(small_home, spec=WindowSpec(horizon_hours=6, wick_guard=None)).cache.fingerprint != fp1
-    assert run_baseline(small_home, spec=WindowSpec(horizon_hours=6, min_coverage=0.1)).cache.fingerprint == fp1
+    assert (
+        run_baseline(small_home, spec=WindowSpec(horizon_hours=6, wick_guard=None)).cache.fingerprint != fp1
+    )
+    assert (
+        run_baseline(small_home, spec=WindowSpec(horizon_hours=6, min_coverage=0.1)).cache.fingerprint == fp1
+    )
 
 
 def test_guard_on_by_default_and_flags(small_home):
@@ -89,15 +100,27 @@ def test_guard_on_by_default_and_flags(small_home):
     t = r.to_pandas().set_index("caller")
     assert t.loc["ann", "ath_mult_raw"] > 700 and t.loc["ann", "ath_mult"] < 1.1
     assert t.loc["ann", "n_suspect_bars"] == 1 and t.loc["bob", "n_suspect_bars"] == 0
-    code, out = _cli(small_home, "baseline", "--horizon-hours", "6", "--min-coverage", "0", "--no-wick-guard",
-                     "--min-calls", "1", "--json")
+    code, out = _cli(
+        small_home,
+        "baseline",
+        "--horizon-hours",
+        "6",
+        "--min-coverage",
+        "0",
+        "--no-wick-guard",
+        "--min-calls",
+        "1",
+        "--json",
+    )
     assert code == 0, out
     doc = json.loads(out)
     assert doc["status_counts"]["usable"] == 2
     assert max(row["ath_median"] for row in doc["leaderboard"]) > 700  # unguarded: the tick is the ATH
-    for bad, msg in ((["--wick-guard", "0.5"], "must be a finite number > 1"),
-                     (["--wick-guard", "5", "--no-wick-guard"], "contradict"),
-                     (["--min-coverage", "1.5"], "min_coverage")):
+    for bad, msg in (
+        (["--wick-guard", "0.5"], "must be a finite number > 1"),
+        (["--wick-guard", "5", "--no-wick-guard"], "contradict"),
+        (["--min-coverage", "1.5"], "min_coverage"),
+    ):
         code, out = _cli(small_home, "baseline", *bad)
         assert code == 2 and msg in out and "Traceback" not in out, out
 
@@ -116,7 +139,9 @@ def test_never_a_silent_empty_result(home, tmp_path):
     alerts(a, [(f"c{k}", OTHER, (T0 + 60 * k) * 1000) for k in range(4)])
     ingest_alerts(home, [a])
     code, out = _cli(home, "baseline", "--min-calls", "1")
-    assert code == 0 and "0 of 4 alerts usable: 4 missing, the store has no candles for these tokens" in out, out
+    assert (
+        code == 0 and "0 of 4 alerts usable: 4 missing, the store has no candles for these tokens" in out
+    ), out
     assert "usable" in out and "missing" in out  # the status table
     for cmd in (["bt", "--tp", "3"], ["optimize", "--trials", "2"]):
         code, out = _cli(home, *cmd)
@@ -126,13 +151,23 @@ def test_never_a_silent_empty_result(home, tmp_path):
     ingest_alerts(home, [a2])
     r = run_baseline(home, min_calls=1)
     assert (r.windows.status[np.asarray(r.windows.token) == TOK] == STALE).all()
-    assert "3 stale, the first traded bar opens more than 300 s (or its own duration) after the call" in r.diagnosis
+    assert (
+        "3 stale, the first traded bar opens more than 300 s (or its own duration) after the call"
+        in r.diagnosis
+    )
     assert "see --max-entry-lag-s" in r.diagnosis
     code, out = _cli(home, "bt", "--tp", "3", "--max-entry-lag-s", "20000", "--horizon-hours", "6", "--json")
     assert code == 0, out
     doc = json.loads(out)
-    assert doc["status_counts"] == {"ok": 3, "missing": 4, "stale": 0, "bad_entry": 0, "truncated": 0,
-                                    "below_min_coverage": 0, "usable": 3}
+    assert doc["status_counts"] == {
+        "ok": 3,
+        "missing": 4,
+        "stale": 0,
+        "bad_entry": 0,
+        "truncated": 0,
+        "below_min_coverage": 0,
+        "usable": 3,
+    }
     assert doc["diagnosis"].startswith("3 of 7 alerts usable: 4 missing")
 
 

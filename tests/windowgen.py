@@ -263,12 +263,38 @@ def random_windows(
             cols[k].append(arr)
         counts[i] = len(ks)
 
-    return _assemble(cols, counts, interval_s, horizon_s, alert_id, caller, chain, token, alert_ts_ms,
-                     status, entry_ts, entry_price, "random_windows")
+    return _assemble(
+        cols,
+        counts,
+        interval_s,
+        horizon_s,
+        alert_id,
+        caller,
+        chain,
+        token,
+        alert_ts_ms,
+        status,
+        entry_ts,
+        entry_price,
+        "random_windows",
+    )
 
 
-def _assemble(cols, counts, interval_s, horizon_s, ids, caller, chain, token, ts_ms, status, entry_ts,
-              entry_price, generator: str) -> Windows:
+def _assemble(
+    cols,
+    counts,
+    interval_s,
+    horizon_s,
+    ids,
+    caller,
+    chain,
+    token,
+    ts_ms,
+    status,
+    entry_ts,
+    entry_price,
+    generator: str,
+) -> Windows:
     """A Windows from per-alert bar column lists (ragged) and the per-alert arrays."""
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     flat = {
@@ -399,5 +425,18 @@ def windows_from_bars(
         )
     else:
         ids = np.array(list(alert_id), dtype=object)
-    return _assemble(cols, counts, interval_s, horizon_s, ids, caller_a, chain_a, token_a, ts_ms, st, ets,
-                     entry_price, "windows_from_bars")
+    return _assemble(
+        cols,
+        counts,
+        interval_s,
+        horizon_s,
+        ids,
+        caller_a,
+        chain_a,
+        token_a,
+        ts_ms,
+        st,
+        ets,
+        entry_price,
+        "windows_from_bars",
+    )

@@ -63,25 +63,36 @@ def run_backtest(
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
     if strategy.is_grid and export_per_trade_parquet:
-        raise ValueError("--export-per-trade-parquet needs a single strategy, not a grid "
-                         f"({strategy.n_combinations} combinations); use --export-grid-parquet")
+        raise ValueError(
+            "--export-per-trade-parquet needs a single strategy, not a grid "
+            f"({strategy.n_combinations} combinations); use --export-grid-parquet"
+        )
     if strategy.is_grid and portfolio is not None:
         raise ValueError("portfolio mode (--capital) needs a single strategy, not a grid")
     if not strategy.is_grid and export_grid_parquet:
-        raise ValueError("--export-grid-parquet needs a grid (give some option a comma list, e.g. --tp 2,3,5)")
-    config = {"selection": sel.model_dump(mode="json"), "window": spec.model_dump(mode="json"),
-              "strategy": strategy.model_dump(mode="json"),
-              "portfolio": portfolio.model_dump(mode="json") if portfolio else None,
-              "force_recompute": force_recompute,
-              **({"cluster": cluster, "cluster_data": cluster_data} if cluster else {})}
+        raise ValueError(
+            "--export-grid-parquet needs a grid (give some option a comma list, e.g. --tp 2,3,5)"
+        )
+    config = {
+        "selection": sel.model_dump(mode="json"),
+        "window": spec.model_dump(mode="json"),
+        "strategy": strategy.model_dump(mode="json"),
+        "portfolio": portfolio.model_dump(mode="json") if portfolio else None,
+        "force_recompute": force_recompute,
+        **({"cluster": cluster, "cluster_data": cluster_data} if cluster else {}),
+    }
     with recorded(home, "grid" if strategy.is_grid else "backtest", config) as run:
         with run.phase("windows"):
             w, info = load_windows(home, sel, spec, force=force_recompute, progress=progress)
         run.fingerprint, run.cache_hit = info.fingerprint, info.hit
         counts = w.status_counts(spec.min_coverage)
         why = diagnose(w, spec.min_coverage, spec.entry_lag_s)
-        run.counts = {"alerts": w.n, **{f"status_{k}": v for k, v in counts.items()},
-                      "combinations": strategy.n_combinations, **({"diagnosis": why} if why else {})}
+        run.counts = {
+            "alerts": w.n,
+            **{f"status_{k}": v for k, v in counts.items()},
+            "combinations": strategy.n_combinations,
+            **({"diagnosis": why} if why else {}),
+        }
         idx = w.usable_idx(spec.min_coverage)
         if idx.size == 0:
             raise ValueError(why or "no usable alert")
@@ -90,8 +101,9 @@ def run_backtest(
             if cluster:
                 from alertlab.distributed.run import backtest_on_cluster
 
-                result, grid = backtest_on_cluster(cluster, cluster_data, w, info.path, strategy,
-                                                   portfolio, progress, alert_idx=idx)
+                result, grid = backtest_on_cluster(
+                    cluster, cluster_data, w, info.path, strategy, portfolio, progress, alert_idx=idx
+                )
             elif strategy.is_grid:
                 with bar("strategy grid", strategy.n_combinations, progress) as pb:
                     grid = run_grid(w, strategy, alert_idx=idx, progress=pb.advance)
@@ -105,7 +117,8 @@ def run_backtest(
             if export_per_trade_parquet and result is not None:
                 trades = result.trades.assign(  # UTC timestamps, as in the baseline export
                     entry_ts=pd.to_datetime(result.trades["entry_ts"], unit="s", utc=True),
-                    exit_ts=pd.to_datetime(result.trades["exit_ts"], unit="s", utc=True))
+                    exit_ts=pd.to_datetime(result.trades["exit_ts"], unit="s", utc=True),
+                )
                 t = pa.Table.from_pandas(trades, preserve_index=False)
                 p = exports.write_table(t, export_per_trade_parquet, prov)
                 record_result(home, run, "per_trade", str(p), t.num_rows)

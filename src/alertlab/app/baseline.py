@@ -67,18 +67,27 @@ def run_baseline(
         preflight(cluster, cluster_data)
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
-    config = {"selection": sel.model_dump(mode="json"), "window": spec.model_dump(mode="json"),
-              "min_calls": min_calls, "rank_by": rank_by, "force_recompute": force_recompute,
-              **({"cluster": cluster, "cluster_data": cluster_data} if cluster else {})}
+    config = {
+        "selection": sel.model_dump(mode="json"),
+        "window": spec.model_dump(mode="json"),
+        "min_calls": min_calls,
+        "rank_by": rank_by,
+        "force_recompute": force_recompute,
+        **({"cluster": cluster, "cluster_data": cluster_data} if cluster else {}),
+    }
     with recorded(home, "baseline", config) as run:
         with run.phase("select"):
             alerts = select_alerts(home, sel)
         if alerts.empty:
-            raise ValueError("no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)")
+            raise ValueError(
+                "no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)"
+            )
         with run.phase("windows"):
             w, info = get_windows(home, alerts, spec, force=force_recompute, progress=progress)
         run.fingerprint, run.cache_hit = info.fingerprint, info.hit
-        mpath = derived_path(info, f"baseline-m{METRICS_VERSION}.arrow")  # Arrow IPC keeps exact types (Parquet has no timestamp[s])
+        mpath = derived_path(
+            info, f"baseline-m{METRICS_VERSION}.arrow"
+        )  # Arrow IPC keeps exact types (Parquet has no timestamp[s])
         cached = mpath.exists() and not force_recompute
         with run.phase("metrics"):
             if cached:
@@ -100,15 +109,22 @@ def run_baseline(
             else:
                 stats = caller_stats(table, min_coverage=spec.min_coverage)
                 with atomic_file(spath) as tmp:
-                    feather.write_feather(pa.Table.from_pandas(stats, preserve_index=False), tmp,
-                                          compression="uncompressed")
+                    feather.write_feather(
+                        pa.Table.from_pandas(stats, preserve_index=False), tmp, compression="uncompressed"
+                    )
             board = rank_callers(stats, min_calls=min_calls, rank_by=rank_by)
             hidden = list(board.attrs.get("hidden_callers", []))
         counts = w.status_counts(spec.min_coverage)
         why = diagnose(w, spec.min_coverage, spec.entry_lag_s)
-        run.counts = {"alerts": w.n, "bars": info.n_bars, "callers_ranked": len(board),
-                      "callers_hidden": len(hidden), "metrics_cached": cached,
-                      **{f"status_{k}": v for k, v in counts.items()}, **({"diagnosis": why} if why else {})}
+        run.counts = {
+            "alerts": w.n,
+            "bars": info.n_bars,
+            "callers_ranked": len(board),
+            "callers_hidden": len(hidden),
+            "metrics_cached": cached,
+            **{f"status_{k}": v for k, v in counts.items()},
+            **({"diagnosis": why} if why else {}),
+        }
         result = BaselineResult(table, board, hidden, w, info, run, cached, counts, why)
         _export(home, result, export_baseline_parquet, export_per_alert_parquet, export_per_caller_parquet)
     return result
@@ -127,5 +143,7 @@ def _export(home: Home, r: BaselineResult, baseline_file, per_alert_dir, per_cal
             record_result(home, r.run, "per_alert_bars", str(p), n)
         if per_caller_dir:
             board = pa.Table.from_pandas(r.leaderboard, preserve_index=False)
-            p = exports.write_partitioned(r.table, per_caller_dir, "caller", prov, {"leaderboard.parquet": board})
+            p = exports.write_partitioned(
+                r.table, per_caller_dir, "caller", prov, {"leaderboard.parquet": board}
+            )
             record_result(home, r.run, "per_caller", str(p), r.table.num_rows)

@@ -48,8 +48,15 @@ NEXT_COMMANDS: tuple[tuple[str, str], ...] = (
 DEMO_STUDY = "demo"
 
 
-def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = False,
-             keep_input: bool = False, keep_cache: bool = False, report: bool = True) -> DemoResult:
+def run_demo(
+    home: Home,
+    seed: int = 7,
+    n_alerts: int = 3000,
+    progress: bool = False,
+    keep_input: bool = False,
+    keep_cache: bool = False,
+    report: bool = True,
+) -> DemoResult:
     """Generate the demo market (deterministic for a seed), ingest it, run the baseline and write the report.
 
     The generated candle CSVs (several hundred MB) are deleted once ingested unless
@@ -69,7 +76,9 @@ def run_demo(home: Home, seed: int = 7, n_alerts: int = 3000, progress: bool = F
     spec = DemoSpec(seed=seed)
     spec = replace(spec, n_alerts=n_alerts, n_tokens=max(50, n_alerts * spec.n_tokens // spec.n_alerts))
     files = make_demo(home.root / "demo-input" / f"seed{seed}-n{n_alerts}", spec)
-    rc = ingest_candles(home, [files.candles_dir], progress=progress)  # first: EVM alerts resolve chains from it
+    rc = ingest_candles(
+        home, [files.candles_dir], progress=progress
+    )  # first: EVM alerts resolve chains from it
     ra = ingest_alerts(home, [files.alerts_csv], progress=progress)
     removed = 0
     if not keep_input:
@@ -101,11 +110,17 @@ def _demo_report(home: Home, progress: bool):
     notes: list[str] = []
     study: str | None = DEMO_STUDY
     try:
-        run_optimize(home, options=OptimizeOptions(trials=200, sampler="random"), study=DEMO_STUDY, progress=progress)
+        run_optimize(
+            home, options=OptimizeOptions(trials=200, sampler="random"), study=DEMO_STUDY, progress=progress
+        )
     except ValueError as exc:  # e.g. too few days for the folds at a small --alerts: report without it
         notes.append(f"no demo study: {exc}")
         study = None
-    rep = run_report(home, strategy=StrategyConfig(tp=[1.5, 2, 3, 5, 10], sl=[0.3, 0.5, 0.7]),
-                     portfolio=PortfolioConfig(capital=10_000, stake_pct=0.02, max_open=20), study=study,
-                     progress=progress)
+    rep = run_report(
+        home,
+        strategy=StrategyConfig(tp=[1.5, 2, 3, 5, 10], sl=[0.3, 0.5, 0.7]),
+        portfolio=PortfolioConfig(capital=10_000, stake_pct=0.02, max_open=20),
+        study=study,
+        progress=progress,
+    )
     return rep, tuple(notes)

@@ -26,8 +26,18 @@ from alertlab.store import Home, resolve_home
 from alertlab.store.runs import Run, record_result, recorded
 from alertlab.windows.spec import Selection, WindowSpec
 
-GRID_OBJECTIVES = ("avg_ret", "median_ret", "sum_ret", "win_rate", "profit_factor", "sharpe", "t_stat",
-                   "expectancy", "avg_ret_pessimistic", "avg_ret_optimistic")
+GRID_OBJECTIVES = (
+    "avg_ret",
+    "median_ret",
+    "sum_ret",
+    "win_rate",
+    "profit_factor",
+    "sharpe",
+    "t_stat",
+    "expectancy",
+    "avg_ret_pessimistic",
+    "avg_ret_optimistic",
+)
 
 
 @dataclass
@@ -49,14 +59,20 @@ def _data_facts(home: Home, baseline) -> dict[str, Any]:
     con = home.connect()
     try:
         n_alerts = con.execute("SELECT count(*) FROM alerts").fetchone()[0]
-        rejects = con.execute("SELECT kind, reason, count(*) AS rows FROM rejects GROUP BY ALL "
-                              "ORDER BY rows DESC").df()
-        span = con.execute("SELECT min(ts_ms), max(ts_ms), count(DISTINCT caller), "
-                           "count(DISTINCT chain || token) FROM alerts").fetchone()
+        rejects = con.execute(
+            "SELECT kind, reason, count(*) AS rows FROM rejects GROUP BY ALL ORDER BY rows DESC"
+        ).df()
+        span = con.execute(
+            "SELECT min(ts_ms), max(ts_ms), count(DISTINCT caller), "
+            "count(DISTINCT chain || token) FROM alerts"
+        ).fetchone()
     finally:
         con.close()
     q = quality_table(home)
-    highlights: dict[str, Any] = {"token series": len(q), "bars stored": int(q["n_bars"].sum()) if len(q) else 0}
+    highlights: dict[str, Any] = {
+        "token series": len(q),
+        "bars stored": int(q["n_bars"].sum()) if len(q) else 0,
+    }
     if len(q):
         w = q["n_bars"].to_numpy(float)
         for c in q.columns:
@@ -101,8 +117,13 @@ def _pick_trades(trades: pd.DataFrame, n: int) -> list[str]:
         return []
     k = max(1, n // 4)
     picks: list[str] = []
-    for part in (t.nlargest(k, "ret"), t.nsmallest(k, "ret"), t.loc[t["ambiguous"].astype(bool)].head(k),
-                 t.loc[t["n_fills"] > 1].nlargest(k, "ret"), t.sample(min(len(t), n), random_state=0)):
+    for part in (
+        t.nlargest(k, "ret"),
+        t.nsmallest(k, "ret"),
+        t.loc[t["ambiguous"].astype(bool)].head(k),
+        t.loc[t["n_fills"] > 1].nlargest(k, "ret"),
+        t.sample(min(len(t), n), random_state=0),
+    ):
         for a in part["alert_id"]:
             if a not in picks and len(picks) < n:
                 picks.append(str(a))
@@ -138,20 +159,34 @@ def run_report(
     if top_callers < 1 or n_trades < 0:
         raise ValueError("--top-callers must be >= 1 and --trades >= 0")
     if strategy is not None and not strategy.is_grid and grid_axes is not None:
-        raise ValueError("--grid-axes needs a grid (give two options comma lists, e.g. --tp 2,3,5 --sl 0.3,0.5)")
+        raise ValueError(
+            "--grid-axes needs a grid (give two options comma lists, e.g. --tp 2,3,5 --sl 0.3,0.5)"
+        )
     if strategy is not None and strategy.is_grid:
         opts = _grid_options(strategy)
         if grid_axes is not None and (len(set(grid_axes)) != 2 or any(a not in opts for a in grid_axes)):
-            raise ValueError(f"--grid-axes {','.join(grid_axes)}: give two different options of the grid "
-                             f"({', '.join(opts)})")
+            raise ValueError(
+                f"--grid-axes {','.join(grid_axes)}: give two different options of the grid "
+                f"({', '.join(opts)})"
+            )
         if grid_axes is None and len(opts) < 2:
-            raise ValueError(f"the grid has only the option {opts[0]}: the heatmap needs two "
-                             "(e.g. --tp 2,3,5 --sl 0.3,0.5)")
-    config = {"selection": sel.model_dump(mode="json"), "window": spec.model_dump(mode="json"),
-              "strategy": strategy.model_dump(mode="json") if strategy is not None else None,
-              "portfolio": portfolio.model_dump(mode="json") if portfolio is not None else None,
-              "study": study, "min_calls": min_calls, "rank_by": rank_by, "top_callers": top_callers,
-              "trades": n_trades, "grid_axes": list(grid_axes) if grid_axes else None, "objective": objective}
+            raise ValueError(
+                f"the grid has only the option {opts[0]}: the heatmap needs two "
+                "(e.g. --tp 2,3,5 --sl 0.3,0.5)"
+            )
+    config = {
+        "selection": sel.model_dump(mode="json"),
+        "window": spec.model_dump(mode="json"),
+        "strategy": strategy.model_dump(mode="json") if strategy is not None else None,
+        "portfolio": portfolio.model_dump(mode="json") if portfolio is not None else None,
+        "study": study,
+        "min_calls": min_calls,
+        "rank_by": rank_by,
+        "top_callers": top_callers,
+        "trades": n_trades,
+        "grid_axes": list(grid_axes) if grid_axes else None,
+        "objective": objective,
+    }
     with recorded(home, "report", config) as run:
         with run.phase("baseline"):
             bl = run_baseline(home, sel, spec, min_calls=min_calls, rank_by=rank_by, progress=progress)
@@ -162,8 +197,10 @@ def run_report(
         if board.empty:  # still write the report: its Data section shows why
             counts = pd.Series(np.asarray(w.status_names(), dtype=str)).value_counts()
             why = ", ".join(f"{n} {k}" for k, n in counts.items())
-            warnings.append(f"no caller ranked: {int(w.usable(spec.min_coverage).sum())} of {w.n} alerts have a usable window "
-                            f"({why}) and no caller has --min-calls={min_calls} of them; see the Data section")
+            warnings.append(
+                f"no caller ranked: {int(w.usable(spec.min_coverage).sum())} of {w.n} alerts have a usable window "
+                f"({why}) and no caller has --min-calls={min_calls} of them; see the Data section"
+            )
         stats = _caller_stats(bl)
         data = _data_facts(home, bl)
 
@@ -184,15 +221,19 @@ def run_report(
                 single, chosen_label = strategy, "the strategy given on the command line"
             elif st is not None and st.config is not None:
                 single = st.config
-                chosen_label = (f"the recommendation of study {st.name} (trial {st.recommended['trial']}, "
-                                "chosen on out-of-sample folds)")
+                chosen_label = (
+                    f"the recommendation of study {st.name} (trial {st.recommended['trial']}, "
+                    "chosen on out-of-sample folds)"
+                )
             elif grid_run is not None:
                 g = grid_run.grid
                 best = g.sort_values(objective, ascending=False, na_position="last").iloc[0]
                 single = strategy.expand()[int(best["combo"])]
                 cells = ", ".join(f"{a} = {best[a]}" for a in strategy.grid_axes())
-                chosen_label = (f"the grid's best cell by {objective} ({cells}), chosen in-sample: "
-                                "expect less out of sample")
+                chosen_label = (
+                    f"the grid's best cell by {objective} ({cells}), chosen in-sample: "
+                    "expect less out of sample"
+                )
             else:
                 single = None
             if single is not None:
@@ -200,8 +241,12 @@ def run_report(
 
         with run.phase("figures"):
             sections: list[Section] = []
-            s = Section("data", "Data", "What went in: alerts and candles ingested, rows rejected and why, "
-                        "and which alerts got a usable price window.")
+            s = Section(
+                "data",
+                "Data",
+                "What went in: alerts and candles ingested, rows rejected and why, "
+                "and which alerts got a usable price window.",
+            )
             s.kv("Inputs", data["facts"])
             s.kv("Candle quality", data["quality"])
             s.fig(F.plot_status(w), half=True)
@@ -210,19 +255,31 @@ def run_report(
                 s.table("Rejected rows by reason", data["rejects"])
             sections.append(s)
 
-            s = Section("callers", "Callers", "Who calls winners: the share of calls that doubled with its 95% "
-                        "interval, so that a handful of lucky calls does not look like skill.")
+            s = Section(
+                "callers",
+                "Callers",
+                "Who calls winners: the share of calls that doubled with its 95% "
+                "interval, so that a handful of lucky calls does not look like skill.",
+            )
             if board.empty:
                 s.note(warnings[0].capitalize() + ".")
             else:
                 s.leaderboard(board, bl.hidden_callers, rank_by)
                 s.fig(F.plot_leaderboard(board, top=25), half=True)
-                s.fig(F.plot_hit_rate_vs_calls(stats, min_calls), half=True, note="Each dot is a caller; the grey "
-                      "band is where a caller with no skill (hitting at the pooled rate) lands 95% of the time.")
+                s.fig(
+                    F.plot_hit_rate_vs_calls(stats, min_calls),
+                    half=True,
+                    note="Each dot is a caller; the grey "
+                    "band is where a caller with no skill (hitting at the pooled rate) lands 95% of the time.",
+                )
             sections.append(s)
 
-            s = Section("per-caller", "Per caller", "How the calls of one caller played out: the size of the "
-                        "peaks, how fast they came, and the typical path of the price after the call.")
+            s = Section(
+                "per-caller",
+                "Per caller",
+                "How the calls of one caller played out: the size of the "
+                "peaks, how fast they came, and the typical path of the price after the call.",
+            )
             for c in F.top_callers(board, top_callers):
                 s.panel(c, [F.plot_ath_distribution(bl, c), F.plot_time_to_2x(bl, c), F.plot_fan(w, c)])
             if board.empty:
@@ -232,8 +289,12 @@ def run_report(
             if bt is not None:
                 r = bt.result
                 sm = r.summary
-                s = Section("strategy", "Strategy", "What trading every usable call with one exit rule would "
-                            f"have returned, after fees and slippage; the rule is {chosen_label}.")
+                s = Section(
+                    "strategy",
+                    "Strategy",
+                    "What trading every usable call with one exit rule would "
+                    f"have returned, after fees and slippage; the rule is {chosen_label}.",
+                )
                 s.kv("Trades (stake 1 per alert)", {"rule": _rule_text(bt.strategy), **_summary_view(sm)})
                 if r.portfolio is not None:
                     s.kv("Portfolio (finite capital)", _portfolio_view(r.portfolio.summary, portfolio))
@@ -243,44 +304,70 @@ def run_report(
                     s.fig(pf)
                 s.fig(F.plot_exit_reasons(r), half=True)
                 s.fig(F.plot_returns(r), half=True)
-                s.fig(F.plot_intrabar_band(r), note="When a stop and a take-profit both fall inside one bar the "
-                      "order is unknown: the band spans the pessimistic and optimistic readings.")
+                s.fig(
+                    F.plot_intrabar_band(r),
+                    note="When a stop and a take-profit both fall inside one bar the "
+                    "order is unknown: the band spans the pessimistic and optimistic readings.",
+                )
                 s.fig(F.plot_per_caller_results(r))
                 sections.append(s)
 
-                s = Section("trades", "Trades on candles", "Single trades drawn on their candles: where the rule "
-                            "bought, where it sold, and the levels it was watching.")
+                s = Section(
+                    "trades",
+                    "Trades on candles",
+                    "Single trades drawn on their candles: where the rule "
+                    "bought, where it sold, and the levels it was watching.",
+                )
                 picks = _pick_trades(r.trades, n_trades)
                 for a in picks:
                     row = r.trades.loc[r.trades["alert_id"] == a].iloc[0]
-                    s.panel(f"{row['caller']} · {row['exit_reason']} · {row['ret']:+.1%}", [F.plot_trade(w, r, a)])
+                    s.panel(
+                        f"{row['caller']} · {row['exit_reason']} · {row['ret']:+.1%}", [F.plot_trade(w, r, a)]
+                    )
                 if picks:
-                    s.caption("Dashed lines: take-profit levels and the initial stop (sl·P); breakeven and trailing "
-                           "stops move the stop later (the exit reason names the rule that sold). The exit marker "
-                           "is the mean price of the trade's fills.")
+                    s.caption(
+                        "Dashed lines: take-profit levels and the initial stop (sl·P); breakeven and trailing "
+                        "stops move the stop later (the exit reason names the rule that sold). The exit marker "
+                        "is the mean price of the trade's fills."
+                    )
                 else:
                     s.note("No trade was filled: nothing to draw.")
                 sections.append(s)
             else:
                 for sid, title in (("strategy", "Strategy"), ("trades", "Trades on candles")):
-                    s = Section(sid, title, "Give an exit rule (--tp/--sl…, --strategy-config, or --study with a "
-                                "recommendation) to see how trading these calls would have gone.")
+                    s = Section(
+                        sid,
+                        title,
+                        "Give an exit rule (--tp/--sl…, --strategy-config, or --study with a "
+                        "recommendation) to see how trading these calls would have gone.",
+                    )
                     s.note("No strategy given.")
                     sections.append(s)
 
-            s = Section("grid", "Grid", "The same rule over a grid of settings: where the results are good and "
-                        "whether the good region is broad (robust) or a single lucky cell.")
+            s = Section(
+                "grid",
+                "Grid",
+                "The same rule over a grid of settings: where the results are good and "
+                "whether the good region is broad (robust) or a single lucky cell.",
+            )
             if grid_run is not None:
                 axes = list(grid_axes) if grid_axes else _grid_options(grid_run.strategy)[:2]
-                s.fig(F.plot_grid(grid_run.grid, axes[0], axes[1], objective),
-                      note=None if len(grid_run.strategy.grid_axes()) <= 2 else
-                      "Other grid options take their best value in each cell (shown on hover).")
+                s.fig(
+                    F.plot_grid(grid_run.grid, axes[0], axes[1], objective),
+                    note=None
+                    if len(grid_run.strategy.grid_axes()) <= 2
+                    else "Other grid options take their best value in each cell (shown on hover).",
+                )
             else:
                 s.note("Give a grid (e.g. --tp 1.5,2,3,5 --sl 0.3,0.5,0.7) to see the heatmap.")
             sections.append(s)
 
-            s = Section("study", "Study", "The optimizer's search: whether the best settings found in the past "
-                        "held up on later data, and whether the winner is distinguishable from luck.")
+            s = Section(
+                "study",
+                "Study",
+                "The optimizer's search: whether the best settings found in the past "
+                "held up on later data, and whether the winner is distinguishable from luck.",
+            )
             if st is not None:
                 s.reading(F.study_reading(st))
                 s.kv("Study", _study_view(st))
@@ -296,14 +383,24 @@ def run_report(
 
         path = Path(out) if out else home.root / "reports" / f"report-{run.run_id}.html"
         with run.phase("html"):
-            meta = {"run": run.run_id, "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                    "home": str(home.root), "fingerprint": bl.cache.fingerprint}
+            meta = {
+                "run": run.run_id,
+                "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "home": str(home.root),
+                "fingerprint": bl.cache.fingerprint,
+            }
             n_fig = render_report(sections, path, meta)
         size = path.stat().st_size
         run.counts = {"sections": len(sections), "figures": n_fig, "bytes": size}
         record_result(home, run, "report", str(path), n_fig)
-    return ReportRun(path=path, size_bytes=size, sections=[s.id for s in sections], n_figures=n_fig, run=run,
-                     warnings=warnings)
+    return ReportRun(
+        path=path,
+        size_bytes=size,
+        sections=[s.id for s in sections],
+        n_figures=n_fig,
+        run=run,
+        warnings=warnings,
+    )
 
 
 def _grid_options(cfg) -> list[str]:
@@ -311,24 +408,52 @@ def _grid_options(cfg) -> list[str]:
     from alertlab.engine.params import GRID_FIELDS
 
     varied = list(cfg.grid_axes())
-    fixed = [f for f in GRID_FIELDS if f not in varied and getattr(cfg, f) is not None
-             and not (f == "breakeven_offset" and cfg.breakeven_at is None)
-             and not (f == "trail_activation" and cfg.trail is None)
-             and f not in ("fee_bps", "slippage_bps", "entry_delay_bars")]
+    fixed = [
+        f
+        for f in GRID_FIELDS
+        if f not in varied
+        and getattr(cfg, f) is not None
+        and not (f == "breakeven_offset" and cfg.breakeven_at is None)
+        and not (f == "trail_activation" and cfg.trail is None)
+        and f not in ("fee_bps", "slippage_bps", "entry_delay_bars")
+    ]
     return varied + fixed
 
 
 def _rule_text(cfg) -> str:
     d = cfg.model_dump(exclude_defaults=True)
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()) \
+    return (
+        ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())
         or "hold to the horizon"
+    )
 
 
 def _summary_view(s: dict) -> dict[str, Any]:
-    pct = ("win_rate", "avg_ret", "median_ret", "worst_ret", "best_ret", "ambiguous_share",
-           "avg_ret_pessimistic", "avg_ret_optimistic")
-    keys = ("n_alerts", "n_trades", "no_fill", "win_rate", "avg_ret", "median_ret", "profit_factor", "sharpe",
-            "t_stat", "max_drawdown", "ambiguous_share", "avg_ret_pessimistic", "avg_ret_optimistic")
+    pct = (
+        "win_rate",
+        "avg_ret",
+        "median_ret",
+        "worst_ret",
+        "best_ret",
+        "ambiguous_share",
+        "avg_ret_pessimistic",
+        "avg_ret_optimistic",
+    )
+    keys = (
+        "n_alerts",
+        "n_trades",
+        "no_fill",
+        "win_rate",
+        "avg_ret",
+        "median_ret",
+        "profit_factor",
+        "sharpe",
+        "t_stat",
+        "max_drawdown",
+        "ambiguous_share",
+        "avg_ret_pessimistic",
+        "avg_ret_optimistic",
+    )
     out: dict[str, Any] = {}
     for k in keys:
         if k in s and s[k] is not None:
@@ -338,24 +463,36 @@ def _summary_view(s: dict) -> dict[str, Any]:
 
 
 def _portfolio_view(p: dict, cfg) -> dict[str, Any]:
-    out: dict[str, Any] = {"sizing": (f"{cfg.stake_pct:.1%} of equity (compounding)" if cfg.stake_pct
-                                      else f"{cfg.stake:,.0f} per trade (fixed)")
-                           + (f", at most {cfg.max_open} open" if cfg.max_open else "")}
+    out: dict[str, Any] = {
+        "sizing": (
+            f"{cfg.stake_pct:.1%} of equity (compounding)"
+            if cfg.stake_pct
+            else f"{cfg.stake:,.0f} per trade (fixed)"
+        )
+        + (f", at most {cfg.max_open} open" if cfg.max_open else "")
+    }
     for k, v in p.items():
-        out[k] = f"{v:+.1%}" if k == "total_return" else f"{v:.1%}" if k in ("max_drawdown", "exposure") else v
+        out[k] = (
+            f"{v:+.1%}" if k == "total_return" else f"{v:.1%}" if k in ("max_drawdown", "exposure") else v
+        )
     return out
 
 
 def _study_view(st) -> dict[str, Any]:
     rec = st.recommended or {}
-    out: dict[str, Any] = {"study": st.name, "objective": st.options.objective,
-                           "trials (complete / failed)": f"{st.counts['n_trials']} "
-                                                         f"({st.counts['n_complete']} / {st.counts['n_failed']})",
-                           "feasible": st.counts["n_feasible"], "folds": len(st.folds)}
+    out: dict[str, Any] = {
+        "study": st.name,
+        "objective": st.options.objective,
+        "trials (complete / failed)": f"{st.counts['n_trials']} "
+        f"({st.counts['n_complete']} / {st.counts['n_failed']})",
+        "feasible": st.counts["n_feasible"],
+        "folds": len(st.folds),
+    }
     if rec:
         out["recommended trial"] = rec["trial"]
-        out["options"] = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                   for k, v in rec["options"].items())
+        out["options"] = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec["options"].items()
+        )
         out["train / test"] = f"{rec['train']:.4g} / {rec['test']:.4g}"
         bt = rec.get("best_train_trial") or {}
         if bt:

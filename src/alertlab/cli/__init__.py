@@ -56,15 +56,18 @@ from alertlab.store import resolve_home
 
 _install_help()  # --help shows value names (N, FILE, M[,M…]), not Python types
 
-app = typer.Typer(cls=ErrorBoundary, no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
-                  help="Truth layer and exit-strategy lab for crypto caller alerts.")
+app = typer.Typer(
+    cls=ErrorBoundary,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    help="Truth layer and exit-strategy lab for crypto caller alerts.",
+)
 app.callback()(root_callback)
 ingest_app = typer.Typer(no_args_is_help=True, help="Ingest alerts or candles into the store.")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain the path cache.")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(cache_app, name="cache")
-
-
 
 
 def _show_ingest(report, as_json: bool) -> None:
@@ -83,18 +86,33 @@ def _show_ingest(report, as_json: bool) -> None:
     if d.get("files_rejected"):
         tables.append(frame_table(pd.DataFrame(d["files_rejected"]), "files not ingested (the others were)"))
     if d["reject_reasons"]:
-        tables.append(frame_table(pd.DataFrame(sorted(d["reject_reasons"].items(), key=lambda kv: -kv[1]),
-                                               columns=["reason", "rows"]), "rejected rows (quarantined)"))
-        tables.append(frame_table(pd.DataFrame(d["rejects_sample"]), "sample of rejected rows (see `alertlab rejects`)"))
+        tables.append(
+            frame_table(
+                pd.DataFrame(
+                    sorted(d["reject_reasons"].items(), key=lambda kv: -kv[1]), columns=["reason", "rows"]
+                ),
+                "rejected rows (quarantined)",
+            )
+        )
+        tables.append(
+            frame_table(pd.DataFrame(d["rejects_sample"]), "sample of rejected rows (see `alertlab rejects`)")
+        )
     if d.get("quality"):
-        tables.append(frame_table(pd.DataFrame(d["quality"]), "candle quality (tokens touched)", QUALITY_COLS,
-                                  max_rows=20))
+        tables.append(
+            frame_table(
+                pd.DataFrame(d["quality"]), "candle quality (tokens touched)", QUALITY_COLS, max_rows=20
+            )
+        )
     print_tables(tables)
 
 
 @ingest_app.command("alerts")
-def ingest_alerts_cmd(paths: Annotated[list[Path], typer.Argument(help="CSV or Parquet files.")],
-                      home: HomeOpt = None, as_json: JsonOpt = False, no_wait: NoWaitOpt = False) -> None:
+def ingest_alerts_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="CSV or Parquet files.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    no_wait: NoWaitOpt = False,
+) -> None:
     """Ingest alert files: normalise, validate (bad rows quarantined with file and row), dedup."""
     from alertlab.ingest import ingest_alerts
 
@@ -106,10 +124,18 @@ def ingest_alerts_cmd(paths: Annotated[list[Path], typer.Argument(help="CSV or P
 @ingest_app.command("candles")
 def ingest_candles_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories (CSV, Parquet, JSON).")],
-    home: HomeOpt = None, as_json: JsonOpt = False,
-    chain: Annotated[str | None, typer.Option("--chain", help="Chain of every row of these files (overrides "
-                                              "columns and file names, e.g. for 0x….csv).")] = None,
-    token: Annotated[str | None, typer.Option("--token", help="Token of every row of the one file given.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+    chain: Annotated[
+        str | None,
+        typer.Option(
+            "--chain",
+            help="Chain of every row of these files (overrides columns and file names, e.g. for 0x….csv).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Token of every row of the one file given.")
+    ] = None,
     no_wait: NoWaitOpt = False,
 ) -> None:
     """Ingest candle files: detect bar intervals, quarantine bad bars, resolve duplicates, store as Parquet.
@@ -122,7 +148,9 @@ def ingest_candles_cmd(
 
     apply_no_wait(no_wait)
     _check_paths(paths)
-    _show_ingest(ingest_candles(resolve_home(home), paths, progress=not as_json, chain=chain, token=token), as_json)
+    _show_ingest(
+        ingest_candles(resolve_home(home), paths, progress=not as_json, chain=chain, token=token), as_json
+    )
 
 
 def _check_paths(paths: list[Path]) -> None:
@@ -132,11 +160,15 @@ def _check_paths(paths: list[Path]) -> None:
 
 
 @app.command()
-def quality(home: HomeOpt = None, chain: Annotated[str | None, typer.Option(help="Only this chain.")] = None,
-            token: Annotated[str | None, typer.Option(help="Only this token.")] = None,
-            wick_guard: WickGuardOpt = None,
-            gaps: Annotated[int, typer.Option("--gaps", help="Longest gaps to list.")] = 30,
-            as_json: JsonOpt = False, wide: WideOpt = False) -> None:
+def quality(
+    home: HomeOpt = None,
+    chain: Annotated[str | None, typer.Option(help="Only this chain.")] = None,
+    token: Annotated[str | None, typer.Option(help="Only this token.")] = None,
+    wick_guard: WickGuardOpt = None,
+    gaps: Annotated[int, typer.Option("--gaps", help="Longest gaps to list.")] = 30,
+    as_json: JsonOpt = False,
+    wide: WideOpt = False,
+) -> None:
     """Candle quality per token (intervals and their ranges, gaps incl. interval switches, no-trade share,
     suspect bars) and per token/interval series (bars, gaps, zero-volume share, conflicts)."""
     from alertlab.ingest import quality_table, token_quality
@@ -151,67 +183,143 @@ def quality(home: HomeOpt = None, chain: Annotated[str | None, typer.Option(help
         print_json({"tokens": tq, "gaps": gq, "series": q})
         return
     top = gq.sort_values("length_s", ascending=False).head(gaps)
-    print_tables([
-        frame_table(tq, f"candle quality per token ({len(tq)} tokens; gaps include interval switches)", max_rows=200),
-        frame_table(top, f"gaps ({len(gq)} in all, {int(gq['at_switch'].sum()) if len(gq) else 0} at an interval "
-                         f"switch; longest {len(top)})", max_rows=gaps),
-        frame_table(q, f"candle quality per series ({len(q)} token/interval series)", QUALITY_COLS, max_rows=200),
-    ])
+    print_tables(
+        [
+            frame_table(
+                tq,
+                f"candle quality per token ({len(tq)} tokens; gaps include interval switches)",
+                max_rows=200,
+            ),
+            frame_table(
+                top,
+                f"gaps ({len(gq)} in all, {int(gq['at_switch'].sum()) if len(gq) else 0} at an interval "
+                f"switch; longest {len(top)})",
+                max_rows=gaps,
+            ),
+            frame_table(
+                q, f"candle quality per series ({len(q)} token/interval series)", QUALITY_COLS, max_rows=200
+            ),
+        ]
+    )
 
 
 @app.command()
-def rejects(home: HomeOpt = None, limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
-            as_json: JsonOpt = False, wide: WideOpt = False) -> None:
+def rejects(
+    home: HomeOpt = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    as_json: JsonOpt = False,
+    wide: WideOpt = False,
+) -> None:
     """Quarantined rows with file, row number and reason."""
     set_wide(wide)
     con = resolve_home(home).connect(read_only=True)
     try:
-        summary = con.execute("SELECT kind, reason, count(*) AS rows FROM rejects GROUP BY ALL ORDER BY rows DESC").df()
-        rows = con.execute("SELECT kind, source_file, source_row, reason FROM rejects "
-                           "ORDER BY kind, source_file, source_row LIMIT ?", [limit]).df()
+        summary = con.execute(
+            "SELECT kind, reason, count(*) AS rows FROM rejects GROUP BY ALL ORDER BY rows DESC"
+        ).df()
+        rows = con.execute(
+            "SELECT kind, source_file, source_row, reason FROM rejects "
+            "ORDER BY kind, source_file, source_row LIMIT ?",
+            [limit],
+        ).df()
     finally:
         con.close()
     if as_json:
         print_json({"summary": summary, "rows": rows})
     else:
-        print_tables([frame_table(summary, "rejects by reason", REJECT_SUMMARY_COLS),
-                      frame_table(rows, "rejected rows", REJECT_COLS, max_rows=limit)])
+        print_tables(
+            [
+                frame_table(summary, "rejects by reason", REJECT_SUMMARY_COLS),
+                frame_table(rows, "rejected rows", REJECT_COLS, max_rows=limit),
+            ]
+        )
 
 
 # ------------------------------------------------------------------------------------------- baseline
 
+
 @app.command()
 def baseline(
-    home: HomeOpt = None, from_: FromOpt = None, to: ToOpt = None, caller: CallerOpt = None, chain: ChainOpt = None,
-    interval_seconds: IntervalOpt = None, horizon_hours: HorizonOpt = 48.0, max_entry_lag_s: LagOpt = None,
-    wick_guard: WickGuardOpt = None, no_wick_guard: NoWickGuardOpt = False, min_coverage: MinCoverageOpt = None,
-    min_calls: Annotated[int, typer.Option("--min-calls", help="Callers with fewer usable alerts are not ranked.")] = 10,
-    rank_by: Annotated[str, typer.Option("--rank-by", help="Leaderboard column to rank by (descending).")] = "hit2x_lo",
-    force_recompute: ForceOpt = False, as_json: JsonOpt = False, wide: WideOpt = False,
-    export_baseline_parquet: Annotated[Path | None, typer.Option(help="Write the per-alert table to FILE.")] = None,
-    export_per_alert_parquet: Annotated[Path | None, typer.Option(help="Write every window's bars as a dataset in DIR.")] = None,
-    export_per_caller_parquet: Annotated[Path | None, typer.Option(help="Write DIR/leaderboard.parquet + per-alert rows partitioned by caller.")] = None,
-    cluster: ClusterOpt = None, cluster_data: ClusterDataOpt = "auto",
+    home: HomeOpt = None,
+    from_: FromOpt = None,
+    to: ToOpt = None,
+    caller: CallerOpt = None,
+    chain: ChainOpt = None,
+    interval_seconds: IntervalOpt = None,
+    horizon_hours: HorizonOpt = 48.0,
+    max_entry_lag_s: LagOpt = None,
+    wick_guard: WickGuardOpt = None,
+    no_wick_guard: NoWickGuardOpt = False,
+    min_coverage: MinCoverageOpt = None,
+    min_calls: Annotated[
+        int, typer.Option("--min-calls", help="Callers with fewer usable alerts are not ranked.")
+    ] = 10,
+    rank_by: Annotated[
+        str, typer.Option("--rank-by", help="Leaderboard column to rank by (descending).")
+    ] = "hit2x_lo",
+    force_recompute: ForceOpt = False,
+    as_json: JsonOpt = False,
+    wide: WideOpt = False,
+    export_baseline_parquet: Annotated[
+        Path | None, typer.Option(help="Write the per-alert table to FILE.")
+    ] = None,
+    export_per_alert_parquet: Annotated[
+        Path | None, typer.Option(help="Write every window's bars as a dataset in DIR.")
+    ] = None,
+    export_per_caller_parquet: Annotated[
+        Path | None,
+        typer.Option(help="Write DIR/leaderboard.parquet + per-alert rows partitioned by caller."),
+    ] = None,
+    cluster: ClusterOpt = None,
+    cluster_data: ClusterDataOpt = "auto",
 ) -> None:
     """Baseline path metrics per alert (ATH, time to 2x…10x, drawdowns) and the caller leaderboard."""
     from alertlab.app.baseline import run_baseline
 
     set_wide(wide)
-    sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s,
-                                wick_guard, no_wick_guard, min_coverage)
+    sel, spec = _selection_spec(
+        from_,
+        to,
+        caller,
+        chain,
+        interval_seconds,
+        horizon_hours,
+        max_entry_lag_s,
+        wick_guard,
+        no_wick_guard,
+        min_coverage,
+    )
     try:
-        r = run_baseline(resolve_home(home), sel, spec, min_calls=min_calls, rank_by=rank_by,
-                         force_recompute=force_recompute, progress=not as_json,
-                         export_baseline_parquet=export_baseline_parquet,
-                         export_per_alert_parquet=export_per_alert_parquet,
-                         export_per_caller_parquet=export_per_caller_parquet,
-                         cluster=cluster, cluster_data=cluster_data)
+        r = run_baseline(
+            resolve_home(home),
+            sel,
+            spec,
+            min_calls=min_calls,
+            rank_by=rank_by,
+            force_recompute=force_recompute,
+            progress=not as_json,
+            export_baseline_parquet=export_baseline_parquet,
+            export_per_alert_parquet=export_per_alert_parquet,
+            export_per_caller_parquet=export_per_caller_parquet,
+            cluster=cluster,
+            cluster_data=cluster_data,
+        )
     except ValueError as exc:
         fail(str(exc))
     if as_json:
-        print_json({"run_id": r.run.run_id, "fingerprint": r.cache.fingerprint, "cache_hit": r.cache.hit,
-                    "counts": r.run.counts, "status_counts": r.status_counts, "diagnosis": r.diagnosis,
-                    "timings": r.run.timings, "leaderboard": r.leaderboard, "hidden_callers": r.hidden_callers})
+        print_json(
+            {
+                "run_id": r.run.run_id,
+                "fingerprint": r.cache.fingerprint,
+                "cache_hit": r.cache.hit,
+                "counts": r.run.counts,
+                "status_counts": r.status_counts,
+                "diagnosis": r.diagnosis,
+                "timings": r.run.timings,
+                "leaderboard": r.leaderboard,
+                "hidden_callers": r.hidden_callers,
+            }
+        )
         return
     _print_baseline(r, min_calls)
 
@@ -220,19 +328,31 @@ def _print_baseline(r, min_calls: int) -> None:
     c = r.run.counts
     win = r.run.config["window"]
     bars = "native" if win.get("interval_s") is None else interval_text(win["interval_s"])
-    head = {"run": r.run.run_id,
-            "windows": f"{bars} bars, {interval_text(win['horizon_hours'] * 3600)} horizon",
-            "alerts": c["alerts"], **status_view(r.status_counts), "bars": c["bars"],
-            "path cache": "hit" if r.cache.hit else "built", "seconds": r.run.timings.get("total", 0.0)}
+    head = {
+        "run": r.run.run_id,
+        "windows": f"{bars} bars, {interval_text(win['horizon_hours'] * 3600)} horizon",
+        "alerts": c["alerts"],
+        **status_view(r.status_counts),
+        "bars": c["bars"],
+        "path cache": "hit" if r.cache.hit else "built",
+        "seconds": r.run.timings.get("total", 0.0),
+    }
     view, cols = leaderboard_view(r.leaderboard)
     rank_by = r.run.config["rank_by"]
-    what = ("the lower 95% Wilson bound of the 2x hit rate" if rank_by == "hit2x_lo" else rank_by)
-    print_tables([kv_table(head, "baseline", kinds=BASELINE_HEAD_KINDS, help=BASELINE_HEAD_HELP),
-                  frame_table(view, f"caller leaderboard (≥ {min_calls} usable calls), ranked by {what}", cols,
-                              max_rows=30)])
+    what = "the lower 95% Wilson bound of the 2x hit rate" if rank_by == "hit2x_lo" else rank_by
+    print_tables(
+        [
+            kv_table(head, "baseline", kinds=BASELINE_HEAD_KINDS, help=BASELINE_HEAD_HELP),
+            frame_table(
+                view, f"caller leaderboard (≥ {min_calls} usable calls), ranked by {what}", cols, max_rows=30
+            ),
+        ]
+    )
     if len(r.hidden_callers):
-        console.print(f"{len(r.hidden_callers)} caller(s) with fewer than {min_calls} usable calls not ranked "
-                      f"(lower --min-calls to see them).")
+        console.print(
+            f"{len(r.hidden_callers)} caller(s) with fewer than {min_calls} usable calls not ranked "
+            f"(lower --min-calls to see them)."
+        )
     print_diagnosis(r.diagnosis)
 
 
@@ -240,15 +360,22 @@ app.command("bl", hidden=True, help="Alias of baseline.")(baseline)
 
 
 @app.command()
-def runs(home: HomeOpt = None, limit: Annotated[int, typer.Option(help="Most recent runs to show.")] = 20,
-         as_json: JsonOpt = False, wide: WideOpt = False) -> None:
+def runs(
+    home: HomeOpt = None,
+    limit: Annotated[int, typer.Option(help="Most recent runs to show.")] = 20,
+    as_json: JsonOpt = False,
+    wide: WideOpt = False,
+) -> None:
     """Recorded runs: kind, config, data fingerprint, code version, cache hit, timings, counts."""
     set_wide(wide)
     con = resolve_home(home).connect(read_only=True)
     try:
-        df = con.execute("SELECT run_id, kind, started_at, code_version, fingerprint, cache_hit, "
-                         "json_extract(timings, '$.total')::DOUBLE AS seconds, counts, config FROM runs "
-                         "ORDER BY started_at DESC LIMIT ?", [limit]).df()
+        df = con.execute(
+            "SELECT run_id, kind, started_at, code_version, fingerprint, cache_hit, "
+            "json_extract(timings, '$.total')::DOUBLE AS seconds, counts, config FROM runs "
+            "ORDER BY started_at DESC LIMIT ?",
+            [limit],
+        ).df()
     finally:
         con.close()
     if as_json:
@@ -258,6 +385,7 @@ def runs(home: HomeOpt = None, limit: Annotated[int, typer.Option(help="Most rec
 
 
 # ------------------------------------------------------------------------------------------- cache
+
 
 @cache_app.command("ls")
 def cache_ls(home: HomeOpt = None, as_json: JsonOpt = False, wide: WideOpt = False) -> None:
@@ -296,8 +424,12 @@ def cache_verify(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @cache_app.command("clear")
-def cache_clear(fingerprint: Annotated[list[str] | None, typer.Argument(help="Fingerprints (prefixes); all if omitted.")] = None,
-                home: HomeOpt = None) -> None:
+def cache_clear(
+    fingerprint: Annotated[
+        list[str] | None, typer.Argument(help="Fingerprints (prefixes); all if omitted.")
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
     """Delete cache entries (they are rebuilt on demand)."""
     from alertlab.store.lock import workspace_lock
     from alertlab.windows.cache import clear_entries, list_entries
@@ -307,8 +439,10 @@ def cache_clear(fingerprint: Annotated[list[str] | None, typer.Argument(help="Fi
     known = [e["fingerprint"] for e in list_entries(h)]
     unknown = [f for f in fingerprint or [] if not any(k.startswith(f) for k in known)]
     if unknown:
-        raise UserError(f"no cache entry {', '.join(unknown)} in {h.root} (`alertlab cache ls` lists "
-                        f"{len(known)} entr{'y' if len(known) == 1 else 'ies'})")
+        raise UserError(
+            f"no cache entry {', '.join(unknown)} in {h.root} (`alertlab cache ls` lists "
+            f"{len(known)} entr{'y' if len(known) == 1 else 'ies'})"
+        )
     with workspace_lock(h, "cache clear"):
         n = clear_entries(h, fingerprint or None)
     console.print(f"removed {n} cache entr{'y' if n == 1 else 'ies'}")
@@ -316,32 +450,59 @@ def cache_clear(fingerprint: Annotated[list[str] | None, typer.Argument(help="Fi
 
 # ------------------------------------------------------------------------------------------- demo
 
+
 @app.command()
 def demo(
     home: HomeOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic market.")] = 7,
     alerts: Annotated[int, typer.Option("--alerts", help="Number of synthetic alerts.")] = 3000,
-    keep_input: Annotated[bool, typer.Option("--keep-input", help="Keep the generated candle CSVs after ingest.")] = False,
-    keep_cache: Annotated[bool, typer.Option("--keep-cache", help="Keep the baseline's path-cache entry (else removed; rebuilt on the next run).")] = False,
-    no_report: Annotated[bool, typer.Option("--no-report", help="Skip the 200-trial demo study and the HTML report (faster).")] = False,
-    as_json: JsonOpt = False, wide: WideOpt = False,
+    keep_input: Annotated[
+        bool, typer.Option("--keep-input", help="Keep the generated candle CSVs after ingest.")
+    ] = False,
+    keep_cache: Annotated[
+        bool,
+        typer.Option(
+            "--keep-cache",
+            help="Keep the baseline's path-cache entry (else removed; rebuilt on the next run).",
+        ),
+    ] = False,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip the 200-trial demo study and the HTML report (faster).")
+    ] = False,
+    as_json: JsonOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """Make a synthetic memecoin market, ingest it, run the baseline and print the leaderboard."""
     from alertlab.app.demo import NEXT_COMMANDS, run_demo
 
     set_wide(wide)
     try:
-        out = run_demo(resolve_home(home), seed=seed, n_alerts=alerts, progress=not as_json, keep_input=keep_input,
-                       keep_cache=keep_cache, report=not no_report)
+        out = run_demo(
+            resolve_home(home),
+            seed=seed,
+            n_alerts=alerts,
+            progress=not as_json,
+            keep_input=keep_input,
+            keep_cache=keep_cache,
+            report=not no_report,
+        )
     except ValueError as exc:
         fail(str(exc))
     if as_json:
-        print_json({"home": str(out.home.root), "planted_ranking": out.planted, "leaderboard": out.baseline.leaderboard,
-                    "report": str(out.report.path) if out.report else None,
-                    "ingest": {"alerts": out.alerts_report.to_dict(), "candles": out.candles_report.to_dict()},
-                    "counts": out.baseline.run.counts, "timings": out.baseline.run.timings,
-                    "home_bytes": out.home_bytes, "removed_bytes": out.removed_bytes,
-                    "next": [c for c, _ in NEXT_COMMANDS]})
+        print_json(
+            {
+                "home": str(out.home.root),
+                "planted_ranking": out.planted,
+                "leaderboard": out.baseline.leaderboard,
+                "report": str(out.report.path) if out.report else None,
+                "ingest": {"alerts": out.alerts_report.to_dict(), "candles": out.candles_report.to_dict()},
+                "counts": out.baseline.run.counts,
+                "timings": out.baseline.run.timings,
+                "home_bytes": out.home_bytes,
+                "removed_bytes": out.removed_bytes,
+                "next": [c for c, _ in NEXT_COMMANDS],
+            }
+        )
         return
     _show_ingest(out.alerts_report, False)
     _show_ingest(out.candles_report, False)
@@ -350,12 +511,19 @@ def demo(
     console.print(f"planted best callers: {', '.join(top)}", highlight=False)
     for n in out.notes:
         console.print(n, highlight=False)
-    removed = (f"; removed {out.removed_bytes / 1e6:,.0f} MB it can regenerate: the generated candle CSVs "
-               "(from the seed) and the path cache (from the store)" if out.removed_bytes else "")
+    removed = (
+        f"; removed {out.removed_bytes / 1e6:,.0f} MB it can regenerate: the generated candle CSVs "
+        "(from the seed) and the path cache (from the store)"
+        if out.removed_bytes
+        else ""
+    )
     console.print(f"home: {out.home.root} ({out.home_bytes / 1e6:,.1f} MB{removed})", highlight=False)
     if out.report:
-        console.print(f"report: {out.report.path}  (open it in a browser: self-contained, works offline)",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"report: {out.report.path}  (open it in a browser: self-contained, works offline)",
+            highlight=False,
+            soft_wrap=True,
+        )
     home_flag = f" --home {out.home.root}" if home is not None else ""
     console.print("next, try:", highlight=False)
     for cmd, what in NEXT_COMMANDS:

@@ -56,8 +56,9 @@ def parse_numbers(name: str, text: str | None, integer: bool = False) -> Any:
     try:
         vals = [int(p) if integer else float(p) for p in parts]
     except ValueError:
-        raise typer.BadParameter(f"--{name}: expected {'integers' if integer else 'numbers'} "
-                                 f"separated by commas, got {text!r}") from None
+        raise typer.BadParameter(
+            f"--{name}: expected {'integers' if integer else 'numbers'} separated by commas, got {text!r}"
+        ) from None
     return vals[0] if len(vals) == 1 else vals
 
 
@@ -70,10 +71,19 @@ def parse_ladders(text: str | None) -> Any:
 
 
 FLAG_NAMES = {
-    "tp_ladder": "--tp-ladder", "tp": "--tp", "sl": "--sl", "breakeven_at": "--breakeven-at",
-    "breakeven_offset": "--breakeven-offset", "trail_activation": "--trail-activation", "trail": "--trail",
-    "time_stop_hours": "--time-stop-hours", "entry_delay_bars": "--entry-delay-bars",
-    "dip_window_min": "--dip-window", "dip": "--dip", "fee_bps": "--fee-bps", "slippage_bps": "--slippage-bps",
+    "tp_ladder": "--tp-ladder",
+    "tp": "--tp",
+    "sl": "--sl",
+    "breakeven_at": "--breakeven-at",
+    "breakeven_offset": "--breakeven-offset",
+    "trail_activation": "--trail-activation",
+    "trail": "--trail",
+    "time_stop_hours": "--time-stop-hours",
+    "entry_delay_bars": "--entry-delay-bars",
+    "dip_window_min": "--dip-window",
+    "dip": "--dip",
+    "fee_bps": "--fee-bps",
+    "slippage_bps": "--slippage-bps",
     "intrabar": "--intrabar",
 }
 """StrategyConfig option → command-line flag (the CLI's errors name the flag the user typed)."""
@@ -110,7 +120,9 @@ def build_strategy(config_file: Path | None, flags: dict[str, Any]):
         try:
             base = StrategyConfig.from_file(config_file).model_dump(exclude_defaults=True)
         except ValidationError as exc:
-            raise typer.BadParameter(f"--strategy-config {config_file}: {strategy_error(exc, flags=False)}") from None
+            raise typer.BadParameter(
+                f"--strategy-config {config_file}: {strategy_error(exc, flags=False)}"
+            ) from None
     given = {k: v for k, v in flags.items() if v is not None}
     if "tp" in given or "tp_ladder" in given:
         base.pop("tp", None)
@@ -133,10 +145,24 @@ EXIT_HELP = {
 }
 
 SUMMARY_KINDS = {
-    "n_alerts": "int", "n_trades": "int", "no_fill": "int", "no_data": "int", "win_rate": "pct",
-    "avg_ret": "ret", "median_ret": "ret", "sum_ret": "num", "profit_factor": "num", "expectancy": "ret",
-    "sharpe": "num", "t_stat": "num", "worst_ret": "ret", "best_ret": "ret", "ambiguous_share": "pct",
-    "avg_ret_pessimistic": "ret", "avg_ret_optimistic": "ret", "max_drawdown": "num",
+    "n_alerts": "int",
+    "n_trades": "int",
+    "no_fill": "int",
+    "no_data": "int",
+    "win_rate": "pct",
+    "avg_ret": "ret",
+    "median_ret": "ret",
+    "sum_ret": "num",
+    "profit_factor": "num",
+    "expectancy": "ret",
+    "sharpe": "num",
+    "t_stat": "num",
+    "worst_ret": "ret",
+    "best_ret": "ret",
+    "ambiguous_share": "pct",
+    "avg_ret_pessimistic": "ret",
+    "avg_ret_optimistic": "ret",
+    "max_drawdown": "num",
 }
 SUMMARY_HELP = {
     "no_fill": "limit orders never filled",
@@ -164,9 +190,19 @@ PER_CALLER_COLS = [
     Col("worst_ret", "ret"),
     Col("ambiguous_share", "pct", "ambiguous", "stop and take-profit in one bar"),
 ]
-PORTFOLIO_KINDS = {"capital": "num", "final_equity": "num", "total_return": "ret", "max_drawdown": "pct",
-                   "exposure": "pct", "n_trades": "int", "n_taken": "int", "n_skipped_capital": "int",
-                   "n_skipped_max_open": "int", "max_concurrent": "int", "avg_stake": "num"}
+PORTFOLIO_KINDS = {
+    "capital": "num",
+    "final_equity": "num",
+    "total_return": "ret",
+    "max_drawdown": "pct",
+    "exposure": "pct",
+    "n_trades": "int",
+    "n_taken": "int",
+    "n_skipped_capital": "int",
+    "n_skipped_max_open": "int",
+    "max_concurrent": "int",
+    "avg_stake": "num",
+}
 
 
 def per_caller_view(pc: pd.DataFrame, min_calls: int) -> tuple[pd.DataFrame, int]:
@@ -175,48 +211,97 @@ def per_caller_view(pc: pd.DataFrame, min_calls: int) -> tuple[pd.DataFrame, int
     if not len(pc):
         return pc, 0
     shown = pc[pc["n_trades"] >= min_calls]
-    shown = shown.sort_values(["avg_ret_lo95", "n_trades", "caller"], ascending=[False, False, True],
-                              na_position="last", kind="stable")
+    shown = shown.sort_values(
+        ["avg_ret_lo95", "n_trades", "caller"],
+        ascending=[False, False, True],
+        na_position="last",
+        kind="stable",
+    )
     return shown, int(len(pc) - len(shown))
 
 
 def _print_result(bt, as_json: bool, min_calls: int) -> None:
     r = bt.result
     if as_json:
-        doc = {"run_id": bt.run.run_id, "fingerprint": bt.cache.fingerprint, "cache_hit": bt.cache.hit,
-               "status_counts": bt.status_counts, "diagnosis": bt.diagnosis,
-               "strategy": bt.strategy.model_dump(mode="json"), "strategy_text": bt.strategy.describe(),
-               "summary": r.summary, "per_caller": r.per_caller,
-               "max_drawdown": float(r.equity["drawdown"].max()) if len(r.equity) else 0.0}
+        doc = {
+            "run_id": bt.run.run_id,
+            "fingerprint": bt.cache.fingerprint,
+            "cache_hit": bt.cache.hit,
+            "status_counts": bt.status_counts,
+            "diagnosis": bt.diagnosis,
+            "strategy": bt.strategy.model_dump(mode="json"),
+            "strategy_text": bt.strategy.describe(),
+            "summary": r.summary,
+            "per_caller": r.per_caller,
+            "max_drawdown": float(r.equity["drawdown"].max()) if len(r.equity) else 0.0,
+        }
         if r.portfolio is not None:
             doc["portfolio"] = r.portfolio.summary
         print_json(doc)
         return
     s = dict(r.summary)
     console.print(f"strategy: {bt.strategy.describe()}", highlight=False, soft_wrap=True)
-    main_keys = ["n_alerts", "n_trades", "no_fill", "win_rate", "avg_ret", "median_ret", "sum_ret", "profit_factor",
-                 "expectancy", "sharpe", "t_stat", "worst_ret", "ambiguous_share", "avg_ret_pessimistic",
-                 "avg_ret_optimistic", "max_drawdown"]
+    main_keys = [
+        "n_alerts",
+        "n_trades",
+        "no_fill",
+        "win_rate",
+        "avg_ret",
+        "median_ret",
+        "sum_ret",
+        "profit_factor",
+        "expectancy",
+        "sharpe",
+        "t_stat",
+        "worst_ret",
+        "ambiguous_share",
+        "avg_ret_pessimistic",
+        "avg_ret_optimistic",
+        "max_drawdown",
+    ]
     head = {k: s[k] for k in main_keys if k in s}
     win = bt.run.config["window"]
     bars = "native" if win.get("interval_s") is None else interval_text(win["interval_s"])
     where = f"{bars} bars, {interval_text(win['horizon_hours'] * 3600)} horizon"
     fills = "; fills on no-trade bars" if s.get("fill_on_zero_volume") else ""
-    tables: list = [kv_table(status_view(bt.status_counts), "alerts by status"),
-                    kv_table(head, f"backtest ({where}; {s.get('intrabar', '')} intrabar{fills}; run {bt.run.run_id})",
-                             kinds=SUMMARY_KINDS, help=SUMMARY_HELP)]
+    tables: list = [
+        kv_table(status_view(bt.status_counts), "alerts by status"),
+        kv_table(
+            head,
+            f"backtest ({where}; {s.get('intrabar', '')} intrabar{fills}; run {bt.run.run_id})",
+            kinds=SUMMARY_KINDS,
+            help=SUMMARY_HELP,
+        ),
+    ]
     n_tr = max(int(s.get("n_trades", 0)), 1)
     reasons = [(k.removeprefix("exit_"), int(v)) for k, v in s.items() if k.startswith("exit_")]
     reasons.append(("no_fill", int(s.get("no_fill", 0))))
-    ex = pd.DataFrame({"reason": [k for k, _ in reasons], "trades": [v for _, v in reasons],
-                       "share": [v / n_tr if k != "no_fill" else float("nan") for k, v in reasons],
-                       "meaning": [EXIT_HELP.get(k, "") for k, _ in reasons]})
-    tables.append(frame_table(ex, "exit reasons (share of trades)",
-                              [Col("reason"), Col("trades", "int"), Col("share", "pct"), Col("meaning")]))
+    ex = pd.DataFrame(
+        {
+            "reason": [k for k, _ in reasons],
+            "trades": [v for _, v in reasons],
+            "share": [v / n_tr if k != "no_fill" else float("nan") for k, v in reasons],
+            "meaning": [EXIT_HELP.get(k, "") for k, _ in reasons],
+        }
+    )
+    tables.append(
+        frame_table(
+            ex,
+            "exit reasons (share of trades)",
+            [Col("reason"), Col("trades", "int"), Col("share", "pct"), Col("meaning")],
+        )
+    )
     pc, hidden = per_caller_view(r.per_caller, min_calls)
-    note = (f"{hidden} caller(s) with fewer than {min_calls} trades not shown (--min-calls)" if hidden else "")
-    tables.append(frame_table(pc, f"per caller (≥ {min_calls} trades), ranked by the lower 95% bound of the "
-                                  "mean return", PER_CALLER_COLS, max_rows=30, note=note))
+    note = f"{hidden} caller(s) with fewer than {min_calls} trades not shown (--min-calls)" if hidden else ""
+    tables.append(
+        frame_table(
+            pc,
+            f"per caller (≥ {min_calls} trades), ranked by the lower 95% bound of the mean return",
+            PER_CALLER_COLS,
+            max_rows=30,
+            note=note,
+        )
+    )
     if r.portfolio is not None:
         tables.append(kv_table(r.portfolio.summary, "portfolio", kinds=PORTFOLIO_KINDS))
     print_tables(tables)
@@ -225,60 +310,128 @@ def _print_result(bt, as_json: bool, min_calls: int) -> None:
 def _print_grid(bt, as_json: bool, top: int) -> None:
     g: pd.DataFrame = bt.grid
     if as_json:
-        print_json({"run_id": bt.run.run_id, "fingerprint": bt.cache.fingerprint, "cache_hit": bt.cache.hit,
-                    "status_counts": bt.status_counts, "diagnosis": bt.diagnosis,
-                    "strategy_text": bt.strategy.describe(), "n_combinations": len(g), "grid": g})
+        print_json(
+            {
+                "run_id": bt.run.run_id,
+                "fingerprint": bt.cache.fingerprint,
+                "cache_hit": bt.cache.hit,
+                "status_counts": bt.status_counts,
+                "diagnosis": bt.diagnosis,
+                "strategy_text": bt.strategy.describe(),
+                "n_combinations": len(g),
+                "grid": g,
+            }
+        )
         return
     console.print(f"strategy grid: {bt.strategy.describe()}", highlight=False, soft_wrap=True)
     axes = [Col(a, "text" if a == "tp_ladder" else "num") for a in bt.strategy.grid_axes()]
-    cols = [*axes, Col("n_trades", "int", "n"), Col("avg_ret", "ret"), Col("win_rate", "pct"),
-            Col("median_ret", "ret"), Col("profit_factor", "num", "pf", "gross wins / gross losses"),
-            Col("sharpe", "num", help="mean / std per trade"),
-            Col("avg_ret_pessimistic", "ret", "avg_pess", "mean return, stop first inside a bar"),
-            Col("avg_ret_optimistic", "ret", "avg_opt", "mean return, take-profit first inside a bar"),
-            Col("ambiguous_share", "pct", "ambiguous", "stop and take-profit in one bar"),
-            Col("max_drawdown", "num", "max_dd", "stake-1-per-alert equity drawdown, in stakes")]
+    cols = [
+        *axes,
+        Col("n_trades", "int", "n"),
+        Col("avg_ret", "ret"),
+        Col("win_rate", "pct"),
+        Col("median_ret", "ret"),
+        Col("profit_factor", "num", "pf", "gross wins / gross losses"),
+        Col("sharpe", "num", help="mean / std per trade"),
+        Col("avg_ret_pessimistic", "ret", "avg_pess", "mean return, stop first inside a bar"),
+        Col("avg_ret_optimistic", "ret", "avg_opt", "mean return, take-profit first inside a bar"),
+        Col("ambiguous_share", "pct", "ambiguous", "stop and take-profit in one bar"),
+        Col("max_drawdown", "num", "max_dd", "stake-1-per-alert equity drawdown, in stakes"),
+    ]
     best = g.sort_values("avg_ret", ascending=False)
-    print_tables([kv_table(status_view(bt.status_counts), "alerts by status"),
-                  frame_table(best, f"grid: {len(g)} combinations, top {min(top, len(g))} by avg_ret "
-                                    f"(run {bt.run.run_id})", cols, max_rows=top)])
+    print_tables(
+        [
+            kv_table(status_view(bt.status_counts), "alerts by status"),
+            frame_table(
+                best,
+                f"grid: {len(g)} combinations, top {min(top, len(g))} by avg_ret (run {bt.run.run_id})",
+                cols,
+                max_rows=top,
+            ),
+        ]
+    )
 
 
 def register(app: typer.Typer) -> None:
 
     def backtest(
-        home: HomeOpt = None, from_: FromOpt = None, to: ToOpt = None, caller: CallerOpt = None,
-        chain: ChainOpt = None, interval_seconds: IntervalOpt = None, horizon_hours: HorizonOpt = 48.0,
-        max_entry_lag_s: LagOpt = None, wick_guard: WickGuardOpt = None, no_wick_guard: NoWickGuardOpt = False,
-        min_coverage: MinCoverageOpt = None, force_recompute: ForceOpt = False,
-        strategy_config: Annotated[Path | None, typer.Option(help="JSON/YAML/TOML strategy; flags override it.")] = None,
-        tp: Annotated[str | None, typer.Option(help="Take profit, multiple of P (comma list = grid); or --tp-ladder, not both.")] = None,
-        tp_ladder: Annotated[str | None, typer.Option(help="Sell fraction W at M·P for each 'M:W' (';' separates ladders of a grid); or --tp, not both.")] = None,
+        home: HomeOpt = None,
+        from_: FromOpt = None,
+        to: ToOpt = None,
+        caller: CallerOpt = None,
+        chain: ChainOpt = None,
+        interval_seconds: IntervalOpt = None,
+        horizon_hours: HorizonOpt = 48.0,
+        max_entry_lag_s: LagOpt = None,
+        wick_guard: WickGuardOpt = None,
+        no_wick_guard: NoWickGuardOpt = False,
+        min_coverage: MinCoverageOpt = None,
+        force_recompute: ForceOpt = False,
+        strategy_config: Annotated[
+            Path | None, typer.Option(help="JSON/YAML/TOML strategy; flags override it.")
+        ] = None,
+        tp: Annotated[
+            str | None,
+            typer.Option(help="Take profit, multiple of P (comma list = grid); or --tp-ladder, not both."),
+        ] = None,
+        tp_ladder: Annotated[
+            str | None,
+            typer.Option(
+                help="Sell fraction W at M·P for each 'M:W' (';' separates ladders of a grid); or --tp, not both."
+            ),
+        ] = None,
         sl: Annotated[str | None, typer.Option(help="Stop loss, multiple of P (0.5 = -50%).")] = None,
-        breakeven_at: Annotated[str | None, typer.Option(help="Move the stop to P(1+offset) once the peak reached M·P.")] = None,
+        breakeven_at: Annotated[
+            str | None, typer.Option(help="Move the stop to P(1+offset) once the peak reached M·P.")
+        ] = None,
         breakeven_offset: Annotated[str | None, typer.Option(help="Breakeven offset X (default 0).")] = None,
-        trail: Annotated[str | None, typer.Option(help="Trailing stop: peak·(1-PCT), PCT as a fraction.")] = None,
-        trail_activation: Annotated[str | None, typer.Option(help="Trail once the peak reached M·P (default 1).")] = None,
-        time_stop_hours: Annotated[str | None, typer.Option(help="Sell the rest at the open H hours after the fill.")] = None,
-        entry_delay_bars: Annotated[str | None, typer.Option(help="Buy at the open of the N-th bar after the entry bar.")] = None,
+        trail: Annotated[
+            str | None, typer.Option(help="Trailing stop: peak·(1-PCT), PCT as a fraction.")
+        ] = None,
+        trail_activation: Annotated[
+            str | None, typer.Option(help="Trail once the peak reached M·P (default 1).")
+        ] = None,
+        time_stop_hours: Annotated[
+            str | None, typer.Option(help="Sell the rest at the open H hours after the fill.")
+        ] = None,
+        entry_delay_bars: Annotated[
+            str | None, typer.Option(help="Buy at the open of the N-th bar after the entry bar.")
+        ] = None,
         dip: Annotated[str | None, typer.Option(help="Limit buy at E·(1-PCT), PCT as a fraction.")] = None,
         dip_window: Annotated[str | None, typer.Option(help="Dip limit order lifetime in minutes.")] = None,
         fee_bps: Annotated[str | None, typer.Option(help="Fee per side in bps (default 30).")] = None,
-        slippage_bps: Annotated[str | None, typer.Option(help="Slippage per side in bps (default 50).")] = None,
-        intrabar: Annotated[str | None, typer.Option(help="pessimistic | optimistic | ohlc (stop vs TP inside one bar).")] = None,
-        fill_on_zero_volume: Annotated[bool | None, typer.Option(
-            "--fill-on-zero-volume/--no-fill-on-zero-volume",
-            help="Let flat zero-volume bars trigger and fill (for sources without volume); default: "
-                 "no-trade bars fill nothing.")] = None,
+        slippage_bps: Annotated[
+            str | None, typer.Option(help="Slippage per side in bps (default 50).")
+        ] = None,
+        intrabar: Annotated[
+            str | None, typer.Option(help="pessimistic | optimistic | ohlc (stop vs TP inside one bar).")
+        ] = None,
+        fill_on_zero_volume: Annotated[
+            bool | None,
+            typer.Option(
+                "--fill-on-zero-volume/--no-fill-on-zero-volume",
+                help="Let flat zero-volume bars trigger and fill (for sources without volume); default: "
+                "no-trade bars fill nothing.",
+            ),
+        ] = None,
         capital: Annotated[float | None, typer.Option(help="Portfolio mode: starting capital.")] = None,
         stake: Annotated[float | None, typer.Option(help="Portfolio: fixed stake per trade.")] = None,
-        stake_pct: Annotated[float | None, typer.Option(help="Portfolio: stake as a fraction of equity.")] = None,
+        stake_pct: Annotated[
+            float | None, typer.Option(help="Portfolio: stake as a fraction of equity.")
+        ] = None,
         max_open: Annotated[int | None, typer.Option(help="Portfolio: maximum open positions.")] = None,
         top: Annotated[int, typer.Option(help="Grid rows to show.")] = 20,
-        min_calls: Annotated[int, typer.Option("--min-calls", help="Per-caller table: callers with fewer trades are hidden.")] = 10,
-        export_per_trade_parquet: Annotated[Path | None, typer.Option(help="Write the per-trade table to FILE.")] = None,
-        export_grid_parquet: Annotated[Path | None, typer.Option(help="Write one row per grid combination to FILE.")] = None,
-        as_json: JsonOpt = False, wide: WideOpt = False,
+        min_calls: Annotated[
+            int, typer.Option("--min-calls", help="Per-caller table: callers with fewer trades are hidden.")
+        ] = 10,
+        export_per_trade_parquet: Annotated[
+            Path | None, typer.Option(help="Write the per-trade table to FILE.")
+        ] = None,
+        export_grid_parquet: Annotated[
+            Path | None, typer.Option(help="Write one row per grid combination to FILE.")
+        ] = None,
+        as_json: JsonOpt = False,
+        wide: WideOpt = False,
         cluster: ClusterOpt = None,
         cluster_data: ClusterDataOpt = "auto",
     ) -> None:
@@ -288,21 +441,37 @@ def register(app: typer.Typer) -> None:
         from alertlab.store import resolve_home
 
         set_wide(wide)
-        sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s,
-                                    wick_guard, no_wick_guard, min_coverage)
+        sel, spec = _selection_spec(
+            from_,
+            to,
+            caller,
+            chain,
+            interval_seconds,
+            horizon_hours,
+            max_entry_lag_s,
+            wick_guard,
+            no_wick_guard,
+            min_coverage,
+        )
         if min_calls < 1:
             fail("--min-calls must be >= 1")
         try:
             flags = {
-                "tp": parse_numbers("tp", tp), "tp_ladder": parse_ladders(tp_ladder), "sl": parse_numbers("sl", sl),
+                "tp": parse_numbers("tp", tp),
+                "tp_ladder": parse_ladders(tp_ladder),
+                "sl": parse_numbers("sl", sl),
                 "breakeven_at": parse_numbers("breakeven-at", breakeven_at),
                 "breakeven_offset": parse_numbers("breakeven-offset", breakeven_offset),
-                "trail": parse_numbers("trail", trail), "trail_activation": parse_numbers("trail-activation", trail_activation),
+                "trail": parse_numbers("trail", trail),
+                "trail_activation": parse_numbers("trail-activation", trail_activation),
                 "time_stop_hours": parse_numbers("time-stop-hours", time_stop_hours),
                 "entry_delay_bars": parse_numbers("entry-delay-bars", entry_delay_bars, integer=True),
-                "dip": parse_numbers("dip", dip), "dip_window_min": parse_numbers("dip-window", dip_window),
-                "fee_bps": parse_numbers("fee-bps", fee_bps), "slippage_bps": parse_numbers("slippage-bps", slippage_bps),
-                "intrabar": intrabar, "fill_on_zero_volume": fill_on_zero_volume,
+                "dip": parse_numbers("dip", dip),
+                "dip_window_min": parse_numbers("dip-window", dip_window),
+                "fee_bps": parse_numbers("fee-bps", fee_bps),
+                "slippage_bps": parse_numbers("slippage-bps", slippage_bps),
+                "intrabar": intrabar,
+                "fill_on_zero_volume": fill_on_zero_volume,
             }
             strategy = build_strategy(strategy_config, flags)
             port = None
@@ -317,9 +486,19 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             fail(str(exc))
         try:
-            bt = run_backtest(strategy, resolve_home(home), sel, spec, portfolio=port, force_recompute=force_recompute,
-                              progress=not as_json, export_per_trade_parquet=export_per_trade_parquet,
-                              export_grid_parquet=export_grid_parquet, cluster=cluster, cluster_data=cluster_data)
+            bt = run_backtest(
+                strategy,
+                resolve_home(home),
+                sel,
+                spec,
+                portfolio=port,
+                force_recompute=force_recompute,
+                progress=not as_json,
+                export_per_trade_parquet=export_per_trade_parquet,
+                export_grid_parquet=export_grid_parquet,
+                cluster=cluster,
+                cluster_data=cluster_data,
+            )
         except ValueError as exc:
             fail(str(exc))
         if bt.grid is not None:
@@ -327,8 +506,10 @@ def register(app: typer.Typer) -> None:
         else:
             _print_result(bt, as_json, min_calls)
         if not as_json:
-            console.print(f"path cache: {'hit' if bt.cache.hit else 'built'} ({bt.cache.fingerprint}); "
-                          f"{bt.run.timings.get('engine', 0):.2f}s in the engine")
+            console.print(
+                f"path cache: {'hit' if bt.cache.hit else 'built'} ({bt.cache.fingerprint}); "
+                f"{bt.run.timings.get('engine', 0):.2f}s in the engine"
+            )
             print_diagnosis(bt.diagnosis)
 
     app.command("backtest")(backtest)

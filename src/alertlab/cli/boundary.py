@@ -37,8 +37,13 @@ class ErrorBoundary(TyperGroup):
             fail(" ".join(str(exc).split()) or type(exc).__name__)
 
 
-NoWaitOpt = Annotated[bool, typer.Option(
-    "--no-wait", help="Fail at once if another process is writing to the workspace (default: queue behind it).")]
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="Fail at once if another process is writing to the workspace (default: queue behind it).",
+    ),
+]
 
 
 def apply_no_wait(no_wait: bool) -> None:
@@ -51,8 +56,12 @@ def apply_no_wait(no_wait: bool) -> None:
 
 def root_callback(
     debug: Annotated[bool, typer.Option("--debug", help="Show the Python traceback of an error.")] = False,
-    no_wait: Annotated[bool, typer.Option(
-        "--no-wait", help="Fail at once if another process is writing to the workspace (default: queue).")] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait", help="Fail at once if another process is writing to the workspace (default: queue)."
+        ),
+    ] = False,
 ) -> None:
     """Truth layer and exit-strategy lab for crypto caller alerts."""
     import os

@@ -180,8 +180,18 @@ def optimize(
     from alertlab.optimize.space import load_space
 
     set_wide(wide)
-    sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s,
-                                wick_guard, no_wick_guard, min_coverage)
+    sel, spec = _selection_spec(
+        from_,
+        to,
+        caller,
+        chain,
+        interval_seconds,
+        horizon_hours,
+        max_entry_lag_s,
+        wick_guard,
+        no_wick_guard,
+        min_coverage,
+    )
     if space is not None and not space.exists():
         fail(f"no such space file: {space}")
     try:
@@ -238,9 +248,15 @@ def optimize(
 
 
 SCORE_HELP = "objective: mean over training folds (train), over test folds (test)"
-FOLD_COLS = [Col("fold", "id"), Col("train_from", "ts", "train from"), Col("train_to", "ts", "train to"),
-             Col("test_from", "ts", "test from"), Col("test_to", "ts", "test to"),
-             Col("n_train", "int", "train alerts"), Col("n_test", "int", "test alerts")]
+FOLD_COLS = [
+    Col("fold", "id"),
+    Col("train_from", "ts", "train from"),
+    Col("train_to", "ts", "train to"),
+    Col("test_from", "ts", "test from"),
+    Col("test_to", "ts", "test to"),
+    Col("n_train", "int", "train alerts"),
+    Col("n_test", "int", "test alerts"),
+]
 
 
 def _param_cols(names) -> list[Col]:
@@ -262,12 +278,20 @@ def _board_cols(s) -> list[Col]:
 
 
 def _per_caller_cols(names) -> list[Col]:
-    return [Col("caller"), Col("n_alerts", "int", "alerts"), Col("robust", "num", help="of the recommended trial"),
-            Col("test", "num"), Col("train", "num"), *_param_cols(names),
-            Col("dsr", "num", "DSR", "deflated Sharpe ratio of the recommendation"),
-            Col("pbo", "num", "PBO", "probability of backtest overfitting"),
-            Col("n_trials", "int", "trials"), Col("n_feasible", "int", "feasible"), Col("trial", "id"),
-            Col("study")]
+    return [
+        Col("caller"),
+        Col("n_alerts", "int", "alerts"),
+        Col("robust", "num", help="of the recommended trial"),
+        Col("test", "num"),
+        Col("train", "num"),
+        *_param_cols(names),
+        Col("dsr", "num", "DSR", "deflated Sharpe ratio of the recommendation"),
+        Col("pbo", "num", "PBO", "probability of backtest overfitting"),
+        Col("n_trials", "int", "trials"),
+        Col("n_feasible", "int", "feasible"),
+        Col("trial", "id"),
+        Col("study"),
+    ]
 
 
 def _board(s) -> pd.DataFrame:
@@ -330,15 +354,26 @@ def _print(res) -> None:
         "studies": len(res.studies),
         "seconds": res.run.timings.get("total", 0.0),
     }
-    tables = [kv_table(head, "optimize"),
-              kv_table(status_view(res.status_counts), "alerts by status")]
+    tables = [kv_table(head, "optimize"), kv_table(status_view(res.status_counts), "alerts by status")]
     if res.per_caller is not None:
         names = res.studies[0].options.space.names if res.studies else []
-        tables.append(frame_table(res.per_caller, f"per-caller studies ({len(res.studies)}), best robust score first",
-                                  _per_caller_cols(names), max_rows=100))
+        tables.append(
+            frame_table(
+                res.per_caller,
+                f"per-caller studies ({len(res.studies)}), best robust score first",
+                _per_caller_cols(names),
+                max_rows=100,
+            )
+        )
         if res.skipped_callers:
-            tables.append(frame_table(pd.DataFrame(res.skipped_callers), "callers skipped",
-                                      [Col("caller"), Col("n_alerts", "int", "alerts"), Col("reason")], max_rows=100))
+            tables.append(
+                frame_table(
+                    pd.DataFrame(res.skipped_callers),
+                    "callers skipped",
+                    [Col("caller"), Col("n_alerts", "int", "alerts"), Col("reason")],
+                    max_rows=100,
+                )
+            )
         print_tables(tables)
         for k, v in res.exports.items():
             console.print(f"{k}: {v}", highlight=False)
@@ -361,7 +396,9 @@ def _print(res) -> None:
     for k in ("train_from", "train_to", "test_from", "test_to"):
         folds[k] = pd.to_datetime(folds[k], unit="ms", utc=True)
     folds = folds.astype(object)
-    tables.append(frame_table(folds, "walk-forward folds (alert time, half-open; embargo = horizon)", FOLD_COLS))
+    tables.append(
+        frame_table(folds, "walk-forward folds (alert time, half-open; embargo = horizon)", FOLD_COLS)
+    )
     tables.append(
         frame_table(_board(s), "leaderboard: feasible trials, best robust score first", _board_cols(s))
     )
@@ -373,8 +410,10 @@ def _print(res) -> None:
                 {
                     "trial": rec["trial"],
                     "strategy": s.config.describe() if s.config is not None else "–",
-                    "options": ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                         for k, v in rec["options"].items()),
+                    "options": ", ".join(
+                        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in rec["options"].items()
+                    ),
                     "train / test / robust": f"{rec['train']:.4g} / {rec['test']:.4g} / {rec['robust']:.4g}",
                     "best-by-train trial": f"#{bt['trial']}: train {bt['train']:.4g}, test {bt['test']:.4g}",
                     "config file": res.exports.get("config", "–"),

@@ -153,13 +153,17 @@ class FitTable:
     note: str = ""
 
     def cells(self) -> list[list[str]]:
-        return [[fmt(v, c.kind) for c, v in zip(self.cols, row, strict=True)]
-                for row in self.df[[c.name for c in self.cols]].head(self.max_rows).itertuples(index=False)]
+        return [
+            [fmt(v, c.kind) for c, v in zip(self.cols, row, strict=True)]
+            for row in self.df[[c.name for c in self.cols]].head(self.max_rows).itertuples(index=False)
+        ]
 
     def choose(self, width: int, wide: bool) -> list[int]:
         """Indices of the columns shown: declared order, each kept while the table still fits."""
         cells = self.cells()
-        need = [max([cell_len(c.header)] + [cell_len(r[i]) for r in cells]) + 3 for i, c in enumerate(self.cols)]
+        need = [
+            max([cell_len(c.header)] + [cell_len(r[i]) for r in cells]) + 3 for i, c in enumerate(self.cols)
+        ]
         if wide:
             return list(range(len(self.cols)))
         used, keep = 1, []
@@ -181,10 +185,14 @@ class FitTable:
             t.add_row(*[r[i] for i in keep])
         notes = []
         if len(self.df) > self.max_rows:
-            notes.append(f"{len(self.df) - self.max_rows} more rows not shown (use --json or a Parquet export)")
+            notes.append(
+                f"{len(self.df) - self.max_rows} more rows not shown (use --json or a Parquet export)"
+            )
         hidden = [c.header for i, c in enumerate(self.cols) if i not in keep]
         if hidden:
-            notes.append(f"{len(hidden)} column(s) left out at this width: {', '.join(hidden)} (--wide shows all)")
+            notes.append(
+                f"{len(hidden)} column(s) left out at this width: {', '.join(hidden)} (--wide shows all)"
+            )
         legend = [f"{c.header}: {c.help}" for c in cols if c.help]
         if legend:
             notes.append(" · ".join(legend))
@@ -198,11 +206,18 @@ class FitTable:
 
     def width_needed(self) -> int:
         cells = self.cells()
-        return 1 + sum(max([cell_len(c.header)] + [cell_len(r[i]) for r in cells]) + 3 for i, c in enumerate(self.cols))
+        return 1 + sum(
+            max([cell_len(c.header)] + [cell_len(r[i]) for r in cells]) + 3 for i, c in enumerate(self.cols)
+        )
 
 
-def frame_table(df: pd.DataFrame, title: str = "", columns: Sequence[str | Col] | None = None,
-                max_rows: int = 50, note: str = "") -> FitTable:
+def frame_table(
+    df: pd.DataFrame,
+    title: str = "",
+    columns: Sequence[str | Col] | None = None,
+    max_rows: int = 50,
+    note: str = "",
+) -> FitTable:
     """A table of ``df`` (first ``max_rows`` rows) with declared columns (a bare name gets a
     format from its dtype); fitted to the console when printed."""
     cols: list[Col] = []
@@ -221,8 +236,12 @@ def with_notes(table: Table, notes: Sequence[str]) -> RenderableType:
     return Group(table, Text("\n".join(notes), style="dim"))
 
 
-def kv_table(d: Mapping[str, Any], title: str = "", kinds: Mapping[str, str] | None = None,
-             help: Mapping[str, str] | None = None) -> RenderableType:
+def kv_table(
+    d: Mapping[str, Any],
+    title: str = "",
+    kinds: Mapping[str, str] | None = None,
+    help: Mapping[str, str] | None = None,
+) -> RenderableType:
     """Key/value table; ``kinds`` declares the display kind per key (others: ints with thousands,
     floats with 2 decimals, text as is); ``help`` adds a legend line per key."""
     kinds = kinds or {}
@@ -233,8 +252,13 @@ def kv_table(d: Mapping[str, Any], title: str = "", kinds: Mapping[str, str] | N
         if isinstance(v, dict):
             text = json.dumps(_jsonable(v), default=str)
         else:
-            kind = kinds.get(str(k)) or ("int" if isinstance(v, int | np.integer) and not isinstance(v, bool)
-                                         else "num" if isinstance(v, float | np.floating) else "text")
+            kind = kinds.get(str(k)) or (
+                "int"
+                if isinstance(v, int | np.integer) and not isinstance(v, bool)
+                else "num"
+                if isinstance(v, float | np.floating)
+                else "text"
+            )
             text = fmt(v, kind)
         t.add_row(str(k), text)
     return with_notes(t, [" · ".join(f"{k}: {h}" for k, h in (help or {}).items() if k in d)])
@@ -273,8 +297,12 @@ def print_tables(tables: Iterable[RenderableType | FitTable], out: Console | Non
         if isinstance(t, FitTable):
             rt = t.render(out.width, WIDE)
             if WIDE and t.width_needed() > out.width:
-                Console(file=out.file, width=t.width_needed() + 2, force_terminal=out.is_terminal,
-                        no_color=out.no_color).print(rt)
+                Console(
+                    file=out.file,
+                    width=t.width_needed() + 2,
+                    force_terminal=out.is_terminal,
+                    no_color=out.no_color,
+                ).print(rt)
                 continue
             out.print(rt)
         else:
@@ -287,13 +315,26 @@ def leaderboard_view(board: pd.DataFrame) -> tuple[pd.DataFrame, list[Col]]:
     def pct(v: float) -> str:
         return "–" if pd.isna(v) else f"{v:.0%}"
 
-    v = pd.DataFrame({"rank": board["rank"], "caller": board["caller"], "n": board["n"],
-                      "tokens": board["n_tokens"], "first_call": board["first_call_share"]})
+    v = pd.DataFrame(
+        {
+            "rank": board["rank"],
+            "caller": board["caller"],
+            "n": board["n"],
+            "tokens": board["n_tokens"],
+            "first_call": board["first_call_share"],
+        }
+    )
     for k in (2, 5, 10):
-        v[f"hit{k}x"] = [f"{pct(r)} [{pct(lo)}–{pct(hi)}]" for r, lo, hi in
-                         zip(board[f"hit{k}x_rate"], board[f"hit{k}x_lo"], board[f"hit{k}x_hi"], strict=True)]
-    v["ath_median"] = [f"{m:.2f}x [{lo:.2f}–{hi:.2f}]" for m, lo, hi in
-                       zip(board["ath_median"], board["ath_median_lo"], board["ath_median_hi"], strict=True)]
+        v[f"hit{k}x"] = [
+            f"{pct(r)} [{pct(lo)}–{pct(hi)}]"
+            for r, lo, hi in zip(
+                board[f"hit{k}x_rate"], board[f"hit{k}x_lo"], board[f"hit{k}x_hi"], strict=True
+            )
+        ]
+    v["ath_median"] = [
+        f"{m:.2f}x [{lo:.2f}–{hi:.2f}]"
+        for m, lo, hi in zip(board["ath_median"], board["ath_median_lo"], board["ath_median_hi"], strict=True)
+    ]
     v["ath_p95"] = board["ath_p95"]
     v["to_2x"] = board["time_to_2x_median_s"]
     v["dd_pre2x"] = board["dd_pre2x_median"]
@@ -303,8 +344,12 @@ def leaderboard_view(board: pd.DataFrame) -> tuple[pd.DataFrame, list[Col]]:
         Col("caller"),
         Col("n", "int", help="ok calls"),
         Col("hit2x", "text", "hit2x [95% CI]", "share of calls reaching 2x the entry, Wilson 95% interval"),
-        Col("ath_median", "text", "ATH median [95% CI]",
-            "median all-time-high multiple in the window, bootstrap 95% interval"),
+        Col(
+            "ath_median",
+            "text",
+            "ATH median [95% CI]",
+            "median all-time-high multiple in the window, bootstrap 95% interval",
+        ),
         Col("tokens", "int", help="distinct tokens called"),
         Col("first_call", "pct", help="share of calls that were the first call of the token in the store"),
         Col("hit5x", "text", "hit5x [95% CI]"),
@@ -318,38 +363,68 @@ def leaderboard_view(board: pd.DataFrame) -> tuple[pd.DataFrame, list[Col]]:
 
 
 QUALITY_COLS = [
-    Col("chain"), Col("token"), Col("interval_s", "interval", "interval", "bar interval of the series"),
-    Col("n_bars", "int", "bars"), Col("n_gaps", "int", "gaps", "holes of one or more missing bars"),
+    Col("chain"),
+    Col("token"),
+    Col("interval_s", "interval", "interval", "bar interval of the series"),
+    Col("n_bars", "int", "bars"),
+    Col("n_gaps", "int", "gaps", "holes of one or more missing bars"),
     Col("missing_bars", "int", "missing", "bars absent between the first and the last bar"),
     Col("zero_volume_share", "pct", "zero_vol", "share of bars with zero volume"),
     Col("n_conflicts", "int", "conflicts", "bars with differing duplicates (resolved deterministically)"),
     Col("n_rejected", "int", "rejected", "bad bars quarantined (`alertlab rejects`)"),
-    Col("first_ts", "ts", "first bar"), Col("last_ts", "ts", "last bar"), Col("updated_at", "ts", "updated"),
+    Col("first_ts", "ts", "first bar"),
+    Col("last_ts", "ts", "last bar"),
+    Col("updated_at", "ts", "updated"),
 ]
 """``alertlab quality`` and the ingest summary's quality table."""
 
 REJECT_SUMMARY_COLS = [Col("kind"), Col("reason"), Col("rows", "int")]
-REJECT_COLS = [Col("kind"), Col("source_row", "id", "row", "row number in the file (header = row 0)"),
-               Col("reason"), Col("source_file", label="file")]
+REJECT_COLS = [
+    Col("kind"),
+    Col("source_row", "id", "row", "row number in the file (header = row 0)"),
+    Col("reason"),
+    Col("source_file", label="file"),
+]
 RUNS_COLS = [
-    Col("run_id", label="run"), Col("kind"), Col("started_at", "ts", "started (UTC)"),
-    Col("seconds", "sec"), Col("cache_hit", "bool", "cache hit", "windows served from the path cache"),
-    Col("fingerprint", help="path-cache entry the run read"), Col("code_version", label="code"),
+    Col("run_id", label="run"),
+    Col("kind"),
+    Col("started_at", "ts", "started (UTC)"),
+    Col("seconds", "sec"),
+    Col("cache_hit", "bool", "cache hit", "windows served from the path cache"),
+    Col("fingerprint", help="path-cache entry the run read"),
+    Col("code_version", label="code"),
     Col("counts"),
 ]
 CACHE_COLS = [
-    Col("fingerprint"), Col("interval_s", "interval", "interval"), Col("horizon_h", "num", "horizon h"),
-    Col("n_alerts", "int", "alerts"), Col("n_bars", "int", "bars"), Col("size_mb", "mb", "size"),
-    Col("n_ok", "int", "ok"), Col("n_missing", "int", "missing"), Col("n_stale", "int", "stale"),
-    Col("n_bad_entry", "int", "bad_entry"), Col("created_at", "ts", "created (UTC)"),
+    Col("fingerprint"),
+    Col("interval_s", "interval", "interval"),
+    Col("horizon_h", "num", "horizon h"),
+    Col("n_alerts", "int", "alerts"),
+    Col("n_bars", "int", "bars"),
+    Col("size_mb", "mb", "size"),
+    Col("n_ok", "int", "ok"),
+    Col("n_missing", "int", "missing"),
+    Col("n_stale", "int", "stale"),
+    Col("n_bad_entry", "int", "bad_entry"),
+    Col("created_at", "ts", "created (UTC)"),
     Col("code_version", label="code"),
 ]
-BASELINE_HEAD_KINDS = {"alerts": "int", "usable": "int", "ok": "int", "truncated": "int",
-                       "below min coverage": "int", "missing": "int", "stale": "int", "bad entry": "int",
-                       "bars": "int", "seconds": "sec"}
+BASELINE_HEAD_KINDS = {
+    "alerts": "int",
+    "usable": "int",
+    "ok": "int",
+    "truncated": "int",
+    "below min coverage": "int",
+    "missing": "int",
+    "stale": "int",
+    "bad entry": "int",
+    "bars": "int",
+    "seconds": "sec",
+}
 BASELINE_HEAD_HELP = {
     "usable": "ok windows plus truncated windows with coverage >= --min-coverage",
-    "ok": "full-horizon windows", "truncated": "the token's data ends before the horizon",
+    "ok": "full-horizon windows",
+    "truncated": "the token's data ends before the horizon",
     "below min coverage": "truncated windows under --min-coverage (not used)",
     "missing": "no bar at or after the call",
     "stale": "first traded bar later than max(--max-entry-lag-s, its bar duration)",

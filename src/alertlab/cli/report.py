@@ -37,37 +37,88 @@ def register(app: typer.Typer) -> None:
 
     @app.command("report")
     def report(
-        home: HomeOpt = None, from_: FromOpt = None, to: ToOpt = None, caller: CallerOpt = None,
-        chain: ChainOpt = None, interval_seconds: IntervalOpt = 60, horizon_hours: HorizonOpt = 48.0,
+        home: HomeOpt = None,
+        from_: FromOpt = None,
+        to: ToOpt = None,
+        caller: CallerOpt = None,
+        chain: ChainOpt = None,
+        interval_seconds: IntervalOpt = 60,
+        horizon_hours: HorizonOpt = 48.0,
         max_entry_lag_s: LagOpt = None,
-        min_calls: Annotated[int, typer.Option("--min-calls", help="Callers with fewer ok alerts are not ranked.")] = 10,
-        rank_by: Annotated[str, typer.Option("--rank-by", help="Leaderboard column to rank by (descending).")] = "hit2x_lo",
-        strategy_config: Annotated[Path | None, typer.Option(help="JSON/YAML/TOML strategy; flags override it.")] = None,
-        tp: Annotated[str | None, typer.Option(help="Take profit, multiple of P (comma list = grid).")] = None,
-        tp_ladder: Annotated[str | None, typer.Option(help="Ladder 'M:W,M:W' (';' separates ladders of a grid).")] = None,
+        min_calls: Annotated[
+            int, typer.Option("--min-calls", help="Callers with fewer ok alerts are not ranked.")
+        ] = 10,
+        rank_by: Annotated[
+            str, typer.Option("--rank-by", help="Leaderboard column to rank by (descending).")
+        ] = "hit2x_lo",
+        strategy_config: Annotated[
+            Path | None, typer.Option(help="JSON/YAML/TOML strategy; flags override it.")
+        ] = None,
+        tp: Annotated[
+            str | None, typer.Option(help="Take profit, multiple of P (comma list = grid).")
+        ] = None,
+        tp_ladder: Annotated[
+            str | None, typer.Option(help="Ladder 'M:W,M:W' (';' separates ladders of a grid).")
+        ] = None,
         sl: Annotated[str | None, typer.Option(help="Stop loss, multiple of P (0.5 = -50%).")] = None,
-        breakeven_at: Annotated[str | None, typer.Option(help="Move the stop to P(1+offset) once the peak reached M·P.")] = None,
+        breakeven_at: Annotated[
+            str | None, typer.Option(help="Move the stop to P(1+offset) once the peak reached M·P.")
+        ] = None,
         breakeven_offset: Annotated[str | None, typer.Option(help="Breakeven offset X (default 0).")] = None,
-        trail: Annotated[str | None, typer.Option(help="Trailing stop: peak·(1-PCT), PCT as a fraction.")] = None,
-        trail_activation: Annotated[str | None, typer.Option(help="Trail once the peak reached M·P (default 1).")] = None,
-        time_stop_hours: Annotated[str | None, typer.Option(help="Sell the rest at the open H hours after the fill.")] = None,
-        entry_delay_bars: Annotated[str | None, typer.Option(help="Buy at the open of the N-th bar after the entry bar.")] = None,
+        trail: Annotated[
+            str | None, typer.Option(help="Trailing stop: peak·(1-PCT), PCT as a fraction.")
+        ] = None,
+        trail_activation: Annotated[
+            str | None, typer.Option(help="Trail once the peak reached M·P (default 1).")
+        ] = None,
+        time_stop_hours: Annotated[
+            str | None, typer.Option(help="Sell the rest at the open H hours after the fill.")
+        ] = None,
+        entry_delay_bars: Annotated[
+            str | None, typer.Option(help="Buy at the open of the N-th bar after the entry bar.")
+        ] = None,
         dip: Annotated[str | None, typer.Option(help="Limit buy at E·(1-PCT), PCT as a fraction.")] = None,
         dip_window: Annotated[str | None, typer.Option(help="Dip limit order lifetime in minutes.")] = None,
         fee_bps: Annotated[str | None, typer.Option(help="Fee per side in bps (default 30).")] = None,
-        slippage_bps: Annotated[str | None, typer.Option(help="Slippage per side in bps (default 50).")] = None,
+        slippage_bps: Annotated[
+            str | None, typer.Option(help="Slippage per side in bps (default 50).")
+        ] = None,
         intrabar: Annotated[str | None, typer.Option(help="pessimistic | optimistic | ohlc.")] = None,
         capital: Annotated[float | None, typer.Option(help="Portfolio mode: starting capital.")] = None,
         stake: Annotated[float | None, typer.Option(help="Portfolio: fixed stake per trade.")] = None,
-        stake_pct: Annotated[float | None, typer.Option(help="Portfolio: stake as a fraction of equity (compounding).")] = None,
+        stake_pct: Annotated[
+            float | None, typer.Option(help="Portfolio: stake as a fraction of equity (compounding).")
+        ] = None,
         max_open: Annotated[int | None, typer.Option(help="Portfolio: maximum open positions.")] = None,
-        grid_axes: Annotated[str | None, typer.Option("--grid-axes", help="Two grid options for the heatmap, e.g. 'tp,sl' (default: the first two varied).")] = None,
-        objective: Annotated[str, typer.Option(help="Grid metric of the heatmap and of the best cell.")] = "avg_ret",
-        study: Annotated[str | None, typer.Option("--study", help="Add the Study section of this optimize study (name as given to optimize).")] = None,
-        top_callers: Annotated[int, typer.Option("--top-callers", help="Callers in the Per caller selector.")] = 8,
-        trades: Annotated[int, typer.Option("--trades", help="Trades drawn on candles (best, worst, ambiguous, laddered).")] = 8,
-        out: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default <home>/reports/report-<run id>.html).")] = None,
-        open_: Annotated[bool, typer.Option("--open", help="Open the report in the default browser.")] = False,
+        grid_axes: Annotated[
+            str | None,
+            typer.Option(
+                "--grid-axes",
+                help="Two grid options for the heatmap, e.g. 'tp,sl' (default: the first two varied).",
+            ),
+        ] = None,
+        objective: Annotated[
+            str, typer.Option(help="Grid metric of the heatmap and of the best cell.")
+        ] = "avg_ret",
+        study: Annotated[
+            str | None,
+            typer.Option(
+                "--study", help="Add the Study section of this optimize study (name as given to optimize)."
+            ),
+        ] = None,
+        top_callers: Annotated[
+            int, typer.Option("--top-callers", help="Callers in the Per caller selector.")
+        ] = 8,
+        trades: Annotated[
+            int, typer.Option("--trades", help="Trades drawn on candles (best, worst, ambiguous, laddered).")
+        ] = 8,
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", help="HTML file to write (default <home>/reports/report-<run id>.html)."),
+        ] = None,
+        open_: Annotated[
+            bool, typer.Option("--open", help="Open the report in the default browser.")
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Write one self-contained interactive HTML report: data, callers, per caller, strategy, trades, grid, study."""
@@ -75,7 +126,9 @@ def register(app: typer.Typer) -> None:
         from alertlab.engine import PortfolioConfig
         from alertlab.store import resolve_home
 
-        sel, spec = _selection_spec(from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s)
+        sel, spec = _selection_spec(
+            from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s
+        )
         if out is not None and out.suffix.lower() not in (".html", ".htm"):
             fail(f"--out {out}: the report is an HTML file (use a .html name)")
         axes = None
@@ -85,14 +138,19 @@ def register(app: typer.Typer) -> None:
                 fail(f"--grid-axes {grid_axes!r}: give two options separated by a comma, e.g. tp,sl")
         try:
             flags = {
-                "tp": parse_numbers("tp", tp), "tp_ladder": parse_ladders(tp_ladder), "sl": parse_numbers("sl", sl),
+                "tp": parse_numbers("tp", tp),
+                "tp_ladder": parse_ladders(tp_ladder),
+                "sl": parse_numbers("sl", sl),
                 "breakeven_at": parse_numbers("breakeven-at", breakeven_at),
                 "breakeven_offset": parse_numbers("breakeven-offset", breakeven_offset),
-                "trail": parse_numbers("trail", trail), "trail_activation": parse_numbers("trail-activation", trail_activation),
+                "trail": parse_numbers("trail", trail),
+                "trail_activation": parse_numbers("trail-activation", trail_activation),
                 "time_stop_hours": parse_numbers("time-stop-hours", time_stop_hours),
                 "entry_delay_bars": parse_numbers("entry-delay-bars", entry_delay_bars, integer=True),
-                "dip": parse_numbers("dip", dip), "dip_window_min": parse_numbers("dip-window", dip_window),
-                "fee_bps": parse_numbers("fee-bps", fee_bps), "slippage_bps": parse_numbers("slippage-bps", slippage_bps),
+                "dip": parse_numbers("dip", dip),
+                "dip_window_min": parse_numbers("dip-window", dip_window),
+                "fee_bps": parse_numbers("fee-bps", fee_bps),
+                "slippage_bps": parse_numbers("slippage-bps", slippage_bps),
                 "intrabar": intrabar,
             }
             given = strategy_config is not None or any(v is not None for v in flags.values())
@@ -109,17 +167,43 @@ def register(app: typer.Typer) -> None:
         except (typer.BadParameter, ValueError) as exc:
             fail(str(exc))
         try:
-            r = run_report(resolve_home(home), sel, spec, strategy=strategy, portfolio=port, study=study, out=out,
-                           min_calls=min_calls, rank_by=rank_by, top_callers=top_callers, n_trades=trades,
-                           grid_axes=axes, objective=objective, progress=not as_json)
+            r = run_report(
+                resolve_home(home),
+                sel,
+                spec,
+                strategy=strategy,
+                portfolio=port,
+                study=study,
+                out=out,
+                min_calls=min_calls,
+                rank_by=rank_by,
+                top_callers=top_callers,
+                n_trades=trades,
+                grid_axes=axes,
+                objective=objective,
+                progress=not as_json,
+            )
         except ValueError as exc:
             fail(str(exc))
         if as_json:
-            print_json({"run_id": r.run.run_id, "path": str(r.path), "bytes": r.size_bytes, "sections": r.sections,
-                        "figures": r.n_figures, "timings": r.run.timings, "warnings": r.warnings})
+            print_json(
+                {
+                    "run_id": r.run.run_id,
+                    "path": str(r.path),
+                    "bytes": r.size_bytes,
+                    "sections": r.sections,
+                    "figures": r.n_figures,
+                    "timings": r.run.timings,
+                    "warnings": r.warnings,
+                }
+            )
         else:
-            console.print(f"report: {r.path}  ({r.size_bytes / 1e6:.1f} MB, {r.n_figures} figures, "
-                          f"{r.run.timings.get('total', 0):.1f}s)", highlight=False, soft_wrap=True)  # a path never wraps
+            console.print(
+                f"report: {r.path}  ({r.size_bytes / 1e6:.1f} MB, {r.n_figures} figures, "
+                f"{r.run.timings.get('total', 0):.1f}s)",
+                highlight=False,
+                soft_wrap=True,
+            )  # a path never wraps
         for msg in r.warnings:
             console.print(f"[bold yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
         if open_ and not open_in_browser(r.path):

@@ -47,9 +47,7 @@ def _import_distributed():
         import distributed  # noqa: F401
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ClusterError(
-            "--cluster needs Dask distributed: pip install 'alertlab[distributed]'"
-        ) from None
+        raise ClusterError("--cluster needs Dask distributed: pip install 'alertlab[distributed]'") from None
     return Client, LocalCluster
 
 
@@ -79,7 +77,10 @@ def connect(
             n = int(m.group(1))
             threads = max(1, (os.cpu_count() or 1) // n)
             cluster = LocalCluster(
-                n_workers=n, threads_per_worker=threads, processes=True, dashboard_address=":0",
+                n_workers=n,
+                threads_per_worker=threads,
+                processes=True,
+                dashboard_address=":0",
                 silence_logs=40,
             )
             client = Client(cluster, timeout=timeout)
@@ -95,7 +96,9 @@ def connect(
             try:
                 client.wait_for_workers(1, timeout=timeout)
             except (TimeoutError, OSError):
-                raise ClusterError(f"the Dask scheduler at {address} has no workers (waited {timeout:g} s)") from None
+                raise ClusterError(
+                    f"the Dask scheduler at {address} has no workers (waited {timeout:g} s)"
+                ) from None
         try:
             infos = client.run(_worker_info)
         except Exception as exc:  # noqa: BLE001 - deserialisation errors on workers come back as anything
@@ -131,8 +134,9 @@ def _has_dashboard() -> bool:
 
 
 @contextlib.contextmanager
-def session(address: str, data: str = "auto", *, echo: Callable[[str], None] | None = None,
-            **chunking: Any) -> Iterator[Any]:
+def session(
+    address: str, data: str = "auto", *, echo: Callable[[str], None] | None = None, **chunking: Any
+) -> Iterator[Any]:
     """A :class:`alertlab.distributed.tasks.Session` on a fresh connection to ``address``."""
     from alertlab.distributed.tasks import DATA_MODES, Session
 

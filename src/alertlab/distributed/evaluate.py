@@ -25,5 +25,11 @@ class ClusterEvaluator(Evaluator):
 
     def returns(self, configs: Sequence[StrategyConfig]) -> np.ndarray:
         params = encode_params(list(configs))
-        return trade_returns(self.w, params, self.order, self.settings.intrabar,
-                             self.settings.fill_on_zero_volume, simulate=self.session.simulate_cols)
+        return trade_returns(
+            self.w,
+            params,
+            self.order,
+            self.settings.intrabar,
+            self.settings.fill_on_zero_volume,
+            simulate=self.session.simulate_cols,
+        )

@@ -22,8 +22,9 @@ def _echo(line: str) -> None:
     _console.print(line, highlight=False, soft_wrap=True)
 
 
-def baseline_on_cluster(cluster: str, data: str, w: Windows, path: str | Path | None,
-                        progress: bool = False, **chunking: Any) -> pa.Table:
+def baseline_on_cluster(
+    cluster: str, data: str, w: Windows, path: str | Path | None, progress: bool = False, **chunking: Any
+) -> pa.Table:
     """:func:`alertlab.truth.metrics.baseline_table` of ``w`` computed on the cluster."""
     with session(cluster, data, echo=_echo if progress else None, **chunking) as s:
         s.bind(w, path)
@@ -32,8 +33,17 @@ def baseline_on_cluster(cluster: str, data: str, w: Windows, path: str | Path | 
             return s.baseline_table(w)
 
 
-def backtest_on_cluster(cluster: str, data: str, w: Windows, path: str | Path | None, strategy: Any,
-                        portfolio: Any = None, progress: bool = False, alert_idx: Any = None, **chunking: Any):
+def backtest_on_cluster(
+    cluster: str,
+    data: str,
+    w: Windows,
+    path: str | Path | None,
+    strategy: Any,
+    portfolio: Any = None,
+    progress: bool = False,
+    alert_idx: Any = None,
+    **chunking: Any,
+):
     """``(result, grid)``: :func:`alertlab.engine.backtest` (single strategy) or
     :func:`alertlab.engine.run_grid` (grid) with the kernel passes on the cluster."""
     from alertlab.engine import backtest, run_grid
@@ -46,12 +56,20 @@ def backtest_on_cluster(cluster: str, data: str, w: Windows, path: str | Path | 
                 return None, run_grid(w, strategy, alert_idx=alert_idx, simulate=s.simulate_cols)
         with bar("backtest (cluster)", 1, progress) as pb:
             s.on_task = pb.advance
-            return backtest(w, strategy, alert_idx=alert_idx, portfolio=portfolio, simulate=s.simulate_cols), None
+            return backtest(
+                w, strategy, alert_idx=alert_idx, portfolio=portfolio, simulate=s.simulate_cols
+            ), None
 
 
 @contextlib.contextmanager
-def study_evaluators(cluster: str | None, data: str, w: Windows, path: str | Path | None,
-                     progress: bool = False, **chunking: Any) -> Iterator[Any]:
+def study_evaluators(
+    cluster: str | None,
+    data: str,
+    w: Windows,
+    path: str | Path | None,
+    progress: bool = False,
+    **chunking: Any,
+) -> Iterator[Any]:
     """A factory of cluster evaluators for :func:`alertlab.optimize.study.run_study`
     (``make_evaluator``), or None without a cluster."""
     if not cluster:
@@ -66,4 +84,3 @@ def study_evaluators(cluster: str | None, data: str, w: Windows, path: str | Pat
             return ClusterEvaluator(*args, session=s, **kwargs)
 
         yield make
-

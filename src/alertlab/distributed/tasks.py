@@ -143,8 +143,9 @@ def _worker_threads() -> None:
 # ------------------------------------------------------------------------------------------- tasks
 
 
-def cells_task(ref: SharedRef | Windows, params: np.ndarray, intrabar: str, full: bool,
-               fill_on_zero_volume: bool = False) -> dict[str, np.ndarray]:
+def cells_task(
+    ref: SharedRef | Windows, params: np.ndarray, intrabar: str, full: bool, fill_on_zero_volume: bool = False
+) -> dict[str, np.ndarray]:
     """One (alert chunk × parameter chunk) block of the engine's ``(alerts, params)`` outputs."""
     from alertlab.engine.drivers import _simulate_cols
 
@@ -287,8 +288,13 @@ class Session:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def _run(self, jobs: list, submit: Callable[[Any], Any], done: Callable[[Any, Any], None],
-             relocate: Callable[[Any], None]) -> None:
+    def _run(
+        self,
+        jobs: list,
+        submit: Callable[[Any], Any],
+        done: Callable[[Any, Any], None],
+        relocate: Callable[[Any], None],
+    ) -> None:
         """Submit every job, collect results as they complete (``as_completed``), resubmit jobs whose
         scattered input was lost with a worker."""
         from distributed import as_completed
@@ -315,8 +321,10 @@ class Session:
                     if type(exc).__name__ == "KilledWorker":
                         from alertlab.distributed.cluster import ClusterError
 
-                        raise ClusterError(f"the cluster lost the run: {str(exc).splitlines()[0]} (workers kept "
-                                           f"dying on one task: check their memory limit and logs)") from None
+                        raise ClusterError(
+                            f"the cluster lost the run: {str(exc).splitlines()[0]} (workers kept "
+                            f"dying on one task: check their memory limit and logs)"
+                        ) from None
                     raise
                 f.release()
                 done(j, res)
@@ -326,7 +334,12 @@ class Session:
                 f.cancel()
 
     def simulate_cols(
-        self, w: Windows, params: np.ndarray, idx: np.ndarray, intrabar: str, full: bool,
+        self,
+        w: Windows,
+        params: np.ndarray,
+        idx: np.ndarray,
+        intrabar: str,
+        full: bool,
         fill_on_zero_volume: bool = False,
     ) -> dict[str, np.ndarray]:
         """Drop-in for ``engine.drivers._simulate_cols``: the same ``(alerts, params)`` arrays,
@@ -342,18 +355,24 @@ class Session:
         ranges = self._alert_ranges(w, idx)
         refs = self._refs(w, idx, ranges)
         biggest = max(b - a for a, b in ranges)
-        k = self.param_chunks or max(math.ceil(2 * self.threads / len(ranges)),
-                                     math.ceil(p * biggest / TASK_CELLS))
+        k = self.param_chunks or max(
+            math.ceil(2 * self.threads / len(ranges)), math.ceil(p * biggest / TASK_CELLS)
+        )
         pedges = np.linspace(0, p, min(k, p) + 1).round().astype(np.int64)
         prow = [(int(a), int(b)) for a, b in zip(pedges[:-1], pedges[1:], strict=True) if b > a]
-        pblocks = [self.client.scatter(params[a:b], hash=False) if (b - a) * params.shape[1] > 50_000
-                   else params[a:b] for a, b in prow]
+        pblocks = [
+            self.client.scatter(params[a:b], hash=False)
+            if (b - a) * params.shape[1] > 50_000
+            else params[a:b]
+            for a, b in prow
+        ]
         jobs = [(i, j) for j in range(len(prow)) for i in range(len(ranges))]
 
         def submit(job):
             i, j = job
-            return self.client.submit(cells_task, refs[i], pblocks[j], intrabar, full, fill_on_zero_volume,
-                                      pure=False)
+            return self.client.submit(
+                cells_task, refs[i], pblocks[j], intrabar, full, fill_on_zero_volume, pure=False
+            )
 
         def done(job, part):
             i, j = job
@@ -369,8 +388,9 @@ class Session:
     def baseline_table(self, w: Windows) -> pa.Table:
         """:func:`~alertlab.truth.metrics.baseline_table` of all alerts, by contiguous alert ranges."""
         idx = np.arange(w.n, dtype=np.int64)
-        ranges = self._alert_ranges(w, idx, self.alert_chunks or max(
-            self.threads, math.ceil(int(w.offsets[-1]) / CHUNK_BARS)))
+        ranges = self._alert_ranges(
+            w, idx, self.alert_chunks or max(self.threads, math.ceil(int(w.offsets[-1]) / CHUNK_BARS))
+        )
         refs = self._refs(w, idx, ranges)
         parts: list[pa.Table | None] = [None] * len(ranges)
 
@@ -379,7 +399,10 @@ class Session:
             if self.on_task is not None:
                 self.on_task(ranges[i][1] - ranges[i][0])
 
-        self._run(list(range(len(ranges))),
-                  lambda i: self.client.submit(baseline_task, refs[i], pure=False),
-                  done, lambda i: self._rescatter(w, idx, ranges, i))
+        self._run(
+            list(range(len(ranges))),
+            lambda i: self.client.submit(baseline_task, refs[i], pure=False),
+            done,
+            lambda i: self._rescatter(w, idx, ranges, i),
+        )
         return pa.concat_tables(parts).combine_chunks()

@@ -357,7 +357,9 @@ def backtest(
         raise ValueError("backtest needs a scalar config; use run_grid for grids")
     idx = time_order(w, _alert_idx(w, alert_idx))
     params = encode_params([cfg])
-    o = (simulate or _simulate_cols)(w, params, idx, cfg.intrabar, True, fill_on_zero_volume=cfg.fill_on_zero_volume)
+    o = (simulate or _simulate_cols)(
+        w, params, idx, cfg.intrabar, True, fill_on_zero_volume=cfg.fill_on_zero_volume
+    )
     col = {k: v[:, 0] for k, v in o.items()}
     code = col["code"]
     summary = _scalar(summarize_columns(o["ret"], o["code"], o["amb"], o["ret_p"], o["ret_o"]))
@@ -404,8 +406,9 @@ def backtest(
         rows.append({"caller": c, **s})
     per_caller = pd.DataFrame(rows)
     if len(per_caller):
-        per_caller["avg_ret_lo95"] = mean_lower_bound(per_caller["avg_ret"], per_caller["std_ret"],
-                                                      per_caller["n_trades"])
+        per_caller["avg_ret_lo95"] = mean_lower_bound(
+            per_caller["avg_ret"], per_caller["std_ret"], per_caller["n_trades"]
+        )
 
     r0 = np.nan_to_num(col["ret"])
     eq = np.cumsum(r0)
@@ -473,7 +476,11 @@ def run_grid(
     for c0 in range(0, len(order), chunk):
         rows = order[c0 : c0 + chunk]
         o = (simulate or _simulate_cols)(
-            w, np.ascontiguousarray(params[rows]), idx, cfg.intrabar, False,
+            w,
+            np.ascontiguousarray(params[rows]),
+            idx,
+            cfg.intrabar,
+            False,
             fill_on_zero_volume=cfg.fill_on_zero_volume,
         )
         s = summarize_columns(o["ret"], o["code"], o["amb"], o["ret_p"], o["ret_o"])

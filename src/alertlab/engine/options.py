@@ -38,7 +38,9 @@ _TABLE = (
     Option("breakeven_at", "float", "must be > 1", lambda x: x > 1),
     Option("breakeven_offset", "float", "must be > -1", lambda x: x > -1, parent="breakeven_at"),
     Option("trail", "float", "must be in (0, 1)", lambda x: 0 < x < 1),
-    Option("trail_activation", "float", "must be >= 1 (1 = trail from entry)", lambda x: x >= 1, parent="trail"),
+    Option(
+        "trail_activation", "float", "must be >= 1 (1 = trail from entry)", lambda x: x >= 1, parent="trail"
+    ),
     Option("time_stop_hours", "float", "must be > 0", lambda x: x > 0),
     Option("entry_delay_bars", "int", "must be an integer >= 0", lambda x: x >= 0 and x == int(x)),
     Option("dip", "float", "must be in (0, 1) (0.2 = limit 20% below the entry open)", lambda x: 0 < x < 1),

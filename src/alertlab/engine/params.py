@@ -366,12 +366,21 @@ class StrategyConfig(BaseModel):
             parts.append(f"trail {v(self.trail)}{act}")
         if self.time_stop_hours is not None:
             parts.append(f"time stop {v(self.time_stop_hours, ' h')}")
-        exits = self.tp is not None or self.tp_ladder is not None or self.sl is not None or \
-            self.breakeven_at is not None or self.trail is not None or self.time_stop_hours is not None
+        exits = (
+            self.tp is not None
+            or self.tp_ladder is not None
+            or self.sl is not None
+            or self.breakeven_at is not None
+            or self.trail is not None
+            or self.time_stop_hours is not None
+        )
         if not exits:
             parts.append("hold to horizon (no exit rule given)")
-        parts += [f"fees {v(self.fee_bps, ' bps')}", f"slippage {v(self.slippage_bps, ' bps')}",
-                  f"{self.intrabar} intrabar"]
+        parts += [
+            f"fees {v(self.fee_bps, ' bps')}",
+            f"slippage {v(self.slippage_bps, ' bps')}",
+            f"{self.intrabar} intrabar",
+        ]
         return " · ".join(parts)
 
     # ---------------------------------------------------------------- files

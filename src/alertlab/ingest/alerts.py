@@ -108,7 +108,17 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 REQUIRED = ("caller", "token", "ts")
 KEY = ["caller", "chain", "token", "ts_ms"]
-FIELDS = ["ticker", "price_at_alert", "mcap_at_alert", "chat_id", "message_id", "caller_id", "source", "forwarded", "pool"]
+FIELDS = [
+    "ticker",
+    "price_at_alert",
+    "mcap_at_alert",
+    "chat_id",
+    "message_id",
+    "caller_id",
+    "source",
+    "forwarded",
+    "pool",
+]
 PROVENANCE = ("source_file", "source_row", "raw")  # optional columns of an in-memory table (not data)
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
@@ -160,7 +170,9 @@ def _read_table(path: Path) -> _Read:
             raise UserError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
         out = _Read(df, np.arange(len(df), dtype=np.int64) + 2)
     else:
-        info, batches = read_text_table(path, [a for names in ALIASES.values() for a in names], multiline=True)
+        info, batches = read_text_table(
+            path, [a for names in ALIASES.values() for a in names], multiline=True
+        )
         frames, lines, bad = [], [], []
         for b in batches:
             keep = np.ones(b.table.num_rows, bool)
@@ -171,10 +183,17 @@ def _read_table(path: Path) -> _Read:
             else:
                 frames.append(b.table.to_pandas())
             lines.append(b.lines[keep])
-        df = (pd.concat(frames, ignore_index=True) if frames
-              else pd.DataFrame({h: pd.Series(dtype=object) for h in info.header}))
-        out = _Read(df, np.concatenate(lines) if lines else np.empty(0, np.int64),
-                    sorted(info.bad_lines + bad, key=lambda b: b.line), {"delimiter": info.delimiter_name})
+        df = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame({h: pd.Series(dtype=object) for h in info.header})
+        )
+        out = _Read(
+            df,
+            np.concatenate(lines) if lines else np.empty(0, np.int64),
+            sorted(info.bad_lines + bad, key=lambda b: b.line),
+            {"delimiter": info.delimiter_name},
+        )
         if info.blank_lines:
             out.details["blank_lines"] = info.blank_lines
     out.frame.columns = [str(c).strip().lower() for c in out.frame.columns]
@@ -217,8 +236,9 @@ def _coalesce_time(df: pd.DataFrame, names: tuple[str, ...]) -> tuple[np.ndarray
     return ms, err
 
 
-def _canonical_frame(raw: pd.DataFrame, file_idx: np.ndarray, rows: np.ndarray, what: str,
-                     has: str = "the header has") -> tuple[pd.DataFrame, dict]:
+def _canonical_frame(
+    raw: pd.DataFrame, file_idx: np.ndarray, rows: np.ndarray, what: str, has: str = "the header has"
+) -> tuple[pd.DataFrame, dict]:
     """Raw columns (lower-cased names) → canonical columns + ts_ms/ts_err + file_idx/row/pos, and what was used.
 
     Missing required columns raise :class:`UserError` naming ``what``.
@@ -226,8 +246,10 @@ def _canonical_frame(raw: pd.DataFrame, file_idx: np.ndarray, rows: np.ndarray, 
     missing = [c for c in REQUIRED if not any(a in raw.columns for a in ALIASES[c])]
     if missing:
         need = "; ".join(f"{c} (any of {', '.join(ALIASES[c])})" for c in missing)
-        raise UserError(f"{what}: missing required column(s): {need}; {has} "
-                        f"{', '.join(map(str, raw.columns)) or 'nothing'}")
+        raise UserError(
+            f"{what}: missing required column(s): {need}; {has} "
+            f"{', '.join(map(str, raw.columns)) or 'nothing'}"
+        )
     n = len(raw)
     out = pd.DataFrame(index=pd.RangeIndex(n))
     used = {}
@@ -266,7 +288,6 @@ def _read_alert_file(path: Path, file_idx: int) -> tuple[pd.DataFrame, dict, pd.
     out["source"] = out["source"].fillna(path.name)
     details.update(read.details)
     return out, details, raw, read.bad_lines
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,8 +429,10 @@ def ingest_alerts(home: Home, paths: Sequence[str | Path], progress: bool = Fals
     """
     files = collect_files(paths, ALERT_SUFFIXES, "alert")
     if not files:
-        raise UserError(f"no alert files ({', '.join(ALERT_SUFFIXES)}) in {', '.join(str(p) for p in paths)}: "
-                        "point at the files or the directory that holds them")
+        raise UserError(
+            f"no alert files ({', '.join(ALERT_SUFFIXES)}) in {', '.join(str(p) for p in paths)}: "
+            "point at the files or the directory that holds them"
+        )
     with workspace_lock(home, "ingest alerts"):
         return _ingest_alerts(home, files, progress)
 
@@ -440,7 +463,11 @@ def _ingest_alerts(home: Home, files: list[Path], progress: bool) -> IngestRepor
     if len(file_errors) == len(files):
         recovery.abandon(home, ingest_id, begun)  # nothing was written
         first = next(iter(file_errors.values()))
-        raise UserError(first if len(files) == 1 else f"none of the {len(files)} alert files could be read; first: {first}")
+        raise UserError(
+            first
+            if len(files) == 1
+            else f"none of the {len(files)} alert files could be read; first: {first}"
+        )
     df = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
 
     def raw_json(file_idx: np.ndarray, pos: np.ndarray) -> list[str]:
@@ -450,14 +477,25 @@ def _ingest_alerts(home: Home, files: list[Path], progress: bool) -> IngestRepor
         ]
 
     # lines that were not records at all (malformed CSV lines, invalid UTF-8): read and rejected
-    pre = pd.DataFrame({
-        "file_idx": np.asarray([fi for fi, _ in bad_lines], np.int64),
-        "source_row": np.asarray([b.line for _, b in bad_lines], np.int64),
-        "reason": [b.reason for _, b in bad_lines],
-        "raw": [json.dumps({"line": b.text}) for _, b in bad_lines],
-    })
-    return _commit(home, ingest_id, df, [str(f) for f in files], hashes, details, raw_json,
-                   pre_rejects=pre, file_errors=file_errors)
+    pre = pd.DataFrame(
+        {
+            "file_idx": np.asarray([fi for fi, _ in bad_lines], np.int64),
+            "source_row": np.asarray([b.line for _, b in bad_lines], np.int64),
+            "reason": [b.reason for _, b in bad_lines],
+            "raw": [json.dumps({"line": b.text}) for _, b in bad_lines],
+        }
+    )
+    return _commit(
+        home,
+        ingest_id,
+        df,
+        [str(f) for f in files],
+        hashes,
+        details,
+        raw_json,
+        pre_rejects=pre,
+        file_errors=file_errors,
+    )
 
 
 def _empty_frame() -> pd.DataFrame:
@@ -506,9 +544,17 @@ def ingest_alert_table(
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     raw = raw.reset_index(drop=True)
     n = len(raw)
-    pre = rejects if rejects is not None else pd.DataFrame(columns=["source_file", "source_row", "reason", "raw"])
+    pre = (
+        rejects
+        if rejects is not None
+        else pd.DataFrame(columns=["source_file", "source_row", "reason", "raw"])
+    )
     pre = pre.reset_index(drop=True)
-    src_col = raw["source_file"].astype(str) if "source_file" in raw.columns else pd.Series([source] * n, dtype=object)
+    src_col = (
+        raw["source_file"].astype(str)
+        if "source_file" in raw.columns
+        else pd.Series([source] * n, dtype=object)
+    )
     pre_src = pre["source_file"].astype(str)
     named = [*(files or []), *src_col.tolist(), *pre_src.tolist()]
     files = list(dict.fromkeys(named)) or [source]
@@ -528,7 +574,9 @@ def ingest_alert_table(
     data_cols = [c for c in raw.columns if c != "source_file"]
     hashes = [
         (file_hashes or {}).get(f)
-        or _content_key(raw.loc[(src_col == f).to_numpy(bool), data_cols], pre.loc[(pre_src == f).to_numpy(bool)])
+        or _content_key(
+            raw.loc[(src_col == f).to_numpy(bool), data_cols], pre.loc[(pre_src == f).to_numpy(bool)]
+        )
         for f in files
     ]
 
@@ -537,7 +585,9 @@ def ingest_alert_table(
             return [str(v) for v in raw["raw"].to_numpy()[pos]]
         keep = [c for c in raw.columns if c not in PROVENANCE]
         return [
-            json.dumps({k: (None if pd.isna(v) else v) for k, v in raw.iloc[int(p)][keep].items()}, default=str)
+            json.dumps(
+                {k: (None if pd.isna(v) else v) for k, v in raw.iloc[int(p)][keep].items()}, default=str
+            )
             for p in pos
         ]
 
@@ -639,8 +689,11 @@ def _commit(
                         "file_idx": df["file_idx"].to_numpy(np.int64)[rej],
                         "source_row": df["row"].to_numpy()[rej].astype(np.int64),
                         "reason": reasons[rej].astype(str),
-                        "raw": raw_json(df["file_idx"].to_numpy(np.int64)[rej], df["pos"].to_numpy(np.int64)[rej])
-                        if len(rej) else [],
+                        "raw": raw_json(
+                            df["file_idx"].to_numpy(np.int64)[rej], df["pos"].to_numpy(np.int64)[rej]
+                        )
+                        if len(rej)
+                        else [],
                     }
                 ),
                 pre_rejects,
@@ -654,12 +707,17 @@ def _commit(
         n_rej = np.bincount(rows_rej["file_idx"].to_numpy(np.int64), minlength=len(files))
         n_pre = np.bincount(pre_rejects["file_idx"].to_numpy(np.int64), minlength=len(files))
         n_read = np.bincount(df["file_idx"].to_numpy(np.int64), minlength=len(files)) + n_pre
-        file_rej = pd.DataFrame({  # files not ingested at all: one reject each, without a row
-            "file_idx": np.asarray(sorted(file_errors), np.int64),
-            "source_row": pd.array([pd.NA] * len(file_errors), "Int64"),
-            "reason": ["file not ingested: " + file_errors[i].removeprefix(f"{files[i]}: ") for i in sorted(file_errors)],
-            "raw": [None] * len(file_errors),
-        })
+        file_rej = pd.DataFrame(
+            {  # files not ingested at all: one reject each, without a row
+                "file_idx": np.asarray(sorted(file_errors), np.int64),
+                "source_row": pd.array([pd.NA] * len(file_errors), "Int64"),
+                "reason": [
+                    "file not ingested: " + file_errors[i].removeprefix(f"{files[i]}: ")
+                    for i in sorted(file_errors)
+                ],
+                "raw": [None] * len(file_errors),
+            }
+        )
         rej_df = pd.concat([rows_rej.astype({"source_row": "Int64"}), file_rej], ignore_index=True)
         rej_df.insert(0, "source_file", [files[i] for i in rej_df["file_idx"]])
         rej_df["file_sha256"] = [hashes[i] for i in rej_df["file_idx"]]
@@ -695,8 +753,9 @@ def _commit(
                     ).fetchall()
                 con.unregister("_upd")
             # rejects are keyed by (file content, row): this ingest's verdict replaces an earlier one
-            con.execute("DELETE FROM rejects WHERE kind = ? AND list_contains(?, file_sha256)",
-                        [kind, hashes]).fetchall()
+            con.execute(
+                "DELETE FROM rejects WHERE kind = ? AND list_contains(?, file_sha256)", [kind, hashes]
+            ).fetchall()
             if len(rej_df):
                 con.register("_rej", rej_df.drop(columns="file_idx"))
                 con.execute(
@@ -708,7 +767,9 @@ def _commit(
                     [ingest_id, kind, kind],
                 ).fetchall()
                 con.unregister("_rej")
-            con.execute("DELETE FROM ingest_log WHERE ingest_id = ? AND status = 'running'", [ingest_id]).fetchall()
+            con.execute(
+                "DELETE FROM ingest_log WHERE ingest_id = ? AND status = 'running'", [ingest_id]
+            ).fetchall()
             for i, f in enumerate(files):
                 accepted = int(n_read[i] - n_rej[i])
                 det = dict(details[i])
@@ -751,7 +812,9 @@ def _commit(
     reason_counts = rows_rej["reason"].value_counts() if rows_rejected else pd.Series(dtype=int)
     sample = [
         {"file": f, "row": int(r), "reason": why}
-        for f, r, why in rows_rej[["source_file", "source_row", "reason"]].head(SAMPLE_SIZE).itertuples(index=False)
+        for f, r, why in rows_rej[["source_file", "source_row", "reason"]]
+        .head(SAMPLE_SIZE)
+        .itertuples(index=False)
     ]
     return IngestReport(
         kind=kind,
@@ -791,8 +854,23 @@ def load_alerts(home: Home) -> pd.DataFrame:
 
 
 LIST_COLUMNS = [
-    "alert_id", "caller", "caller_id", "chain", "token", "ts_ms", "ticker", "price_at_alert", "mcap_at_alert",
-    "chat_id", "message_id", "source", "forwarded", "pool", "is_first_call", "source_file", "source_row",
+    "alert_id",
+    "caller",
+    "caller_id",
+    "chain",
+    "token",
+    "ts_ms",
+    "ticker",
+    "price_at_alert",
+    "mcap_at_alert",
+    "chat_id",
+    "message_id",
+    "source",
+    "forwarded",
+    "pool",
+    "is_first_call",
+    "source_file",
+    "source_row",
 ]
 
 

@@ -185,8 +185,6 @@ _REJECT_SCHEMA = pa.schema(
 )
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # interval detection
 
@@ -369,9 +367,15 @@ def _json_items(path: Path) -> list:
         with open(path, "rb") as fh:
             doc = json.load(fh)
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: binary file or not UTF-8 JSON; give a Birdeye-style JSON, CSV or Parquet file") from exc
+        raise UserError(
+            f"{path}: binary file or not UTF-8 JSON; give a Birdeye-style JSON, CSV or Parquet file"
+        ) from exc
     except json.JSONDecodeError as exc:
-        what = "empty file" if exc.pos == 0 and not exc.doc.strip() else f"not valid JSON ({exc.msg} at line {exc.lineno})"
+        what = (
+            "empty file"
+            if exc.pos == 0 and not exc.doc.strip()
+            else f"not valid JSON ({exc.msg} at line {exc.lineno})"
+        )
         raise UserError(f"{path}: {what}; give a Birdeye-style JSON, CSV or Parquet file") from exc
     if isinstance(doc, dict):
         data = doc.get("data", doc)
@@ -393,7 +397,9 @@ class _FileRead:
     details: dict = field(default_factory=dict)
 
 
-def _read_batches(path: Path, fr: _FileRead | None = None) -> Iterator[tuple[pa.Table, np.ndarray, np.ndarray]]:
+def _read_batches(
+    path: Path, fr: _FileRead | None = None
+) -> Iterator[tuple[pa.Table, np.ndarray, np.ndarray]]:
     """The file as ``(table of its original columns, line/row numbers, rows with invalid UTF-8)``.
 
     Tables are bounded in size and in file order; the first one may be empty (it carries the
@@ -436,7 +442,9 @@ def _read_batches(path: Path, fr: _FileRead | None = None) -> Iterator[tuple[pa.
         for b in batches:
             t = b.table
             # the text null spellings of the old reader ("NaN", "null", "N/A" …) → null
-            t = pa.table({c: pc.if_else(pc.is_in(t[c], value_set=_NULL_SET), None, t[c]) for c in t.column_names})
+            t = pa.table(
+                {c: pc.if_else(pc.is_in(t[c], value_set=_NULL_SET), None, t[c]) for c in t.column_names}
+            )
             yield t, b.lines, b.bad_utf8
         fr.bad_lines = info.bad_lines
         if info.blank_lines:
@@ -495,14 +503,23 @@ def _join(reason: np.ndarray, mask: np.ndarray, text: str | np.ndarray) -> None:
 class _Normaliser:
     """Per-file constant context: where chain/token come from, column mapping, raw-JSON helper."""
 
-    def __init__(self, path: Path, file_idx: int, names: list[str], duck: duckdb.DuckDBPyConnection,
-                 chain: str | None = None, token: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        file_idx: int,
+        names: list[str],
+        duck: duckdb.DuckDBPyConnection,
+        chain: str | None = None,
+        token: str | None = None,
+    ) -> None:
         self.path, self.file_idx, self.duck = path, file_idx, duck
         self.cols = {c: _pick(names, c) for c in ALIASES}
         missing = [c for c in ("ts", *VALUES) if self.cols[c] is None]
         if missing:
             need = "; ".join(f"{c} (any of {', '.join(ALIASES[c])})" for c in missing)
-            raise UserError(f"{path}: missing required column(s): {need}; the header has {', '.join(names) or 'nothing'}")
+            raise UserError(
+                f"{path}: missing required column(s): {need}; the header has {', '.join(names) or 'nothing'}"
+            )
         self.name_chain, self.name_token = name_chain_token(path.name)
         self.chain_from = "column" if self.cols["chain"] else "file name"
         self.token_from = "column" if self.cols["token"] else "file name"
@@ -556,7 +573,9 @@ class _Normaliser:
             out_c[k], out_t[k], out_r[k] = _norm_pair(craw, traw)
         return out_c[inv], out_t[inv], out_r[inv]
 
-    def convert(self, t: pa.Table, rows: np.ndarray, bad_utf8: np.ndarray | None = None) -> tuple[pa.Table, pa.Table]:
+    def convert(
+        self, t: pa.Table, rows: np.ndarray, bad_utf8: np.ndarray | None = None
+    ) -> tuple[pa.Table, pa.Table]:
         """Original batch → (rows to stage, rows rejected outright). Both carry file_idx and row.
 
         ``rows``: the line (record) number of each row; ``bad_utf8``: positions of rows with a
@@ -653,7 +672,10 @@ def name_chain_token(name: str) -> tuple[str | None, str | None]:
         return m.group("chain"), m.group("token")
     if m:
         c = ch.normalize_chain(m.group("chain"))
-        if c in ch.CHAIN_ALIASES.values() and ch.validate_address(c, ch.normalize_token(c, m.group("token"))) is None:
+        if (
+            c in ch.CHAIN_ALIASES.values()
+            and ch.validate_address(c, ch.normalize_token(c, m.group("token"))) is None
+        ):
             return m.group("chain"), m.group("token")
     stem = re.sub(r"\.(csv|csv\.gz|tsv|parquet|pq|json)$", "", name, flags=re.IGNORECASE)
     inferred = ch.infer_chain(stem)
@@ -998,8 +1020,13 @@ def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list
 # ingest
 
 
-def ingest_candles(home: Home, paths: Sequence[str | Path], progress: bool = False,
-                   chain: str | None = None, token: str | None = None) -> IngestReport:
+def ingest_candles(
+    home: Home,
+    paths: Sequence[str | Path],
+    progress: bool = False,
+    chain: str | None = None,
+    token: str | None = None,
+) -> IngestReport:
     """Ingest candle files into the bucketed store (see the module docstring for every rule).
 
     ``chain`` / ``token`` override what the files' columns or names say (``--chain/--token``);
@@ -1010,8 +1037,10 @@ def ingest_candles(home: Home, paths: Sequence[str | Path], progress: bool = Fal
     """
     files = collect_files(paths, CANDLE_SUFFIXES, "candle")
     if not files:
-        raise UserError(f"no candle files ({', '.join(CANDLE_SUFFIXES)}) in {', '.join(str(p) for p in paths)}: "
-                        "point at the files or the directory that holds them")
+        raise UserError(
+            f"no candle files ({', '.join(CANDLE_SUFFIXES)}) in {', '.join(str(p) for p in paths)}: "
+            "point at the files or the directory that holds them"
+        )
     if token is not None and len(files) > 1:
         raise UserError(f"--token names the token of one file, but {len(files)} files were given")
     if chain is not None:
@@ -1022,7 +1051,9 @@ def ingest_candles(home: Home, paths: Sequence[str | Path], progress: bool = Fal
         return _ingest_candles(home, files, progress, chain, token)
 
 
-def _ingest_candles(home: Home, files: list[Path], progress: bool, chain: str | None, token: str | None) -> IngestReport:
+def _ingest_candles(
+    home: Home, files: list[Path], progress: bool, chain: str | None, token: str | None
+) -> IngestReport:
     from alertlab.ingest import recovery
 
     ingest_id = uuid.uuid4().hex
@@ -1048,8 +1079,11 @@ def _ingest_candles(home: Home, files: list[Path], progress: bool, chain: str | 
                         stage.add(staged)
                         stage.add_rejects(rejected)
                     if norm is None or n_rows + len(fr.bad_lines) == 0:
-                        raise UserError(f"{f}: no data rows (empty file or header only); remove it or export it again"
-                                        if norm is not None else f"{f}: empty file (no rows); remove it or export it again")
+                        raise UserError(
+                            f"{f}: no data rows (empty file or header only); remove it or export it again"
+                            if norm is not None
+                            else f"{f}: empty file (no rows); remove it or export it again"
+                        )
                 except UserError as exc:
                     if n_rows:  # cannot happen today (all whole-file checks precede the rows); keep it honest
                         raise
@@ -1065,8 +1099,11 @@ def _ingest_candles(home: Home, files: list[Path], progress: bool, chain: str | 
         if len(file_errors) == len(files):
             recovery.abandon(home, ingest_id, begun)  # nothing was written
             first = next(iter(file_errors.values()))
-            raise UserError(first if len(files) == 1 else
-                            f"none of the {len(files)} candle files could be read; first: {first}")
+            raise UserError(
+                first
+                if len(files) == 1
+                else f"none of the {len(files)} candle files could be read; first: {first}"
+            )
         stage.flush()
 
         new_per_file = np.zeros(len(files), np.int64)
@@ -1155,7 +1192,17 @@ def upsert_quality(con: duckdb.DuckDBPyConnection, quality: pd.DataFrame) -> pd.
 
 
 def _commit(
-    home, ingest_id, files, infos, n_read, new_per_file, conflicts, quality, file_rows, reject_parts, duck,
+    home,
+    ingest_id,
+    files,
+    infos,
+    n_read,
+    new_per_file,
+    conflicts,
+    quality,
+    file_rows,
+    reject_parts,
+    duck,
     file_errors=None,
 ):
     """One transaction: rejects, ingest_log, candle_files, candle_quality; returns the report.
@@ -1186,15 +1233,21 @@ def _commit(
                 [parts, SUPERSEDED],
             ).fetchall()
         ]
-    hashes = pd.DataFrame({"file_idx": np.arange(len(files), dtype=np.int32),
-                           "file_sha256": [infos[i]["sha256"] for i in range(len(files))]})
+    hashes = pd.DataFrame(
+        {
+            "file_idx": np.arange(len(files), dtype=np.int32),
+            "file_sha256": [infos[i]["sha256"] for i in range(len(files))],
+        }
+    )
     con = home.connect()
     try:
         con.begin()
         try:
             con.register("_hashes", hashes)
-            con.execute("DELETE FROM rejects WHERE kind = 'candles' AND file_sha256 IN "
-                        "(SELECT file_sha256 FROM _hashes)").fetchall()
+            con.execute(
+                "DELETE FROM rejects WHERE kind = 'candles' AND file_sha256 IN "
+                "(SELECT file_sha256 FROM _hashes)"
+            ).fetchall()
             if parts:
                 con.execute(
                     "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw, file_sha256) "
@@ -1209,11 +1262,17 @@ def _commit(
                 con.execute(
                     "INSERT INTO rejects (ingest_id, kind, source_file, source_row, reason, raw, file_sha256) "
                     "VALUES (?, 'candles', ?, NULL, ?, NULL, ?)",
-                    [ingest_id, str(files[i]), "file not ingested: " + msg.removeprefix(f"{files[i]}: "),
-                     infos[i]["sha256"]],
+                    [
+                        ingest_id,
+                        str(files[i]),
+                        "file not ingested: " + msg.removeprefix(f"{files[i]}: "),
+                        infos[i]["sha256"],
+                    ],
                 ).fetchall()
             con.unregister("_hashes")
-            con.execute("DELETE FROM ingest_log WHERE ingest_id = ? AND status = 'running'", [ingest_id]).fetchall()
+            con.execute(
+                "DELETE FROM ingest_log WHERE ingest_id = ? AND status = 'running'", [ingest_id]
+            ).fetchall()
             for i, f in enumerate(files):
                 acc = int(n_read[i] - rej_by_file[i])
                 con.execute(

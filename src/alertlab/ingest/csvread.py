@@ -95,8 +95,10 @@ def sniff(path: Path, known: Iterable[str]) -> tuple[str, list[str]]:
     text = cut.decode("utf-8-sig", errors="replace")
     odd = text.count("\ufffd") + sum(1 for c in text if c < " " and c not in "\t\r\n")
     if odd > max(8, 0.05 * len(text)):
-        raise UserError(f"{path}: binary file or not UTF-8 text ({odd} undecodable or control characters "
-                        f"in the first {len(cut):,} bytes); give a UTF-8 CSV, Parquet or JSON export")
+        raise UserError(
+            f"{path}: binary file or not UTF-8 text ({odd} undecodable or control characters "
+            f"in the first {len(cut):,} bytes); give a UTF-8 CSV, Parquet or JSON export"
+        )
     first = text.lstrip("\r\n").splitlines()[0] if text.strip() else ""
     if "\ufffd" in first:
         raise UserError(f"{path}: the header line is not UTF-8 text; re-export the file as UTF-8 CSV")
@@ -104,6 +106,7 @@ def sniff(path: Path, known: Iterable[str]) -> tuple[str, list[str]]:
     if path.name.lower().endswith(".tsv"):
         delim = "\t"
     else:
+
         def score(d: str) -> tuple[int, int]:
             names = [c.strip().strip('"').lower() for c in first.split(d)]
             return sum(n in known for n in names), len(names)
@@ -132,8 +135,9 @@ def _fix_utf8(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
         return pa.chunked_array([pa.array(out, pa.string())]), np.asarray(bad, np.int64)
 
 
-def read_text_table(path: Path, known: Iterable[str], multiline: bool = False,
-                    block_rows_hint: int = 64 << 20) -> tuple[CsvFile, Iterator[CsvBatch]]:
+def read_text_table(
+    path: Path, known: Iterable[str], multiline: bool = False, block_rows_hint: int = 64 << 20
+) -> tuple[CsvFile, Iterator[CsvBatch]]:
     """Open a delimited text file: its :class:`CsvFile` info and an iterator of :class:`CsvBatch`.
 
     ``multiline`` allows quoted values with newlines (alert exports with message text). The
@@ -141,8 +145,10 @@ def read_text_table(path: Path, known: Iterable[str], multiline: bool = False,
     """
     delim, header = sniff(path, known)
     if len(header) < 2:
-        raise UserError(f"{path}: no {('/'.join(_NAMES[d] for d in DELIMITERS))}-separated header "
-                        f"(first line {header[0][:60]!r}); give a CSV with a header row")
+        raise UserError(
+            f"{path}: no {('/'.join(_NAMES[d] for d in DELIMITERS))}-separated header "
+            f"(first line {header[0][:60]!r}); give a CSV with a header row"
+        )
     info = CsvFile(path, delim, header)
     skipped: list[int] = []  # physical numbers of every line the parser skipped
     seen = set()
@@ -157,24 +163,41 @@ def read_text_table(path: Path, known: Iterable[str], multiline: bool = False,
         if not (row.text or "").strip():  # a whitespace-only line: blank, not a reject
             info.blank_lines += 1
             return "skip"
-        info.bad_lines.append(BadLine(
-            int(row.number) if row.number is not None else -1,
-            f"malformed line: {row.actual_columns} field(s) where the header has {row.expected_columns}"
-            + (" (an unclosed quote took in the lines after it)" if "\n" in (row.text or "")
-               else f" (an unquoted {_NAMES.get(delim, delim)} inside a value?)"
-               if row.actual_columns > row.expected_columns else ""),
-            (row.text or "")[:2000]))
+        info.bad_lines.append(
+            BadLine(
+                int(row.number) if row.number is not None else -1,
+                f"malformed line: {row.actual_columns} field(s) where the header has {row.expected_columns}"
+                + (
+                    " (an unclosed quote took in the lines after it)"
+                    if "\n" in (row.text or "")
+                    else f" (an unquoted {_NAMES.get(delim, delim)} inside a value?)"
+                    if row.actual_columns > row.expected_columns
+                    else ""
+                ),
+                (row.text or "")[:2000],
+            )
+        )
         return "skip"
 
     def batches() -> Iterator[CsvBatch]:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=block_rows_hint, use_threads=False, encoding="utf8",
-                                           skip_rows=1, column_names=header),
-            parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid,
-                                             ignore_empty_lines=False, newlines_in_values=multiline),
-            convert_options=pacsv.ConvertOptions(column_types={h: pa.binary() for h in header},
-                                                 strings_can_be_null=False),
+            read_options=pacsv.ReadOptions(
+                block_size=block_rows_hint,
+                use_threads=False,
+                encoding="utf8",
+                skip_rows=1,
+                column_names=header,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delim,
+                invalid_row_handler=on_invalid,
+                ignore_empty_lines=False,
+                newlines_in_values=multiline,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.binary() for h in header}, strings_can_be_null=False
+            ),
         )
         kept = 0
         for rb in reader:
@@ -196,8 +219,9 @@ def read_text_table(path: Path, known: Iterable[str], multiline: bool = False,
                 cand = np.flatnonzero(blank)
                 sub = t.take(pa.array(cand))
                 for name in header:
-                    blank[cand] &= (pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(sub[name])), 0)
-                                    .to_numpy() == 0)
+                    blank[cand] &= (
+                        pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(sub[name])), 0).to_numpy() == 0
+                    )
             if blank.any():
                 info.blank_lines += int(blank.sum())
                 keep = np.flatnonzero(~blank)

@@ -171,18 +171,39 @@ def quality_table(home: Home, chain: str | None = None, token: str | None = None
 # per-token quality over the merged series (all intervals together)
 
 TOKEN_QUALITY_COLUMNS = [
-    "chain", "token", "intervals", "first_ts", "data_end_ts", "n_bars", "n_gaps", "n_switch_gaps", "gap_s_total",
-    "max_gap_s", "no_trade_share", "n_suspect", "suspect_bars",
+    "chain",
+    "token",
+    "intervals",
+    "first_ts",
+    "data_end_ts",
+    "n_bars",
+    "n_gaps",
+    "n_switch_gaps",
+    "gap_s_total",
+    "max_gap_s",
+    "no_trade_share",
+    "n_suspect",
+    "suspect_bars",
 ]
-GAP_COLUMNS = ["chain", "token", "from_ts", "to_ts", "length_s", "interval_before_s", "interval_after_s", "at_switch"]
+GAP_COLUMNS = [
+    "chain",
+    "token",
+    "from_ts",
+    "to_ts",
+    "length_s",
+    "interval_before_s",
+    "interval_after_s",
+    "at_switch",
+]
 
 
 def _fmt_ts(t: int) -> str:
     return pd.Timestamp(int(t), unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M")
 
 
-def token_quality(home: Home, chain: str | None = None, token: str | None = None,
-                  wick_guard: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def token_quality(
+    home: Home, chain: str | None = None, token: str | None = None, wick_guard: float | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per token, over its bars of every interval as the windows use them (``alertlab.windows.cut``).
 
     ``tokens`` (one row per chain, token): ``intervals`` = each bar interval present with its time
@@ -224,21 +245,42 @@ def token_quality(home: Home, chain: str | None = None, token: str | None = None
                 ivs = []
                 for iv in np.unique(dur):
                     sel = dur == iv
-                    ivs.append(f"{int(iv)} s: {_fmt_ts(ts[sel][0])} → {_fmt_ts(end[sel][-1])} ({int(sel.sum())} bars)")
+                    ivs.append(
+                        f"{int(iv)} s: {_fmt_ts(ts[sel][0])} → {_fmt_ts(end[sel][-1])} ({int(sel.sum())} bars)"
+                    )
                 lengths = ts[hole + 1] - end[hole]
                 sus = ts[s["suspect"][m]]
-                rows.append({
-                    "chain": ch, "token": t, "intervals": "; ".join(ivs), "first_ts": int(ts[0]),
-                    "data_end_ts": int(end.max()), "n_bars": int(len(ts)), "n_gaps": int(len(hole)),
-                    "n_switch_gaps": int(switch.sum()), "gap_s_total": int(lengths.sum()),
-                    "max_gap_s": int(lengths.max()) if len(lengths) else 0,
-                    "no_trade_share": float((~s["traded"][m]).mean()), "n_suspect": int(len(sus)),
-                    "suspect_bars": ", ".join(_fmt_ts(x) for x in sus[:5]) + (" …" if len(sus) > 5 else ""),
-                })
+                rows.append(
+                    {
+                        "chain": ch,
+                        "token": t,
+                        "intervals": "; ".join(ivs),
+                        "first_ts": int(ts[0]),
+                        "data_end_ts": int(end.max()),
+                        "n_bars": int(len(ts)),
+                        "n_gaps": int(len(hole)),
+                        "n_switch_gaps": int(switch.sum()),
+                        "gap_s_total": int(lengths.sum()),
+                        "max_gap_s": int(lengths.max()) if len(lengths) else 0,
+                        "no_trade_share": float((~s["traded"][m]).mean()),
+                        "n_suspect": int(len(sus)),
+                        "suspect_bars": ", ".join(_fmt_ts(x) for x in sus[:5])
+                        + (" …" if len(sus) > 5 else ""),
+                    }
+                )
                 for h, sw, ln in zip(hole, switch, lengths, strict=True):
-                    gaps.append({"chain": ch, "token": t, "from_ts": int(end[h]), "to_ts": int(ts[h + 1]),
-                                 "length_s": int(ln), "interval_before_s": int(dur[h]),
-                                 "interval_after_s": int(dur[h + 1]), "at_switch": bool(sw)})
+                    gaps.append(
+                        {
+                            "chain": ch,
+                            "token": t,
+                            "from_ts": int(end[h]),
+                            "to_ts": int(ts[h + 1]),
+                            "length_s": int(ln),
+                            "interval_before_s": int(dur[h]),
+                            "interval_after_s": int(dur[h + 1]),
+                            "at_switch": bool(sw),
+                        }
+                    )
     tq = pd.DataFrame(rows, columns=TOKEN_QUALITY_COLUMNS)
     gq = pd.DataFrame(gaps, columns=GAP_COLUMNS)
     for df, cols in ((tq, ("first_ts", "data_end_ts")), (gq, ("from_ts", "to_ts"))):

@@ -90,14 +90,25 @@ def reconcile_interrupted(home: Home) -> dict:
         con.begin()
         for n, (iid, kind, first_file) in enumerate(dead):
             # the store growth is attributed to the last dead candle ingest (normally the only one)
-            is_last_candles = kind == "candles" and all(k != "candles" for _, k, _ in dead[n + 1:])
+            is_last_candles = kind == "candles" and all(k != "candles" for _, k, _ in dead[n + 1 :])
             added = rows if is_last_candles else 0
-            det = {"interrupted": True, "reconciled": {"at": now, "rows_added_to_store": added,
-                                                       "buckets_recorded": buckets if is_last_candles else 0}}
-            con.execute("UPDATE ingest_log SET status = 'interrupted', details = ? WHERE ingest_id = ? "
-                        "AND status = 'running'", [json.dumps(det), iid])
-            con.execute("UPDATE ingest_log SET rows_new = ? WHERE ingest_id = ? AND source_file = ?",
-                        [added, iid, first_file])
+            det = {
+                "interrupted": True,
+                "reconciled": {
+                    "at": now,
+                    "rows_added_to_store": added,
+                    "buckets_recorded": buckets if is_last_candles else 0,
+                },
+            }
+            con.execute(
+                "UPDATE ingest_log SET status = 'interrupted', details = ? WHERE ingest_id = ? "
+                "AND status = 'running'",
+                [json.dumps(det), iid],
+            )
+            con.execute(
+                "UPDATE ingest_log SET rows_new = ? WHERE ingest_id = ? AND source_file = ?",
+                [added, iid, first_file],
+            )
         con.commit()
         return {"interrupted": [d[0] for d in dead], "buckets": buckets, "rows": rows}
     finally:
@@ -109,7 +120,9 @@ def _reconcile_candles(home: Home, con) -> tuple[int, int]:
     from alertlab.ingest.candles import upsert_quality
     from alertlab.ingest.quality import file_sha256, series_quality
 
-    known = {p: (n, h) for p, n, h in con.execute("SELECT path, n_rows, content_hash FROM candle_files").fetchall()}
+    known = {
+        p: (n, h) for p, n, h in con.execute("SELECT path, n_rows, content_hash FROM candle_files").fetchall()
+    }
     changed, grown = [], 0
     for path in sorted(home.candles_dir.glob("*/b*.parquet")) if home.candles_dir.exists() else []:
         rel = str(path.relative_to(home.root))
@@ -119,8 +132,16 @@ def _reconcile_candles(home: Home, con) -> tuple[int, int]:
             continue
         n = pq.ParquetFile(path).metadata.num_rows
         grown += n - int(old_n or 0)
-        changed.append({"path": rel, "chain": path.parent.name, "bucket": int(path.stem[1:]), "n_rows": n,
-                        "content_hash": digest, "_file": path})
+        changed.append(
+            {
+                "path": rel,
+                "chain": path.parent.name,
+                "bucket": int(path.stem[1:]),
+                "n_rows": n,
+                "content_hash": digest,
+                "_file": path,
+            }
+        )
     if not changed:
         return 0, 0
     quality = []
@@ -129,16 +150,30 @@ def _reconcile_candles(home: Home, con) -> tuple[int, int]:
         df = t.to_pandas().sort_values(["token", "interval_s", "ts"], kind="stable")
         g = (df["token"] != df["token"].shift()) | (df["interval_s"] != df["interval_s"].shift())
         starts = np.flatnonzero(g.to_numpy())
-        qs = series_quality(df["ts"].to_numpy(np.int64), df["volume"].to_numpy(np.float64),
-                            np.r_[starts, len(df)], df["interval_s"].to_numpy(np.int64)[starts])
-        quality.append(pd.DataFrame({"chain": c["chain"], "token": df["token"].to_numpy()[starts],
-                                     "interval_s": df["interval_s"].to_numpy(np.int64)[starts], **qs}))
+        qs = series_quality(
+            df["ts"].to_numpy(np.int64),
+            df["volume"].to_numpy(np.float64),
+            np.r_[starts, len(df)],
+            df["interval_s"].to_numpy(np.int64)[starts],
+        )
+        quality.append(
+            pd.DataFrame(
+                {
+                    "chain": c["chain"],
+                    "token": df["token"].to_numpy()[starts],
+                    "interval_s": df["interval_s"].to_numpy(np.int64)[starts],
+                    **qs,
+                }
+            )
+        )
     fr = pd.DataFrame([{k: v for k, v in c.items() if k != "_file"} for c in changed])
     con.begin()
     con.register("_fr", fr)
     con.execute("DELETE FROM candle_files WHERE path IN (SELECT path FROM _fr)")
-    con.execute("INSERT INTO candle_files (path, chain, bucket, n_rows, content_hash) "
-                "SELECT path, chain, bucket, n_rows, content_hash FROM _fr")
+    con.execute(
+        "INSERT INTO candle_files (path, chain, bucket, n_rows, content_hash) "
+        "SELECT path, chain, bucket, n_rows, content_hash FROM _fr"
+    )
     con.unregister("_fr")
     upsert_quality(con, pd.concat(quality, ignore_index=True))
     con.commit()

@@ -125,7 +125,9 @@ class _Scores:
         return np.flatnonzero(self.feasible)
 
 
-def _daily_matrix(job: _Job, evaluator: Evaluator, done: list[dict], opts: list[dict], cache: dict) -> np.ndarray:
+def _daily_matrix(
+    job: _Job, evaluator: Evaluator, done: list[dict], opts: list[dict], cache: dict
+) -> np.ndarray:
     """Daily returns of every completed trial: cached from the search, the rest through the engine."""
     daily = np.zeros((evaluator.n_days, len(done)))
     missing = [i for i, d in enumerate(done) if d["number"] not in cache]
@@ -309,7 +311,9 @@ def _analyse(
     n_failed = states.count(TrialState.FAIL)
     short = trials_missing(trials, job)
     if short > 0 and n_failed:
-        reasons = sorted({str(t.user_attrs.get(FAIL_ATTR, "failed")) for t in trials if t.state == TrialState.FAIL})
+        reasons = sorted(
+            {str(t.user_attrs.get(FAIL_ATTR, "failed")) for t in trials if t.state == TrialState.FAIL}
+        )
         notes.append(
             f"stopped {short} trial(s) short of {job.target} completed: {n_failed} failed (at most "
             f"{failure_budget(job.target)} failures per run); reasons: {'; '.join(reasons[:3])}"

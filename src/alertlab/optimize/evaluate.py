@@ -42,7 +42,14 @@ OBJECTIVES: tuple[str, ...] = ("avg_ret", "median_ret", "sum_ret", "sharpe", "pr
 """Objective names; each is the ``engine.summary`` metric of the same name."""
 
 LONG_METRICS: tuple[str, ...] = (
-    "n_trades", "avg_ret", "median_ret", "sum_ret", "win_rate", "sharpe", "profit_factor", "objective",
+    "n_trades",
+    "avg_ret",
+    "median_ret",
+    "sum_ret",
+    "win_rate",
+    "sharpe",
+    "profit_factor",
+    "objective",
 )
 """Metric columns of the long (trial, fold, split) table, in the issue's order."""
 

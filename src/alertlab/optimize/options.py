@@ -22,12 +22,16 @@ def _even(v: int) -> int:
     if v % 2:
         raise ValueError(f"must be an even integer >= 2 (CSCV splits the blocks in halves), got {v}")
     return v
+
+
 IDENTITY_ATTR = "alertlab"
 RESULT_ATTR = "result"
 STUDY_FORMAT = 1
 CONSTRAINT_KEY = "violation"
-CLUSTER_WORKERS = ("--cluster evaluates trial batches on the cluster from one driver process: use --workers 1 "
-                   "(drivers on other machines can share the study through a server --storage)")
+CLUSTER_WORKERS = (
+    "--cluster evaluates trial batches on the cluster from one driver process: use --workers 1 "
+    "(drivers on other machines can share the study through a server --storage)"
+)
 
 
 class OptimizeOptions(BaseModel):

@@ -174,15 +174,21 @@ def run_optimize(
         if usable.size == 0:
             raise ValueError(why or "no usable alert")
         # the usable set depends on --min-coverage, which is not part of the window fingerprint
-        ident = info.fingerprint if spec.min_coverage == DEFAULT_MIN_COVERAGE else f"{info.fingerprint}:cov{spec.min_coverage:g}"
+        ident = (
+            info.fingerprint
+            if spec.min_coverage == DEFAULT_MIN_COVERAGE
+            else f"{info.fingerprint}:cov{spec.min_coverage:g}"
+        )
         base = study or default_study_name(study_identity(options, ident, int(w.horizon_s)))
         study_dir = home.studies_dir / safe_name(base)
         run.config["study"] = base
         if per_caller:
             groups, skipped = _caller_groups(w, min_calls, spec.min_coverage)
             if not groups:
-                raise ValueError(f"no caller has at least --min-calls={min_calls} usable alerts"
-                                 + (f" ({why})" if why else ""))
+                raise ValueError(
+                    f"no caller has at least --min-calls={min_calls} usable alerts"
+                    + (f" ({why})" if why else "")
+                )
         else:
             groups, skipped = [(None, usable)], []
         studies: list[StudyResult] = []

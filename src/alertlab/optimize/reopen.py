@@ -29,7 +29,9 @@ def _recorded_options(home: Home, base: str) -> dict[str, Any] | None:
     try:
         row = con.execute(
             "SELECT config FROM runs WHERE kind = 'optimize' AND json_extract_string(config, '$.study') = ? "
-            "ORDER BY started_at DESC LIMIT 1", [base]).fetchone()
+            "ORDER BY started_at DESC LIMIT 1",
+            [base],
+        ).fetchone()
     finally:
         con.close()
     return json.loads(row[0]).get("options") if row else None
@@ -57,8 +59,13 @@ def _options(recorded: dict[str, Any] | None, identity: dict[str, Any], n_trials
     return OptimizeOptions(**kw, trials=max(1, n_trials), sampler="random")
 
 
-def reopen_study(home: Home, name: str, w: Windows, windows_path: str | Path | None = None,
-                 min_coverage: float = DEFAULT_MIN_COVERAGE) -> StudyResult:
+def reopen_study(
+    home: Home,
+    name: str,
+    w: Windows,
+    windows_path: str | Path | None = None,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+) -> StudyResult:
     """The :class:`StudyResult` of study ``name`` (``base`` or ``base@caller``) on windows ``w``.
 
     The alerts are the usable ones under ``min_coverage``, as ``alertlab optimize`` chose them, so
@@ -69,7 +76,9 @@ def reopen_study(home: Home, name: str, w: Windows, windows_path: str | Path | N
     study_dir = home.studies_dir / safe_name(base)
     storage = study_storage(home, name)
     if not Path(storage).exists():
-        raise ValueError(f"--study {name}: no study in {study_dir} (run `alertlab optimize --study {base}` first)")
+        raise ValueError(
+            f"--study {name}: no study in {study_dir} (run `alertlab optimize --study {base}` first)"
+        )
     with quiet_optuna():
         try:
             st = optuna.load_study(study_name=name, storage=open_storage(storage))
@@ -77,15 +86,25 @@ def reopen_study(home: Home, name: str, w: Windows, windows_path: str | Path | N
             raise ValueError(f"--study {name}: no study of that name in {storage}") from None
     identity = st.user_attrs.get(IDENTITY_ATTR)
     if identity is None:
-        raise ValueError(f"--study {name}: the study has no alertlab identity (not made by alertlab optimize)")
+        raise ValueError(
+            f"--study {name}: the study has no alertlab identity (not made by alertlab optimize)"
+        )
     n_trials = len(st.get_trials(deepcopy=False))
     opts = _options(_recorded_options(home, base), identity, n_trials)
     idx = w.usable_idx(min_coverage)
     if caller:
         idx = idx[np.asarray(w.caller, dtype=object)[idx].astype(str) == caller]
     try:
-        return run_study(w, opts, study_dir, alert_idx=idx, study=base, storage=storage,
-                         caller=caller or None, windows_path=windows_path)
+        return run_study(
+            w,
+            opts,
+            study_dir,
+            alert_idx=idx,
+            study=base,
+            storage=storage,
+            caller=caller or None,
+            windows_path=windows_path,
+        )
     except ValueError as exc:
         raise ValueError(f"--study {name}: {exc}") from None
 
@@ -108,8 +127,11 @@ def param_importance(storage: str, name: str) -> dict[str, float]:
 
     with quiet_optuna():
         st = optuna.load_study(study_name=name, storage=open_storage(storage))
-        good = [t for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if t.value is not None and np.isfinite(t.value)]
+        good = [
+            t
+            for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.value is not None and np.isfinite(t.value)
+        ]
         if len(good) < 3:
             return {}
         copy = optuna.create_study(direction="maximize")

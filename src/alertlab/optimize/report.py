@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from alertlab.optimize.analysis import StudyResult
 
 
-
 def trials_long_table(results: Sequence[StudyResult], with_caller: bool = False) -> pa.Table:
     """One row per (trial, fold, split) of every completed trial.
 

@@ -76,7 +76,12 @@ def _can_be_on(p: Param) -> bool:
 def _check_exclusive(parsed: Mapping[str, Param]) -> None:
     """The engine's take-profit rule (``tp`` or ``tp_ladder``, not both) applied to a whole space:
     a space in which both can be on at once is rejected up front (its trials would only fail)."""
-    if "tp" in parsed and "tp_ladder" in parsed and _can_be_on(parsed["tp"]) and _can_be_on(parsed["tp_ladder"]):
+    if (
+        "tp" in parsed
+        and "tp_ladder" in parsed
+        and _can_be_on(parsed["tp"])
+        and _can_be_on(parsed["tp_ladder"])
+    ):
         raise ValueError(f"{TP_EXCLUSIVE}: the space can turn both on; keep one, or fix the other to null")
 
 

@@ -400,8 +400,15 @@ def _check_perf(perf: np.ndarray, n_blocks: int) -> np.ndarray:
     return np.where(np.isnan(m), 0.0, m)
 
 
-def _cscv_callable(m: np.ndarray, metric: Callable, bounds: np.ndarray, w_half: np.ndarray,
-                   ia: np.ndarray, ib: np.ndarray, out: tuple) -> None:
+def _cscv_callable(
+    m: np.ndarray,
+    metric: Callable,
+    bounds: np.ndarray,
+    w_half: np.ndarray,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    out: tuple,
+) -> None:
     """General metric: evaluated per combination on the gathered rows (slow, any callable)."""
     best, is_best, oos_best, logits = out
     n_blocks, n = w_half.shape[1], m.shape[1]
@@ -418,8 +425,15 @@ def _cscv_callable(m: np.ndarray, metric: Callable, bounds: np.ndarray, w_half: 
             best[k], is_best[k], oos_best[k], logits[k] = b_[0], ib_[0], ob_[0], lg_[0]
 
 
-def _cscv_moments(m: np.ndarray, use_sharpe: bool, bounds: np.ndarray, w_half: np.ndarray,
-                  ia: np.ndarray, ib: np.ndarray, out: tuple) -> None:
+def _cscv_moments(
+    m: np.ndarray,
+    use_sharpe: bool,
+    bounds: np.ndarray,
+    w_half: np.ndarray,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    out: tuple,
+) -> None:
     """Sharpe or mean from per-block sums: every combination costs a few matrix products."""
     t, n = m.shape
     mu = m.mean(axis=0)

@@ -64,7 +64,12 @@ def is_url(storage: str) -> bool:
     return "://" in storage
 
 
-_PG_DRIVERS = {"psycopg": "psycopg", "psycopg2": "psycopg2", "pg8000": "pg8000", "psycopg2cffi": "psycopg2cffi"}
+_PG_DRIVERS = {
+    "psycopg": "psycopg",
+    "psycopg2": "psycopg2",
+    "pg8000": "pg8000",
+    "psycopg2cffi": "psycopg2cffi",
+}
 
 
 def _importable(module: str) -> bool:
@@ -87,15 +92,17 @@ def database_url(storage: str) -> str:
     s = str(storage)
     scheme, sep, rest = s.partition("://")
     if scheme == "postgres" or scheme.startswith("postgres+"):  # the libpq spelling
-        scheme = "postgresql" + scheme[len("postgres"):]
+        scheme = "postgresql" + scheme[len("postgres") :]
     if not (scheme == "postgresql" or scheme.startswith("postgresql+")):
         return s
     install = "pip install 'alertlab[postgres]' (psycopg 3)"
     if "+" in scheme:
         driver = scheme.split("+", 1)[1]
         if driver in _PG_DRIVERS and not _importable(_PG_DRIVERS[driver]):
-            raise ValueError(f"--storage {describe_storage(s)}: the {driver} driver is not installed; {install}, "
-                             f"or use postgresql:// to pick an installed driver")
+            raise ValueError(
+                f"--storage {describe_storage(s)}: the {driver} driver is not installed; {install}, "
+                f"or use postgresql:// to pick an installed driver"
+            )
         return scheme + sep + rest
     try:
         default = make_url("postgresql://" + rest).get_dialect().driver
@@ -324,8 +331,11 @@ def fail_stale_trials(
             continue
         if grid:  # the same grid point (every worker walks the same seeded grid order)
             attrs = {k: t.system_attrs[k] for k in ("grid_id", "search_space") if k in t.system_attrs}
-            study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=attrs,
-                                                      user_attrs={RETRY_ATTR: t.number}))
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.WAITING, system_attrs=attrs, user_attrs={RETRY_ATTR: t.number}
+                )
+            )
         elif t.params:  # what was sampled is kept, the rest (if any) sampled again
             study.enqueue_trial(t.params, user_attrs={RETRY_ATTR: t.number}, skip_if_exists=False)
     return out

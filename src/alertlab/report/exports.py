@@ -37,8 +37,13 @@ def write_table(table: pa.Table, path: str | Path, provenance: dict) -> Path:
     return path
 
 
-def write_partitioned(table: pa.Table, directory: str | Path, by: str, provenance: dict,
-                      extra: dict[str, pa.Table] | None = None) -> Path:
+def write_partitioned(
+    table: pa.Table,
+    directory: str | Path,
+    by: str,
+    provenance: dict,
+    extra: dict[str, pa.Table] | None = None,
+) -> Path:
     """Write ``table`` as a hive-partitioned dataset under ``directory`` (replaced atomically).
 
     ``extra`` files (name → table) are written beside the partitions, e.g. ``leaderboard.parquet``.
@@ -48,10 +53,14 @@ def write_partitioned(table: pa.Table, directory: str | Path, by: str, provenanc
         for name, t in (extra or {}).items():
             pq.write_table(_with_meta(t, provenance), tmp / name)
         part = pa.schema([pa.field(by, table.schema.field(by).type)])
-        ds.write_dataset(_with_meta(table, provenance), tmp / "alerts", format="parquet",
-                         partitioning=ds.partitioning(part, flavor="hive"),
-                         existing_data_behavior="overwrite_or_ignore",
-                         file_options=ds.ParquetFileFormat().make_write_options())
+        ds.write_dataset(
+            _with_meta(table, provenance),
+            tmp / "alerts",
+            format="parquet",
+            partitioning=ds.partitioning(part, flavor="hive"),
+            existing_data_behavior="overwrite_or_ignore",
+            file_options=ds.ParquetFileFormat().make_write_options(),
+        )
     return directory
 
 
@@ -75,16 +84,24 @@ def window_batches(w: Windows, max_bars: int = 2_000_000) -> Iterator[pa.RecordB
         bar_index = np.arange(e - s) - np.repeat(w.offsets[i:j] - s, c)
         ep = w.entry_price[owner]
         hi, lo, cl = (np.asarray(getattr(w, k)[s:e]) for k in ("high", "low", "close"))
-        yield pa.record_batch({
-            "alert_id": pa.array(w.alert_id[owner].astype(str), pa.string()),
-            "bar_index": pa.array(bar_index.astype(np.int32)),
-            "ts": pa.array(np.asarray(w.ts[s:e]).astype("datetime64[s]"), pa.timestamp("s", tz="UTC")),
-            "dur_s": pa.array(np.asarray(w.dur[s:e]).astype(np.int64)),
-            "open": np.asarray(w.open[s:e]), "high": hi, "low": lo, "close": cl,
-            "volume": np.asarray(w.volume[s:e]),
-            "high_raw": np.asarray(w.high_raw[s:e]), "low_raw": np.asarray(w.low_raw[s:e]),
-            "high_mult": hi / ep, "low_mult": lo / ep, "close_mult": cl / ep,
-        })
+        yield pa.record_batch(
+            {
+                "alert_id": pa.array(w.alert_id[owner].astype(str), pa.string()),
+                "bar_index": pa.array(bar_index.astype(np.int32)),
+                "ts": pa.array(np.asarray(w.ts[s:e]).astype("datetime64[s]"), pa.timestamp("s", tz="UTC")),
+                "dur_s": pa.array(np.asarray(w.dur[s:e]).astype(np.int64)),
+                "open": np.asarray(w.open[s:e]),
+                "high": hi,
+                "low": lo,
+                "close": cl,
+                "volume": np.asarray(w.volume[s:e]),
+                "high_raw": np.asarray(w.high_raw[s:e]),
+                "low_raw": np.asarray(w.low_raw[s:e]),
+                "high_mult": hi / ep,
+                "low_mult": lo / ep,
+                "close_mult": cl / ep,
+            }
+        )
         i = j
 
 
@@ -96,7 +113,9 @@ def write_windows(w: Windows, directory: str | Path, provenance: dict) -> tuple[
         writer, part, rows_in_part = None, 0, 0
         for batch in window_batches(w):
             if writer is None:
-                schema = batch.schema.with_metadata({META_KEY: json.dumps(provenance, sort_keys=True, default=str)})
+                schema = batch.schema.with_metadata(
+                    {META_KEY: json.dumps(provenance, sort_keys=True, default=str)}
+                )
                 writer = pq.ParquetWriter(tmp / f"part-{part:05d}.parquet", schema)
             writer.write_batch(batch)
             n_rows += batch.num_rows
@@ -107,10 +126,29 @@ def write_windows(w: Windows, directory: str | Path, provenance: dict) -> tuple[
         if writer is not None:
             writer.close()
         if n_rows == 0:
-            schema = pa.schema([("alert_id", pa.string()), ("bar_index", pa.int32()),
-                                ("ts", pa.timestamp("s", tz="UTC")), ("dur_s", pa.int64())] +
-                               [(k, pa.float64()) for k in ("open", "high", "low", "close", "volume", "high_raw",
-                                                            "low_raw", "high_mult", "low_mult", "close_mult")])
+            schema = pa.schema(
+                [
+                    ("alert_id", pa.string()),
+                    ("bar_index", pa.int32()),
+                    ("ts", pa.timestamp("s", tz="UTC")),
+                    ("dur_s", pa.int64()),
+                ]
+                + [
+                    (k, pa.float64())
+                    for k in (
+                        "open",
+                        "high",
+                        "low",
+                        "close",
+                        "volume",
+                        "high_raw",
+                        "low_raw",
+                        "high_mult",
+                        "low_mult",
+                        "close_mult",
+                    )
+                ]
+            )
             schema = schema.with_metadata({META_KEY: json.dumps(provenance, sort_keys=True, default=str)})
             pq.write_table(schema.empty_table(), tmp / "part-00000.parquet")
     return directory, n_rows

@@ -43,11 +43,30 @@ def _template() -> Any:
     """A small white template, built once: assigning plotly's full ``plotly_white`` costs ~0.1–0.3 s
     per figure (it is validated every time) and adds ~7 kB of JSON to each figure."""
     if not _TEMPLATE:
-        axis = dict(gridcolor="#eef2f5", linecolor=LIGHT, showline=True, ticks="outside", tickcolor=LIGHT,
-                    zeroline=False, automargin=True, title=dict(standoff=8))
-        _TEMPLATE.append(go.layout.Template(layout=dict(
-            paper_bgcolor="white", plot_bgcolor="white", colorway=list(PALETTE), font=dict(family=FONT, color=INK),
-            xaxis=axis, yaxis=axis, hoverlabel=dict(align="left"), hovermode="closest")))
+        axis = dict(
+            gridcolor="#eef2f5",
+            linecolor=LIGHT,
+            showline=True,
+            ticks="outside",
+            tickcolor=LIGHT,
+            zeroline=False,
+            automargin=True,
+            title=dict(standoff=8),
+        )
+        _TEMPLATE.append(
+            go.layout.Template(
+                layout=dict(
+                    paper_bgcolor="white",
+                    plot_bgcolor="white",
+                    colorway=list(PALETTE),
+                    font=dict(family=FONT, color=INK),
+                    xaxis=axis,
+                    yaxis=axis,
+                    hoverlabel=dict(align="left"),
+                    hovermode="closest",
+                )
+            )
+        )
     return _TEMPLATE[0]
 
 
@@ -58,8 +77,15 @@ def _style(fig: go.Figure, title: str | None = None, height: int = 300, **layout
         margin=dict(l=56, r=16, t=34 if title else 14, b=40),
         font=dict(family=FONT, size=11, color=INK),
         title=dict(text=title, x=0.0, xanchor="left", font=dict(size=13)) if title else None,
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0, font=dict(size=10),
-                    bgcolor="rgba(255,255,255,0)"),
+        legend=dict(
+            orientation="h",
+            yanchor="bottom",
+            y=1.0,
+            xanchor="right",
+            x=1.0,
+            font=dict(size=10),
+            bgcolor="rgba(255,255,255,0)",
+        ),
         hoverlabel=dict(font=dict(family=FONT, size=11)),
         bargap=0.08,
         **layout,
@@ -90,15 +116,32 @@ def _usable_rows(df: pd.DataFrame, caller: str | None) -> pd.DataFrame:
 def _vmark(fig: go.Figure, x: float, text: str, color: str, dash: str, side: str = "left") -> None:
     """A vertical line on a log x axis: shapes take data values, annotations take log10 (plotly.js)."""
     fig.add_vline(x=x, line=dict(color=color, dash=dash, width=1))
-    fig.add_annotation(x=np.log10(x), y=1.0, yref="paper", text=text, showarrow=False, xanchor=side,
-                       yanchor="bottom", font=dict(size=10, color=color))
+    fig.add_annotation(
+        x=np.log10(x),
+        y=1.0,
+        yref="paper",
+        text=text,
+        showarrow=False,
+        xanchor=side,
+        yanchor="bottom",
+        font=dict(size=10, color=color),
+    )
 
 
 def _level(fig: go.Figure, y: float, text: str, color: str) -> None:
     """A horizontal price level on a log y axis, labelled at the left edge (annotation in log10)."""
     fig.add_hline(y=y, line=dict(color=color, width=1, dash="dash"))
-    fig.add_annotation(x=0.0, xref="paper", y=np.log10(y), text=text, showarrow=False, xanchor="left",
-                       yanchor="bottom", font=dict(size=9, color=color), bgcolor="rgba(255,255,255,0.7)")
+    fig.add_annotation(
+        x=0.0,
+        xref="paper",
+        y=np.log10(y),
+        text=text,
+        showarrow=False,
+        xanchor="left",
+        yanchor="bottom",
+        font=dict(size=9, color=color),
+        bgcolor="rgba(255,255,255,0.7)",
+    )
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -112,9 +155,17 @@ def plot_status(w: Any) -> go.Figure:
     names, counts = names[order], counts[order]
     colors = [GREEN if n == "ok" else AMBER if n in ("truncated", "stale") else RED for n in names]
     total = max(1, int(counts.sum()))
-    fig = go.Figure(go.Bar(x=counts, y=names, orientation="h", marker_color=colors,
-                           text=[f"{c:,} ({c / total:.0%})" for c in counts], textposition="auto",
-                           hovertemplate="%{y}: %{x:,} alerts<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=counts,
+            y=names,
+            orientation="h",
+            marker_color=colors,
+            text=[f"{c:,} ({c / total:.0%})" for c in counts],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:,} alerts<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed")
     return _style(fig, "Window status", height=220, xaxis_title="alerts")
 
@@ -122,20 +173,41 @@ def plot_status(w: Any) -> go.Figure:
 def plot_coverage(w: Any) -> go.Figure:
     """Share of the horizon each usable window covers, and the bar resolution of the windows."""
 
-
     w = getattr(w, "windows", w)
     use = w.usable()
     cov = np.asarray(w.coverage, dtype=np.float64)[use]
     res = getattr(w, "resolution_s", None)
     res = np.full(int(use.sum()), w.interval_s) if res is None else np.asarray(res)[use]
     rv, rc = np.unique(res, return_counts=True)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.12,
-                        subplot_titles=("coverage of the horizon", "bar resolution"))
-    fig.add_trace(go.Histogram(x=np.minimum(cov, 1.0), xbins=dict(start=0, end=1.0001, size=0.05),
-                               marker_color=BLUE, name="coverage",
-                               hovertemplate="coverage %{x}: %{y:,} alerts<extra></extra>"), 1, 1)
-    fig.add_trace(go.Bar(x=[_dur(v) for v in rv], y=rc, marker_color=TEAL, name="resolution",
-                         hovertemplate="%{x}: %{y:,} alerts<extra></extra>"), 1, 2)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.68, 0.32],
+        horizontal_spacing=0.12,
+        subplot_titles=("coverage of the horizon", "bar resolution"),
+    )
+    fig.add_trace(
+        go.Histogram(
+            x=np.minimum(cov, 1.0),
+            xbins=dict(start=0, end=1.0001, size=0.05),
+            marker_color=BLUE,
+            name="coverage",
+            hovertemplate="coverage %{x}: %{y:,} alerts<extra></extra>",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=[_dur(v) for v in rv],
+            y=rc,
+            marker_color=TEAL,
+            name="resolution",
+            hovertemplate="%{x}: %{y:,} alerts<extra></extra>",
+        ),
+        1,
+        2,
+    )
     fig.update_xaxes(tickformat=".0%", row=1, col=1)
     fig.update_annotations(font_size=11)
     return _style(fig, None, height=220, showlegend=False)
@@ -157,24 +229,61 @@ def plot_leaderboard(board: Any, top: int = 25) -> go.Figure:
     """Top callers: 2x hit rate with its Wilson 95% interval, ATH median with its bootstrap CI."""
     b = getattr(board, "leaderboard", board).head(top)
     y = [f"{int(r)}. {c}" for r, c in zip(b["rank"], b["caller"], strict=True)]
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
-                        subplot_titles=("hit 2x rate · Wilson 95%", "ATH median · bootstrap 95% CI"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=("hit 2x rate · Wilson 95%", "ATH median · bootstrap 95% CI"),
+    )
     rate = b["hit2x_rate"].to_numpy(float)
-    fig.add_trace(go.Scatter(
-        x=rate, y=y, mode="markers", marker=dict(color=BLUE, size=7), name="hit 2x",
-        error_x=dict(type="data", symmetric=False, array=b["hit2x_hi"].to_numpy(float) - rate,
-                     arrayminus=rate - b["hit2x_lo"].to_numpy(float), color=BLUE, thickness=1.4, width=0),
-        customdata=np.c_[b["n"], b["hit2x_lo"], b["hit2x_hi"]],
-        hovertemplate="%{y}<br>hit 2x %{x:.1%} [%{customdata[1]:.1%}, %{customdata[2]:.1%}]"
-                      "<br>n = %{customdata[0]}<extra></extra>"), 1, 1)
+    fig.add_trace(
+        go.Scatter(
+            x=rate,
+            y=y,
+            mode="markers",
+            marker=dict(color=BLUE, size=7),
+            name="hit 2x",
+            error_x=dict(
+                type="data",
+                symmetric=False,
+                array=b["hit2x_hi"].to_numpy(float) - rate,
+                arrayminus=rate - b["hit2x_lo"].to_numpy(float),
+                color=BLUE,
+                thickness=1.4,
+                width=0,
+            ),
+            customdata=np.c_[b["n"], b["hit2x_lo"], b["hit2x_hi"]],
+            hovertemplate="%{y}<br>hit 2x %{x:.1%} [%{customdata[1]:.1%}, %{customdata[2]:.1%}]"
+            "<br>n = %{customdata[0]}<extra></extra>",
+        ),
+        1,
+        1,
+    )
     med = b["ath_median"].to_numpy(float)
-    fig.add_trace(go.Scatter(
-        x=med, y=y, mode="markers", marker=dict(color=TEAL, size=7, symbol="diamond"), name="ATH median",
-        error_x=dict(type="data", symmetric=False, array=b["ath_median_hi"].to_numpy(float) - med,
-                     arrayminus=med - b["ath_median_lo"].to_numpy(float), color=TEAL, thickness=1.4, width=0),
-        customdata=np.c_[b["ath_median_lo"], b["ath_median_hi"]],
-        hovertemplate="%{y}<br>ATH median %{x:.2f}x [%{customdata[0]:.2f}, %{customdata[1]:.2f}]"
-                      "<extra></extra>"), 1, 2)
+    fig.add_trace(
+        go.Scatter(
+            x=med,
+            y=y,
+            mode="markers",
+            marker=dict(color=TEAL, size=7, symbol="diamond"),
+            name="ATH median",
+            error_x=dict(
+                type="data",
+                symmetric=False,
+                array=b["ath_median_hi"].to_numpy(float) - med,
+                arrayminus=med - b["ath_median_lo"].to_numpy(float),
+                color=TEAL,
+                thickness=1.4,
+                width=0,
+            ),
+            customdata=np.c_[b["ath_median_lo"], b["ath_median_hi"]],
+            hovertemplate="%{y}<br>ATH median %{x:.2f}x [%{customdata[0]:.2f}, %{customdata[1]:.2f}]"
+            "<extra></extra>",
+        ),
+        1,
+        2,
+    )
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=10))
     fig.update_xaxes(tickformat=".0%", row=1, col=1)
     fig.update_xaxes(type="log", row=1, col=2, ticksuffix="x")
@@ -197,25 +306,51 @@ def plot_hit_rate_vs_calls(stats: pd.DataFrame, min_calls: int = 0) -> go.Figure
     grid = np.unique(np.round(np.geomspace(1, max(2.0, n.max() if n.size else 2) * 1.15, 120)))
     lo, hi = wilson_interval(p0 * grid, grid)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=np.r_[grid, grid[::-1]], y=np.r_[hi, lo[::-1]], fill="toself",
-                             fillcolor="rgba(135,149,161,0.18)", line=dict(width=0), hoverinfo="skip",
-                             name="95% band, no skill"))
-    fig.add_trace(go.Scatter(x=grid, y=np.full(grid.size, p0), mode="lines", line=dict(color=GREY, dash="dot"),
-                             name=f"pooled rate {p0:.1%}", hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=np.r_[grid, grid[::-1]],
+            y=np.r_[hi, lo[::-1]],
+            fill="toself",
+            fillcolor="rgba(135,149,161,0.18)",
+            line=dict(width=0),
+            hoverinfo="skip",
+            name="95% band, no skill",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=grid,
+            y=np.full(grid.size, p0),
+            mode="lines",
+            line=dict(color=GREY, dash="dot"),
+            name=f"pooled rate {p0:.1%}",
+            hoverinfo="skip",
+        )
+    )
     ranked = n >= min_calls
     for mask, name, color in ((ranked, "ranked", BLUE), (~ranked, f"< {min_calls} calls (not ranked)", GREY)):
         if mask.any():
-            fig.add_trace(go.Scatter(
-                x=n[mask], y=s["hit2x_rate"].to_numpy(float)[mask], mode="markers", name=name,
-                marker=dict(color=color, size=7, line=dict(color="white", width=0.5)),
-                text=s["caller"].to_numpy(str)[mask],
-                customdata=np.c_[s["hit2x_lo"].to_numpy(float)[mask], s["hit2x_hi"].to_numpy(float)[mask]],
-                hovertemplate="%{text}<br>n = %{x}<br>hit 2x %{y:.1%} [%{customdata[0]:.1%}, "
-                              "%{customdata[1]:.1%}]<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=n[mask],
+                    y=s["hit2x_rate"].to_numpy(float)[mask],
+                    mode="markers",
+                    name=name,
+                    marker=dict(color=color, size=7, line=dict(color="white", width=0.5)),
+                    text=s["caller"].to_numpy(str)[mask],
+                    customdata=np.c_[
+                        s["hit2x_lo"].to_numpy(float)[mask], s["hit2x_hi"].to_numpy(float)[mask]
+                    ],
+                    hovertemplate="%{text}<br>n = %{x}<br>hit 2x %{y:.1%} [%{customdata[0]:.1%}, "
+                    "%{customdata[1]:.1%}]<extra></extra>",
+                )
+            )
     fig.update_xaxes(type="log", title="ok calls (log)")
     fig.update_yaxes(tickformat=".0%", title="hit 2x rate", rangemode="tozero")
     fig = _style(fig, "Hit 2x rate vs number of calls", height=340)
-    return fig.update_layout(legend=dict(x=0.99, y=0.99, xanchor="right", yanchor="top", bgcolor="rgba(255,255,255,0.85)"))
+    return fig.update_layout(
+        legend=dict(x=0.99, y=0.99, xanchor="right", yanchor="top", bgcolor="rgba(255,255,255,0.85)")
+    )
 
 
 # --------------------------------------------------------------------------------------- per caller
@@ -232,9 +367,17 @@ def plot_ath_distribution(table: Any, caller: str | None = None) -> go.Figure:
         edges = np.linspace(lo, max(hi, lo + 0.05), 36)
         cnt, e = np.histogram(np.log10(a), bins=edges)
         mids, widths = 10 ** ((e[:-1] + e[1:]) / 2), 10 ** e[1:] - 10 ** e[:-1]
-        fig.add_trace(go.Bar(x=mids, y=cnt, width=widths, marker_color=BLUE, marker_line_width=0,
-                             customdata=np.c_[10 ** e[:-1], 10 ** e[1:]],
-                             hovertemplate="%{customdata[0]:.2f}x–%{customdata[1]:.2f}x: %{y} calls<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=mids,
+                y=cnt,
+                width=widths,
+                marker_color=BLUE,
+                marker_line_width=0,
+                customdata=np.c_[10 ** e[:-1], 10 ** e[1:]],
+                hovertemplate="%{customdata[0]:.2f}x–%{customdata[1]:.2f}x: %{y} calls<extra></extra>",
+            )
+        )
         med = float(np.median(a))
         _vmark(fig, med, f"median {med:.2f}x", INK, "dot", "left" if med >= 2.0 else "right")
         _vmark(fig, 2.0, "2x", RED, "solid", "right" if med >= 2.0 else "left")
@@ -249,15 +392,21 @@ def plot_time_to_2x(table: Any, caller: str | None = None) -> go.Figure:
     t = d["time_to_2x_s"].to_numpy(float)
     hit = t[np.isfinite(t) & (t >= 0)] / HOURS
     share = hit.size / max(1, len(d))
-    fig = go.Figure(go.Histogram(x=hit, nbinsx=40, marker_color=TEAL,
-                                 hovertemplate="%{x} h: %{y} calls<extra></extra>"))
+    fig = go.Figure(
+        go.Histogram(x=hit, nbinsx=40, marker_color=TEAL, hovertemplate="%{x} h: %{y} calls<extra></extra>")
+    )
     if hit.size:
-        fig.add_vline(x=float(np.median(hit)), line=dict(color=INK, dash="dot", width=1),
-                      annotation_text=f"median {np.median(hit):.1f} h", annotation_font_size=10)
+        fig.add_vline(
+            x=float(np.median(hit)),
+            line=dict(color=INK, dash="dot", width=1),
+            annotation_text=f"median {np.median(hit):.1f} h",
+            annotation_font_size=10,
+        )
     fig.update_xaxes(title="hours to 2x", rangemode="tozero")
     fig.update_yaxes(title="calls")
-    return _style(fig, f"Time to 2x ({hit.size} of {len(d)} calls, {share:.0%}, reach it)", height=260,
-                  showlegend=False)
+    return _style(
+        fig, f"Time to 2x ({hit.size} of {len(d)} calls, {share:.0%}, reach it)", height=260, showlegend=False
+    )
 
 
 def plot_fan(w: Any, caller: str | None = None, step_hours: float = 0.5) -> go.Figure:
@@ -272,14 +421,30 @@ def plot_fan(w: Any, caller: str | None = None, step_hours: float = 0.5) -> go.F
     n = (~np.isnan(m)).sum(axis=0)
     fig = go.Figure()
     for (a, b), alpha, label in (((0, 4), 0.14, "5–95%"), ((1, 3), 0.30, "25–75%")):
-        fig.add_trace(go.Scatter(x=np.r_[hours, hours[::-1]], y=np.r_[q[b], q[a][::-1]], fill="toself",
-                                 fillcolor=f"rgba(43,93,155,{alpha})", line=dict(width=0), name=label,
-                                 hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=hours, y=q[2], mode="lines", line=dict(color=BLUE, width=2), name="median",
-                             customdata=np.c_[q[0], q[1], q[3], q[4], n],
-                             hovertemplate="%{x} h: median %{y:.2f}x<br>25–75%: %{customdata[1]:.2f}–"
-                                           "%{customdata[2]:.2f}x<br>5–95%: %{customdata[0]:.2f}–"
-                                           "%{customdata[3]:.2f}x<br>%{customdata[4]} calls<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=np.r_[hours, hours[::-1]],
+                y=np.r_[q[b], q[a][::-1]],
+                fill="toself",
+                fillcolor=f"rgba(43,93,155,{alpha})",
+                line=dict(width=0),
+                name=label,
+                hoverinfo="skip",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=hours,
+            y=q[2],
+            mode="lines",
+            line=dict(color=BLUE, width=2),
+            name="median",
+            customdata=np.c_[q[0], q[1], q[3], q[4], n],
+            hovertemplate="%{x} h: median %{y:.2f}x<br>25–75%: %{customdata[1]:.2f}–"
+            "%{customdata[2]:.2f}x<br>5–95%: %{customdata[0]:.2f}–"
+            "%{customdata[3]:.2f}x<br>%{customdata[4]} calls<extra></extra>",
+        )
+    )
     fig.add_hline(y=1.0, line=dict(color=GREY, width=1, dash="dot"))
     fig.update_xaxes(title="hours since the call (entry bar)", rangemode="tozero")
     fig.update_yaxes(type="log", title="price / entry (log)", ticksuffix="x")
@@ -295,13 +460,34 @@ def plot_equity(bt: Any) -> go.Figure:
     eq = r.equity
     x = pd.to_datetime(eq["alert_ts_ms"], unit="ms", utc=True)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
-    fig.add_trace(go.Scatter(x=x, y=eq["equity"], mode="lines", line=dict(color=BLUE, width=1.6),
-                             name="fixed stake", customdata=np.c_[eq["caller"], eq["ret"]],
-                             hovertemplate="%{x|%Y-%m-%d %H:%M}<br>equity %{y:.2f} stakes<br>"
-                                           "%{customdata[0]}: %{customdata[1]:+.1%}<extra></extra>"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=-eq["drawdown"], mode="lines", fill="tozeroy", line=dict(color=RED, width=1),
-                             fillcolor="rgba(192,57,43,0.25)", name="drawdown",
-                             hovertemplate="%{x|%Y-%m-%d %H:%M}<br>drawdown %{y:.2f} stakes<extra></extra>"), 2, 1)
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=eq["equity"],
+            mode="lines",
+            line=dict(color=BLUE, width=1.6),
+            name="fixed stake",
+            customdata=np.c_[eq["caller"], eq["ret"]],
+            hovertemplate="%{x|%Y-%m-%d %H:%M}<br>equity %{y:.2f} stakes<br>"
+            "%{customdata[0]}: %{customdata[1]:+.1%}<extra></extra>",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=-eq["drawdown"],
+            mode="lines",
+            fill="tozeroy",
+            line=dict(color=RED, width=1),
+            fillcolor="rgba(192,57,43,0.25)",
+            name="drawdown",
+            hovertemplate="%{x|%Y-%m-%d %H:%M}<br>drawdown %{y:.2f} stakes<extra></extra>",
+        ),
+        2,
+        1,
+    )
     fig.update_yaxes(title="Σ return (stakes)", row=1, col=1)
     fig.update_yaxes(title="underwater", row=2, col=1)
     return _style(fig, "Equity, fixed stake of 1 per alert", height=340, showlegend=False)
@@ -315,13 +501,35 @@ def plot_portfolio(bt: Any) -> go.Figure | None:
     eq = r.portfolio.equity
     x = pd.to_datetime(eq["ts"], unit="s", utc=True)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
-    fig.add_trace(go.Scatter(x=x, y=eq["equity"], mode="lines", line=dict(color=TEAL, width=1.6), name="equity",
-                             line_shape="hv", customdata=eq["n_open"],
-                             hovertemplate="%{x|%Y-%m-%d %H:%M}<br>equity %{y:,.0f}<br>%{customdata} open"
-                                           "<extra></extra>"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=-eq["drawdown"], mode="lines", fill="tozeroy", line=dict(color=RED, width=1),
-                             line_shape="hv", fillcolor="rgba(192,57,43,0.25)", name="drawdown",
-                             hovertemplate="%{x|%Y-%m-%d %H:%M}<br>drawdown %{y:.1%}<extra></extra>"), 2, 1)
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=eq["equity"],
+            mode="lines",
+            line=dict(color=TEAL, width=1.6),
+            name="equity",
+            line_shape="hv",
+            customdata=eq["n_open"],
+            hovertemplate="%{x|%Y-%m-%d %H:%M}<br>equity %{y:,.0f}<br>%{customdata} open<extra></extra>",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=-eq["drawdown"],
+            mode="lines",
+            fill="tozeroy",
+            line=dict(color=RED, width=1),
+            line_shape="hv",
+            fillcolor="rgba(192,57,43,0.25)",
+            name="drawdown",
+            hovertemplate="%{x|%Y-%m-%d %H:%M}<br>drawdown %{y:.1%}<extra></extra>",
+        ),
+        2,
+        1,
+    )
     fig.update_yaxes(title="equity (marked at cost)", row=1, col=1)
     fig.update_yaxes(title="underwater", tickformat=".0%", row=2, col=1)
     return _style(fig, "Portfolio equity (finite capital)", height=340, showlegend=False)
@@ -336,9 +544,14 @@ def plot_exit_reasons(bt: Any) -> go.Figure:
     items = [(k, v) for k, v in items if v > 0] or items
     items.sort(key=lambda kv: -kv[1])
     color = {"tp": GREEN, "sl": RED, "trail": AMBER, "breakeven": GREY, "time": BLUE, "horizon": BLUE}
-    fig = go.Figure(go.Bar(x=[k for k, _ in items], y=[v for _, v in items],
-                           marker_color=[color.get(k, GREY) for k, _ in items],
-                           hovertemplate="%{x}: %{y:,}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=[k for k, _ in items],
+            y=[v for _, v in items],
+            marker_color=[color.get(k, GREY) for k, _ in items],
+            hovertemplate="%{x}: %{y:,}<extra></extra>",
+        )
+    )
     fig.update_yaxes(title="trades")
     return _style(fig, "Exit reasons", height=260, showlegend=False)
 
@@ -348,12 +561,21 @@ def plot_returns(bt: Any) -> go.Figure:
     r = _bt(bt)
     t = r.trades
     ret = t.loc[t["exit_reason"] != "no_fill", "ret"].to_numpy(float)
-    fig = go.Figure(go.Histogram(x=ret, nbinsx=60, marker_color=BLUE, hovertemplate="%{x}: %{y} trades<extra></extra>"))
-    for v, name, dash, pos in ((r.summary.get("avg_ret"), "mean", "solid", "top right"),
-                               (r.summary.get("median_ret"), "median", "dot", "bottom right")):
+    fig = go.Figure(
+        go.Histogram(x=ret, nbinsx=60, marker_color=BLUE, hovertemplate="%{x}: %{y} trades<extra></extra>")
+    )
+    for v, name, dash, pos in (
+        (r.summary.get("avg_ret"), "mean", "solid", "top right"),
+        (r.summary.get("median_ret"), "median", "dot", "bottom right"),
+    ):
         if v is not None and np.isfinite(v):
-            fig.add_vline(x=v, line=dict(color=INK, width=1, dash=dash), annotation_text=f"{name} {v:+.1%}",
-                          annotation_font_size=10, annotation_position=pos)
+            fig.add_vline(
+                x=v,
+                line=dict(color=INK, width=1, dash=dash),
+                annotation_text=f"{name} {v:+.1%}",
+                annotation_font_size=10,
+                annotation_position=pos,
+            )
     fig.update_xaxes(title="net return per trade", tickformat=".0%")
     fig.update_yaxes(title="trades")
     return _style(fig, "Return distribution", height=260, showlegend=False)
@@ -362,16 +584,28 @@ def plot_returns(bt: Any) -> go.Figure:
 def plot_intrabar_band(bt: Any) -> go.Figure:
     """Average return under the pessimistic and optimistic intrabar policies, and the run's own."""
     s = _bt(bt).summary
-    rows = [("pessimistic", s.get("avg_ret_pessimistic"), RED), (f"run ({s.get('intrabar', '')})", s.get("avg_ret"), INK),
-            ("optimistic", s.get("avg_ret_optimistic"), GREEN)]
+    rows = [
+        ("pessimistic", s.get("avg_ret_pessimistic"), RED),
+        (f"run ({s.get('intrabar', '')})", s.get("avg_ret"), INK),
+        ("optimistic", s.get("avg_ret_optimistic"), GREEN),
+    ]
     fig = go.Figure()
     lo, hi = s.get("avg_ret_pessimistic"), s.get("avg_ret_optimistic")
     if lo is not None and hi is not None:
-        fig.add_shape(type="rect", x0=lo, x1=hi, y0=-0.4, y1=2.4, fillcolor="rgba(214,137,16,0.15)", line_width=0)
-    fig.add_trace(go.Scatter(x=[v for _, v, _ in rows], y=[n for n, _, _ in rows], mode="markers+text",
-                             marker=dict(color=[c for _, _, c in rows], size=10),
-                             text=[f"{v:+.2%}" if v is not None else "" for _, v, _ in rows], textposition="top center",
-                             hovertemplate="%{y}: %{x:+.2%} per trade<extra></extra>"))
+        fig.add_shape(
+            type="rect", x0=lo, x1=hi, y0=-0.4, y1=2.4, fillcolor="rgba(214,137,16,0.15)", line_width=0
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[v for _, v, _ in rows],
+            y=[n for n, _, _ in rows],
+            mode="markers+text",
+            marker=dict(color=[c for _, _, c in rows], size=10),
+            text=[f"{v:+.2%}" if v is not None else "" for _, v, _ in rows],
+            textposition="top center",
+            hovertemplate="%{y}: %{x:+.2%} per trade<extra></extra>",
+        )
+    )
     vals = [v for _, v, _ in rows if v is not None and np.isfinite(v)]
     if vals:
         pad = max(max(vals) - min(vals), 0.01) * 0.6
@@ -390,14 +624,29 @@ def plot_per_caller_results(bt: Any, top: int = 30) -> go.Figure:
     has_band = {"avg_ret_pessimistic", "avg_ret_optimistic"} <= set(pc.columns)
     err = None
     if has_band:
-        err = dict(type="data", symmetric=False, color=GREY, thickness=1.2, width=0,
-                   array=np.maximum(pc["avg_ret_optimistic"].to_numpy(float) - avg, 0),
-                   arrayminus=np.maximum(avg - pc["avg_ret_pessimistic"].to_numpy(float), 0))
-    fig = go.Figure(go.Bar(
-        x=avg, y=pc["caller"], orientation="h", marker_color=np.where(avg >= 0, GREEN, RED), error_x=err,
-        customdata=np.c_[pc["n_trades"], pc["win_rate"], pc.get("sharpe", pd.Series(np.nan, index=pc.index))],
-        hovertemplate="%{y}<br>avg %{x:+.2%} · %{customdata[0]} trades<br>win rate %{customdata[1]:.0%} · "
-                      "sharpe/trade %{customdata[2]:.2f}<extra></extra>"))
+        err = dict(
+            type="data",
+            symmetric=False,
+            color=GREY,
+            thickness=1.2,
+            width=0,
+            array=np.maximum(pc["avg_ret_optimistic"].to_numpy(float) - avg, 0),
+            arrayminus=np.maximum(avg - pc["avg_ret_pessimistic"].to_numpy(float), 0),
+        )
+    fig = go.Figure(
+        go.Bar(
+            x=avg,
+            y=pc["caller"],
+            orientation="h",
+            marker_color=np.where(avg >= 0, GREEN, RED),
+            error_x=err,
+            customdata=np.c_[
+                pc["n_trades"], pc["win_rate"], pc.get("sharpe", pd.Series(np.nan, index=pc.index))
+            ],
+            hovertemplate="%{y}<br>avg %{x:+.2%} · %{customdata[0]} trades<br>win rate %{customdata[1]:.0%} · "
+            "sharpe/trade %{customdata[2]:.2f}<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=10))
     fig.update_xaxes(title="average net return per trade (bar: pessimistic–optimistic)", tickformat=".0%")
     return _style(fig, "Per caller", height=max(220, 60 + 16 * len(pc)), showlegend=False)
@@ -418,17 +667,35 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
     i = int(hits[0])
     b = w.bars(i)
     x = np.asarray(b["ts"], dtype=np.float64) * 1000.0  # epoch ms on a date axis: compact binary in the page
-    px = {k: np.asarray(b[k], dtype=np.float32) for k in ("open", "high", "low", "close")}  # display precision
-    fig = go.Figure(go.Candlestick(x=x, open=px["open"], high=px["high"], low=px["low"], close=px["close"],
-                                   increasing=dict(line=dict(color=GREEN, width=1), fillcolor=GREEN),
-                                   decreasing=dict(line=dict(color=RED, width=1), fillcolor=RED), name="bars"))
+    px = {
+        k: np.asarray(b[k], dtype=np.float32) for k in ("open", "high", "low", "close")
+    }  # display precision
+    fig = go.Figure(
+        go.Candlestick(
+            x=x,
+            open=px["open"],
+            high=px["high"],
+            low=px["low"],
+            close=px["close"],
+            increasing=dict(line=dict(color=GREEN, width=1), fillcolor=GREEN),
+            decreasing=dict(line=dict(color=RED, width=1), fillcolor=RED),
+            name="bars",
+        )
+    )
     suspect = getattr(w, "suspect", None)
     if suspect is not None:
         s, e = int(w.offsets[i]), int(w.offsets[i + 1])
         sm = np.asarray(suspect[s:e], dtype=bool)
         if sm.any():
-            fig.add_trace(go.Scatter(x=x[sm], y=px["high"][sm], mode="markers", name="suspect bar",
-                                     marker=dict(symbol="x", color=AMBER, size=9)))
+            fig.add_trace(
+                go.Scatter(
+                    x=x[sm],
+                    y=px["high"][sm],
+                    mode="markers",
+                    name="suspect bar",
+                    marker=dict(symbol="x", color=AMBER, size=9),
+                )
+            )
     t = r.trades.loc[r.trades["alert_id"] == alert_id]
     cfg = r.config
     title = f"{w.caller[i]} · {w.token[i][:10]}… · "
@@ -440,15 +707,26 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
             _level(fig, m * p, f"TP {m:.4g}x ({frac:.0%})", GREEN)
         if cfg.sl is not None:
             _level(fig, cfg.sl * p, f"stop {cfg.sl:.4g}x", RED)
-        fig.add_trace(go.Scatter(x=[int(row["entry_ts"]) * 1000.0], y=[p],
-                                 mode="markers", name="entry", marker=dict(symbol="triangle-up", size=13, color=BLUE,
-                                                                           line=dict(color="white", width=1))))
-        fig.add_trace(go.Scatter(
-            x=[int(row["exit_ts"]) * 1000.0], y=[float(row["exit_price"])],
-            mode="markers", name=f"exit: {row['exit_reason']}",
-            marker=dict(symbol="triangle-down", size=13, color=INK, line=dict(color="white", width=1)),
-            hovertemplate=f"exit ({row['exit_reason']}, {int(row['n_fills'])} fill(s), mean price)"
-                          "<br>%{y:.4g}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[int(row["entry_ts"]) * 1000.0],
+                y=[p],
+                mode="markers",
+                name="entry",
+                marker=dict(symbol="triangle-up", size=13, color=BLUE, line=dict(color="white", width=1)),
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[int(row["exit_ts"]) * 1000.0],
+                y=[float(row["exit_price"])],
+                mode="markers",
+                name=f"exit: {row['exit_reason']}",
+                marker=dict(symbol="triangle-down", size=13, color=INK, line=dict(color="white", width=1)),
+                hovertemplate=f"exit ({row['exit_reason']}, {int(row['n_fills'])} fill(s), mean price)"
+                "<br>%{y:.4g}<extra></extra>",
+            )
+        )
         title += f"{row['exit_reason']} · {row['ret']:+.1%} net · {int(row['n_fills'])} fill(s)"
         if bool(row["ambiguous"]):
             title += " · ambiguous bar"
@@ -489,15 +767,27 @@ def plot_grid(grid: pd.DataFrame, x: str, y: str, objective: str = "avg_ret") ->
             row = piv.loc[(yy, xx)]
             z[a, b_] = row[objective]
             extra = "".join(f"<br>{o} = {row[o]}" for o in others)
-            hover[a, b_] = (f"{objective} {row[objective]:.4g}<br>n_trades {int(row['n_trades'])}"
-                            f"<br>ambiguous {row.get('ambiguous_share', float('nan')):.1%}"
-                            f"<br>pess / opt {row.get('avg_ret_pessimistic', float('nan')):+.2%} / "
-                            f"{row.get('avg_ret_optimistic', float('nan')):+.2%}{extra}")
+            hover[a, b_] = (
+                f"{objective} {row[objective]:.4g}<br>n_trades {int(row['n_trades'])}"
+                f"<br>ambiguous {row.get('ambiguous_share', float('nan')):.1%}"
+                f"<br>pess / opt {row.get('avg_ret_pessimistic', float('nan')):+.2%} / "
+                f"{row.get('avg_ret_optimistic', float('nan')):+.2%}{extra}"
+            )
     pct = objective in ("avg_ret", "median_ret", "win_rate", "avg_ret_pessimistic", "avg_ret_optimistic")
-    fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, text=hover, hovertemplate=f"{x} %{{x}} · {y} %{{y}}<br>%{{text}}"
-                               "<extra></extra>", colorscale="RdYlGn", zmid=0 if pct else None,
-                               texttemplate="%{z:.1%}" if pct else "%{z:.3g}", textfont=dict(size=10),
-                               colorbar=dict(thickness=10, tickformat=".0%" if pct else None)))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=xs,
+            y=ys,
+            text=hover,
+            hovertemplate=f"{x} %{{x}} · {y} %{{y}}<br>%{{text}}<extra></extra>",
+            colorscale="RdYlGn",
+            zmid=0 if pct else None,
+            texttemplate="%{z:.1%}" if pct else "%{z:.3g}",
+            textfont=dict(size=10),
+            colorbar=dict(thickness=10, tickformat=".0%" if pct else None),
+        )
+    )
     fig.update_xaxes(title=x, type="category")
     fig.update_yaxes(title=y, type="category")
     return _style(fig, f"{objective} by {x} × {y}", height=max(240, 90 + 34 * len(ys)))
@@ -526,20 +816,49 @@ def plot_study_trials(study: Any) -> go.Figure:
     obj = study.options.objective
     fig = go.Figure()
     feas = t["feasible"].astype(bool).to_numpy()
-    fig.add_trace(go.Scatter(x=t["trial"], y=t["train"], mode="markers", name="train (in-sample)",
-                             marker=dict(color=np.where(feas, BLUE, LIGHT), size=5),
-                             hovertemplate="trial %{x}<br>train %{y:.4g}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=t["trial"], y=t["test"], mode="markers", name="test (out-of-sample)",
-                             marker=dict(color=np.where(feas, AMBER, LIGHT), size=5, symbol="diamond"),
-                             hovertemplate="trial %{x}<br>test %{y:.4g}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=t["trial"],
+            y=t["train"],
+            mode="markers",
+            name="train (in-sample)",
+            marker=dict(color=np.where(feas, BLUE, LIGHT), size=5),
+            hovertemplate="trial %{x}<br>train %{y:.4g}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=t["trial"],
+            y=t["test"],
+            mode="markers",
+            name="test (out-of-sample)",
+            marker=dict(color=np.where(feas, AMBER, LIGHT), size=5, symbol="diamond"),
+            hovertemplate="trial %{x}<br>test %{y:.4g}<extra></extra>",
+        )
+    )
     best = pd.Series(np.where(feas, t["train"].to_numpy(float), -np.inf)).cummax().replace(-np.inf, np.nan)
-    fig.add_trace(go.Scatter(x=t["trial"], y=best, mode="lines", line=dict(color=BLUE, width=1.5, shape="hv"),
-                             name="best train so far", hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=t["trial"],
+            y=best,
+            mode="lines",
+            line=dict(color=BLUE, width=1.5, shape="hv"),
+            name="best train so far",
+            hoverinfo="skip",
+        )
+    )
     rec = study.recommended
     if rec:
-        fig.add_trace(go.Scatter(x=[rec["trial"]], y=[rec["test"]], mode="markers", name="recommended",
-                                 marker=dict(symbol="star", size=14, color=RED, line=dict(color="white", width=1)),
-                                 hovertemplate="recommended trial %{x}<br>test %{y:.4g}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[rec["trial"]],
+                y=[rec["test"]],
+                mode="markers",
+                name="recommended",
+                marker=dict(symbol="star", size=14, color=RED, line=dict(color="white", width=1)),
+                hovertemplate="recommended trial %{x}<br>test %{y:.4g}<extra></extra>",
+            )
+        )
     fig.update_xaxes(title="trial")
     fig.update_yaxes(title=obj)
     return _style(fig, f"Trials ({obj}; grey = infeasible)", height=300)
@@ -548,8 +867,15 @@ def plot_study_trials(study: Any) -> go.Figure:
 def plot_param_importance(importance: Mapping[str, float], method: str = "") -> go.Figure:
     """Horizontal bars of parameter importances (as given, e.g. Optuna's evaluator on the study)."""
     items = sorted(importance.items(), key=lambda kv: kv[1])
-    fig = go.Figure(go.Bar(x=[v for _, v in items], y=[k for k, _ in items], orientation="h", marker_color=TEAL,
-                           hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=[v for _, v in items],
+            y=[k for k, _ in items],
+            orientation="h",
+            marker_color=TEAL,
+            hovertemplate="%{y}: %{x:.2f}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title="importance for the training objective" + (f" ({method})" if method else ""))
     return _style(fig, "Parameter importance", height=max(180, 60 + 26 * len(items)), showlegend=False)
 
@@ -563,9 +889,16 @@ def plot_folds(study: Any, trial: int | None = None) -> go.Figure:
     fig = go.Figure()
     for split, color, name in (("train", BLUE, "in-sample (train)"), ("test", AMBER, "out-of-sample (test)")):
         s = d.loc[d["split"] == split].sort_values("fold")
-        fig.add_trace(go.Bar(x=[f"fold {int(f) + 1}" for f in s["fold"]], y=s["objective"], name=name,
-                             marker_color=color, customdata=s["n_trades"],
-                             hovertemplate=f"{name}<br>%{{x}}: %{{y:.4g}}<br>%{{customdata}} trades<extra></extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=[f"fold {int(f) + 1}" for f in s["fold"]],
+                y=s["objective"],
+                name=name,
+                marker_color=color,
+                customdata=s["n_trades"],
+                hovertemplate=f"{name}<br>%{{x}}: %{{y:.4g}}<br>%{{customdata}} trades<extra></extra>",
+            )
+        )
     fig.add_hline(y=0, line=dict(color=GREY, width=1))
     fig.update_layout(barmode="group")
     fig.update_yaxes(title=study.options.objective)
@@ -580,15 +913,27 @@ def study_reading(study: Any) -> str:
     if dsr is None:
         parts.append("no DSR (" + ("; ".join(study.notes) or "no recommendation") + ")")
     elif dsr < 0.95:
-        parts.append(f"the recommended configuration's edge is not distinguishable from luck after {n:,} trials "
-                     f"(DSR {dsr:.2f} < 0.95)")
+        parts.append(
+            f"the recommended configuration's edge is not distinguishable from luck after {n:,} trials "
+            f"(DSR {dsr:.2f} < 0.95)"
+        )
     else:
-        parts.append(f"the recommended configuration's Sharpe survives deflation for {n:,} trials (DSR {dsr:.2f})")
+        parts.append(
+            f"the recommended configuration's Sharpe survives deflation for {n:,} trials (DSR {dsr:.2f})"
+        )
     pbo = (study.pbo or {}).get("pbo")
     if pbo is not None:
-        verdict = "likely overfit" if pbo > 0.5 else "some overfitting risk" if pbo > 0.2 else "low overfitting risk"
-        parts.append(f"PBO {pbo:.0%}: in {pbo:.0%} of the CSCV splits the in-sample best ranks in the bottom half "
-                     f"out of sample ({verdict})")
+        verdict = (
+            "likely overfit"
+            if pbo > 0.5
+            else "some overfitting risk"
+            if pbo > 0.2
+            else "low overfitting risk"
+        )
+        parts.append(
+            f"PBO {pbo:.0%}: in {pbo:.0%} of the CSCV splits the in-sample best ranks in the bottom half "
+            f"out of sample ({verdict})"
+        )
     return "; ".join(parts) + "."
 
 

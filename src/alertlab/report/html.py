@@ -66,8 +66,14 @@ class Section:
         self.blocks.append(Block("reading", text))
 
     def leaderboard(self, board: pd.DataFrame, hidden: list[str], rank_by: str) -> None:
-        self.blocks.append(Block("leaderboard", board, title=f"Leaderboard (ranked by {rank_by}; "
-                                 f"{len(hidden)} caller(s) below --min-calls not ranked)"))
+        self.blocks.append(
+            Block(
+                "leaderboard",
+                board,
+                title=f"Leaderboard (ranked by {rank_by}; "
+                f"{len(hidden)} caller(s) below --min-calls not ranked)",
+            )
+        )
 
     def panel(self, label: str, figs: list[go.Figure]) -> None:
         if not self.blocks or self.blocks[-1].kind != "panels":
@@ -118,9 +124,16 @@ def _cell(col: str, v: Any, row: pd.Series) -> tuple[str, str]:
 
 
 def _header(col: str) -> str:
-    names = {"n": "n", "n_tokens": "tokens", "first_call_share": "first call", "ath_median": "ATH median [95% CI]",
-             "time_to_2x_median_s": "t→2x median", "dd_pre2x_median": "DD before 2x", "dd_overall_median": "DD overall",
-             "ret_end_median": "return at end"}
+    names = {
+        "n": "n",
+        "n_tokens": "tokens",
+        "first_call_share": "first call",
+        "ath_median": "ATH median [95% CI]",
+        "time_to_2x_median_s": "t→2x median",
+        "dd_pre2x_median": "DD before 2x",
+        "dd_overall_median": "DD overall",
+        "ret_end_median": "return at end",
+    }
     if col in names:
         return names[col]
     if col.startswith("hit") and col.endswith("_rate"):
@@ -145,9 +158,12 @@ def leaderboard_table(board: pd.DataFrame) -> dict[str, Any]:
 def _env():
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.PackageLoader("alertlab.report", "templates"),
-                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
-                              lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("alertlab.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _plotly_js() -> str:
@@ -191,21 +207,39 @@ def render_report(sections: list[Section], path: str | Path, meta: dict[str, Any
             if b.kind == "fig":
                 blocks.append({"kind": "fig", "id": add(b.payload), "note": b.note, "half": b.half})
             elif b.kind == "panels":
-                blocks.append({"kind": "panels", "box": f"{s.id}-panels",
-                               "panels": [(label, [add(f) for f in fs]) for label, fs in b.payload]})
+                blocks.append(
+                    {
+                        "kind": "panels",
+                        "box": f"{s.id}-panels",
+                        "panels": [(label, [add(f) for f in fs]) for label, fs in b.payload],
+                    }
+                )
             elif b.kind == "table":
                 df = b.payload
-                blocks.append({"kind": "table", "title": b.title, "cols": list(df.columns),
-                               "rows": [[_fmt(v) for v in row] for row in df.itertuples(index=False)]})
+                blocks.append(
+                    {
+                        "kind": "table",
+                        "title": b.title,
+                        "cols": list(df.columns),
+                        "rows": [[_fmt(v) for v in row] for row in df.itertuples(index=False)],
+                    }
+                )
             elif b.kind == "leaderboard":
                 blocks.append({"kind": "leaderboard", "title": b.title, **leaderboard_table(b.payload)})
             else:
                 blocks.append({"kind": b.kind, "title": b.title, "payload": b.payload})
         view.append({"id": s.id, "title": s.title, "explain": s.explain, "blocks": blocks})
     data = _figure_json(figs)
-    page = _env().get_template(TEMPLATE).render(
-        sections=view, meta=meta, plotly_js=Markup(_script_safe(_plotly_js())),
-        figdata=Markup(_script_safe(data)))
+    page = (
+        _env()
+        .get_template(TEMPLATE)
+        .render(
+            sections=view,
+            meta=meta,
+            plotly_js=Markup(_script_safe(_plotly_js())),
+            figdata=Markup(_script_safe(data)),
+        )
+    )
     with atomic_file(Path(path)) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
     return len(figs)

@@ -98,7 +98,9 @@ class Home:
     @property
     def label(self) -> str:
         """How error messages name this workspace (``ALERTLAB_HOME=/x`` or ``workspace /x``)."""
-        return f"{self.origin}={self.root}" if self.origin.startswith("ALERTLAB") else f"workspace {self.root}"
+        return (
+            f"{self.origin}={self.root}" if self.origin.startswith("ALERTLAB") else f"workspace {self.root}"
+        )
 
     @property
     def exists(self) -> bool:
@@ -108,26 +110,36 @@ class Home:
     def ensure(self) -> None:
         """Create the workspace directory; a file in its place or an unwritable one is a :class:`UserError`."""
         if self.root.exists() and not self.root.is_dir():
-            raise UserError(f"{self.label} is a file, not a directory: pass --home DIR (or set ALERTLAB_HOME) "
-                            "to a directory")
+            raise UserError(
+                f"{self.label} is a file, not a directory: pass --home DIR (or set ALERTLAB_HOME) "
+                "to a directory"
+            )
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"cannot create {self.label}: {exc.strerror or exc}; pass --home DIR "
-                            "(or set ALERTLAB_HOME) to a writable directory") from exc
+            raise UserError(
+                f"cannot create {self.label}: {exc.strerror or exc}; pass --home DIR "
+                "(or set ALERTLAB_HOME) to a writable directory"
+            ) from exc
         if not os.access(self.root, os.W_OK | os.X_OK):
-            raise UserError(f"{self.label} is not writable: pass --home DIR (or set ALERTLAB_HOME) "
-                            "to a writable directory")
+            raise UserError(
+                f"{self.label} is not writable: pass --home DIR (or set ALERTLAB_HOME) "
+                "to a writable directory"
+            )
 
     def require(self) -> None:
         """For read-only commands: a missing workspace is an error, never silently created."""
         if self.root.exists() and not self.root.is_dir():
-            raise UserError(f"{self.label} is a file, not a directory: pass --home DIR (or set ALERTLAB_HOME) "
-                            "to a workspace directory")
+            raise UserError(
+                f"{self.label} is a file, not a directory: pass --home DIR (or set ALERTLAB_HOME) "
+                "to a workspace directory"
+            )
         if not self.exists:
-            raise UserError(f"no workspace at {self.root} (no catalog.duckdb): ingest data first "
-                            "(`alertlab ingest candles DIR`, `alertlab ingest alerts FILE`) or pass --home "
-                            "(or set ALERTLAB_HOME) to an existing workspace")
+            raise UserError(
+                f"no workspace at {self.root} (no catalog.duckdb): ingest data first "
+                "(`alertlab ingest candles DIR`, `alertlab ingest alerts FILE`) or pass --home "
+                "(or set ALERTLAB_HOME) to an existing workspace"
+            )
 
     @property
     def catalog_path(self) -> Path:
@@ -176,16 +188,22 @@ def _connect_waiting(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "not a valid DuckDB database file" in str(exc):
-                raise UserError(f"{path} is not an alertlab catalog (not a DuckDB database); move it away or "
-                                "pass --home DIR for a fresh workspace") from exc
+                raise UserError(
+                    f"{path} is not an alertlab catalog (not a DuckDB database); move it away or "
+                    "pass --home DIR for a fresh workspace"
+                ) from exc
             if _LOCK_CONFLICT not in str(exc):
                 raise
             holder = str(exc).split("(PID ")[-1].split(")")[0] if "(PID " in str(exc) else "?"
             if time.monotonic() > deadline:
-                raise UserError(f"the catalog {path} stayed busy (PID {holder} is using it); try again when it "
-                                "has finished") from exc
+                raise UserError(
+                    f"the catalog {path} stayed busy (PID {holder} is using it); try again when it "
+                    "has finished"
+                ) from exc
             if not told and delay >= 0.5:
-                print(f"waiting for PID {holder} to release the catalog {path} …", file=sys.stderr, flush=True)
+                print(
+                    f"waiting for PID {holder} to release the catalog {path} …", file=sys.stderr, flush=True
+                )
                 told = True
             time.sleep(delay)
             delay = min(delay * 2, 0.5)

@@ -66,8 +66,9 @@ def _stderr(msg: str) -> None:
 
 
 @contextlib.contextmanager
-def workspace_lock(home: Home, what: str, wait: bool | None = None,
-                   notify: Callable[[str], None] = _stderr) -> Iterator[None]:
+def workspace_lock(
+    home: Home, what: str, wait: bool | None = None, notify: Callable[[str], None] = _stderr
+) -> Iterator[None]:
     """Hold the workspace writer lock for ``what`` (e.g. ``"ingest candles"``).
 
     Waits for the current holder (telling ``notify`` once who it is) unless ``wait`` is False
@@ -93,17 +94,24 @@ def workspace_lock(home: Home, what: str, wait: bool | None = None,
     except Timeout:
         info = holder(home)
         if not wait:
-            raise WorkspaceBusy(f"{home.label} is busy: {_describe(info)} is writing to it; "
-                                "rerun without --no-wait to queue behind it") from None
+            raise WorkspaceBusy(
+                f"{home.label} is busy: {_describe(info)} is writing to it; "
+                "rerun without --no-wait to queue behind it"
+            ) from None
         pid = info.get("pid", "?") if info else "?"
-        notify(f"waiting for PID {pid} ({info.get('what', '?') if info else 'another alertlab command'}) "
-               f"to finish … (--no-wait fails instead)")
+        notify(
+            f"waiting for PID {pid} ({info.get('what', '?') if info else 'another alertlab command'}) "
+            f"to finish … (--no-wait fails instead)"
+        )
         lock.acquire()
     try:
         with _mutex:
             _held[key] = 1
-        info = {"pid": os.getpid(), "what": what,
-                "since": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
+        info = {
+            "pid": os.getpid(),
+            "what": what,
+            "since": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        }
         tmp = home.root / f"{INFO_NAME}.{os.getpid()}"
         tmp.write_text(json.dumps(info))
         os.replace(tmp, home.root / INFO_NAME)

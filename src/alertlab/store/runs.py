@@ -25,10 +25,20 @@ def code_version() -> str:
     if not (root / ".git").exists():
         return __version__
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return __version__
     return f"{__version__}+g{sha}{'.dirty' if dirty else ''}"
@@ -40,7 +50,9 @@ class Run:
 
     kind: str
     config: dict
-    run_id: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
+    run_id: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    )
     fingerprint: str = ""
     cache_hit: bool | None = None
     counts: dict[str, Any] = field(default_factory=dict)
@@ -57,8 +69,14 @@ class Run:
 
     def provenance(self) -> dict:
         """Key/value metadata written into every export of this run."""
-        return {"alertlab_version": __version__, "code_version": code_version(), "run_id": self.run_id, "kind": self.kind,
-                "config": self.config, "fingerprint": self.fingerprint}
+        return {
+            "alertlab_version": __version__,
+            "code_version": code_version(),
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "config": self.config,
+            "fingerprint": self.fingerprint,
+        }
 
 
 def _default(o: Any) -> Any:
@@ -82,8 +100,18 @@ def recorded(home: Home, kind: str, config: dict) -> Iterator[Run]:
     try:
         con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run.run_id, kind, run.started_at, dt.datetime.now(dt.UTC), code_version(), to_json(run.config),
-             run.fingerprint, run.cache_hit, to_json(run.timings), to_json(run.counts)],
+            [
+                run.run_id,
+                kind,
+                run.started_at,
+                dt.datetime.now(dt.UTC),
+                code_version(),
+                to_json(run.config),
+                run.fingerprint,
+                run.cache_hit,
+                to_json(run.timings),
+                to_json(run.counts),
+            ],
         )
     finally:
         con.close()
@@ -92,7 +120,9 @@ def recorded(home: Home, kind: str, config: dict) -> Iterator[Run]:
 def record_result(home: Home, run: Run, name: str, path: str, n_rows: int) -> None:
     con = home.connect()
     try:
-        con.execute("INSERT INTO results (run_id, name, path, n_rows) VALUES (?, ?, ?, ?)",
-                    [run.run_id, name, path, n_rows])
+        con.execute(
+            "INSERT INTO results (run_id, name, path, n_rows) VALUES (?, ?, ?, ?)",
+            [run.run_id, name, path, n_rows],
+        )
     finally:
         con.close()

@@ -115,8 +115,12 @@ def _ok_rows(baseline: pd.DataFrame | pa.Table, min_coverage: float = DEFAULT_MI
     return df.loc[ok]
 
 
-def caller_stats(baseline: pd.DataFrame | pa.Table, n_boot: int = 2000, seed: int = 0,
-                 min_coverage: float = DEFAULT_MIN_COVERAGE) -> pd.DataFrame:
+def caller_stats(
+    baseline: pd.DataFrame | pa.Table,
+    n_boot: int = 2000,
+    seed: int = 0,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+) -> pd.DataFrame:
     """Unranked per-caller statistics over usable alerts (ok, or truncated with coverage >=
     ``min_coverage``; every caller, no ``min_calls`` cut), sorted by caller.
 
@@ -186,12 +190,17 @@ def leaderboard(
     ``n_hidden`` and ``hidden_callers``. Sorted by ``rank_by`` (``ascending`` as given, NaN last),
     ties by ``n`` descending then caller name; ``rank`` is 1..k in that order.
     """
-    return rank_callers(caller_stats(baseline, n_boot=n_boot, seed=seed, min_coverage=min_coverage),
-                        min_calls, rank_by, ascending)
+    return rank_callers(
+        caller_stats(baseline, n_boot=n_boot, seed=seed, min_coverage=min_coverage),
+        min_calls,
+        rank_by,
+        ascending,
+    )
 
 
-def rank_callers(stats: pd.DataFrame, min_calls: int = 10, rank_by: str = "hit2x_lo",
-                 ascending: bool = False) -> pd.DataFrame:
+def rank_callers(
+    stats: pd.DataFrame, min_calls: int = 10, rank_by: str = "hit2x_lo", ascending: bool = False
+) -> pd.DataFrame:
     """Rank precomputed :func:`caller_stats` (the cheap part of :func:`leaderboard`, same rules)."""
     if rank_by not in RANKABLE_COLUMNS:
         raise ValueError(f"unknown rank_by {rank_by!r}; valid: {', '.join(RANKABLE_COLUMNS)}")

@@ -20,8 +20,9 @@ from alertlab.windows.model import DEFAULT_MIN_COVERAGE, TRUNCATED, Windows
 FAN_QUANTILES: tuple[float, ...] = (5.0, 25.0, 50.0, 75.0, 95.0)
 
 
-def multiples_at(w: Windows, alert_idx: np.ndarray, hours: np.ndarray,
-                 min_coverage: float = DEFAULT_MIN_COVERAGE) -> np.ndarray:
+def multiples_at(
+    w: Windows, alert_idx: np.ndarray, hours: np.ndarray, min_coverage: float = DEFAULT_MIN_COVERAGE
+) -> np.ndarray:
     """``(len(alert_idx), len(hours))`` price multiples at ``entry_ts + hours`` (see module docs)."""
     idx = np.asarray(alert_idx, dtype=np.int64)
     hs = np.asarray(hours, dtype=np.float64)

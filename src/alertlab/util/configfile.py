@@ -15,7 +15,9 @@ def read_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in CONFIG_SUFFIXES:
-        raise ValueError(f"{path}: unsupported {what} file type (unknown config format {suffix!r}; use {', '.join(CONFIG_SUFFIXES)})")
+        raise ValueError(
+            f"{path}: unsupported {what} file type (unknown config format {suffix!r}; use {', '.join(CONFIG_SUFFIXES)})"
+        )
     text = path.read_text(encoding="utf-8")
     if suffix == ".json":
         data = json.loads(text)

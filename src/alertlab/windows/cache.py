@@ -100,11 +100,15 @@ def fetch_ends(home: Home, chains: list[str] | None = None) -> dict[tuple[str, s
     """
     con = home.connect()
     try:
-        has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'fetch_ranges'").fetchone()[0]
+        has = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fetch_ranges'"
+        ).fetchone()[0]
         if not has:
             return {}
-        rows = con.execute("SELECT chain, token, max(end_ts) FROM fetch_ranges WHERE end_ts IS NOT NULL "
-                           "GROUP BY chain, token").fetchall()
+        rows = con.execute(
+            "SELECT chain, token, max(end_ts) FROM fetch_ranges WHERE end_ts IS NOT NULL "
+            "GROUP BY chain, token"
+        ).fetchall()
     finally:
         con.close()
     return {(str(c), str(t)): int(e) for c, t, e in rows if chains is None or c in chains}
@@ -172,7 +176,8 @@ class _NpyAppender:
     def _header(self, n: int) -> None:
         self.fh.seek(0)
         np.lib.format.write_array_header_1_0(
-            self.fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (n,)}
+            self.fh,
+            {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (n,)},
         )
         if self.fh.tell() != _NPY_HEADER:
             raise RuntimeError(f"unexpected .npy header size {self.fh.tell()} for {self.path}")
@@ -200,14 +205,23 @@ def _build(
     """Cut every alert's window, one candle bucket at a time (memory bounded by one bucket)."""
     a = alerts.reset_index(drop=True)
     a = a.assign(_bucket=[bucket_of(t) for t in a["token"]])
-    a = a.sort_values(["chain", "_bucket", "token", "ts_ms", "alert_id"], kind="stable").reset_index(drop=True)
+    a = a.sort_values(["chain", "_bucket", "token", "ts_ms", "alert_id"], kind="stable").reset_index(
+        drop=True
+    )
     dtypes = {k: (np.int64 if k in ("ts", "dur") else np.float64) for k in BAR_FIELDS}
     apps = {k: _NpyAppender(out / f"{k}.npy", dt) for k, dt in dtypes.items()}
     n = len(a)
-    per = {"status": np.zeros(n, np.int8), "entry_ts": np.zeros(n, np.int64), "entry_price": np.full(n, np.nan),
-           "entry_lag_s": np.full(n, -1, np.int64), "resolution_s": np.zeros(n, np.int64),
-           "coverage": np.zeros(n), "gap_share": np.full(n, np.nan), "data_end_ts": np.zeros(n, np.int64),
-           "n_suspect": np.zeros(n, np.int64)}
+    per = {
+        "status": np.zeros(n, np.int8),
+        "entry_ts": np.zeros(n, np.int64),
+        "entry_price": np.full(n, np.nan),
+        "entry_lag_s": np.full(n, -1, np.int64),
+        "resolution_s": np.zeros(n, np.int64),
+        "coverage": np.zeros(n),
+        "gap_share": np.full(n, np.nan),
+        "data_end_ts": np.zeros(n, np.int64),
+        "n_suspect": np.zeros(n, np.int64),
+    }
     counts = np.zeros(n, np.int64)
     ends = fetch_ends(home)
     finest = 0
@@ -219,7 +233,9 @@ def _build(
         for q, tok in enumerate(tokens):
             data_end[q] = max(int(data_end[q]), ends.get((chain, tok), 0))
         codes = np.searchsorted(np.asarray(tokens, dtype=object), grp["token"].to_numpy(object))
-        cut = cut_windows(codes, grp["ts_ms"].to_numpy(np.int64), series, data_end, spec.horizon_s, spec.entry_lag_s)
+        cut = cut_windows(
+            codes, grp["ts_ms"].to_numpy(np.int64), series, data_end, spec.horizon_s, spec.entry_lag_s
+        )
         for k in per:
             per[k][idx] = cut[k]
         counts[idx] = cut["count"]
@@ -234,23 +250,31 @@ def _build(
     digests = {f"{k}.npy": app.close() for k, app in apps.items()}
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     np.save(out / "offsets.npy", offsets)
-    table = pa.table({
-        "alert_id": a["alert_id"].astype(str).to_numpy(object),
-        "caller": a["caller"].astype(str).to_numpy(object),
-        "chain": a["chain"].astype(str).to_numpy(object),
-        "token": a["token"].astype(str).to_numpy(object),
-        "alert_ts_ms": a["ts_ms"].to_numpy(np.int64),
-        "is_first_call": a["is_first_call"].to_numpy(bool),
-        **per,
-    })
+    table = pa.table(
+        {
+            "alert_id": a["alert_id"].astype(str).to_numpy(object),
+            "caller": a["caller"].astype(str).to_numpy(object),
+            "chain": a["chain"].astype(str).to_numpy(object),
+            "token": a["token"].astype(str).to_numpy(object),
+            "alert_ts_ms": a["ts_ms"].to_numpy(np.int64),
+            "is_first_call": a["is_first_call"].to_numpy(bool),
+            **per,
+        }
+    )
     pq.write_table(table, out / "alerts.parquet")
     digests["offsets.npy"] = _file_digest(out / "offsets.npy")
     digests["alerts.parquet"] = _file_digest(out / "alerts.parquet")
     status = per["status"]
     interval = spec.interval_s or finest or 60
-    return {"digests": digests, "digest_skip": {f"{k}.npy": _NPY_HEADER for k in apps}, "n_alerts": n,
-            "n_bars": int(offsets[-1]), "interval_s": int(interval), "code_version": code_version(),
-            "status_counts": {name: int((status == c).sum()) for c, name in enumerate(STATUS_NAMES)}}
+    return {
+        "digests": digests,
+        "digest_skip": {f"{k}.npy": _NPY_HEADER for k in apps},
+        "n_alerts": n,
+        "n_bars": int(offsets[-1]),
+        "interval_s": int(interval),
+        "code_version": code_version(),
+        "status_counts": {name: int((status == c).sum()) for c, name in enumerate(STATUS_NAMES)},
+    }
 
 
 def _file_digest(path: Path, skip: int = 0) -> str:
@@ -319,11 +343,19 @@ def get_windows(
         COUNTERS["hits"] += 1
     else:
         COUNTERS["builds"] += 1
-        with workspace_lock(home, "path cache build"), atomic_dir(path) as tmp, \
-                bar("cutting windows", len(alerts), progress) as pb:
+        with (
+            workspace_lock(home, "path cache build"),
+            atomic_dir(path) as tmp,
+            bar("cutting windows", len(alerts), progress) as pb,
+        ):
             built = _build(home, alerts, spec, tmp, pb.advance)
-            meta = {"fingerprint": fp, "inputs": inputs, "created_at": time.time(),
-                    "build_seconds": time.perf_counter() - t0, **built}
+            meta = {
+                "fingerprint": fp,
+                "inputs": inputs,
+                "created_at": time.time(),
+                "build_seconds": time.perf_counter() - t0,
+                **built,
+            }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     w = load_entry(path, fp)
     info = CacheInfo(fp, path, hit, time.perf_counter() - t0, w.n, int(w.offsets[-1]))
@@ -350,13 +382,20 @@ def list_entries(home: Home) -> list[dict]:
             continue
         m = json.loads((p / "meta.json").read_text())
         size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-        out.append({
-            "fingerprint": p.name, "interval_s": m["inputs"]["interval_s"] or "native",
-            "horizon_h": m["inputs"]["horizon_s"] / 3600, "n_alerts": m["n_alerts"], "n_bars": m["n_bars"],
-            "size_mb": round(size / 1e6, 2), "created_at": m["created_at"], "windows_format": m["inputs"].get("windows_format"),
-            "code_version": m.get("code_version", m["inputs"].get("code_version")),
-            **{f"n_{k}": v for k, v in m["status_counts"].items()},
-        })
+        out.append(
+            {
+                "fingerprint": p.name,
+                "interval_s": m["inputs"]["interval_s"] or "native",
+                "horizon_h": m["inputs"]["horizon_s"] / 3600,
+                "n_alerts": m["n_alerts"],
+                "n_bars": m["n_bars"],
+                "size_mb": round(size / 1e6, 2),
+                "created_at": m["created_at"],
+                "windows_format": m["inputs"].get("windows_format"),
+                "code_version": m.get("code_version", m["inputs"].get("code_version")),
+                **{f"n_{k}": v for k, v in m["status_counts"].items()},
+            }
+        )
     return out
 
 
@@ -367,8 +406,11 @@ def verify_entries(home: Home) -> list[dict]:
         p = home.cache_dir / e["fingerprint"]
         meta = json.loads((p / "meta.json").read_text())
         skips = meta.get("digest_skip", {})
-        bad = [name for name, dig in meta["digests"].items()
-               if not (p / name).exists() or _file_digest(p / name, skips.get(name, 0)) != dig]
+        bad = [
+            name
+            for name, dig in meta["digests"].items()
+            if not (p / name).exists() or _file_digest(p / name, skips.get(name, 0)) != dig
+        ]
         try:
             w = load_entry(p)
             if int(w.offsets[-1]) != len(w.ts) or len(w.offsets) != w.n + 1:

@@ -50,7 +50,10 @@ SERIES_FIELDS = ("ts", "dur", "open", "high", "low", "close", "volume", "high_ra
 
 
 def _empty_series(n_tokens: int) -> dict[str, np.ndarray]:
-    out = {k: np.empty(0, np.int64 if k in ("ts", "dur", "code") else np.float64) for k in (*SERIES_FIELDS, "code")}
+    out = {
+        k: np.empty(0, np.int64 if k in ("ts", "dur", "code") else np.float64)
+        for k in (*SERIES_FIELDS, "code")
+    }
     out["suspect"] = np.empty(0, np.bool_)
     out["traded"] = np.empty(0, np.bool_)
     out["token_end"] = np.zeros(n_tokens, np.int64)
@@ -75,8 +78,15 @@ def _aggregate(code, iv, ts, o, h, lo, c, v, interval_s: int) -> dict[str, np.nd
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     ends = np.r_[starts[1:], len(key)] - 1
     k = key[starts]
-    return {"code": k // KEY_SHIFT, "ts": k % KEY_SHIFT, "open": o[starts], "high": np.maximum.reduceat(h, starts),
-            "low": np.minimum.reduceat(lo, starts), "close": c[ends], "volume": np.add.reduceat(v, starts)}
+    return {
+        "code": k // KEY_SHIFT,
+        "ts": k % KEY_SHIFT,
+        "open": o[starts],
+        "high": np.maximum.reduceat(h, starts),
+        "low": np.minimum.reduceat(lo, starts),
+        "close": c[ends],
+        "volume": np.add.reduceat(v, starts),
+    }
 
 
 def resolve_overlaps(code: np.ndarray, ts: np.ndarray, dur: np.ndarray, rank: np.ndarray) -> np.ndarray:
@@ -125,14 +135,23 @@ def guard_kernel(code, op, hi, lo, cl, k, out_hi, out_lo, suspect):
             suspect[j] = True
 
 
-def guard(code: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
-          k: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def guard(
+    code: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, k: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Guarded high, guarded low and the suspect flag of bars sorted by (code, ts)."""
     n = len(o)
     gh, gl, sus = np.empty(n), np.empty(n), np.empty(n, np.bool_)
-    guard_kernel(np.ascontiguousarray(code, np.int64), np.ascontiguousarray(o, np.float64),
-                 np.ascontiguousarray(h, np.float64), np.ascontiguousarray(lo, np.float64),
-                 np.ascontiguousarray(c, np.float64), float(k or 0.0), gh, gl, sus)
+    guard_kernel(
+        np.ascontiguousarray(code, np.int64),
+        np.ascontiguousarray(o, np.float64),
+        np.ascontiguousarray(h, np.float64),
+        np.ascontiguousarray(lo, np.float64),
+        np.ascontiguousarray(c, np.float64),
+        float(k or 0.0),
+        gh,
+        gl,
+        sus,
+    )
     return gh, gl, sus
 
 
@@ -141,7 +160,9 @@ def no_trade(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.
     return (v == 0) & (o == h) & (h == lo) & (lo == c)
 
 
-def load_series(path: Path, tokens: list[str], interval_s: int | None, wick_guard: float | None) -> dict[str, np.ndarray]:
+def load_series(
+    path: Path, tokens: list[str], interval_s: int | None, wick_guard: float | None
+) -> dict[str, np.ndarray]:
     """Bar series of ``tokens`` from one candle bucket, sorted by (code, ts); code = index in ``tokens``.
 
     Returns ``code`` and SERIES_FIELDS per bar, ``suspect`` and ``traded`` flags, and
@@ -149,7 +170,9 @@ def load_series(path: Path, tokens: list[str], interval_s: int | None, wick_guar
     """
     if not path.exists() or not tokens:
         return _empty_series(len(tokens))
-    t = pq.read_table(path, columns=["token", "interval_s", "ts", *PRICE_FIELDS], filters=[("token", "in", tokens)])
+    t = pq.read_table(
+        path, columns=["token", "interval_s", "ts", *PRICE_FIELDS], filters=[("token", "in", tokens)]
+    )
     code = pc.index_in(t["token"], value_set=pa.array(tokens)).to_numpy(zero_copy_only=False).astype(np.int64)
     iv = t["interval_s"].to_numpy().astype(np.int64)
     ts = t["ts"].to_numpy().astype(np.int64)
@@ -164,8 +187,15 @@ def load_series(path: Path, tokens: list[str], interval_s: int | None, wick_guar
         i = int(interval_s)
         fine = iv < i
         keep = ~fine
-        parts.append({"code": code[keep], "ts": ts[keep], "dur": iv[keep], "rank": iv[keep] * 2,
-                      **{k: v[keep] for k, v in px.items()}})
+        parts.append(
+            {
+                "code": code[keep],
+                "ts": ts[keep],
+                "dur": iv[keep],
+                "rank": iv[keep] * 2,
+                **{k: v[keep] for k, v in px.items()},
+            }
+        )
         if fine.any():
             agg = _aggregate(code[fine], iv[fine], ts[fine], *(px[k][fine] for k in PRICE_FIELDS), i)
             m = len(agg["ts"])
@@ -177,15 +207,40 @@ def load_series(path: Path, tokens: list[str], interval_s: int | None, wick_guar
     s = {k: v[order] for k, v in s.items()}
     del s["rank"]
     s["high_raw"], s["low_raw"] = s["high"], s["low"]
-    s["high"], s["low"], s["suspect"] = guard(s["code"], s["open"], s["high_raw"], s["low_raw"], s["close"], wick_guard)
+    s["high"], s["low"], s["suspect"] = guard(
+        s["code"], s["open"], s["high_raw"], s["low_raw"], s["close"], wick_guard
+    )
     s["traded"] = ~no_trade(s["open"], s["high_raw"], s["low_raw"], s["close"], s["volume"])
     s["token_end"] = token_end
     return s
 
 
 @nb.njit(cache=True, nogil=True)
-def _cut_kernel(codes, t_call, gstart, gend, ts, dur, op, traded, suspect, data_end, horizon, max_lag,
-                status, entry_ts, entry_px, lag, start, count, res, cov, gap, dend, nsus):
+def _cut_kernel(
+    codes,
+    t_call,
+    gstart,
+    gend,
+    ts,
+    dur,
+    op,
+    traded,
+    suspect,
+    data_end,
+    horizon,
+    max_lag,
+    status,
+    entry_ts,
+    entry_px,
+    lag,
+    start,
+    count,
+    res,
+    cov,
+    gap,
+    dend,
+    nsus,
+):
     for a in range(codes.shape[0]):
         c = codes[a]
         status[a] = MISSING
@@ -255,8 +310,14 @@ def _cut_kernel(codes, t_call, gstart, gend, ts, dur, op, traded, suspect, data_
         status[a] = TRUNCATED if dend[a] < stop else OK
 
 
-def cut_windows(codes: np.ndarray, alert_ts_ms: np.ndarray, series: dict[str, np.ndarray], data_end: np.ndarray,
-                horizon_s: int, max_entry_lag_s: int) -> dict[str, np.ndarray]:
+def cut_windows(
+    codes: np.ndarray,
+    alert_ts_ms: np.ndarray,
+    series: dict[str, np.ndarray],
+    data_end: np.ndarray,
+    horizon_s: int,
+    max_entry_lag_s: int,
+) -> dict[str, np.ndarray]:
     """Cut rules of the module docstring for alerts (token ``codes``, -1 = no such token in ``series``).
 
     ``data_end[code]`` is each token's known data end. Returns per-alert ``status, entry_ts,
@@ -269,15 +330,43 @@ def cut_windows(codes: np.ndarray, alert_ts_ms: np.ndarray, series: dict[str, np
     sc = series["code"]
     gstart = np.searchsorted(sc, np.arange(n_tok), side="left").astype(np.int64)
     gend = np.searchsorted(sc, np.arange(n_tok), side="right").astype(np.int64)
-    out = {"status": np.empty(n, np.int8), "entry_ts": np.empty(n, np.int64), "entry_price": np.empty(n),
-           "entry_lag_s": np.empty(n, np.int64), "start": np.empty(n, np.int64), "count": np.empty(n, np.int64),
-           "resolution_s": np.empty(n, np.int64), "coverage": np.empty(n), "gap_share": np.empty(n),
-           "data_end_ts": np.empty(n, np.int64), "n_suspect": np.empty(n, np.int64)}
+    out = {
+        "status": np.empty(n, np.int8),
+        "entry_ts": np.empty(n, np.int64),
+        "entry_price": np.empty(n),
+        "entry_lag_s": np.empty(n, np.int64),
+        "start": np.empty(n, np.int64),
+        "count": np.empty(n, np.int64),
+        "resolution_s": np.empty(n, np.int64),
+        "coverage": np.empty(n),
+        "gap_share": np.empty(n),
+        "data_end_ts": np.empty(n, np.int64),
+        "n_suspect": np.empty(n, np.int64),
+    }
     t_call = -(-np.asarray(alert_ts_ms, np.int64) // 1000)
-    _cut_kernel(codes, t_call, gstart, gend, np.ascontiguousarray(series["ts"], np.int64),
-                np.ascontiguousarray(series["dur"], np.int64), np.ascontiguousarray(series["open"], np.float64),
-                np.ascontiguousarray(series["traded"], np.bool_), np.ascontiguousarray(series["suspect"], np.bool_),
-                np.ascontiguousarray(data_end, np.int64), np.int64(horizon_s), np.int64(max_entry_lag_s),
-                out["status"], out["entry_ts"], out["entry_price"], out["entry_lag_s"], out["start"], out["count"],
-                out["resolution_s"], out["coverage"], out["gap_share"], out["data_end_ts"], out["n_suspect"])
+    _cut_kernel(
+        codes,
+        t_call,
+        gstart,
+        gend,
+        np.ascontiguousarray(series["ts"], np.int64),
+        np.ascontiguousarray(series["dur"], np.int64),
+        np.ascontiguousarray(series["open"], np.float64),
+        np.ascontiguousarray(series["traded"], np.bool_),
+        np.ascontiguousarray(series["suspect"], np.bool_),
+        np.ascontiguousarray(data_end, np.int64),
+        np.int64(horizon_s),
+        np.int64(max_entry_lag_s),
+        out["status"],
+        out["entry_ts"],
+        out["entry_price"],
+        out["entry_lag_s"],
+        out["start"],
+        out["count"],
+        out["resolution_s"],
+        out["coverage"],
+        out["gap_share"],
+        out["data_end_ts"],
+        out["n_suspect"],
+    )
     return out

@@ -39,33 +39,60 @@ def reasons(w: Windows, min_coverage: float, max_entry_lag_s: int) -> list[tuple
     miss = st == MISSING
     none = miss & (end <= 0)
     if none.any():
-        out.append((int(none.sum()), "missing, the store has no candles for these tokens "
-                                     "(ingest candle files, or alertlab fetch candles)"))
+        out.append(
+            (
+                int(none.sum()),
+                "missing, the store has no candles for these tokens "
+                "(ingest candle files, or alertlab fetch candles)",
+            )
+        )
     after = miss & (end > 0)
     if after.any():
         gap = np.median(call[after] - end[after])
-        out.append((int(after.sum()), f"missing, the call comes after the token's candles end (median "
-                                      f"{_dur(gap)} later; fetch newer candles)"))
+        out.append(
+            (
+                int(after.sum()),
+                f"missing, the call comes after the token's candles end (median "
+                f"{_dur(gap)} later; fetch newer candles)",
+            )
+        )
     stale = st == STALE
     dead = stale & (lag < 0)
     if dead.any():
-        out.append((int(dead.sum()), "stale, no traded bar after the call (only zero-volume filler: the token "
-                                     "stopped trading, or the source reports no volume)"))
+        out.append(
+            (
+                int(dead.sum()),
+                "stale, no traded bar after the call (only zero-volume filler: the token "
+                "stopped trading, or the source reports no volume)",
+            )
+        )
     late = stale & (lag >= 0)
     if late.any():
         med = np.median(lag[late])
-        out.append((int(late.sum()), f"stale, the first traded bar opens more than {max_entry_lag_s} s (or its own "
-                                     f"duration) after the call (median {_dur(med)}: sparse or flat no-trade data, "
-                                     f"or the data starts after the call; see --max-entry-lag-s)"))
+        out.append(
+            (
+                int(late.sum()),
+                f"stale, the first traded bar opens more than {max_entry_lag_s} s (or its own "
+                f"duration) after the call (median {_dur(med)}: sparse or flat no-trade data, "
+                f"or the data starts after the call; see --max-entry-lag-s)",
+            )
+        )
     bad = st == BAD_ENTRY
     if bad.any():
-        out.append((int(bad.sum()), "bad_entry, the entry bar's open is not a positive price (see alertlab quality)"))
+        out.append(
+            (int(bad.sum()), "bad_entry, the entry bar's open is not a positive price (see alertlab quality)")
+        )
     low = (st == TRUNCATED) & (cov < min_coverage - 1e-12)
     if low.any():
         h = w.horizon_s / 3600
-        out.append((int(low.sum()), f"truncated below --min-coverage {min_coverage:g}, the token's data ends before "
-                                    f"the {h:g} h horizon (median coverage {np.median(cov[low]):.0%}; lower "
-                                    f"--min-coverage or --horizon-hours, or fetch newer candles)"))
+        out.append(
+            (
+                int(low.sum()),
+                f"truncated below --min-coverage {min_coverage:g}, the token's data ends before "
+                f"the {h:g} h horizon (median coverage {np.median(cov[low]):.0%}; lower "
+                f"--min-coverage or --horizon-hours, or fetch newer candles)",
+            )
+        )
     out.sort(key=lambda t: -t[0])
     return out
 

@@ -26,8 +26,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-BAR_DTYPES = {"ts": np.int64, "open": np.float64, "high": np.float64, "low": np.float64,
-              "close": np.float64, "volume": np.float64}
+BAR_DTYPES = {
+    "ts": np.int64,
+    "open": np.float64,
+    "high": np.float64,
+    "low": np.float64,
+    "close": np.float64,
+    "volume": np.float64,
+}
 
 
 def _digest(path: Path) -> str:
@@ -98,5 +104,9 @@ def entry_ok(path: Path) -> bool:
     problem = check_entry(path)
     if problem is None:
         return True
-    print(f"warning: path-cache entry {path.name} is damaged ({problem}); rebuilding it", file=sys.stderr, flush=True)
+    print(
+        f"warning: path-cache entry {path.name} is damaged ({problem}); rebuilding it",
+        file=sys.stderr,
+        flush=True,
+    )
     return False

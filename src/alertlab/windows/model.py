@@ -83,7 +83,11 @@ class Windows:
         if self.low_raw is None:
             fill(self, "low_raw", self.low)
         if self.entry_lag_s is None:
-            lag = np.where(has, np.asarray(self.entry_ts, np.int64) - (-(-np.asarray(self.alert_ts_ms, np.int64) // 1000)), -1)
+            lag = np.where(
+                has,
+                np.asarray(self.entry_ts, np.int64) - (-(-np.asarray(self.alert_ts_ms, np.int64) // 1000)),
+                -1,
+            )
             fill(self, "entry_lag_s", lag.astype(np.int64))
         if self.resolution_s is None:
             fill(self, "resolution_s", np.where(has, int(self.interval_s), 0).astype(np.int64))
@@ -94,7 +98,9 @@ class Windows:
                 end = np.where(has, np.asarray(self.ts)[last] + np.asarray(self.dur)[last], 0)
             fill(self, "data_end_ts", end.astype(np.int64))
         if self.coverage is None:
-            fill(self, "coverage", np.where((st == OK) | (st == TRUNCATED), 1.0, 0.0) * np.where(has, 1.0, 0.0))
+            fill(
+                self, "coverage", np.where((st == OK) | (st == TRUNCATED), 1.0, 0.0) * np.where(has, 1.0, 0.0)
+            )
         if self.gap_share is None:
             fill(self, "gap_share", np.where(has, 0.0, np.nan))
         if self.n_suspect is None:
@@ -135,9 +141,15 @@ class Windows:
         flat = gather(start, count)
         per = {k: np.asarray(getattr(self, k))[idx] for k in _PER_ALERT}
         bars = {k: np.asarray(getattr(self, k))[flat] for k in BAR_ARRAYS}
-        return Windows(interval_s=self.interval_s, horizon_s=self.horizon_s,
-                       offsets=np.concatenate([[0], np.cumsum(count)]).astype(np.int64),
-                       fingerprint=self.fingerprint, meta=dict(self.meta), **per, **bars)
+        return Windows(
+            interval_s=self.interval_s,
+            horizon_s=self.horizon_s,
+            offsets=np.concatenate([[0], np.cumsum(count)]).astype(np.int64),
+            fingerprint=self.fingerprint,
+            meta=dict(self.meta),
+            **per,
+            **bars,
+        )
 
     def status_counts(self, min_coverage: float = DEFAULT_MIN_COVERAGE) -> dict[str, int]:
         """Alerts per status plus ``below_min_coverage`` (truncated, not usable) and ``usable``."""
@@ -165,5 +177,20 @@ def time_order(w: Windows, alert_idx: np.ndarray | None = None) -> np.ndarray:
     return idx[np.lexsort((ids, ts))]
 
 
-_PER_ALERT = ("alert_id", "caller", "chain", "token", "alert_ts_ms", "is_first_call", "status", "entry_ts",
-              "entry_price", "entry_lag_s", "resolution_s", "coverage", "gap_share", "data_end_ts", "n_suspect")
+_PER_ALERT = (
+    "alert_id",
+    "caller",
+    "chain",
+    "token",
+    "alert_ts_ms",
+    "is_first_call",
+    "status",
+    "entry_ts",
+    "entry_price",
+    "entry_lag_s",
+    "resolution_s",
+    "coverage",
+    "gap_share",
+    "data_end_ts",
+    "n_suspect",
+)

@@ -40,10 +40,17 @@ def _day_ms(d: dt.date) -> int:
     return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp() * 1000)
 
 
-def load_windows(home: Home, selection: Selection | None = None, spec: WindowSpec | None = None,
-                 force: bool = False, progress: bool = False) -> tuple[Windows, CacheInfo]:
+def load_windows(
+    home: Home,
+    selection: Selection | None = None,
+    spec: WindowSpec | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> tuple[Windows, CacheInfo]:
     """Windows of the selected alerts (path cache hit, or built once and cached)."""
     alerts = select_alerts(home, selection)
     if alerts.empty:
-        raise ValueError("no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)")
+        raise ValueError(
+            "no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)"
+        )
     return get_windows(home, alerts, spec or WindowSpec(), force=force, progress=progress)

@@ -66,7 +66,9 @@ class WindowSpec(BaseModel):
     @classmethod
     def _k(cls, v: float | None) -> float | None:
         if v is not None and not (v > 1.0 and v < float("inf")):
-            raise ValueError(f"--wick-guard k must be a finite number > 1 (got {v}); use --no-wick-guard to turn it off")
+            raise ValueError(
+                f"--wick-guard k must be a finite number > 1 (got {v}); use --no-wick-guard to turn it off"
+            )
         return v
 
     @model_validator(mode="after")

@@ -279,7 +279,17 @@ def sim_one(s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod):
             rem = _rest_of(prm, k, nlev)  # (4 stop part / 5) the rest at the stop
             if h > peak:
                 peak = h
-            return why, P, fts, bar_end(ts, dur, interval_s, i), acc + rem * stop, wsum + rem, nf + 1, peak, amb
+            return (
+                why,
+                P,
+                fts,
+                bar_end(ts, dur, interval_s, i),
+                acc + rem * stop,
+                wsum + rem,
+                nf + 1,
+                peak,
+                amb,
+            )
         if h >= nxt:  # (5) take-profit levels inside the bar
             while k < nlev and h >= prm[C_LEV + k] * P:
                 lv = prm[C_LEV + k] * P

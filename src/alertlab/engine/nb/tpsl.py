@@ -185,9 +185,7 @@ def tpsl_kernel(
             t_j[u] = j
             t_lv[u] = lv
             if j < n:
-                t_x[u], t_ts[u], t_pk[u] = _level_outcome(
-                    j, n, s, ts, dur, op, pmax, P, lv, True, interval_s
-                )
+                t_x[u], t_ts[u], t_pk[u] = _level_outcome(j, n, s, ts, dur, op, pmax, P, lv, True, interval_s)
                 t_g[u] = (1.0 * t_x[u]) / P
         for v in range(n_sl):
             lv = sl_u[v] * P

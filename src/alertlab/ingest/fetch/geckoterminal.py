@@ -35,7 +35,7 @@ class GeckoTerminal:
         net = network_id(self.name, chain)
         if hint:
             addr = hint.strip()
-            return Pool(addr[len(net) + 1:] if addr.startswith(f"{net}_") else addr, "hint")
+            return Pool(addr[len(net) + 1 :] if addr.startswith(f"{net}_") else addr, "hint")
         r = self.client.get(f"/networks/{net}/tokens/{token}/pools", {}, answers=(200, 404))
         if r.status == 404:
             return None
@@ -80,8 +80,13 @@ class GeckoTerminal:
         seen: set[int] = set()
         before = end
         while True:
-            params = {"aggregate": self.aggregate, "before_timestamp": before, "limit": PAGE_LIMIT,
-                      "currency": "usd", "token": token}
+            params = {
+                "aggregate": self.aggregate,
+                "before_timestamp": before,
+                "limit": PAGE_LIMIT,
+                "currency": "usd",
+                "token": token,
+            }
             r = self.client.get(path, params, asks_until=before)
             out.saw(r.fetched_at)
             lst = _ohlcv_list(r.json())

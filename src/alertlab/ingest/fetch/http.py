@@ -68,10 +68,23 @@ Event = Callable[..., None]
 class ApiClient:
     """GET requests to one source: rate-limited, retried, cached on disk."""
 
-    def __init__(self, source: str, base_url: str, cache_root: Path, limiter: TokenBucket, policy: RetryPolicy,
-                 *, public_headers: Mapping[str, str] | None = None, secret_headers: Mapping[str, str] | None = None,
-                 timeout_s: float = 30.0, refresh: bool = False, settle_s: int = 120, clock: Clock | None = None,
-                 on_event: Event | None = None, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        base_url: str,
+        cache_root: Path,
+        limiter: TokenBucket,
+        policy: RetryPolicy,
+        *,
+        public_headers: Mapping[str, str] | None = None,
+        secret_headers: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+        refresh: bool = False,
+        settle_s: int = 120,
+        clock: Clock | None = None,
+        on_event: Event | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.source, self.base_url = source, base_url.rstrip("/")
         self.cache_root = Path(cache_root)
         self.limiter, self.policy = limiter, policy
@@ -79,10 +92,19 @@ class ApiClient:
         self.refresh, self.settle_s = refresh, settle_s
         self.clock = clock or limiter.clock
         self.on_event = on_event or (lambda *a, **k: None)
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **self.public_headers,
-                   **(secret_headers or {})}
-        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout_s),
-                                 transport=transport, follow_redirects=True)
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            **self.public_headers,
+            **(secret_headers or {}),
+        }
+        self.http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+            follow_redirects=True,
+        )
         self.requests = 0  # sent over the network
         self.cache_hits = 0
 
@@ -96,11 +118,17 @@ class ApiClient:
         self.close()
 
     # ------------------------------------------------------------------ cache
-    def cache_path(self, path: str, params: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Path:
+    def cache_path(
+        self, path: str, params: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> Path:
         """Where the response to this request is (or will be) kept."""
         hdr = {**self.public_headers, **(headers or {})}
-        req = {"source": self.source, "path": path, "params": {k: str(params[k]) for k in sorted(params)},
-               "headers": {k.lower(): hdr[k] for k in sorted(hdr)}}
+        req = {
+            "source": self.source,
+            "path": path,
+            "params": {k: str(params[k]) for k in sorted(params)},
+            "headers": {k.lower(): hdr[k] for k in sorted(hdr)},
+        }
         key = hashlib.sha256(json.dumps(req, sort_keys=True).encode()).hexdigest()
         return self.cache_root / self.source / key[:2] / f"{key}.json.gz"
 
@@ -112,12 +140,28 @@ class ApiClient:
         except (OSError, EOFError, ValueError, KeyError, TypeError):
             return None  # absent or unreadable: ask again
 
-    def _write_cache(self, file: Path, path: str, params: Mapping[str, Any], headers: Mapping[str, str],
-                     status: int, body: str, fetched_at: int) -> None:
-        doc = {"request": {"source": self.source, "base_url": self.base_url, "path": path,
-                           "params": {k: str(v) for k, v in params.items()},
-                           "headers": {**self.public_headers, **headers}},
-               "status": status, "fetched_at": fetched_at, "body": body}
+    def _write_cache(
+        self,
+        file: Path,
+        path: str,
+        params: Mapping[str, Any],
+        headers: Mapping[str, str],
+        status: int,
+        body: str,
+        fetched_at: int,
+    ) -> None:
+        doc = {
+            "request": {
+                "source": self.source,
+                "base_url": self.base_url,
+                "path": path,
+                "params": {k: str(v) for k, v in params.items()},
+                "headers": {**self.public_headers, **headers},
+            },
+            "status": status,
+            "fetched_at": fetched_at,
+            "body": body,
+        }
         with atomic_file(file) as tmp, gzip.open(tmp, "wt", encoding="utf-8", compresslevel=5) as fh:
             json.dump(doc, fh)
 
@@ -127,8 +171,15 @@ class ApiClient:
             os.unlink(response.path)
 
     # ------------------------------------------------------------------ requests
-    def get(self, path: str, params: Mapping[str, Any], *, headers: Mapping[str, str] | None = None,
-            answers: tuple[int, ...] = (200,), asks_until: int | None = None) -> Response:
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        answers: tuple[int, ...] = (200,),
+        asks_until: int | None = None,
+    ) -> Response:
         """The response to ``GET path?params`` whose status is in ``answers``.
 
         Raises :class:`FetchError` for other statuses and for retries exhausted, and
@@ -138,8 +189,11 @@ class ApiClient:
         file = self.cache_path(path, params, headers)
         if not self.refresh:
             hit = self._read_cache(file)
-            if hit is not None and hit.status in answers and (
-                    asks_until is None or asks_until + self.settle_s <= hit.fetched_at):
+            if (
+                hit is not None
+                and hit.status in answers
+                and (asks_until is None or asks_until + self.settle_s <= hit.fetched_at)
+            ):
                 self.cache_hits += 1
                 self.on_event("cache", path=path)
                 return hit
@@ -161,8 +215,9 @@ class ApiClient:
                     self._write_cache(file, path, params, headers, r.status_code, r.text, fetched_at)
                     return Response(r.status_code, r.text, fetched_at, file, False, attempt)
                 if r.status_code in (401, 403):
-                    raise SourceAborted(f"{self.source} refused the request (HTTP {r.status_code}): "
-                                        f"{_message(r.text)}")
+                    raise SourceAborted(
+                        f"{self.source} refused the request (HTTP {r.status_code}): {_message(r.text)}"
+                    )
                 if r.status_code == 429:
                     last = "HTTP 429 (rate limited)"
                     ra = parse_retry_after(r.headers.get("Retry-After"), self.clock.wall())

@@ -22,8 +22,12 @@ BIRDEYE_KEY_ENV = "BIRDEYE_API_KEY"
 
 # --timeframe → bar seconds, GeckoTerminal (timeframe, aggregate), Birdeye type
 TIMEFRAMES: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}
-GECKO_TIMEFRAME: dict[str, tuple[str, int]] = {"1m": ("minute", 1), "5m": ("minute", 5), "15m": ("minute", 15),
-                                               "1h": ("hour", 1)}
+GECKO_TIMEFRAME: dict[str, tuple[str, int]] = {
+    "1m": ("minute", 1),
+    "5m": ("minute", 5),
+    "15m": ("minute", 15),
+    "1h": ("hour", 1),
+}
 BIRDEYE_TYPE: dict[str, str] = {"1m": "1m", "5m": "5m", "15m": "15m", "1h": "1H"}
 
 
@@ -35,8 +39,9 @@ def network_id(source: str, chain: str) -> str:
     """The source's network id of ``chain``; :class:`UnsupportedChain` names the supported ones."""
     table = NETWORKS[source]
     if chain not in table:
-        raise UnsupportedChain(f"chain {chain!r} is not supported by {source} "
-                               f"(supported: {', '.join(sorted(table))})")
+        raise UnsupportedChain(
+            f"chain {chain!r} is not supported by {source} (supported: {', '.join(sorted(table))})"
+        )
     return table[chain]
 
 

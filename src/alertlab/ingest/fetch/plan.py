@@ -70,8 +70,15 @@ def needed_ranges(alerts: pd.DataFrame, tf_s: int, pre_s: int, lag_s: int, horiz
     t = alerts["ts_ms"].to_numpy(np.int64) // 1000
     start = np.floor_divide(t - pre_s, tf_s) * tf_s
     end = -np.floor_divide(-(t + lag_s + horizon_s + tf_s), tf_s) * tf_s
-    df = pd.DataFrame({"chain": alerts["chain"].to_numpy(), "token": alerts["token"].to_numpy(),
-                       "start": start, "end": end, "ts": t})
+    df = pd.DataFrame(
+        {
+            "chain": alerts["chain"].to_numpy(),
+            "token": alerts["token"].to_numpy(),
+            "start": start,
+            "end": end,
+            "ts": t,
+        }
+    )
     if "pool" in alerts.columns:
         df["pool"] = alerts["pool"].to_numpy()
     plans = []
@@ -81,5 +88,7 @@ def needed_ranges(alerts: pd.DataFrame, tf_s: int, pre_s: int, lag_s: int, horiz
             hints = g.loc[g["pool"].notna() & (g["pool"].astype(str).str.strip() != ""), ["ts", "pool"]]
             if len(hints):
                 hint = str(hints.sort_values("ts", kind="stable")["pool"].iloc[-1]).strip()
-        plans.append(TokenPlan(str(chain), str(token), merge(zip(g["start"], g["end"], strict=True)), len(g), hint))
+        plans.append(
+            TokenPlan(str(chain), str(token), merge(zip(g["start"], g["end"], strict=True)), len(g), hint)
+        )
     return plans

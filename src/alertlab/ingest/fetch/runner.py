@@ -124,10 +124,18 @@ def _now_bar(now: float, settle_s: int, tf_s: int) -> int:
     return int(math.floor((now - settle_s) / tf_s)) * tf_s
 
 
-def run_fetch(home: Home, selection: Selection | None = None, options: FetchOptions | None = None, *,
-              progress: bool = False, say: Callable[[str], None] | None = None, clock: Clock | None = None,
-              transport: httpx.BaseTransport | None = None, policy: RetryPolicy | None = None,
-              env: dict[str, str] | None = None) -> FetchReport:
+def run_fetch(
+    home: Home,
+    selection: Selection | None = None,
+    options: FetchOptions | None = None,
+    *,
+    progress: bool = False,
+    say: Callable[[str], None] | None = None,
+    clock: Clock | None = None,
+    transport: httpx.BaseTransport | None = None,
+    policy: RetryPolicy | None = None,
+    env: dict[str, str] | None = None,
+) -> FetchReport:
     """Fetch the candles of the selected alerts into the store (see the module docstring).
 
     Raises ``ValueError`` for a user mistake found before any request (no alerts, missing API key,
@@ -143,7 +151,9 @@ def run_fetch(home: Home, selection: Selection | None = None, options: FetchOpti
     if opts.source == BIRDEYE:
         key = (env.get(BIRDEYE_KEY_ENV) or "").strip()
         if not key:
-            raise ValueError(f"--source birdeye needs an API key in ${BIRDEYE_KEY_ENV} (nothing was requested)")
+            raise ValueError(
+                f"--source birdeye needs an API key in ${BIRDEYE_KEY_ENV} (nothing was requested)"
+            )
         secret["X-API-KEY"] = key
     sel = selection or Selection()
     for ch in sel.chains:
@@ -155,11 +165,14 @@ def run_fetch(home: Home, selection: Selection | None = None, options: FetchOpti
             raise ValueError(f"--chain {ch}: {exc}") from None
     alerts = select_alerts(home, sel)
     if alerts.empty:
-        raise ValueError("no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)")
+        raise ValueError(
+            "no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)"
+        )
     alerts = _with_pool_hints(home, alerts)
     tf = opts.tf_s
-    plans = needed_ranges(alerts, tf, int(round(opts.pre_minutes * 60)), opts.lag_s,
-                          int(round(opts.horizon_hours * 3600)))
+    plans = needed_ranges(
+        alerts, tf, int(round(opts.pre_minutes * 60)), opts.lag_s, int(round(opts.horizon_hours * 3600))
+    )
     rep = FetchReport(source=opts.source, timeframe=opts.timeframe, alerts=len(alerts), tokens=len(plans))
     now = clock.wall()
     ready = _now_bar(now, opts.settle_s, tf)
@@ -190,26 +203,45 @@ def run_fetch(home: Home, selection: Selection | None = None, options: FetchOpti
     if not work:
         return rep
     est = sum(_estimate_requests(opts.source, p, tf) for p in work)
-    say(f"fetch plan: {len(work)} token(s) to fetch from {opts.source} at {opts.timeframe} "
+    say(
+        f"fetch plan: {len(work)} token(s) to fetch from {opts.source} at {opts.timeframe} "
         f"({rep.tokens_already_fetched} already fetched, {rep.tokens_no_pool_earlier} without a pool earlier); "
         f"at most {est} request(s), ≤ {_human(est * 60.0 / opts.rate_limit)} at {opts.rate_limit:g}/min "
-        "(cached responses are not asked again)")
+        "(cached responses are not asked again)"
+    )
 
     limiter = TokenBucket(opts.rate_limit, clock=clock)
     policy = policy or RetryPolicy(max_attempts=opts.max_attempts)
     with bar(_desc(opts.source, 0, 0), total=len(work), enabled=progress) as pb:
+
         def on_event(kind: str, **kw: object) -> None:
             if kind == "wait":
-                pb.update(description=_desc(opts.source, client.requests, rep.bars_received)
-                          + f" · waiting {float(kw['seconds']):.0f}s ({kw['reason']})")
+                pb.update(
+                    description=_desc(opts.source, client.requests, rep.bars_received)
+                    + f" · waiting {float(kw['seconds']):.0f}s ({kw['reason']})"
+                )
             else:
                 pb.update(description=_desc(opts.source, client.requests, rep.bars_received))
 
-        client = ApiClient(opts.source, base_url(opts.source, opts.api_url), home.root / "fetch" / "responses",
-                           limiter, policy, secret_headers=secret, timeout_s=opts.timeout_s,
-                           refresh=opts.refresh, settle_s=opts.settle_s, clock=clock, on_event=on_event,
-                           transport=transport)
-        src = GeckoTerminal(client, opts.timeframe) if opts.source == GECKOTERMINAL else Birdeye(client, opts.timeframe)
+        client = ApiClient(
+            opts.source,
+            base_url(opts.source, opts.api_url),
+            home.root / "fetch" / "responses",
+            limiter,
+            policy,
+            secret_headers=secret,
+            timeout_s=opts.timeout_s,
+            refresh=opts.refresh,
+            settle_s=opts.settle_s,
+            clock=clock,
+            on_event=on_event,
+            transport=transport,
+        )
+        src = (
+            GeckoTerminal(client, opts.timeframe)
+            if opts.source == GECKOTERMINAL
+            else Birdeye(client, opts.timeframe)
+        )
         try:
             for p in work:
                 req0 = client.requests
@@ -220,8 +252,19 @@ def run_fetch(home: Home, selection: Selection | None = None, options: FetchOpti
                     break
                 except FetchError as exc:
                     st = status.get((p.chain, p.token)) or {}
-                    _record(home, p, opts, FAILED, str(exc), st.get("pool"), client.requests - req0, 0, [],
-                            int(clock.wall()), st)
+                    _record(
+                        home,
+                        p,
+                        opts,
+                        FAILED,
+                        str(exc),
+                        st.get("pool"),
+                        client.requests - req0,
+                        0,
+                        [],
+                        int(clock.wall()),
+                        st,
+                    )
                     rep.tokens_failed += 1
                     rep.failures.append({"chain": p.chain, "token": p.token, "reason": str(exc)})
                 pb.advance()
@@ -232,13 +275,23 @@ def run_fetch(home: Home, selection: Selection | None = None, options: FetchOpti
     return rep
 
 
-def _fetch_token(home: Home, src: GeckoTerminal | Birdeye, p: TokenPlan, opts: FetchOptions, rep: FetchReport,
-                 st: dict | None, client: ApiClient, now: float) -> None:
+def _fetch_token(
+    home: Home,
+    src: GeckoTerminal | Birdeye,
+    p: TokenPlan,
+    opts: FetchOptions,
+    rep: FetchReport,
+    st: dict | None,
+    client: ApiClient,
+    now: float,
+) -> None:
     req0 = client.requests
     pool = src.pool(p.chain, p.token, p.pool_hint)
     if pool is None:
         reason = f"{src.name} has no pool for this token"
-        _record(home, p, opts, NO_POOL, reason, None, client.requests - req0, 0, [], int(client.clock.wall()), st)
+        _record(
+            home, p, opts, NO_POOL, reason, None, client.requests - req0, 0, [], int(client.clock.wall()), st
+        )
         rep.tokens_no_pool += 1
         rep.no_pool.append({"chain": p.chain, "token": p.token, "reason": reason})
         return
@@ -255,7 +308,9 @@ def _fetch_token(home: Home, src: GeckoTerminal | Birdeye, p: TokenPlan, opts: F
         written, rejected = _ingest(home, p, opts, rows)
     rep.bars_written += written
     rep.bars_rejected += rejected
-    _record(home, p, opts, OK, None, pool, client.requests - req0, len(rows), pieces, int(client.clock.wall()), st)
+    _record(
+        home, p, opts, OK, None, pool, client.requests - req0, len(rows), pieces, int(client.clock.wall()), st
+    )
     rep.tokens_fetched += 1
 
 
@@ -267,30 +322,41 @@ def _ingest(home: Home, p: TokenPlan, opts: FetchOptions, rows: BarRows) -> tupl
     ts = np.array([-1 if t is None else t for t in rows.ts], np.int64)
     order = np.lexsort((np.arange(n), ts == -1, ts))  # by time, unreadable times last
     take = order.tolist()
-    table = pa.table({
-        "chain": pa.array([p.chain] * n, pa.string()),
-        "token": pa.array([p.token] * n, pa.string()),
-        "ts": pa.array([rows.ts[i] for i in take], pa.int64()),
-        **{c: pa.array([getattr(rows, c)[i] for i in take], pa.float64())
-           for c in ("open", "high", "low", "close", "volume")},
-        "interval_s": pa.array([opts.tf_s] * n, pa.int32()),
-        "response": pa.array([rows.response[i] for i in take], pa.string()),
-        "item": pa.array([rows.item[i] for i in take], pa.int32()),
-    })
-    staged = home.root / "fetch" / "staged" / opts.source / p.chain / f"{p.token}-{uuid.uuid4().hex[:12]}.parquet"
+    table = pa.table(
+        {
+            "chain": pa.array([p.chain] * n, pa.string()),
+            "token": pa.array([p.token] * n, pa.string()),
+            "ts": pa.array([rows.ts[i] for i in take], pa.int64()),
+            **{
+                c: pa.array([getattr(rows, c)[i] for i in take], pa.float64())
+                for c in ("open", "high", "low", "close", "volume")
+            },
+            "interval_s": pa.array([opts.tf_s] * n, pa.int32()),
+            "response": pa.array([rows.response[i] for i in take], pa.string()),
+            "item": pa.array([rows.item[i] for i in take], pa.int32()),
+        }
+    )
+    staged = (
+        home.root / "fetch" / "staged" / opts.source / p.chain / f"{p.token}-{uuid.uuid4().hex[:12]}.parquet"
+    )
     with atomic_file(staged) as tmp:
         pq.write_table(table, tmp)
     report = ingest_candles(home, [staged])
     # quarantined bars name the cached response they came from, and their index in it
     con = home.connect()
     try:
-        bad = con.execute("SELECT DISTINCT source_row FROM rejects WHERE kind = 'candles' AND source_file = ? "
-                          "AND source_row IS NOT NULL", [str(staged)]).fetchall()
+        bad = con.execute(
+            "SELECT DISTINCT source_row FROM rejects WHERE kind = 'candles' AND source_file = ? "
+            "AND source_row IS NOT NULL",
+            [str(staged)],
+        ).fetchall()
         if bad:
             resp, item = table["response"].to_pylist(), table["item"].to_pylist()
-            con.executemany("UPDATE rejects SET source_file = ?, source_row = ? WHERE kind = 'candles' "
-                            "AND source_file = ? AND source_row = ?",
-                            [[resp[r - 2], item[r - 2], str(staged), r] for (r,) in bad if 2 <= r < n + 2])
+            con.executemany(
+                "UPDATE rejects SET source_file = ?, source_row = ? WHERE kind = 'candles' "
+                "AND source_file = ? AND source_row = ?",
+                [[resp[r - 2], item[r - 2], str(staged), r] for (r,) in bad if 2 <= r < n + 2],
+            )
     finally:
         con.close()
     return report.rows_new, report.rows_rejected
@@ -298,13 +364,19 @@ def _ingest(home: Home, p: TokenPlan, opts: FetchOptions, rows: BarRows) -> tupl
 
 # ------------------------------------------------------------------------------------------- catalog
 
+
 def _load_state(home: Home, source: str) -> tuple[dict, pd.DataFrame]:
     con = home.connect()
     try:
-        st = con.execute("SELECT chain, token, state, reason, pool, attempts, timeframe_s FROM fetch_status "
-                         "WHERE source = ?", [source]).df()
-        rg = con.execute("SELECT r.chain, r.token, r.start_ts, r.end_ts, r.source, s.timeframe_s FROM fetch_ranges r "
-                         "LEFT JOIN fetch_status s USING (chain, token, source)").df()
+        st = con.execute(
+            "SELECT chain, token, state, reason, pool, attempts, timeframe_s FROM fetch_status "
+            "WHERE source = ?",
+            [source],
+        ).df()
+        rg = con.execute(
+            "SELECT r.chain, r.token, r.start_ts, r.end_ts, r.source, s.timeframe_s FROM fetch_ranges r "
+            "LEFT JOIN fetch_status s USING (chain, token, source)"
+        ).df()
     finally:
         con.close()
     status = {(r["chain"], r["token"]): r for r in st.to_dict("records")}
@@ -322,8 +394,19 @@ def _covered(ranges: pd.DataFrame, tf: int) -> dict[tuple[str, str], list[tuple[
     return out
 
 
-def _record(home: Home, p: TokenPlan, opts: FetchOptions, state: str, reason: str | None, pool: Pool | str | None,
-            requests: int, bars: int, pieces: list[tuple[int, int, int]], when: int, st: dict | None = None) -> None:
+def _record(
+    home: Home,
+    p: TokenPlan,
+    opts: FetchOptions,
+    state: str,
+    reason: str | None,
+    pool: Pool | str | None,
+    requests: int,
+    bars: int,
+    pieces: list[tuple[int, int, int]],
+    when: int,
+    st: dict | None = None,
+) -> None:
     """One transaction: the token's fetch_status row and (if any) its merged fetch_ranges."""
     pool_addr = pool.address if isinstance(pool, Pool) else pool
     pool_addr = pool_addr or None
@@ -331,30 +414,55 @@ def _record(home: Home, p: TokenPlan, opts: FetchOptions, state: str, reason: st
     con = home.connect()
     try:
         con.begin()
-        old = con.execute("SELECT attempts, timeframe_s FROM fetch_status WHERE chain = ? AND token = ? AND source = ?",
-                          [p.chain, p.token, opts.source]).fetchone()
+        old = con.execute(
+            "SELECT attempts, timeframe_s FROM fetch_status WHERE chain = ? AND token = ? AND source = ?",
+            [p.chain, p.token, opts.source],
+        ).fetchone()
         attempts = (int(old[0] or 0) if old else 0) + 1
         tf = opts.tf_s
         if old and old[1] is not None and state == OK:
             tf = max(int(old[1]), tf)
         elif old and old[1] is not None:
             tf = int(old[1])
-        con.execute("DELETE FROM fetch_status WHERE chain = ? AND token = ? AND source = ?",
-                    [p.chain, p.token, opts.source])
-        con.execute("INSERT INTO fetch_status (chain, token, source, state, reason, pool, pool_side, timeframe_s, "
-                    "attempts, requests, bars, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [p.chain, p.token, opts.source, state, reason, pool_addr, side if pool_addr or side else None,
-                     tf if state == OK or old else None, attempts, requests, bars, when])
+        con.execute(
+            "DELETE FROM fetch_status WHERE chain = ? AND token = ? AND source = ?",
+            [p.chain, p.token, opts.source],
+        )
+        con.execute(
+            "INSERT INTO fetch_status (chain, token, source, state, reason, pool, pool_side, timeframe_s, "
+            "attempts, requests, bars, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                p.chain,
+                p.token,
+                opts.source,
+                state,
+                reason,
+                pool_addr,
+                side if pool_addr or side else None,
+                tf if state == OK or old else None,
+                attempts,
+                requests,
+                bars,
+                when,
+            ],
+        )
         if pieces:
-            cur = con.execute("SELECT start_ts, end_ts, fetched_at FROM fetch_ranges WHERE chain = ? AND token = ? "
-                              "AND source = ? AND pool IS NOT DISTINCT FROM ?",
-                              [p.chain, p.token, opts.source, pool_addr]).fetchall()
+            cur = con.execute(
+                "SELECT start_ts, end_ts, fetched_at FROM fetch_ranges WHERE chain = ? AND token = ? "
+                "AND source = ? AND pool IS NOT DISTINCT FROM ?",
+                [p.chain, p.token, opts.source, pool_addr],
+            ).fetchall()
             merged = _merge_with_time([(int(a), int(b), int(c)) for a, b, c in cur] + pieces)
-            con.execute("DELETE FROM fetch_ranges WHERE chain = ? AND token = ? AND source = ? "
-                        "AND pool IS NOT DISTINCT FROM ?", [p.chain, p.token, opts.source, pool_addr])
-            con.executemany("INSERT INTO fetch_ranges (chain, token, start_ts, end_ts, source, pool, fetched_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [[p.chain, p.token, s, e, opts.source, pool_addr, f] for s, e, f in merged])
+            con.execute(
+                "DELETE FROM fetch_ranges WHERE chain = ? AND token = ? AND source = ? "
+                "AND pool IS NOT DISTINCT FROM ?",
+                [p.chain, p.token, opts.source, pool_addr],
+            )
+            con.executemany(
+                "INSERT INTO fetch_ranges (chain, token, start_ts, end_ts, source, pool, fetched_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[p.chain, p.token, s, e, opts.source, pool_addr, f] for s, e, f in merged],
+            )
         con.commit()
     except BaseException:
         con.rollback()
@@ -381,8 +489,10 @@ def _with_pool_hints(home: Home, alerts: pd.DataFrame) -> pd.DataFrame:
     """Add the alerts' ``pool`` column when the catalog's alerts table has one (a pasted pool)."""
     con = home.connect()
     try:
-        has = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'alerts' "
-                          "AND column_name = 'pool'").fetchone()[0]
+        has = con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'alerts' "
+            "AND column_name = 'pool'"
+        ).fetchone()[0]
         if not has:
             return alerts
         hints = con.execute("SELECT alert_id, pool FROM alerts WHERE pool IS NOT NULL").df()
@@ -411,20 +521,24 @@ def _desc(source: str, requests: int, bars: int) -> str:
 
 # ------------------------------------------------------------------------------------------- status
 
+
 def fetch_status(home: Home) -> dict[str, pd.DataFrame]:
     """The catalog's view of fetched candles: counts by source/state, tokens not ok, ranges per source."""
     con = home.connect()
     try:
         summary = con.execute(
             "SELECT source, state, count(*) AS tokens, sum(bars) AS bars_last_run, max(to_timestamp(updated_at)) "
-            "AS last_update FROM fetch_status GROUP BY ALL ORDER BY source, state").df()
+            "AS last_update FROM fetch_status GROUP BY ALL ORDER BY source, state"
+        ).df()
         problems = con.execute(
             "SELECT chain, token, source, state, reason, attempts, to_timestamp(updated_at) AS updated_at "
-            "FROM fetch_status WHERE state <> 'ok' ORDER BY state, chain, token").df()
+            "FROM fetch_status WHERE state <> 'ok' ORDER BY state, chain, token"
+        ).df()
         ranges = con.execute(
             "SELECT source, count(DISTINCT chain || ':' || token) AS tokens, count(*) AS ranges, "
             "round(sum(end_ts - start_ts) / 3600.0, 1) AS hours, to_timestamp(min(start_ts)) AS first, "
-            "to_timestamp(max(end_ts)) AS last FROM fetch_ranges GROUP BY ALL ORDER BY source").df()
+            "to_timestamp(max(end_ts)) AS last FROM fetch_ranges GROUP BY ALL ORDER BY source"
+        ).df()
     finally:
         con.close()
     return {"summary": summary, "problems": problems, "ranges": ranges}

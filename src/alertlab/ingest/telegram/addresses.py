@@ -29,8 +29,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from alertlab.ingest import chains as ch
 
-INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-                       "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]")
+INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]"
+)
 URL_RE = re.compile(
     r"(?:https?://|(?<![\w./-])(?:www\.)?(?=(?:dexscreener\.com|birdeye\.so|gmgn\.ai|pump\.fun|geckoterminal\.com"
     r"|solscan\.io|etherscan\.io|bscscan\.com|basescan\.org|arbiscan\.io|polygonscan\.com|photon-\w+\.tinyastro\.io)/))"
@@ -44,15 +46,44 @@ HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 B58_RE = re.compile(r"^[1-9A-HJ-NP-Za-km-z]+$")
 
 # chain slugs used in links that the shared alias table does not know
-LINK_CHAINS = {"sol": ch.SOLANA, "ether": ch.ETHEREUM, "polygon_pos": "polygon", "arbitrum-one": "arbitrum",
-               "arb": "arbitrum", "bnb": ch.BSC, "base-mainnet": ch.BASE}
-EXPLORERS = {"etherscan.io": ch.ETHEREUM, "bscscan.com": ch.BSC, "basescan.org": ch.BASE,
-             "arbiscan.io": "arbitrum", "polygonscan.com": "polygon", "solscan.io": ch.SOLANA}
+LINK_CHAINS = {
+    "sol": ch.SOLANA,
+    "ether": ch.ETHEREUM,
+    "polygon_pos": "polygon",
+    "arbitrum-one": "arbitrum",
+    "arb": "arbitrum",
+    "bnb": ch.BSC,
+    "base-mainnet": ch.BASE,
+}
+EXPLORERS = {
+    "etherscan.io": ch.ETHEREUM,
+    "bscscan.com": ch.BSC,
+    "basescan.org": ch.BASE,
+    "arbiscan.io": "arbitrum",
+    "polygonscan.com": "polygon",
+    "solscan.io": ch.SOLANA,
+}
 PHOTON_CHAINS = {"sol": ch.SOLANA, "base": ch.BASE, "eth": ch.ETHEREUM, "bsc": ch.BSC, "tron": ch.TRON}
-HINT_WORDS = {"ETH": ch.ETHEREUM, "ETHEREUM": ch.ETHEREUM, "ERC20": ch.ETHEREUM, "BSC": ch.BSC, "BNB": ch.BSC,
-              "BEP20": ch.BSC, "BASE": ch.BASE, "ARB": "arbitrum", "ARBITRUM": "arbitrum", "POLYGON": "polygon",
-              "MATIC": "polygon", "AVAX": "avalanche", "BLAST": "blast", "LINEA": "linea", "SONIC": "sonic",
-              "ABSTRACT": "abstract", "UNICHAIN": "unichain", "BERACHAIN": "berachain"}
+HINT_WORDS = {
+    "ETH": ch.ETHEREUM,
+    "ETHEREUM": ch.ETHEREUM,
+    "ERC20": ch.ETHEREUM,
+    "BSC": ch.BSC,
+    "BNB": ch.BSC,
+    "BEP20": ch.BSC,
+    "BASE": ch.BASE,
+    "ARB": "arbitrum",
+    "ARBITRUM": "arbitrum",
+    "POLYGON": "polygon",
+    "MATIC": "polygon",
+    "AVAX": "avalanche",
+    "BLAST": "blast",
+    "LINEA": "linea",
+    "SONIC": "sonic",
+    "ABSTRACT": "abstract",
+    "UNICHAIN": "unichain",
+    "BERACHAIN": "berachain",
+}
 WORD_HINT_RE = re.compile(r"(?<![$\w])(" + "|".join(HINT_WORDS) + r")(?!\w)")
 TAG_HINT_RE = re.compile(r"#([A-Za-z][\w-]{1,20})")
 ON_HINT_RE = re.compile(r"(?i)\b(?:on|chain|network)\s*[:\-]?\s+([A-Za-z][\w-]{1,20})\b")

@@ -19,9 +19,28 @@ from alertlab.ingest.telegram.addresses import Found, chain_hints_in, clean, sca
 # Bot names (display name or @username, compared lower-cased with non-alphanumerics removed; a
 # trailing "bot" is also tried without). One source of truth, documented in the README.
 DEFAULT_BOTS: tuple[str, ...] = (
-    "rick", "rickburpbot", "phanes", "phanesgreenbot", "phanesredbot", "phanesbluebot", "phanesgoldbot",
-    "maestro", "maestrosniperbot", "bananagun", "bananagunsniper", "bonkbot", "trojan", "solanatrojanbot",
-    "gmgn", "gmgnsolbot", "sectbot", "dexscreener", "birdeye", "unibot", "soulsniper", "soulscannerbot",
+    "rick",
+    "rickburpbot",
+    "phanes",
+    "phanesgreenbot",
+    "phanesredbot",
+    "phanesbluebot",
+    "phanesgoldbot",
+    "maestro",
+    "maestrosniperbot",
+    "bananagun",
+    "bananagunsniper",
+    "bonkbot",
+    "trojan",
+    "solanatrojanbot",
+    "gmgn",
+    "gmgnsolbot",
+    "sectbot",
+    "dexscreener",
+    "birdeye",
+    "unibot",
+    "soulsniper",
+    "soulscannerbot",
 )
 
 _SUB = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")

@@ -109,8 +109,11 @@ def collect_exports(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]
         if not p.exists():
             raise FileNotFoundError(f"no such file or directory: {p}")
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file()
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
             for f in found:
                 r = f.resolve()
                 if r in seen:
@@ -127,12 +130,16 @@ def collect_exports(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]
             seen.add(r)
             if p.suffix.lower() == ".json":
                 if not is_json_export(p):
-                    raise ValueError(f"{p}: not a Telegram Desktop JSON export (no 'messages' or 'chats' at the top)")
+                    raise ValueError(
+                        f"{p}: not a Telegram Desktop JSON export (no 'messages' or 'chats' at the top)"
+                    )
                 jsons.append(r)
             elif p.suffix.lower() in (".html", ".htm"):
                 htmls.append(r)
             else:
-                raise ValueError(f"{p}: unsupported file type (expected a Telegram export: result.json or messages*.html)")
+                raise ValueError(
+                    f"{p}: unsupported file type (expected a Telegram export: result.json or messages*.html)"
+                )
     htmls.sort(key=file_order)
     return jsons, htmls, [i for i in ignored if i.suffix.lower() == ".json"]
 
@@ -140,8 +147,17 @@ def collect_exports(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]
 class _ChatCalls:
     """Call extraction over one chat's message stream (bot replies follow their calls)."""
 
-    def __init__(self, chat: Chat, bots: frozenset[str], evm_chain: str | None, forwarded: str,
-                 skipped: Counter, rows: list[dict], rejects: list[dict], stats: Counter) -> None:
+    def __init__(
+        self,
+        chat: Chat,
+        bots: frozenset[str],
+        evm_chain: str | None,
+        forwarded: str,
+        skipped: Counter,
+        rows: list[dict],
+        rejects: list[dict],
+        stats: Counter,
+    ) -> None:
         self.chat, self.bots, self.evm_chain, self.forwarded = chat, bots, evm_chain, forwarded
         self.skipped, self.rows, self.rejects, self.stats = skipped, rows, rejects, stats
         self.calls: dict[int, _Call] = {}
@@ -154,8 +170,14 @@ class _ChatCalls:
     # ---------------------------------------------------------------- messages
     def _reject(self, msg: Message, reason: str, file: str, extra: dict | None = None) -> None:
         raw = {"chat": self.chat.name, "chat_id": self.chat.chat_id, **msg.summary(), **(extra or {})}
-        self.rejects.append({"source_file": file, "source_row": msg.id, "reason": reason,
-                             "raw": json.dumps(raw, ensure_ascii=False, default=str)})
+        self.rejects.append(
+            {
+                "source_file": file,
+                "source_row": msg.id,
+                "reason": reason,
+                "raw": json.dumps(raw, ensure_ascii=False, default=str),
+            }
+        )
 
     def _caller(self, msg: Message) -> tuple[str | None, str | None]:
         """The signature (``author``, only channel posts and anonymous admins have one), else the sender,
@@ -203,7 +225,9 @@ class _ChatCalls:
                 self.recent.popitem(last=False)
             return
         if not caller:
-            self._reject(msg, R_HIDDEN_FWD if msg.is_forward and self.forwarded == "original" else R_NO_SENDER, file)
+            self._reject(
+                msg, R_HIDDEN_FWD if msg.is_forward and self.forwarded == "original" else R_NO_SENDER, file
+            )
             return
         if msg.ts is None:
             self._reject(msg, R_DATE, file)
@@ -262,11 +286,16 @@ class _ChatCalls:
                 return
             pools += rest
         pools += [f for info in call.infos for f in info.pools]
-        pool_ids = list(dict.fromkeys(f.address for f in pools if f.address not in {t.address for t in tokens}))
+        pool_ids = list(
+            dict.fromkeys(f.address for f in pools if f.address not in {t.address for t in tokens})
+        )
         self.stats["call_messages"] += 1
         for f in tokens:
-            infos = [i for i in call.infos if any(t.address == f.address for t in i.tokens)
-                     or (not i.tokens and len(tokens) == 1)]
+            infos = [
+                i
+                for i in call.infos
+                if any(t.address == f.address for t in i.tokens) or (not i.tokens and len(tokens) == 1)
+            ]
             chain = f.chain
             if chain is None:  # an EVM address without its own link
                 bot_chain = next((i.chain for i in infos if i.chain in ch.EVM_CHAINS), None)
@@ -283,20 +312,30 @@ class _ChatCalls:
                     self._reject(msg, R_EVM_NO_HINT, file, {"token": f.address})
                     continue
             mcap = next((i.mcap for i in infos if i.mcap and i.mcap >= MIN_BOT_MCAP), None)
-            self.rows.append({
-                "caller": call.caller, "caller_id": call.caller_id, "chain": chain, "token": f.address,
-                "ts": int(msg.ts) * 1000,
-                "ticker": next((i.ticker for i in infos if i.ticker), None),
-                "price_at_alert": next((i.price for i in infos if i.price), None),
-                "mcap_at_alert": mcap,
-                "chat_id": self.chat.chat_id, "message_id": str(msg.id),
-                "source": f"telegram:{self.chat.name}" if self.chat.name else "telegram",
-                "forwarded": "true" if call.forwarded else "false",
-                "pool": pool_ids[0] if len(tokens) == 1 and pool_ids else None,
-                "source_file": file, "source_row": msg.id,
-                "raw": json.dumps({"chat": self.chat.name, "chat_id": self.chat.chat_id, **msg.summary()},
-                                  ensure_ascii=False, default=str),
-            })
+            self.rows.append(
+                {
+                    "caller": call.caller,
+                    "caller_id": call.caller_id,
+                    "chain": chain,
+                    "token": f.address,
+                    "ts": int(msg.ts) * 1000,
+                    "ticker": next((i.ticker for i in infos if i.ticker), None),
+                    "price_at_alert": next((i.price for i in infos if i.price), None),
+                    "mcap_at_alert": mcap,
+                    "chat_id": self.chat.chat_id,
+                    "message_id": str(msg.id),
+                    "source": f"telegram:{self.chat.name}" if self.chat.name else "telegram",
+                    "forwarded": "true" if call.forwarded else "false",
+                    "pool": pool_ids[0] if len(tokens) == 1 and pool_ids else None,
+                    "source_file": file,
+                    "source_row": msg.id,
+                    "raw": json.dumps(
+                        {"chat": self.chat.name, "chat_id": self.chat.chat_id, **msg.summary()},
+                        ensure_ascii=False,
+                        default=str,
+                    ),
+                }
+            )
 
 
 def _stream(jsons: list[Path], htmls: list[Path], on_bytes) -> Iterator[tuple[str, Chat, Message, str]]:
@@ -309,21 +348,31 @@ def _stream(jsons: list[Path], htmls: list[Path], on_bytes) -> Iterator[tuple[st
             yield f"{f.parent}|{chat.key}", chat, msg, str(f)
 
 
-def extract_calls(paths: Sequence[str | Path], *, bots: str | None = None, evm_chain: str | None = None,
-                  forwarded: str = "original", progress: bool = False):
+def extract_calls(
+    paths: Sequence[str | Path],
+    *,
+    bots: str | None = None,
+    evm_chain: str | None = None,
+    forwarded: str = "original",
+    progress: bool = False,
+):
     """Read the exports → (alert rows, reject rows, skipped counts, stats, files, ignored files)."""
     if forwarded not in FORWARDED_MODES:
         raise ValueError(f"--forwarded must be one of {', '.join(FORWARDED_MODES)}, not {forwarded!r}")
     if evm_chain is not None:
         c = ch.normalize_chain(evm_chain)
         if c not in ch.EVM_CHAINS:
-            raise ValueError(f"--evm-chain {evm_chain!r} is not an EVM chain (one of {', '.join(sorted(ch.EVM_CHAINS))})")
+            raise ValueError(
+                f"--evm-chain {evm_chain!r} is not an EVM chain (one of {', '.join(sorted(ch.EVM_CHAINS))})"
+            )
         evm_chain = c
     botset = bot_set(bots)
     jsons, htmls, ignored = collect_exports(paths)
     if not jsons and not htmls:
-        raise ValueError(f"no Telegram exports (result.json with messages/chats, messages*.html) found in "
-                         f"{[str(p) for p in paths]}")
+        raise ValueError(
+            f"no Telegram exports (result.json with messages/chats, messages*.html) found in "
+            f"{[str(p) for p in paths]}"
+        )
     rows: list[dict] = []
     rejects: list[dict] = []
     skipped: Counter = Counter()
@@ -337,38 +386,88 @@ def extract_calls(paths: Sequence[str | Path], *, bots: str | None = None, evm_c
             if current is None or current_key != key:
                 if current is not None:
                     current.finish()
-                current, current_key = _ChatCalls(chat, botset, evm_chain, forwarded, skipped, rows, rejects, stats), key
+                current, current_key = (
+                    _ChatCalls(chat, botset, evm_chain, forwarded, skipped, rows, rejects, stats),
+                    key,
+                )
                 chats.add(chat.chat_id or chat.name or key)  # the same chat in several exports counts once
             current.feed(msg, file)
         if current is not None:
             current.finish()
-    return rows, rejects, skipped, stats, [str(f) for f in [*jsons, *htmls]], [str(f) for f in ignored], len(chats)
+    return (
+        rows,
+        rejects,
+        skipped,
+        stats,
+        [str(f) for f in [*jsons, *htmls]],
+        [str(f) for f in ignored],
+        len(chats),
+    )
 
 
-ROW_COLUMNS = ["caller", "caller_id", "chain", "token", "ts", "ticker", "price_at_alert", "mcap_at_alert",
-               "chat_id", "message_id", "source", "forwarded", "pool", "source_file", "source_row", "raw"]
+ROW_COLUMNS = [
+    "caller",
+    "caller_id",
+    "chain",
+    "token",
+    "ts",
+    "ticker",
+    "price_at_alert",
+    "mcap_at_alert",
+    "chat_id",
+    "message_id",
+    "source",
+    "forwarded",
+    "pool",
+    "source_file",
+    "source_row",
+    "raw",
+]
 
 
-def ingest_telegram(home: Home, paths: Sequence[str | Path], *, bots: str | None = None,
-                    evm_chain: str | None = None, forwarded: str = "original",
-                    progress: bool = False) -> TelegramReport:
+def ingest_telegram(
+    home: Home,
+    paths: Sequence[str | Path],
+    *,
+    bots: str | None = None,
+    evm_chain: str | None = None,
+    forwarded: str = "original",
+    progress: bool = False,
+) -> TelegramReport:
     """Ingest Telegram Desktop exports (JSON or HTML; files or folders) as alerts (module docstring)."""
     rows, rejects, skipped, stats, files, ignored, n_chats = extract_calls(
-        paths, bots=bots, evm_chain=evm_chain, forwarded=forwarded, progress=progress)
+        paths, bots=bots, evm_chain=evm_chain, forwarded=forwarded, progress=progress
+    )
     table = pd.DataFrame(rows, columns=ROW_COLUMNS).astype(object)
     for c in ("ts", "price_at_alert", "mcap_at_alert"):
         table[c] = table[c].astype(str).where(table[c].notna(), None)
     rej = pd.DataFrame(rejects, columns=["source_file", "source_row", "reason", "raw"])
     per_file = Counter(r["source_file"] for r in rows)
     details = {f: {"telegram": {"alert_rows": per_file.get(f, 0)}} for f in files}
-    details[files[0]]["telegram"].update(skipped={k: v for k, v in skipped.items() if v}, messages=stats["messages"],
-                                         options={"bots": bots, "evm_chain": evm_chain, "forwarded": forwarded})
+    details[files[0]]["telegram"].update(
+        skipped={k: v for k, v in skipped.items() if v},
+        messages=stats["messages"],
+        options={"bots": bots, "evm_chain": evm_chain, "forwarded": forwarded},
+    )
     hashes = {f: file_sha256(Path(f)) for f in files}
-    rep = ingest_alert_table(home, table, files[0], rejects=rej, files=files, file_hashes=hashes,
-                             file_details=details, kind="telegram")
+    rep = ingest_alert_table(
+        home,
+        table,
+        files[0],
+        rejects=rej,
+        files=files,
+        file_hashes=hashes,
+        file_details=details,
+        kind="telegram",
+    )
     return TelegramReport(
-        ingest=rep, files=files, ignored_files=ignored, chats=n_chats, messages=stats["messages"],
-        call_messages=stats["call_messages"], skipped={k: v for k, v in sorted(skipped.items(), key=lambda kv: -kv[1]) if v},
+        ingest=rep,
+        files=files,
+        ignored_files=ignored,
+        chats=n_chats,
+        messages=stats["messages"],
+        call_messages=stats["call_messages"],
+        skipped={k: v for k, v in sorted(skipped.items(), key=lambda kv: -kv[1]) if v},
         tx_signatures_ignored=stats["tx_signatures"],
         options={"bots": sorted(bot_set(bots)), "evm_chain": evm_chain, "forwarded": forwarded},
     )

@@ -87,7 +87,11 @@ def _text_parts(node) -> tuple[str, list[str], list[str]]:
             out.append(f"\n{txt}\n")
         elif tag == "a":
             href = c.attributes.get("href") or ""
-            if href and not href.startswith("#") and not (c.attributes.get("onclick") or "").startswith("return Show"):
+            if (
+                href
+                and not href.startswith("#")
+                and not (c.attributes.get("onclick") or "").startswith("return Show")
+            ):
                 label = c.text(deep=True)
                 if label.strip() != href.strip():  # a text link; a bare URL is read from the text
                     links.append(href)
@@ -107,7 +111,9 @@ def _name_via(node) -> tuple[str | None, str | None]:
     return (name or None), ("@" + via if via else None)
 
 
-def read_html_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[Chat, Message]]:
+def read_html_file(
+    path: Path, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[tuple[Chat, Message]]:
     """``(chat, message)`` pairs of one HTML page in order (senders of joined messages carried)."""
     html = path.read_text(encoding="utf-8", errors="replace")
     tree = LexborHTMLParser(html)
@@ -125,9 +131,25 @@ def read_html_file(path: Path, on_bytes: Callable[[int], None] | None = None) ->
         body = _first(node, "body")
         if "service" in classes:
             prev_sender, prev_via, prev_fwd = None, None, None
-            yield chat, Message(id=mid, service=True, ts=None, date_raw=None, sender=None, sender_id=None,
-                                author=None, forwarded_from=None, forwarded_from_id=None, is_forward=False,
-                                reply_to=None, via_bot=None, edited=False, text="")
+            yield (
+                chat,
+                Message(
+                    id=mid,
+                    service=True,
+                    ts=None,
+                    date_raw=None,
+                    sender=None,
+                    sender_id=None,
+                    author=None,
+                    forwarded_from=None,
+                    forwarded_from_id=None,
+                    is_forward=False,
+                    reply_to=None,
+                    via_bot=None,
+                    edited=False,
+                    text="",
+                ),
+            )
             continue
         date = _first(body, "date")
         title = date.attributes.get("title") if date is not None else None
@@ -149,10 +171,26 @@ def read_html_file(path: Path, on_bytes: Callable[[int], None] | None = None) ->
         text, code, links = _text_parts(_first(holder, "text"))
         sig = _first(holder, "signature") or _first(body, "signature")
         author = " ".join(sig.text(deep=True).split()) if sig is not None else None
-        yield chat, Message(
-            id=mid, service=False, ts=parse_date(title), date_raw=title, sender=sender, sender_id=None,
-            author=author or None, forwarded_from=fwd_name, forwarded_from_id=None, is_forward=fwd is not None,
-            reply_to=reply, via_bot=via, edited=False, text=text, code=code, links=links,
+        yield (
+            chat,
+            Message(
+                id=mid,
+                service=False,
+                ts=parse_date(title),
+                date_raw=title,
+                sender=sender,
+                sender_id=None,
+                author=author or None,
+                forwarded_from=fwd_name,
+                forwarded_from_id=None,
+                is_forward=fwd is not None,
+                reply_to=reply,
+                via_bot=via,
+                edited=False,
+                text=text,
+                code=code,
+                links=links,
+            ),
         )
         prev_sender, prev_via, prev_fwd = sender, via, fwd_name
     if on_bytes is not None:

@@ -92,8 +92,10 @@ def to_message(m: dict) -> Message:
         service=m.get("type") == "service",
         ts=ts,
         date_raw=_str(m.get("date_unixtime")) or _str(m.get("date")),
-        sender=_str(m.get("from")) or ("Deleted Account" if "from" in m and str(m.get("from_id", "")).startswith("user")
-                                        else None),  # as the HTML export names them
+        sender=_str(m.get("from"))
+        or (
+            "Deleted Account" if "from" in m and str(m.get("from_id", "")).startswith("user") else None
+        ),  # as the HTML export names them
         sender_id=_str(m.get("from_id")),
         author=_str(m.get("author")),
         forwarded_from=_str(m.get("forwarded_from")),
@@ -108,7 +110,9 @@ def to_message(m: dict) -> Message:
     )
 
 
-def read_json_export(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[Chat, Message]]:
+def read_json_export(
+    path: Path, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[tuple[Chat, Message]]:
     """Stream ``(chat, message)`` pairs of a single-chat or account export, in file order.
 
     Only one message object is materialised at a time; chat fields written before ``messages``
@@ -129,11 +133,18 @@ def read_json_export(path: Path, on_bytes: Callable[[int], None] | None = None) 
                 elif event in ("end_map", "end_array"):
                     depth -= 1
                     if depth == 0:
-                        chat_prefix = prefix[: -len(".messages.item")] if prefix.endswith(".messages.item") else ""
+                        chat_prefix = (
+                            prefix[: -len(".messages.item")] if prefix.endswith(".messages.item") else ""
+                        )
                         info = meta.get(chat_prefix, {})
                         cid = _str(info.get("id"))
-                        chat = Chat(key=cid or str(info.get("name")), name=_str(info.get("name")),
-                                    type=_str(info.get("type")), chat_id=cid, file=str(path))
+                        chat = Chat(
+                            key=cid or str(info.get("name")),
+                            name=_str(info.get("name")),
+                            type=_str(info.get("type")),
+                            chat_id=cid,
+                            file=str(path),
+                        )
                         yield chat, to_message(builder.value)
                         builder = None
                         count += 1
@@ -150,9 +161,11 @@ def read_json_export(path: Path, on_bytes: Callable[[int], None] | None = None) 
             for cp in CHAT_PREFIXES:
                 if event == "start_map" and prefix == cp:
                     meta[cp] = {}
-                elif event in ("string", "number") and prefix in (f"{cp}.name" if cp else "name",
-                                                                  f"{cp}.type" if cp else "type",
-                                                                  f"{cp}.id" if cp else "id"):
+                elif event in ("string", "number") and prefix in (
+                    f"{cp}.name" if cp else "name",
+                    f"{cp}.type" if cp else "type",
+                    f"{cp}.id" if cp else "id",
+                ):
                     meta.setdefault(cp, {})[prefix.rsplit(".", 1)[-1]] = value
         if on_bytes is not None:
             on_bytes(max(0, path.stat().st_size - last_pos))

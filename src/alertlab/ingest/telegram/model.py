@@ -44,6 +44,14 @@ class Message:
 
     def summary(self) -> dict:
         """JSON-able summary kept with a rejected message."""
-        return {"id": self.id, "date": self.date_raw, "from": self.sender, "from_id": self.sender_id,
-                "author": self.author, "forwarded_from": self.forwarded_from, "reply_to": self.reply_to,
-                "via_bot": self.via_bot, "text": self.text[:500]}
+        return {
+            "id": self.id,
+            "date": self.date_raw,
+            "from": self.sender,
+            "from_id": self.sender_id,
+            "author": self.author,
+            "forwarded_from": self.forwarded_from,
+            "reply_to": self.reply_to,
+            "via_bot": self.via_bot,
+            "text": self.text[:500],
+        }
