@@ -102,9 +102,12 @@ N_FLOAT, N_INT = len(FLOAT_METRICS), len(INT_METRICS)
 
 
 @nb.njit(cache=True, nogil=True)
-def _one_window(r, s, e, ts, high, low, close, high_raw, t0, entry, out_f, out_i):
-    """Metrics of bars ``[s, e)`` into column ``r`` of the outputs (nulls pre-filled by caller)."""
-    mx_raw = -np.inf
+def _one_window(r, s, e, ts, high, low, close, high_raw, suspect, t0, entry, out_f, out_i):
+    """Metrics of bars ``[s, e)`` into column ``r`` of the outputs (nulls pre-filled by caller).
+
+    Memory traffic is the cost here: the loop streams ``high``, ``low`` and ``close`` only. ``ts``
+    is read where something happens (a crossing, entering or leaving the underwater state) and
+    ``high_raw`` only for windows with guarded bars (``suspect``; elsewhere it equals ``high``)."""
     mx = -np.inf  # running max(high) and its first bar
     j_mx = s
     mn = np.inf  # running min(low)
@@ -115,12 +118,10 @@ def _one_window(r, s, e, ts, high, low, close, high_raw, t0, entry, out_f, out_i
     nxt = _MULTS[0] * entry
     j2 = -1  # the 2x bar
     mn_after2 = np.inf
-    under = 0  # seconds with the last close < E so far
+    under = 0  # seconds with the last close < E, up to the start of the current underwater run
+    uw_on = False  # the last close is < E (an underwater run is open since ts uw_t)
+    uw_t = 0
     for j in range(s, e):
-        if j > s and close[j - 1] < entry:
-            under += ts[j] - ts[j - 1]
-        if high_raw[j] > mx_raw:
-            mx_raw = high_raw[j]
         h = high[j]
         lo = low[j]
         c = close[j]
@@ -141,11 +142,23 @@ def _one_window(r, s, e, ts, high, low, close, high_raw, t0, entry, out_f, out_i
             if k == 0:
                 j2 = j
                 out_f[F_DD_PRE2X, r] = mn / entry - 1.0
-                out_i[I_UNDERWATER, r] = under
+                out_i[I_UNDERWATER, r] = under + (ts[j] - uw_t if uw_on else 0)
             while k < _MULTS.shape[0] and h >= _MULTS[k] * entry:
                 out_i[I_2X + k, r] = ts[j] - t0
                 k += 1
             nxt = _MULTS[k] * entry if k < _MULTS.shape[0] else np.inf
+        if c < entry:  # underwater runs, telescoped: a run from bar i to bar m adds ts[m + 1] - ts[i]
+            if not uw_on:
+                uw_on = True
+                uw_t = ts[j]
+        elif uw_on:
+            under += ts[j] - uw_t
+            uw_on = False
+    mx_raw = mx
+    if suspect > 0:
+        for j in range(s, e):
+            if high_raw[j] > mx_raw:
+                mx_raw = high_raw[j]
     out_f[F_ATH, r] = mx / entry
     out_f[F_ATH_RAW, r] = mx_raw / entry
     out_i[I_ATH, r] = ts[j_mx] - t0
@@ -159,7 +172,9 @@ def _one_window(r, s, e, ts, high, low, close, high_raw, t0, entry, out_f, out_i
 
 
 @nb.njit(cache=True, nogil=True)
-def _fill(r, a, offsets, ts, high, low, close, high_raw, entry_ts, entry_price, status, out_f, out_i):
+def _fill(
+    r, a, offsets, ts, high, low, close, high_raw, n_suspect, entry_ts, entry_price, status, out_f, out_i
+):
     for q in range(out_f.shape[0]):
         out_f[q, r] = np.nan
     for q in range(out_i.shape[0]):
@@ -169,12 +184,12 @@ def _fill(r, a, offsets, ts, high, low, close, high_raw, entry_ts, entry_price, 
     entry = entry_price[a]
     if (status[a] != OK and status[a] != TRUNCATED) or e <= s or not (entry > 0.0):
         return
-    _one_window(r, s, e, ts, high, low, close, high_raw, entry_ts[a], entry, out_f, out_i)
+    _one_window(r, s, e, ts, high, low, close, high_raw, n_suspect[a], entry_ts[a], entry, out_f, out_i)
 
 
 @nb.njit(cache=True, nogil=True)
 def metrics_kernel(
-    offsets, ts, high, low, close, high_raw, entry_ts, entry_price, status, alert_idx, out_f, out_i
+    offsets, ts, high, low, close, high_raw, n_suspect, entry_ts, entry_price, status, alert_idx, out_f, out_i
 ):
     """Single-thread kernel: metrics of alerts ``alert_idx`` into columns ``0..m-1`` of the outputs.
 
@@ -191,6 +206,7 @@ def metrics_kernel(
             low,
             close,
             high_raw,
+            n_suspect,
             entry_ts,
             entry_price,
             status,
@@ -201,7 +217,7 @@ def metrics_kernel(
 
 @nb.njit(cache=True, parallel=True, nogil=True)
 def metrics_kernel_parallel(
-    offsets, ts, high, low, close, high_raw, entry_ts, entry_price, status, alert_idx, out_f, out_i
+    offsets, ts, high, low, close, high_raw, n_suspect, entry_ts, entry_price, status, alert_idx, out_f, out_i
 ):
     """Same as :func:`metrics_kernel`, alerts spread over threads with ``prange``."""
     for r in nb.prange(alert_idx.shape[0]):
@@ -214,6 +230,7 @@ def metrics_kernel_parallel(
             low,
             close,
             high_raw,
+            n_suspect,
             entry_ts,
             entry_price,
             status,
@@ -248,6 +265,7 @@ def compute_metrics(
         np.ascontiguousarray(w.low, dtype=np.float64),
         np.ascontiguousarray(w.close, dtype=np.float64),
         np.ascontiguousarray(w.high_raw, dtype=np.float64),
+        np.ascontiguousarray(w.n_suspect, dtype=np.int64),
         np.ascontiguousarray(w.entry_ts, dtype=np.int64),
         np.ascontiguousarray(w.entry_price, dtype=np.float64),
         np.ascontiguousarray(w.status, dtype=np.int8),
