@@ -5,8 +5,14 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alertlab.store import Home
+
+if TYPE_CHECKING:
+    from alertlab.app.baseline import BaselineResult
+    from alertlab.app.report import ReportRun
+    from alertlab.ingest.quality import IngestReport
 
 
 @dataclass
@@ -15,12 +21,12 @@ class DemoResult:
 
     home: Home
     planted: list[str]
-    alerts_report: object
-    candles_report: object
-    baseline: object
+    alerts_report: IngestReport
+    candles_report: IngestReport
+    baseline: BaselineResult
     home_bytes: int = 0
     removed_bytes: int = 0
-    report: object = None  # ReportRun: the HTML report of the demo (None with report=False)
+    report: ReportRun | None = None  # the HTML report of the demo (None with report=False)
     notes: tuple[str, ...] = ()
 
 

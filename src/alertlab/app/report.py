@@ -58,7 +58,9 @@ def _data_facts(home: Home, baseline) -> dict[str, Any]:
 
     con = home.connect()
     try:
-        n_alerts = con.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        row = con.execute("SELECT count(*) FROM alerts").fetchone()
+        assert row is not None  # an aggregate without GROUP BY always returns one row
+        n_alerts = row[0]
         rejects = con.execute(
             "SELECT kind, reason, count(*) AS rows FROM rejects GROUP BY ALL ORDER BY rows DESC"
         ).df()
@@ -66,6 +68,7 @@ def _data_facts(home: Home, baseline) -> dict[str, Any]:
             "SELECT min(ts_ms), max(ts_ms), count(DISTINCT caller), "
             "count(DISTINCT chain || token) FROM alerts"
         ).fetchone()
+        assert span is not None  # an aggregate without GROUP BY always returns one row
     finally:
         con.close()
     q = quality_table(home)
@@ -221,12 +224,14 @@ def run_report(
                 single, chosen_label = strategy, "the strategy given on the command line"
             elif st is not None and st.config is not None:
                 single = st.config
+                assert st.recommended is not None  # set together with the config
                 chosen_label = (
                     f"the recommendation of study {st.name} (trial {st.recommended['trial']}, "
                     "chosen on out-of-sample folds)"
                 )
             elif grid_run is not None:
                 g = grid_run.grid
+                assert g is not None  # a grid strategy run locally always yields its grid
                 best = g.sort_values(objective, ascending=False, na_position="last").iloc[0]
                 single = strategy.expand()[int(best["combo"])]
                 cells = ", ".join(f"{a} = {best[a]}" for a in strategy.grid_axes())
@@ -288,6 +293,7 @@ def run_report(
 
             if bt is not None:
                 r = bt.result
+                assert r is not None  # a single strategy always yields a result
                 sm = r.summary
                 s = Section(
                     "strategy",

@@ -12,11 +12,13 @@ when another process is writing to the workspace instead of queueing behind it).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:  # typer >= 0.24 vendors click; its TyperGroup.invoke takes the vendored Context
+    from typer._click.core import Context
 
 from alertlab.errors import UserError
 
@@ -26,7 +28,7 @@ DEBUG = False
 class ErrorBoundary(TyperGroup):
     """Root command group mapping :class:`UserError` to one line + exit 2 (unless ``--debug``)."""
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+    def invoke(self, ctx: Context):  # noqa: ANN201 - click's signature
         try:
             return super().invoke(ctx)
         except UserError as exc:

@@ -66,6 +66,11 @@ def value_name(param: Any) -> str | None:
     return _BY_TYPE.get(name, "VALUE")
 
 
+def _display_type_rich(self: Any, ctx: Any = None) -> str | None:
+    """Replacement for typer's ``display_type_rich``: the placeholder from :func:`value_name`."""
+    return value_name(self)
+
+
 def install() -> None:
     """Make every Typer option of this process use :func:`value_name` in ``--help``."""
     try:
@@ -74,5 +79,5 @@ def install() -> None:
         return
     for cls in (TyperOption, TyperArgument):
         if hasattr(cls, "display_type_rich") and not getattr(cls, "_alertlab_help", False):
-            cls.display_type_rich = lambda self, ctx=None: value_name(self)  # type: ignore[method-assign]
-            cls._alertlab_help = True
+            setattr(cls, "display_type_rich", _display_type_rich)  # noqa: B010 - patching typer's class
+            setattr(cls, "_alertlab_help", True)  # noqa: B010

@@ -97,8 +97,8 @@ def fmt(v: Any, kind: str = "text") -> str:
         if isinstance(v, pd.Timestamp | np.datetime64) or hasattr(v, "strftime"):
             t = pd.Timestamp(v)
         else:
-            x = int(v)
-            t = pd.Timestamp(x, unit="ms" if abs(x) > 10**11 else "s", tz="UTC")
+            ms = int(v)
+            t = pd.Timestamp(ms, unit="ms" if abs(ms) > 10**11 else "s", tz="UTC")
         return t.strftime("%Y-%m-%d %H:%M")
     x = float(v)
     if math.isinf(x):
@@ -166,7 +166,7 @@ class FitTable:
         ]
         if wide:
             return list(range(len(self.cols)))
-        used, keep = 1, []
+        used, keep = 1, list[int]()
         for i, n in enumerate(need):
             if used + n <= width or not keep:
                 keep.append(i)

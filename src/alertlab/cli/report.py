@@ -131,11 +131,12 @@ def register(app: typer.Typer) -> None:
         )
         if out is not None and out.suffix.lower() not in (".html", ".htm"):
             fail(f"--out {out}: the report is an HTML file (use a .html name)")
-        axes = None
+        axes: tuple[str, str] | None = None
         if grid_axes is not None:
-            axes = tuple(a.strip().replace("-", "_") for a in grid_axes.split(",") if a.strip())
-            if len(axes) != 2:
+            parts = [a.strip().replace("-", "_") for a in grid_axes.split(",") if a.strip()]
+            if len(parts) != 2:
                 fail(f"--grid-axes {grid_axes!r}: give two options separated by a comma, e.g. tp,sl")
+            axes = (parts[0], parts[1])
         try:
             flags = {
                 "tp": parse_numbers("tp", tp),

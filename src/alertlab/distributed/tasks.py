@@ -77,8 +77,8 @@ def subset(w: Windows, idx: np.ndarray, copy: bool = False) -> Windows:
         a0, a1 = int(idx[0]), int(idx[-1]) + 1
         b0, b1 = int(off[a0]), int(off[a1])
         take = (lambda a: np.array(a)) if copy else (lambda a: a)
-        per = {k: take(getattr(w, k)[a0:a1]) for k in _PER_ALERT}
-        bars = {k: take(getattr(w, k)[b0:b1]) for k in _BARS}
+        per: dict[str, Any] = {k: take(getattr(w, k)[a0:a1]) for k in _PER_ALERT}
+        bars: dict[str, Any] = {k: take(getattr(w, k)[b0:b1]) for k in _BARS}
         offsets = off[a0 : a1 + 1] - b0
     else:
         from alertlab.windows.cache import gather

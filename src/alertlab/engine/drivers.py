@@ -164,7 +164,7 @@ def _alert_idx(w: Windows, alert_idx: np.ndarray | None) -> np.ndarray:
 
 
 def _alloc(n_alerts: int, n_params: int, full: bool) -> dict[str, np.ndarray]:
-    out = {k: np.empty((n_alerts, n_params), dtype=_DTYPES[k]) for k in _LIGHT}
+    out: dict[str, np.ndarray] = {k: np.empty((n_alerts, n_params), dtype=_DTYPES[k]) for k in _LIGHT}
     for k in _FULL:
         shape = (n_alerts, n_params) if full else (0, 0)
         out[k] = np.empty(shape, dtype=_DTYPES[k])
@@ -211,9 +211,10 @@ def _run_kernel(
         a0, a1 = rng
         views = [out[k][a0:a1] for k in _LIGHT] + [out[k][a0:a1] if full else out[k] for k in _FULL]
         if plain:
-            tpsl_kernel(*bars, alert_idx[a0:a1], *targs, policy, interval_s, full, *views)
+            assert targs is not None
+            tpsl_kernel(*bars, alert_idx[a0:a1], *targs, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
         else:
-            general_kernel(*bars, alert_idx[a0:a1], params, policy, interval_s, full, *views)
+            general_kernel(*bars, alert_idx[a0:a1], params, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
 
     parts = _chunks(bars, alert_idx, n_threads())
     if len(parts) == 1:

@@ -13,7 +13,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -330,7 +330,7 @@ class StrategyConfig(BaseModel):
         if self.is_grid:
             raise ValueError("ladder() needs a scalar config; call expand() first")
         if self.tp is not None:
-            return [(float(self.tp), 1.0)]
+            return [(float(cast(float, self.tp)), 1.0)]  # scalar: not is_grid
         if self.tp_ladder is not None:
             return parse_ladder(self.tp_ladder)
         return None
@@ -410,13 +410,14 @@ def encode_params(configs: Sequence[StrategyConfig]) -> np.ndarray:
             row[C_BE_AT], row[C_BE_OFF] = c.breakeven_at, c.breakeven_offset
         if c.trail is not None:
             row[C_TRAIL], row[C_TRAIL_ACT] = c.trail, c.trail_activation
-        row[C_TIME_S] = np.nan if c.time_stop_hours is None else c.time_stop_hours * 3600.0
+        # c is scalar (not is_grid), so no field is a list here
+        row[C_TIME_S] = np.nan if c.time_stop_hours is None else cast(float, c.time_stop_hours) * 3600.0
         row[C_DELAY] = c.entry_delay_bars
         if c.dip is not None:
             row[C_DIP] = c.dip
-            row[C_DIP_WIN_S] = np.nan if c.dip_window_min is None else c.dip_window_min * 60.0
-        row[C_FEE] = c.fee_bps / 1e4
-        row[C_SLIP] = c.slippage_bps / 1e4
+            row[C_DIP_WIN_S] = np.nan if c.dip_window_min is None else cast(float, c.dip_window_min) * 60.0
+        row[C_FEE] = cast(float, c.fee_bps) / 1e4
+        row[C_SLIP] = cast(float, c.slippage_bps) / 1e4
         lad = c.ladder()
         if lad is None:
             row[C_NLEV], row[C_REST] = 0, 1.0

@@ -107,7 +107,11 @@ def run_portfolio(trades: pd.DataFrame, cfg: PortfolioConfig) -> PortfolioResult
         if cfg.max_open is not None and len(heap) >= cfg.max_open:
             reason[r] = "max_open"
             continue
-        stake = cfg.stake if cfg.stake is not None else cfg.stake_pct * (cash + locked)
+        if cfg.stake is not None:
+            stake = cfg.stake
+        else:
+            assert cfg.stake_pct is not None  # validator: exactly one of stake / stake_pct
+            stake = cfg.stake_pct * (cash + locked)
         if stake > cash * (1 + 1e-12) or stake <= 0:
             reason[r] = "capital"
             continue

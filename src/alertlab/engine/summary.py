@@ -286,9 +286,9 @@ def summarize_columns(
     """:func:`summarize_rows` for the engine's alert-major ``(n_alerts, n_params)`` layout."""
     t = [
         None if x is None else np.asarray(x).T
-        for x in (ret, exit_reason, ambiguous, ret_pessimistic, ret_optimistic)
+        for x in (exit_reason, ambiguous, ret_pessimistic, ret_optimistic)
     ]
-    return summarize_rows(*t)
+    return summarize_rows(np.asarray(ret).T, *t)
 
 
 def summarize(
@@ -318,8 +318,8 @@ def summarize(
         order = np.argsort(np.asarray(alert_ts), kind="stable")
         ret = ret[..., order]
         extra = [None if x is None else x[..., order] for x in extra]
-    rows = [ret[None, :] if one else ret, *[None if x is None else (x[None, :] if one else x) for x in extra]]
-    out = summarize_rows(*rows)
+    rows = [None if x is None else (x[None, :] if one else x) for x in extra]
+    out = summarize_rows(ret[None, :] if one else ret, *rows)
     if not one:
         return out
     return {k: (int(v[0]) if k in _INT_KEYS else float(v[0])) for k, v in out.items()}

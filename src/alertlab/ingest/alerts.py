@@ -442,7 +442,8 @@ def _ingest_alerts(home: Home, files: list[Path], progress: bool) -> IngestRepor
 
     ingest_id = uuid.uuid4().hex
     begun = recovery.begin(home, ingest_id, "alerts", files)  # logged as running before anything is written
-    frames, raws, details, hashes, bad_lines = [], [], [], [], []
+    frames, details, hashes, bad_lines = [], [], [], []
+    raws: list[pd.DataFrame | None] = []
     file_errors: dict[int, str] = {}
     with bar("ingest alerts", total=len(files), enabled=progress) as pb:
         for i, f in enumerate(files):
@@ -886,7 +887,8 @@ def list_alerts(
     Filters: callers (case-insensitive), chains (any spelling, canonicalised), UTC dates
     ``YYYY-MM-DD`` inclusive. ``is_first_call`` is computed over all stored alerts, not the filtered ones.
     """
-    where, args = [], []
+    where: list[str] = []
+    args: list[list[str] | str] = []
     if callers:
         where.append("lower(caller) IN (SELECT unnest(?))")
         args.append([c.strip().lower() for c in callers])
@@ -917,6 +919,8 @@ def count_alerts(home: Home) -> int:
     """Number of stored alerts."""
     con = home.connect()
     try:
-        return int(con.execute("SELECT count(*) FROM alerts").fetchone()[0])
+        row = con.execute("SELECT count(*) FROM alerts").fetchone()
+        assert row is not None  # count(*) always returns one row
+        return int(row[0])
     finally:
         con.close()

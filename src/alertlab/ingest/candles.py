@@ -491,7 +491,7 @@ def _to_ts(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return ms // 1000, reason
 
 
-def _join(reason: np.ndarray, mask: np.ndarray, text: str | np.ndarray) -> None:
+def _join(reason: np.ndarray, mask: np.ndarray | np.bool_, text: str | np.ndarray) -> None:
     """Append ``text`` (a string or a per-row object array) to ``reason[mask]``, ``"; "``-separated."""
     idx = np.flatnonzero(mask)
     if len(idx):
@@ -615,7 +615,7 @@ class _Normaliser:
         raw = np.full(n, None, dtype=object)
         if fail.any():
             raw[fail] = self._raw_json(t, np.flatnonzero(fail))
-        reason_out = np.where(fail, reason, None)
+        reason_out = np.where(fail, reason, np.array(None, dtype=object))
         src = str(self.path)
         keep = ~key_bad
         stage = pa.table(
@@ -673,7 +673,8 @@ def name_chain_token(name: str) -> tuple[str | None, str | None]:
     if m:
         c = ch.normalize_chain(m.group("chain"))
         if (
-            c in ch.CHAIN_ALIASES.values()
+            c is not None
+            and c in ch.CHAIN_ALIASES.values()
             and ch.validate_address(c, ch.normalize_token(c, m.group("token"))) is None
         ):
             return m.group("chain"), m.group("token")

@@ -122,7 +122,8 @@ def _fix_utf8(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
         return pc.cast(col, pa.string()), np.empty(0, np.int64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         vals = col.to_pylist()
-        bad, out = [], []
+        bad: list[int] = []
+        out: list[str | None] = []
         for i, v in enumerate(vals):
             if v is None:
                 out.append(None)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ import pyarrow.parquet as pq
 from alertlab.store import Home
 
 
-def begin(home: Home, ingest_id: str, kind: str, files: list[Path]) -> dict:
+def begin(home: Home, ingest_id: str, kind: str, files: Sequence[Path | str]) -> dict:
     """Reconcile what earlier dead ingests left, then log this one as running.
 
     Returns the reconcile summary plus ``created`` (this call created the catalog).

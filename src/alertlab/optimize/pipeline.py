@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,6 +183,7 @@ def run_optimize(
         base = study or default_study_name(study_identity(options, ident, int(w.horizon_s)))
         study_dir = home.studies_dir / safe_name(base)
         run.config["study"] = base
+        groups: Sequence[tuple[str | None, np.ndarray]]
         if per_caller:
             groups, skipped = _caller_groups(w, min_calls, spec.min_coverage)
             if not groups:
@@ -258,6 +260,7 @@ def _export(
         if s.config is None:
             continue
         path = _config_path(Path(config_file) if config_file else None, study_dir, s.caller)
+        assert s.recommended is not None  # a config is only set together with its recommended trial
         header = {
             "study": s.name,
             "trial": s.recommended["trial"],

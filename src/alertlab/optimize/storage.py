@@ -330,7 +330,9 @@ def fail_stale_trials(
         except UpdateFinishedTrialError:  # finished meanwhile (another machine)
             continue
         if grid:  # the same grid point (every worker walks the same seeded grid order)
-            attrs = {k: t.system_attrs[k] for k in ("grid_id", "search_space") if k in t.system_attrs}
+            attrs: dict[str, Any] = {
+                k: t.system_attrs[k] for k in ("grid_id", "search_space") if k in t.system_attrs
+            }
             study.add_trial(
                 optuna.trial.create_trial(
                     state=TrialState.WAITING, system_attrs=attrs, user_attrs={RETRY_ATTR: t.number}

@@ -71,6 +71,8 @@ def window_batches(w: Windows, max_bars: int = 2_000_000) -> Iterator[pa.RecordB
     high_mult, low_mult, close_mult`` (``high``/``low`` guarded, ``*_raw`` as stored; multiples of
     the entry price E). Memory stays bounded by ``max_bars``.
     """
+    # filled in by Windows.__post_init__ when not given
+    assert w.dur is not None and w.high_raw is not None and w.low_raw is not None
     counts = np.diff(w.offsets)
     i, n = 0, w.n
     while i < n:

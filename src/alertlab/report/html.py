@@ -202,7 +202,7 @@ def render_report(sections: list[Section], path: str | Path, meta: dict[str, Any
 
     view = []
     for s in sections:
-        blocks = []
+        blocks: list[dict[str, Any]] = []
         for b in s.blocks:
             if b.kind == "fig":
                 blocks.append({"kind": "fig", "id": add(b.payload), "note": b.note, "half": b.half})

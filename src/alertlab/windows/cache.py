@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from numpy.typing import DTypeLike
 
 from alertlab.store import Home, atomic_dir
 from alertlab.store.candles import bucket_file as bucket_path
@@ -100,9 +101,11 @@ def fetch_ends(home: Home, chains: list[str] | None = None) -> dict[tuple[str, s
     """
     con = home.connect()
     try:
-        has = con.execute(
+        row = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fetch_ranges'"
-        ).fetchone()[0]
+        ).fetchone()
+        assert row is not None  # count(*) always yields one row
+        has = row[0]
         if not has:
             return {}
         rows = con.execute(
@@ -167,7 +170,7 @@ def gather(start: np.ndarray, count: np.ndarray) -> np.ndarray:
 
 
 class _NpyAppender:
-    def __init__(self, path: Path, dtype: np.dtype) -> None:
+    def __init__(self, path: Path, dtype: DTypeLike) -> None:
         self.path, self.dtype, self.n = path, np.dtype(dtype), 0
         self.fh = open(path, "wb")  # noqa: SIM115 - closed in close()
         self.digest = hashlib.blake2b(digest_size=16)
@@ -211,7 +214,7 @@ def _build(
     dtypes = {k: (np.int64 if k in ("ts", "dur") else np.float64) for k in BAR_FIELDS}
     apps = {k: _NpyAppender(out / f"{k}.npy", dt) for k, dt in dtypes.items()}
     n = len(a)
-    per = {
+    per: dict[str, np.ndarray] = {
         "status": np.zeros(n, np.int8),
         "entry_ts": np.zeros(n, np.int64),
         "entry_price": np.full(n, np.nan),
@@ -374,7 +377,7 @@ def derived_path(info_or_path: CacheInfo | Path, name: str) -> Path:
 
 def list_entries(home: Home) -> list[dict]:
     """One dict per cache entry: fingerprint, rules, counts, size, creation time."""
-    out = []
+    out: list[dict] = []
     if not home.cache_dir.exists():
         return out
     for p in sorted(home.cache_dir.iterdir()):

@@ -197,7 +197,8 @@ def load_series(
             }
         )
         if fine.any():
-            agg = _aggregate(code[fine], iv[fine], ts[fine], *(px[k][fine] for k in PRICE_FIELDS), i)
+            o, h, lo, c, v = (px[k][fine] for k in PRICE_FIELDS)
+            agg = _aggregate(code[fine], iv[fine], ts[fine], o, h, lo, c, v, i)
             m = len(agg["ts"])
             parts.append({**agg, "dur": np.full(m, i, np.int64), "rank": np.full(m, 2 * i + 1, np.int64)})
     s = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -330,7 +331,7 @@ def cut_windows(
     sc = series["code"]
     gstart = np.searchsorted(sc, np.arange(n_tok), side="left").astype(np.int64)
     gend = np.searchsorted(sc, np.arange(n_tok), side="right").astype(np.int64)
-    out = {
+    out: dict[str, np.ndarray] = {
         "status": np.empty(n, np.int8),
         "entry_ts": np.empty(n, np.int64),
         "entry_price": np.empty(n),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import Final
 
-GECKOTERMINAL, BIRDEYE = "geckoterminal", "birdeye"
+GECKOTERMINAL: Final = "geckoterminal"
+BIRDEYE: Final = "birdeye"
 SOURCES = (GECKOTERMINAL, BIRDEYE)
 
 # our canonical chain → the source's network id (alertlab.ingest.chains spells the chains)

@@ -34,7 +34,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import httpx
 import numpy as np
@@ -218,7 +218,7 @@ def run_fetch(
             if kind == "wait":
                 pb.update(
                     description=_desc(opts.source, client.requests, rep.bars_received)
-                    + f" · waiting {float(kw['seconds']):.0f}s ({kw['reason']})"
+                    + f" · waiting {float(cast(float, kw['seconds'])):.0f}s ({kw['reason']})"
                 )
             else:
                 pb.update(description=_desc(opts.source, client.requests, rep.bars_received))
@@ -489,10 +489,12 @@ def _with_pool_hints(home: Home, alerts: pd.DataFrame) -> pd.DataFrame:
     """Add the alerts' ``pool`` column when the catalog's alerts table has one (a pasted pool)."""
     con = home.connect()
     try:
-        has = con.execute(
+        row = con.execute(
             "SELECT count(*) FROM information_schema.columns WHERE table_name = 'alerts' "
             "AND column_name = 'pool'"
-        ).fetchone()[0]
+        ).fetchone()
+        assert row is not None  # count(*) always returns one row
+        has = row[0]
         if not has:
             return alerts
         hints = con.execute("SELECT alert_id, pool FROM alerts WHERE pool IS NOT NULL").df()

@@ -209,6 +209,7 @@ def parse_link(url: str, scan: Scan) -> None:
         if f is None:
             what, why = classify_run(addr) if addr.isalnum() and 32 <= len(addr) <= 44 else ("ignore", None)
             if what == "invalid":
+                assert why is not None  # classify_run always gives "invalid" a reason
                 scan.invalid.append((addr, why))
             return
         scan.add(f)
@@ -224,7 +225,9 @@ def parse_link(url: str, scan: Scan) -> None:
         if kind:
             add(segs[2], kind, c)
     elif host.endswith("birdeye.so"):
-        c = chain_of((query.get("chain") or [None])[0]) or (chain_of(segs[0]) if len(segs) >= 3 else None)
+        c = chain_of(query["chain"][0] if query.get("chain") else None) or (
+            chain_of(segs[0]) if len(segs) >= 3 else None
+        )
         scan.hint(c)
         add(seg_after("token"), "token", c)
         add(seg_after("pair"), "pool", c)
@@ -303,6 +306,7 @@ def scan_message(text: str, links: list[str], code: list[str] | None = None) -> 
             elif what == "tx":
                 scan.tx_signatures += 1
             elif what == "invalid" and all(c != run for c, _ in scan.invalid):
+                assert why is not None  # classify_run always gives "invalid" a reason
                 scan.invalid.append((run, why))
     for c in chain_hints_in(bare):
         scan.hint(c)

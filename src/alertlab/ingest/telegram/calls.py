@@ -35,6 +35,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -269,14 +270,19 @@ class _ChatCalls:
 
     def _emit(self, call: _Call, file: str) -> None:
         msg, scan = call.msg, call.scan
+        assert msg.ts is not None  # messages without a date are rejected before they become calls
         bot_tokens = [f for info in call.infos for f in info.tokens]
         tokens: list[Found] = list(scan.tokens)
         pools: list[Found] = list(scan.pools)
         if tokens:
             pools += scan.either
         elif bot_tokens:
-            seen = set()
-            tokens = [f for f in bot_tokens if not (f.address in seen or seen.add(f.address))]
+            seen: set[str] = set()
+            tokens = []
+            for f in bot_tokens:  # first mention of each address, in order
+                if f.address not in seen:
+                    seen.add(f.address)
+                    tokens.append(f)
             pools += scan.either
         else:
             tokens = [f for f in scan.either if f.chain == ch.SOLANA and f.address.endswith("pump")]
@@ -443,7 +449,9 @@ def ingest_telegram(
         table[c] = table[c].astype(str).where(table[c].notna(), None)
     rej = pd.DataFrame(rejects, columns=["source_file", "source_row", "reason", "raw"])
     per_file = Counter(r["source_file"] for r in rows)
-    details = {f: {"telegram": {"alert_rows": per_file.get(f, 0)}} for f in files}
+    details: dict[str, dict[str, dict[str, Any]]] = {
+        f: {"telegram": {"alert_rows": per_file.get(f, 0)}} for f in files
+    }
     details[files[0]]["telegram"].update(
         skipped={k: v for k, v in skipped.items() if v},
         messages=stats["messages"],

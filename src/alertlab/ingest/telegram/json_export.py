@@ -83,8 +83,9 @@ def to_message(m: dict) -> Message:
         reply = int(reply) if reply is not None and m.get("reply_to_peer_id") is None else None
     except (TypeError, ValueError):
         reply = None
+    raw_id = m.get("id")
     try:
-        mid = int(m.get("id"))
+        mid = int(raw_id) if raw_id is not None else -1
     except (TypeError, ValueError):
         mid = -1
     return Message(
