@@ -90,6 +90,89 @@ FLAG_NAMES = {
 _OPTION_RE = re.compile(r"(?<![\w-])(" + "|".join(FLAG_NAMES) + r")(?![\w])")
 
 
+# Strategy and portfolio flags: one declaration for every command that takes a strategy (bt, report).
+StrategyConfigOpt = Annotated[Path | None, typer.Option(help="JSON/YAML/TOML strategy; flags override it.")]
+TpOpt = Annotated[
+    str | None,
+    typer.Option(help="Take profit, multiple of P (comma list = grid); or --tp-ladder, not both."),
+]
+TpLadderOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Sell fraction W at M·P for each 'M:W' (';' separates ladders of a grid); or --tp, not both."
+    ),
+]
+SlOpt = Annotated[str | None, typer.Option(help="Stop loss, multiple of P (0.5 = -50%).")]
+BreakevenAtOpt = Annotated[
+    str | None, typer.Option(help="Move the stop to P(1+offset) once the peak reached M·P.")
+]
+BreakevenOffsetOpt = Annotated[str | None, typer.Option(help="Breakeven offset X (default 0).")]
+TrailOpt = Annotated[str | None, typer.Option(help="Trailing stop: peak·(1-PCT), PCT as a fraction.")]
+TrailActivationOpt = Annotated[str | None, typer.Option(help="Trail once the peak reached M·P (default 1).")]
+TimeStopHoursOpt = Annotated[
+    str | None, typer.Option(help="Sell the rest at the open H hours after the fill.")
+]
+EntryDelayBarsOpt = Annotated[
+    str | None, typer.Option(help="Buy at the open of the N-th bar after the entry bar.")
+]
+DipOpt = Annotated[str | None, typer.Option(help="Limit buy at E·(1-PCT), PCT as a fraction.")]
+DipWindowOpt = Annotated[str | None, typer.Option(help="Dip limit order lifetime in minutes.")]
+FeeBpsOpt = Annotated[str | None, typer.Option(help="Fee per side in bps (default 30).")]
+SlippageBpsOpt = Annotated[str | None, typer.Option(help="Slippage per side in bps (default 50).")]
+IntrabarOpt = Annotated[
+    str | None, typer.Option(help="pessimistic | optimistic | ohlc (stop vs TP inside one bar).")
+]
+FillOnZeroVolumeOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--fill-on-zero-volume/--no-fill-on-zero-volume",
+        help="Let flat zero-volume bars trigger and fill (for sources without volume); default: "
+        "no-trade bars fill nothing.",
+    ),
+]
+CapitalOpt = Annotated[float | None, typer.Option(help="Portfolio mode: starting capital.")]
+StakeOpt = Annotated[float | None, typer.Option(help="Portfolio: fixed stake per trade.")]
+StakePctOpt = Annotated[float | None, typer.Option(help="Portfolio: stake as a fraction of equity.")]
+MaxOpenOpt = Annotated[int | None, typer.Option(help="Portfolio: maximum open positions.")]
+
+
+def strategy_flags(
+    tp,
+    tp_ladder,
+    sl,
+    breakeven_at,
+    breakeven_offset,
+    trail,
+    trail_activation,
+    time_stop_hours,
+    entry_delay_bars,
+    dip,
+    dip_window,
+    fee_bps,
+    slippage_bps,
+    intrabar,
+    fill_on_zero_volume,
+) -> dict[str, Any]:
+    """The strategy flags as StrategyConfig fields (comma lists parsed into grids; None = not given)."""
+    return {
+        "tp": parse_numbers("tp", tp),
+        "tp_ladder": parse_ladders(tp_ladder),
+        "sl": parse_numbers("sl", sl),
+        "breakeven_at": parse_numbers("breakeven-at", breakeven_at),
+        "breakeven_offset": parse_numbers("breakeven-offset", breakeven_offset),
+        "trail": parse_numbers("trail", trail),
+        "trail_activation": parse_numbers("trail-activation", trail_activation),
+        "time_stop_hours": parse_numbers("time-stop-hours", time_stop_hours),
+        "entry_delay_bars": parse_numbers("entry-delay-bars", entry_delay_bars, integer=True),
+        "dip": parse_numbers("dip", dip),
+        "dip_window_min": parse_numbers("dip-window", dip_window),
+        "fee_bps": parse_numbers("fee-bps", fee_bps),
+        "slippage_bps": parse_numbers("slippage-bps", slippage_bps),
+        "intrabar": intrabar,
+        "fill_on_zero_volume": fill_on_zero_volume,
+    }
+
+
 def strategy_error(exc: ValidationError, flags: bool = True) -> str:
     """One line from the model's validation errors; option names become flag names when ``flags``."""
     parts = []
@@ -367,59 +450,26 @@ def register(app: typer.Typer) -> None:
         no_wick_guard: NoWickGuardOpt = False,
         min_coverage: MinCoverageOpt = None,
         force_recompute: ForceOpt = False,
-        strategy_config: Annotated[
-            Path | None, typer.Option(help="JSON/YAML/TOML strategy; flags override it.")
-        ] = None,
-        tp: Annotated[
-            str | None,
-            typer.Option(help="Take profit, multiple of P (comma list = grid); or --tp-ladder, not both."),
-        ] = None,
-        tp_ladder: Annotated[
-            str | None,
-            typer.Option(
-                help="Sell fraction W at M·P for each 'M:W' (';' separates ladders of a grid); or --tp, not both."
-            ),
-        ] = None,
-        sl: Annotated[str | None, typer.Option(help="Stop loss, multiple of P (0.5 = -50%).")] = None,
-        breakeven_at: Annotated[
-            str | None, typer.Option(help="Move the stop to P(1+offset) once the peak reached M·P.")
-        ] = None,
-        breakeven_offset: Annotated[str | None, typer.Option(help="Breakeven offset X (default 0).")] = None,
-        trail: Annotated[
-            str | None, typer.Option(help="Trailing stop: peak·(1-PCT), PCT as a fraction.")
-        ] = None,
-        trail_activation: Annotated[
-            str | None, typer.Option(help="Trail once the peak reached M·P (default 1).")
-        ] = None,
-        time_stop_hours: Annotated[
-            str | None, typer.Option(help="Sell the rest at the open H hours after the fill.")
-        ] = None,
-        entry_delay_bars: Annotated[
-            str | None, typer.Option(help="Buy at the open of the N-th bar after the entry bar.")
-        ] = None,
-        dip: Annotated[str | None, typer.Option(help="Limit buy at E·(1-PCT), PCT as a fraction.")] = None,
-        dip_window: Annotated[str | None, typer.Option(help="Dip limit order lifetime in minutes.")] = None,
-        fee_bps: Annotated[str | None, typer.Option(help="Fee per side in bps (default 30).")] = None,
-        slippage_bps: Annotated[
-            str | None, typer.Option(help="Slippage per side in bps (default 50).")
-        ] = None,
-        intrabar: Annotated[
-            str | None, typer.Option(help="pessimistic | optimistic | ohlc (stop vs TP inside one bar).")
-        ] = None,
-        fill_on_zero_volume: Annotated[
-            bool | None,
-            typer.Option(
-                "--fill-on-zero-volume/--no-fill-on-zero-volume",
-                help="Let flat zero-volume bars trigger and fill (for sources without volume); default: "
-                "no-trade bars fill nothing.",
-            ),
-        ] = None,
-        capital: Annotated[float | None, typer.Option(help="Portfolio mode: starting capital.")] = None,
-        stake: Annotated[float | None, typer.Option(help="Portfolio: fixed stake per trade.")] = None,
-        stake_pct: Annotated[
-            float | None, typer.Option(help="Portfolio: stake as a fraction of equity.")
-        ] = None,
-        max_open: Annotated[int | None, typer.Option(help="Portfolio: maximum open positions.")] = None,
+        strategy_config: StrategyConfigOpt = None,
+        tp: TpOpt = None,
+        tp_ladder: TpLadderOpt = None,
+        sl: SlOpt = None,
+        breakeven_at: BreakevenAtOpt = None,
+        breakeven_offset: BreakevenOffsetOpt = None,
+        trail: TrailOpt = None,
+        trail_activation: TrailActivationOpt = None,
+        time_stop_hours: TimeStopHoursOpt = None,
+        entry_delay_bars: EntryDelayBarsOpt = None,
+        dip: DipOpt = None,
+        dip_window: DipWindowOpt = None,
+        fee_bps: FeeBpsOpt = None,
+        slippage_bps: SlippageBpsOpt = None,
+        intrabar: IntrabarOpt = None,
+        fill_on_zero_volume: FillOnZeroVolumeOpt = None,
+        capital: CapitalOpt = None,
+        stake: StakeOpt = None,
+        stake_pct: StakePctOpt = None,
+        max_open: MaxOpenOpt = None,
         top: Annotated[int, typer.Option(help="Grid rows to show.")] = 20,
         min_calls: Annotated[
             int, typer.Option("--min-calls", help="Per-caller table: callers with fewer trades are hidden.")
@@ -456,23 +506,23 @@ def register(app: typer.Typer) -> None:
         if min_calls < 1:
             fail("--min-calls must be >= 1")
         try:
-            flags = {
-                "tp": parse_numbers("tp", tp),
-                "tp_ladder": parse_ladders(tp_ladder),
-                "sl": parse_numbers("sl", sl),
-                "breakeven_at": parse_numbers("breakeven-at", breakeven_at),
-                "breakeven_offset": parse_numbers("breakeven-offset", breakeven_offset),
-                "trail": parse_numbers("trail", trail),
-                "trail_activation": parse_numbers("trail-activation", trail_activation),
-                "time_stop_hours": parse_numbers("time-stop-hours", time_stop_hours),
-                "entry_delay_bars": parse_numbers("entry-delay-bars", entry_delay_bars, integer=True),
-                "dip": parse_numbers("dip", dip),
-                "dip_window_min": parse_numbers("dip-window", dip_window),
-                "fee_bps": parse_numbers("fee-bps", fee_bps),
-                "slippage_bps": parse_numbers("slippage-bps", slippage_bps),
-                "intrabar": intrabar,
-                "fill_on_zero_volume": fill_on_zero_volume,
-            }
+            flags = strategy_flags(
+                tp,
+                tp_ladder,
+                sl,
+                breakeven_at,
+                breakeven_offset,
+                trail,
+                trail_activation,
+                time_stop_hours,
+                entry_delay_bars,
+                dip,
+                dip_window,
+                fee_bps,
+                slippage_bps,
+                intrabar,
+                fill_on_zero_volume,
+            )
             strategy = build_strategy(strategy_config, flags)
             port = None
             if capital is not None or stake is not None or stake_pct is not None or max_open is not None:

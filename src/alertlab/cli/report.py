@@ -8,7 +8,30 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from alertlab.cli.backtest import build_strategy, parse_ladders, parse_numbers
+from alertlab.cli.backtest import (
+    BreakevenAtOpt,
+    BreakevenOffsetOpt,
+    CapitalOpt,
+    DipOpt,
+    DipWindowOpt,
+    EntryDelayBarsOpt,
+    FeeBpsOpt,
+    FillOnZeroVolumeOpt,
+    IntrabarOpt,
+    MaxOpenOpt,
+    SlippageBpsOpt,
+    SlOpt,
+    StakeOpt,
+    StakePctOpt,
+    StrategyConfigOpt,
+    TimeStopHoursOpt,
+    TpLadderOpt,
+    TpOpt,
+    TrailActivationOpt,
+    TrailOpt,
+    build_strategy,
+    strategy_flags,
+)
 from alertlab.cli.options import (
     CallerOpt,
     ChainOpt,
@@ -18,7 +41,10 @@ from alertlab.cli.options import (
     IntervalOpt,
     JsonOpt,
     LagOpt,
+    MinCoverageOpt,
+    NoWickGuardOpt,
     ToOpt,
+    WickGuardOpt,
     _pydantic_msg,
     _selection_spec,
     fail,
@@ -42,54 +68,38 @@ def register(app: typer.Typer) -> None:
         to: ToOpt = None,
         caller: CallerOpt = None,
         chain: ChainOpt = None,
-        interval_seconds: IntervalOpt = 60,
+        interval_seconds: IntervalOpt = None,
         horizon_hours: HorizonOpt = 48.0,
         max_entry_lag_s: LagOpt = None,
+        wick_guard: WickGuardOpt = None,
+        no_wick_guard: NoWickGuardOpt = False,
+        min_coverage: MinCoverageOpt = None,
         min_calls: Annotated[
             int, typer.Option("--min-calls", help="Callers with fewer ok alerts are not ranked.")
         ] = 10,
         rank_by: Annotated[
             str, typer.Option("--rank-by", help="Leaderboard column to rank by (descending).")
         ] = "hit2x_lo",
-        strategy_config: Annotated[
-            Path | None, typer.Option(help="JSON/YAML/TOML strategy; flags override it.")
-        ] = None,
-        tp: Annotated[
-            str | None, typer.Option(help="Take profit, multiple of P (comma list = grid).")
-        ] = None,
-        tp_ladder: Annotated[
-            str | None, typer.Option(help="Ladder 'M:W,M:W' (';' separates ladders of a grid).")
-        ] = None,
-        sl: Annotated[str | None, typer.Option(help="Stop loss, multiple of P (0.5 = -50%).")] = None,
-        breakeven_at: Annotated[
-            str | None, typer.Option(help="Move the stop to P(1+offset) once the peak reached M·P.")
-        ] = None,
-        breakeven_offset: Annotated[str | None, typer.Option(help="Breakeven offset X (default 0).")] = None,
-        trail: Annotated[
-            str | None, typer.Option(help="Trailing stop: peak·(1-PCT), PCT as a fraction.")
-        ] = None,
-        trail_activation: Annotated[
-            str | None, typer.Option(help="Trail once the peak reached M·P (default 1).")
-        ] = None,
-        time_stop_hours: Annotated[
-            str | None, typer.Option(help="Sell the rest at the open H hours after the fill.")
-        ] = None,
-        entry_delay_bars: Annotated[
-            str | None, typer.Option(help="Buy at the open of the N-th bar after the entry bar.")
-        ] = None,
-        dip: Annotated[str | None, typer.Option(help="Limit buy at E·(1-PCT), PCT as a fraction.")] = None,
-        dip_window: Annotated[str | None, typer.Option(help="Dip limit order lifetime in minutes.")] = None,
-        fee_bps: Annotated[str | None, typer.Option(help="Fee per side in bps (default 30).")] = None,
-        slippage_bps: Annotated[
-            str | None, typer.Option(help="Slippage per side in bps (default 50).")
-        ] = None,
-        intrabar: Annotated[str | None, typer.Option(help="pessimistic | optimistic | ohlc.")] = None,
-        capital: Annotated[float | None, typer.Option(help="Portfolio mode: starting capital.")] = None,
-        stake: Annotated[float | None, typer.Option(help="Portfolio: fixed stake per trade.")] = None,
-        stake_pct: Annotated[
-            float | None, typer.Option(help="Portfolio: stake as a fraction of equity (compounding).")
-        ] = None,
-        max_open: Annotated[int | None, typer.Option(help="Portfolio: maximum open positions.")] = None,
+        strategy_config: StrategyConfigOpt = None,
+        tp: TpOpt = None,
+        tp_ladder: TpLadderOpt = None,
+        sl: SlOpt = None,
+        breakeven_at: BreakevenAtOpt = None,
+        breakeven_offset: BreakevenOffsetOpt = None,
+        trail: TrailOpt = None,
+        trail_activation: TrailActivationOpt = None,
+        time_stop_hours: TimeStopHoursOpt = None,
+        entry_delay_bars: EntryDelayBarsOpt = None,
+        dip: DipOpt = None,
+        dip_window: DipWindowOpt = None,
+        fee_bps: FeeBpsOpt = None,
+        slippage_bps: SlippageBpsOpt = None,
+        intrabar: IntrabarOpt = None,
+        fill_on_zero_volume: FillOnZeroVolumeOpt = None,
+        capital: CapitalOpt = None,
+        stake: StakeOpt = None,
+        stake_pct: StakePctOpt = None,
+        max_open: MaxOpenOpt = None,
         grid_axes: Annotated[
             str | None,
             typer.Option(
@@ -127,7 +137,16 @@ def register(app: typer.Typer) -> None:
         from alertlab.store import resolve_home
 
         sel, spec = _selection_spec(
-            from_, to, caller, chain, interval_seconds, horizon_hours, max_entry_lag_s
+            from_,
+            to,
+            caller,
+            chain,
+            interval_seconds,
+            horizon_hours,
+            max_entry_lag_s,
+            wick_guard,
+            no_wick_guard,
+            min_coverage,
         )
         if out is not None and out.suffix.lower() not in (".html", ".htm"):
             fail(f"--out {out}: the report is an HTML file (use a .html name)")
@@ -138,22 +157,23 @@ def register(app: typer.Typer) -> None:
                 fail(f"--grid-axes {grid_axes!r}: give two options separated by a comma, e.g. tp,sl")
             axes = (parts[0], parts[1])
         try:
-            flags = {
-                "tp": parse_numbers("tp", tp),
-                "tp_ladder": parse_ladders(tp_ladder),
-                "sl": parse_numbers("sl", sl),
-                "breakeven_at": parse_numbers("breakeven-at", breakeven_at),
-                "breakeven_offset": parse_numbers("breakeven-offset", breakeven_offset),
-                "trail": parse_numbers("trail", trail),
-                "trail_activation": parse_numbers("trail-activation", trail_activation),
-                "time_stop_hours": parse_numbers("time-stop-hours", time_stop_hours),
-                "entry_delay_bars": parse_numbers("entry-delay-bars", entry_delay_bars, integer=True),
-                "dip": parse_numbers("dip", dip),
-                "dip_window_min": parse_numbers("dip-window", dip_window),
-                "fee_bps": parse_numbers("fee-bps", fee_bps),
-                "slippage_bps": parse_numbers("slippage-bps", slippage_bps),
-                "intrabar": intrabar,
-            }
+            flags = strategy_flags(
+                tp,
+                tp_ladder,
+                sl,
+                breakeven_at,
+                breakeven_offset,
+                trail,
+                trail_activation,
+                time_stop_hours,
+                entry_delay_bars,
+                dip,
+                dip_window,
+                fee_bps,
+                slippage_bps,
+                intrabar,
+                fill_on_zero_volume,
+            )
             given = strategy_config is not None or any(v is not None for v in flags.values())
             strategy = build_strategy(strategy_config, flags) if given else None
             port = None
