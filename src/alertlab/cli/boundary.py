@@ -64,6 +64,15 @@ def root_callback(
             "--no-wait", help="Fail at once if another process is writing to the workspace (default: queue)."
         ),
     ] = False,
+    memory_gb: Annotated[
+        float | None,
+        typer.Option(
+            "--memory-gb",
+            min=0.25,
+            envvar="ALERTLAB_MEMORY_GB",
+            help="Memory budget in GB for ingest, window cutting and runs (default 2).",
+        ),
+    ] = None,
 ) -> None:
     """Truth layer and exit-strategy lab for crypto caller alerts."""
     import os
@@ -74,3 +83,6 @@ def root_callback(
     DEBUG = debug
     # set on every invocation (in-process runners reuse the module): queue unless told not to
     set_default_wait(not (no_wait or os.environ.get("ALERTLAB_NO_WAIT", "") in ("1", "true", "yes")))
+    from alertlab.util.memory import set_memory_budget_gb
+
+    set_memory_budget_gb(memory_gb)
