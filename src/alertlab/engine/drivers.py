@@ -108,37 +108,74 @@ class TradeArrays:
     hold_s: np.ndarray
 
 
-_DERIVED: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_Runs = tuple[np.ndarray, np.ndarray, np.ndarray]
+_DERIVED: dict[int, dict[str, object]] = {}
 
 
-def _derived(w: Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def traded_runs(offsets: np.ndarray, traded: np.ndarray | None) -> _Runs:
+    """Traded bars as runs of consecutive bars that never cross a window boundary.
+
+    Returns ``(rs, re, roff)``: run r covers bars ``[rs[r], re[r])``; window i's runs are
+    ``roff[i] ≤ r < roff[i + 1]``. ``traded`` None = every bar traded (one run per non-empty
+    window). The kernels walk these runs, so no-trade bars cost nothing and the bar loop carries no
+    per-bar skip test.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    nb = int(offsets[-1]) if offsets.size else 0
+    t = np.ones(nb, np.bool_) if traded is None else np.asarray(traded, np.bool_)
+    starts = offsets[:-1][offsets[:-1] < offsets[1:]]  # first bar of each non-empty window
+    ends = offsets[1:][offsets[:-1] < offsets[1:]] - 1  # last bar of each non-empty window
+    cut_before = np.zeros(nb, np.bool_)
+    cut_before[starts] = True
+    cut_before[1:] |= ~t[:-1]
+    cut_after = np.zeros(nb, np.bool_)
+    cut_after[ends] = True
+    cut_after[:-1] |= ~t[1:]
+    rs = np.flatnonzero(t & cut_before).astype(np.int64)
+    re = np.flatnonzero(t & cut_after).astype(np.int64) + 1
+    roff = np.searchsorted(rs, offsets).astype(np.int64)
+    return rs, re, roff
+
+
+def _derived(w: Windows, fill_on_zero_volume: bool) -> tuple[np.ndarray | None, ...]:
     """Per-Windows arrays the kernels need besides OHLC, computed once per Windows object.
 
-    ``traded``: uint8 per bar, 0 for a no-trade bar (volume 0 and open = high = low = close);
-    ``dur``: int64 bar durations (``Windows.dur``; empty when absent: every bar lasts interval_s);
-    ``trunc``: uint8 per window, 1 = status TRUNCATED (empty when there is none).
+    ``rs, re, roff``: the traded runs (:func:`traded_runs`; a no-trade bar has volume 0 and
+    open = high = low = close; with ``fill_on_zero_volume`` every bar counts as traded).
+    ``dur``: int64 bar durations (``Windows.dur``), None when every bar lasts ``interval_s`` (the
+    kernels then compile without a load per bar). ``trunc``: uint8 per window, 1 = status
+    TRUNCATED (empty when there is none).
     """
     key = id(w)
-    hit = _DERIVED.get(key)
-    if hit is not None:
-        return hit
-    o, h, lo, c = w.open, w.high, w.low, w.close
-    flat = (np.asarray(w.volume) == 0) & (o == h) & (h == lo) & (lo == c)
-    traded = np.ascontiguousarray(~flat, dtype=np.uint8)
-    d = getattr(w, "dur", None)
-    dur = np.empty(0, np.int64) if d is None else np.ascontiguousarray(d, dtype=np.int64)
-    st = np.asarray(w.status)
-    trunc = (st == TRUNCATED).astype(np.uint8) if np.any(st == TRUNCATED) else np.empty(0, np.uint8)
-    out = (traded, dur, trunc)
-    _DERIVED[key] = out
-    weakref.finalize(w, _DERIVED.pop, key, None)
-    return out
+    memo = _DERIVED.get(key)
+    if memo is None:
+        memo = _DERIVED[key] = {}
+        weakref.finalize(w, _DERIVED.pop, key, None)
+    runs_key = "runs_all" if fill_on_zero_volume else "runs"
+    if runs_key not in memo:
+        traded = None
+        if not fill_on_zero_volume:
+            o, h, lo, c = w.open, w.high, w.low, w.close
+            flat = (np.asarray(w.volume) == 0) & (o == h) & (h == lo) & (lo == c)
+            traded = ~flat if flat.any() else None
+        memo[runs_key] = traded_runs(w.offsets, traded)
+    if "dur" not in memo:
+        d = getattr(w, "dur", None)
+        uniform = d is None or len(d) == 0 or bool((np.asarray(d) == int(w.interval_s)).all())
+        memo["dur"] = None if uniform else np.ascontiguousarray(d, dtype=np.int64)
+        st = np.asarray(w.status)
+        memo["trunc"] = (
+            (st == TRUNCATED).astype(np.uint8) if np.any(st == TRUNCATED) else np.empty(0, np.uint8)
+        )
+    runs: _Runs = memo[runs_key]  # type: ignore[assignment]
+    dur: np.ndarray | None = memo["dur"]  # type: ignore[assignment]
+    trunc: np.ndarray = memo["trunc"]  # type: ignore[assignment]
+    return (*runs, dur, trunc)
 
 
-def _bars(w: Windows, fill_on_zero_volume: bool = False) -> tuple[np.ndarray, ...]:
-    """The kernels' bar arguments: offsets, ts, OHLC, traded flags, durations, truncated flags."""
+def _bars(w: Windows, fill_on_zero_volume: bool = False) -> tuple[np.ndarray | None, ...]:
+    """The kernels' bar arguments: offsets, ts, OHLC, traded runs, durations, truncated flags."""
     f = np.ascontiguousarray
-    traded, dur, trunc = _derived(w)
     return (
         f(w.offsets, dtype=np.int64),
         f(w.ts, dtype=np.int64),
@@ -146,9 +183,7 @@ def _bars(w: Windows, fill_on_zero_volume: bool = False) -> tuple[np.ndarray, ..
         f(w.high, dtype=np.float64),
         f(w.low, dtype=np.float64),
         f(w.close, dtype=np.float64),
-        np.empty(0, np.uint8) if fill_on_zero_volume else traded,
-        dur,
-        trunc,
+        *_derived(w, fill_on_zero_volume),
     )
 
 

@@ -47,7 +47,8 @@ peak includes the exit bar's high unless the position was closed at that bar's o
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from alertlab.engine.enums import (
     BREAKEVEN,
@@ -107,25 +108,17 @@ __all__ = [
 ]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def traded(tr, i):
-    """Bar i is a traded bar (``tr`` empty = every bar counts as traded)."""
-    return tr.shape[0] == 0 or tr[i] != 0
-
-
-@njit(cache=True, nogil=True, inline="always")
 def bar_end(ts, dur, interval_s, i):
-    """End of bar i: ts + its duration (``dur`` empty = every bar lasts ``interval_s``)."""
-    return ts[i] + (dur[i] if dur.shape[0] > 0 else interval_s)
+    """End of bar i: ts + its duration (``dur`` None = every bar lasts ``interval_s``; the overload
+    below compiles that case without a load per bar)."""
+    return ts[i] + (interval_s if dur is None else dur[i])
 
 
-@njit(cache=True, nogil=True)
-def last_traded(tr, s, e):
-    """Index of the last traded bar in [s, e) (s - 1 when none)."""
-    j = e - 1
-    while j >= s and not traded(tr, j):
-        j -= 1
-    return j
+@overload(bar_end, inline="always")
+def _bar_end_nb(ts, dur, interval_s, i):
+    if isinstance(dur, types.NoneType):
+        return lambda ts, dur, interval_s, i: ts[i] + interval_s
+    return lambda ts, dur, interval_s, i: ts[i] + dur[i]
 
 
 @njit(cache=True, nogil=True)
@@ -168,30 +161,32 @@ def _rest_of(prm, k, nlev):
 
 
 @njit(cache=True, nogil=True)
-def sim_one(s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod):
-    """Simulate one trade on bars ``[s, e)`` (e > s); ``tr`` / ``dur`` as in :func:`general_kernel`,
-    ``eod``: the window is truncated (a final close is ``end_of_data``). Returns
+def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval_s, eod):
+    """Simulate one trade on bars ``[s, e)`` (e > s) whose traded bars are the runs ``r0 ≤ r < r1``
+    (bars ``[rs[r], re[r])``; see :func:`general_kernel`); ``dur`` as there, ``eod``: the window is
+    truncated (a final close is ``end_of_data``). Returns
     ``(code, P, entry_ts, exit_ts, acc, wsum, n_fills, peak, ambiguous)`` with acc = Σ w·X."""
     nlev = int(prm[C_NLEV])
     rest = prm[C_REST]
     dip = prm[C_DIP]
     is_dip = not np.isnan(dip)
     at_open = True
+    if r0 >= r1:  # no traded bar in the window: nothing to buy
+        return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
     if is_dip:
-        f0 = s
-        while f0 < e and not traded(tr, f0):
-            f0 += 1
-        if f0 >= e:
-            return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
+        f0 = rs[r0]
         limit = op[f0] * (1.0 - dip)
         wend = np.inf if np.isnan(prm[C_DIP_WIN_S]) else ts[f0] + prm[C_DIP_WIN_S]
         f = -1
-        for j in range(f0, e):
-            if ts[j] >= wend:
+        rf = r0
+        for r in range(r0, r1):
+            for j in range(rs[r], re[r]):
+                if ts[j] >= wend or lo[j] <= limit:
+                    f = j if lo[j] <= limit and ts[j] < wend else -2
+                    break
+            if f != -1:
                 break
-            if lo[j] <= limit and traded(tr, j):
-                f = j
-                break
+            rf = r + 1
         if f < 0:
             return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
         at_open = op[f] <= limit
@@ -199,11 +194,12 @@ def sim_one(s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod):
         start = f + 1
     else:
         d = 0 if np.isnan(prm[C_DELAY]) else int(prm[C_DELAY])
-        f = s + d
-        while f < e and not traded(tr, f):
-            f += 1
-        if f >= e:
+        rf = r0  # the first traded bar at or after window bar d
+        while rf < r1 and re[rf] <= s + d:
+            rf += 1
+        if rf >= r1:
             return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
+        f = rs[rf] if rs[rf] > s + d else s + d
         P = op[f]
         start = f
     if not (P > 0.0 and np.isfinite(P)):
@@ -242,71 +238,70 @@ def sim_one(s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod):
             peak = hi[f]
             stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
 
-    for i in range(start, e):
-        if not traded(tr, i):  # nothing traded: nothing triggers, nothing fills
-            continue
-        o = op[i]
-        if ts[i] >= deadline:  # (1) time stop
-            rem = _rest_of(prm, k, nlev)
-            return TIME, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
-        if o <= stop:  # (2) gap through the stop
-            rem = _rest_of(prm, k, nlev)
-            return why, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
-        if o >= nxt:  # (3) ladder levels at or below the open fill at the open
-            while k < nlev and o >= prm[C_LEV + k] * P:
-                acc += prm[C_W + k] * o
-                wsum += prm[C_W + k]
-                nf += 1
-                k += 1
-            nxt = prm[C_LEV + k] * P if k < nlev else np.inf
-            if k == nlev and rest == 0.0:
-                return TP, P, fts, ts[i], acc, wsum, nf, peak, amb
-        h = hi[i]
-        if lo[i] <= stop:
-            if h >= nxt:  # (4) stop and take profit both inside the bar
-                amb = True
-                if policy == OPT or (policy == OHLC and cl[i] < o):
-                    while k < nlev and h >= prm[C_LEV + k] * P:
-                        lv = prm[C_LEV + k] * P
-                        acc += prm[C_W + k] * lv
-                        wsum += prm[C_W + k]
-                        nf += 1
-                        k += 1
-                    if h > peak:
-                        peak = h
-                    if k == nlev and rest == 0.0:
-                        return TP, P, fts, bar_end(ts, dur, interval_s, i), acc, wsum, nf, peak, amb
-            rem = _rest_of(prm, k, nlev)  # (4 stop part / 5) the rest at the stop
-            if h > peak:
-                peak = h
-            return (
-                why,
-                P,
-                fts,
-                bar_end(ts, dur, interval_s, i),
-                acc + rem * stop,
-                wsum + rem,
-                nf + 1,
-                peak,
-                amb,
-            )
-        if h >= nxt:  # (5) take-profit levels inside the bar
-            while k < nlev and h >= prm[C_LEV + k] * P:
-                lv = prm[C_LEV + k] * P
-                acc += prm[C_W + k] * lv
-                wsum += prm[C_W + k]
-                nf += 1
-                k += 1
-            nxt = prm[C_LEV + k] * P if k < nlev else np.inf
-            if k == nlev and rest == 0.0:
+    for r in range(rf, r1):  # traded bars only: a no-trade bar triggers and fills nothing
+        for i in range(rs[r] if rs[r] > start else start, re[r]):
+            o = op[i]
+            if ts[i] >= deadline:  # (1) time stop
+                rem = _rest_of(prm, k, nlev)
+                return TIME, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
+            if o <= stop:  # (2) gap through the stop
+                rem = _rest_of(prm, k, nlev)
+                return why, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
+            if o >= nxt:  # (3) ladder levels at or below the open fill at the open
+                while k < nlev and o >= prm[C_LEV + k] * P:
+                    acc += prm[C_W + k] * o
+                    wsum += prm[C_W + k]
+                    nf += 1
+                    k += 1
+                nxt = prm[C_LEV + k] * P if k < nlev else np.inf
+                if k == nlev and rest == 0.0:
+                    return TP, P, fts, ts[i], acc, wsum, nf, peak, amb
+            h = hi[i]
+            if lo[i] <= stop:
+                if h >= nxt:  # (4) stop and take profit both inside the bar
+                    amb = True
+                    if policy == OPT or (policy == OHLC and cl[i] < o):
+                        while k < nlev and h >= prm[C_LEV + k] * P:
+                            lv = prm[C_LEV + k] * P
+                            acc += prm[C_W + k] * lv
+                            wsum += prm[C_W + k]
+                            nf += 1
+                            k += 1
+                        if h > peak:
+                            peak = h
+                        if k == nlev and rest == 0.0:
+                            return TP, P, fts, bar_end(ts, dur, interval_s, i), acc, wsum, nf, peak, amb
+                rem = _rest_of(prm, k, nlev)  # (4 stop part / 5) the rest at the stop
                 if h > peak:
                     peak = h
-                return TP, P, fts, bar_end(ts, dur, interval_s, i), acc, wsum, nf, peak, amb
-        if h > peak:
-            peak = h
-            stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
+                return (
+                    why,
+                    P,
+                    fts,
+                    bar_end(ts, dur, interval_s, i),
+                    acc + rem * stop,
+                    wsum + rem,
+                    nf + 1,
+                    peak,
+                    amb,
+                )
+            if h >= nxt:  # (5) take-profit levels inside the bar
+                while k < nlev and h >= prm[C_LEV + k] * P:
+                    lv = prm[C_LEV + k] * P
+                    acc += prm[C_W + k] * lv
+                    wsum += prm[C_W + k]
+                    nf += 1
+                    k += 1
+                nxt = prm[C_LEV + k] * P if k < nlev else np.inf
+                if k == nlev and rest == 0.0:
+                    if h > peak:
+                        peak = h
+                    return TP, P, fts, bar_end(ts, dur, interval_s, i), acc, wsum, nf, peak, amb
+            if h > peak:
+                peak = h
+                stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
     # unsold at the end: the rest at the close of the last traded bar (the fill bar is traded)
-    lt = last_traded(tr, s, e)
+    lt = re[r1 - 1] - 1
     rem = _rest_of(prm, k, nlev)
     c = END_OF_DATA if eod else HORIZON
     return c, P, fts, bar_end(ts, dur, interval_s, lt), acc + rem * cl[lt], wsum + rem, nf + 1, peak, amb
@@ -320,7 +315,9 @@ def general_kernel(
     hi,
     lo,
     cl,
-    tr,
+    rs,
+    re,
+    roff,
     dur,
     trunc,
     alert_idx,
@@ -343,7 +340,9 @@ def general_kernel(
 ):
     """Fill the ``(n_alerts, n_params)`` outputs for every (alert, param) pair.
 
-    ``tr`` (uint8 per bar, 1 = traded; empty = all traded), ``dur`` (int64 bar durations; empty =
+    ``rs`` / ``re`` / ``roff``: the traded bars as runs of consecutive bars, ``[rs[r], re[r])``,
+    window i's runs being ``roff[i] ≤ r < roff[i + 1]``; the loops walk traded bars only, run by
+    run, so no-trade bars cost nothing and the bar loop has no data-dependent skip. ``dur`` (int64 bar durations; None =
     all ``interval_s``), ``trunc`` (uint8 per window, 1 = truncated: a final close is
     ``end_of_data``; empty = none). ``ret`` (chosen policy), ``ret_p`` / ``ret_o`` (pessimistic /
     optimistic) are NaN when there is no trade (no window, or no fill). ``ambiguous`` trades are
@@ -357,6 +356,8 @@ def general_kernel(
         i = alert_idx[a]
         s = offsets[i]
         e = offsets[i + 1]
+        r0 = roff[i]
+        r1 = roff[i + 1]
         eod = has_trunc and trunc[i] != 0
         for p in range(n_params):
             if e <= s:
@@ -377,7 +378,7 @@ def general_kernel(
                 prm = params[p]
                 kc = cost_factor(prm[C_FEE], prm[C_SLIP])
                 c, P, ets, xts, acc, wsum, nf, pk, ab = sim_one(
-                    s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod
+                    s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval_s, eod
                 )
                 if c == NO_FILL:
                     r = np.nan
@@ -391,12 +392,12 @@ def general_kernel(
                     if ab:
                         if policy != PESS:
                             c2, P2, _, _, acc2, _, _, _, _ = sim_one(
-                                s, e, ts, op, hi, lo, cl, tr, dur, prm, PESS, interval_s, eod
+                                s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, PESS, interval_s, eod
                             )
                             rp, _ = finish_returns(acc2, P2, kc)
                         if policy != OPT:
                             c2, P2, _, _, acc2, _, _, _, _ = sim_one(
-                                s, e, ts, op, hi, lo, cl, tr, dur, prm, OPT, interval_s, eod
+                                s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, OPT, interval_s, eod
                             )
                             ro, _ = finish_returns(acc2, P2, kc)
                 if full:

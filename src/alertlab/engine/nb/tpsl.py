@@ -12,8 +12,8 @@ per-bar rules of :mod:`alertlab.engine.nb.kernel`:
 * same bar: open ≤ S → stop at the open; open ≥ T → target at the open; otherwise both lie
   inside the bar (ambiguous) and the intrabar policy picks S or T.
 
-No-trade bars (see the kernel) trigger nothing: the running max / min skip them (they carry the
-previous value), so a first crossing always lands on a traded bar. The entry is the open of the
+No-trade bars (see the kernel) trigger nothing: the running max / min take traded bars only and
+carry their value over no-trade bars, so a first crossing always lands on a traded bar. The entry is the open of the
 window's first traded bar; a trade neither level closes sells at the close of the window's last
 traded bar (``horizon``, or ``end_of_data`` for a truncated window).
 
@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from alertlab.engine.enums import END_OF_DATA, HORIZON, NO_FILL, NO_TRADE, OHLC, PESS, SL, TP
-from alertlab.engine.nb.kernel import bar_end, cost_factor, traded
+from alertlab.engine.nb.kernel import bar_end, cost_factor
 
 
 @njit(cache=True, nogil=True)
@@ -59,8 +59,8 @@ def _first_le(a, n, x):
 
 
 @njit(cache=True, nogil=True)
-def _level_outcome(j, n, s, ts, dur, op, pmax, P, L, is_tp, interval_s):
-    """Exit of a one-level trade first crossed on bar s + j (j < n): (price, stamp, peak).
+def _level_outcome(j, s, ts, dur, op, pmax, P, L, is_tp, interval_s):
+    """Exit of a one-level trade first crossed on bar s + j: (price, stamp, peak).
 
     At the open when the bar opens beyond the level (gap), else at the level inside the bar."""
     b = s + j
@@ -81,7 +81,9 @@ def tpsl_kernel(
     hi,
     lo,
     cl,
-    tr,
+    rs,
+    re,
+    roff,
     dur,
     trunc,
     alert_idx,
@@ -111,7 +113,9 @@ def tpsl_kernel(
 
     ``tp_u`` / ``sl_u``: distinct take-profit / stop multiples; ``p_tp[p]`` / ``p_sl[p]``: index of
     parameter set p's level in them (−1 = rule off); ``fee`` / ``slip``: per-row cost fractions;
-    ``tr`` / ``dur`` / ``trunc``: traded flags, bar durations and truncated windows as there.
+    ``rs`` / ``re`` / ``roff`` / ``dur`` / ``trunc``: traded runs, bar durations and truncated
+    windows as there. The running max / min take traded bars only and carry their value over the
+    no-trade bars between runs, so a first crossing always lands on a traded bar.
 
     Per window, each distinct level's first crossing and its one-level exit (price/P, stamp, peak)
     are computed once. A combination then exits by its target's outcome when the target bar comes
@@ -140,15 +144,20 @@ def tpsl_kernel(
     s_ts = np.empty(n_sl, dtype=np.int64)
     s_pk = np.empty(n_sl)
     has_trunc = trunc.shape[0] > 0
+    nmax = 0  # one scratch buffer for the running max / min, sized for the longest window
     for a in range(n_alerts):
         i = alert_idx[a]
-        e = offsets[i + 1]
-        s = offsets[i]
-        while s < e and not traded(tr, s):  # the entry is the first traded bar
-            s += 1
-        n = e - s
-        P = op[s] if n > 0 else np.nan
-        if n <= 0 or not (P > 0.0 and np.isfinite(P)):
+        if offsets[i + 1] - offsets[i] > nmax:
+            nmax = offsets[i + 1] - offsets[i]
+    pmax = np.empty(nmax)
+    pmin = np.empty(nmax)
+    for a in range(n_alerts):
+        i = alert_idx[a]
+        r0 = roff[i]  # the window's traded runs; the entry is the first traded bar
+        r1 = roff[i + 1]
+        s = rs[r0] if r1 > r0 else 0
+        P = op[s] if r1 > r0 else np.nan
+        if r1 <= r0 or not (P > 0.0 and np.isfinite(P)):
             c0 = NO_TRADE if offsets[i + 1] <= offsets[i] else NO_FILL
             for p in range(n_params):
                 ret[a, p] = np.nan
@@ -165,27 +174,30 @@ def tpsl_kernel(
                     n_fills[a, p] = 0
                     peak_mult[a, p] = np.nan
             continue
-        pmax = np.empty(n)
-        pmin = np.empty(n)
         mx = hi[s]
         mn = lo[s]
-        lt = s
-        for j in range(n):
-            if traded(tr, s + j):
-                lt = s + j
-                if hi[s + j] > mx:
-                    mx = hi[s + j]
-                if lo[s + j] < mn:
-                    mn = lo[s + j]
-            pmax[j] = mx
-            pmin[j] = mn
+        prev = s
+        for r in range(r0, r1):
+            for j in range(prev - s, rs[r] - s):  # no-trade bars since the last run carry the value
+                pmax[j] = mx
+                pmin[j] = mn
+            for b in range(rs[r], re[r]):
+                if hi[b] > mx:
+                    mx = hi[b]
+                if lo[b] < mn:
+                    mn = lo[b]
+                pmax[b - s] = mx
+                pmin[b - s] = mn
+            prev = re[r]
+        lt = re[r1 - 1] - 1
+        n = lt - s + 1
         for u in range(n_tp):
             lv = tp_u[u] * P
             j = _first_ge(pmax, n, lv)
             t_j[u] = j
             t_lv[u] = lv
             if j < n:
-                t_x[u], t_ts[u], t_pk[u] = _level_outcome(j, n, s, ts, dur, op, pmax, P, lv, True, interval_s)
+                t_x[u], t_ts[u], t_pk[u] = _level_outcome(j, s, ts, dur, op, pmax, P, lv, True, interval_s)
                 t_g[u] = (1.0 * t_x[u]) / P
         for v in range(n_sl):
             lv = sl_u[v] * P
@@ -193,9 +205,7 @@ def tpsl_kernel(
             s_j[v] = j
             s_lv[v] = lv
             if j < n:
-                s_x[v], s_ts[v], s_pk[v] = _level_outcome(
-                    j, n, s, ts, dur, op, pmax, P, lv, False, interval_s
-                )
+                s_x[v], s_ts[v], s_pk[v] = _level_outcome(j, s, ts, dur, op, pmax, P, lv, False, interval_s)
                 s_g[v] = (1.0 * s_x[v]) / P
         h_x = cl[lt]
         h_g = (1.0 * h_x) / P
@@ -215,14 +225,15 @@ def tpsl_kernel(
             elif jt == n:
                 pick = 0
             else:  # both levels first crossed on the same bar
-                o = op[s + jt]
+                bj = s + jt
+                o = op[bj]
                 if o <= s_lv[v]:
                     pick = 2
                 elif o >= t_lv[u]:
                     pick = 1
                 else:
                     ab = True
-                    pick = 2 if (policy == PESS or (policy == OHLC and cl[s + jt] >= o)) else 1
+                    pick = 2 if (policy == PESS or (policy == OHLC and cl[bj] >= o)) else 1
             kc = kcs[p]
             if pick == 1:
                 g = t_g[u]
