@@ -376,3 +376,55 @@ def test_traded_runs_match_plain_loop(seed: int) -> None:
     assert list(zip(all_rs.tolist(), all_re.tolist(), strict=True)) == _ref_runs(
         offsets, np.ones_like(traded)
     )
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("template", list(TEMPLATES))
+def test_trace_matches_reference_fills(template, policy, lattice, mixed):
+    """``trace_trade`` (the kernel's own trace hooks) lists exactly the reference's fills, one by one,
+    and an intrabar stop fill happens at the stop level the trace says was in force on that bar."""
+    from alertlab.engine.trace import trace_trade
+
+    rng = np.random.default_rng(zlib.crc32(f"trace/{template}/{policy}".encode()))
+    checked = stops_checked = 0
+    for w, vals in ((lattice, LATTICE), (mixed, CONTINUOUS)):
+        cfg = _draw(rng, TEMPLATES[template], vals)
+        d = cfg.model_dump()
+        for a in rng.choice(w.n, size=min(w.n, 30), replace=False):
+            a = int(a)
+            tr = trace_trade(w, a, cfg, intrabar=policy)
+            if w.offsets[a + 1] == w.offsets[a]:
+                assert tr.exit_reason == "no_trade" and tr.fills.empty
+                continue
+            r = reference_trade(w.bars(a), d, policy, w.interval_s, int(w.status[a]) == TRUNCATED)
+            assert tr.exit_reason == r["exit_reason"]
+            want = [(fr, px, int(st), why) for fr, px, st, why in r["fills"]]
+            got = list(
+                zip(
+                    tr.fills["fraction"],
+                    tr.fills["price"],
+                    tr.fills["ts"].tolist(),
+                    tr.fills["reason"],
+                    strict=True,
+                )
+            )
+            assert len(got) == len(want), (a, d, got, want)
+            for g, x in zip(got, want, strict=True):
+                assert g[0] == pytest.approx(x[0], abs=1e-12) and g[1] == pytest.approx(x[1], rel=1e-12)
+                assert g[2:] == x[2:], (a, d, got, want)
+            if r["exit_reason"] == "no_fill":
+                continue
+            checked += 1
+            assert tr.entry_price == pytest.approx(r["entry_price"], rel=1e-12)
+            assert tr.exit_price == pytest.approx(r["exit_price"], rel=1e-12)
+            last = tr.fills.iloc[-1]
+            if last["reason"] in ("sl", "trail", "breakeven"):
+                b = w.bars(a)
+                ends = np.flatnonzero(b["ts"] + b["dur"] == last["ts"])  # bars the fill may close
+                at_open = np.flatnonzero((b["ts"] == last["ts"]) & (b["open"] == last["price"]))
+                if ends.size and not at_open.size:  # an intrabar stop fill: at the level in force
+                    assert last["price"] == pytest.approx(tr.levels["stop"].iloc[int(ends[0])], rel=1e-12)
+                    stops_checked += 1
+    assert checked > 10
+    if {"sl", "trail", "trail_act"} & set(TEMPLATES[template]):
+        assert stops_checked > 0

@@ -6,6 +6,7 @@
   docstring states the exact per-bar semantics).
 * :func:`backtest`, :func:`run_grid`: tables and summaries (``summary`` holds every formula).
 * :class:`PortfolioConfig` / :func:`run_portfolio` (``portfolio``): finite capital replay.
+* :func:`trace_trade` (``trace``): one trade fill by fill, with the stop / take-profit levels per bar.
 * ``enums``: the exit reasons (``EXIT_REASONS``, ``end_of_data`` included) and intrabar policy names.
 """
 
@@ -28,6 +29,7 @@ from alertlab.engine.params import (
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
 from alertlab.engine.summary import SUMMARY_KEYS, summarize, summarize_columns, summarize_rows
+from alertlab.engine.trace import TradeTrace, trace_trade
 
 __all__ = [
     "EXIT_REASONS",
@@ -43,6 +45,7 @@ __all__ = [
     "PortfolioResult",
     "StrategyConfig",
     "TradeArrays",
+    "TradeTrace",
     "backtest",
     "encode_params",
     "plain_tpsl_rows",
@@ -53,4 +56,5 @@ __all__ = [
     "summarize_columns",
     "summarize_rows",
     "trade_returns",
+    "trace_trade",
 ]

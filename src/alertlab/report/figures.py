@@ -128,22 +128,6 @@ def _vmark(fig: go.Figure, x: float, text: str, color: str, dash: str, side: str
     )
 
 
-def _level(fig: go.Figure, y: float, text: str, color: str) -> None:
-    """A horizontal price level on a log y axis, labelled at the left edge (annotation in log10)."""
-    fig.add_hline(y=y, line=dict(color=color, width=1, dash="dash"))
-    fig.add_annotation(
-        x=0.0,
-        xref="paper",
-        y=np.log10(y),
-        text=text,
-        showarrow=False,
-        xanchor="left",
-        yanchor="bottom",
-        font=dict(size=9, color=color),
-        bgcolor="rgba(255,255,255,0.7)",
-    )
-
-
 # --------------------------------------------------------------------------------------------- data
 
 
@@ -656,8 +640,12 @@ def plot_per_caller_results(bt: Any, top: int = 30) -> go.Figure:
 
 
 def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
-    """Candles of one alert's window with the entry, the exit (mean price of its fills), the take-profit
-    levels and the initial stop; suspect bars are marked when the windows flag them."""
+    """Candles of one alert's window with the entry, every fill (partial take-profits one by one),
+    the stop as it moved (breakeven, trailing) and the next take-profit level, bar by bar; suspect
+    bars are marked when the windows flag them. The fills and levels come from the bar simulator's
+    own trace (:func:`alertlab.engine.trace.trace_trade`), the title from the backtest's trade row."""
+    from alertlab.engine.trace import trace_trade
+
     w = getattr(w, "windows", w)
     r = _bt(bt)
     ids = np.asarray(w.alert_id, dtype=object)
@@ -697,34 +685,39 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
                 )
             )
     t = r.trades.loc[r.trades["alert_id"] == alert_id]
-    cfg = r.config
     title = f"{w.caller[i]} · {w.token[i][:10]}… · "
     if len(t) and t["exit_reason"].iloc[0] != "no_fill":
         row = t.iloc[0]
-        p = float(row["entry_price"])
-        levels = cfg.ladder() or []
-        for m, frac in levels:
-            _level(fig, m * p, f"TP {m:.4g}x ({frac:.0%})", GREEN)
-        if cfg.sl is not None:
-            _level(fig, cfg.sl * p, f"stop {cfg.sl:.4g}x", RED)
+        tr = trace_trade(w, i, r.config)
+        _draw_levels(fig, x, tr.levels)
         fig.add_trace(
             go.Scatter(
-                x=[int(row["entry_ts"]) * 1000.0],
-                y=[p],
+                x=[tr.entry_ts * 1000.0],
+                y=[tr.entry_price],
                 mode="markers",
                 name="entry",
                 marker=dict(symbol="triangle-up", size=13, color=BLUE, line=dict(color="white", width=1)),
+                hovertemplate="entry<br>%{y:.4g}<extra></extra>",
             )
         )
+        f = tr.fills
         fig.add_trace(
             go.Scatter(
-                x=[int(row["exit_ts"]) * 1000.0],
-                y=[float(row["exit_price"])],
+                x=f["ts"].to_numpy(np.float64) * 1000.0,
+                y=f["price"].to_numpy(),
                 mode="markers",
-                name=f"exit: {row['exit_reason']}",
-                marker=dict(symbol="triangle-down", size=13, color=INK, line=dict(color="white", width=1)),
-                hovertemplate=f"exit ({row['exit_reason']}, {int(row['n_fills'])} fill(s), mean price)"
-                "<br>%{y:.4g}<extra></extra>",
+                name="fills" if len(f) > 1 else f"exit: {row['exit_reason']}",
+                marker=dict(
+                    symbol="triangle-down",
+                    size=np.clip(8 + 10 * f["fraction"].to_numpy(), 8, 16),
+                    color=[
+                        GREEN if rs == "tp" else (RED if rs in ("sl", "trail", "breakeven") else INK)
+                        for rs in f["reason"]
+                    ],
+                    line=dict(color="white", width=1),
+                ),
+                customdata=np.c_[f["reason"].to_numpy(object), f["fraction"].to_numpy()],
+                hovertemplate="%{customdata[0]} · %{customdata[1]:.0%} of the position<br>%{y:.4g}<extra></extra>",
             )
         )
         title += f"{row['exit_reason']} · {row['ret']:+.1%} net · {int(row['n_fills'])} fill(s)"
@@ -740,6 +733,28 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
     fig.update_xaxes(type="date")
     fig.update_yaxes(type="log", title="price (log)", dtick="D2")
     return _style(fig, title, height=360)
+
+
+def _draw_levels(fig: go.Figure, x: np.ndarray, levels: pd.DataFrame) -> None:
+    """The stop and the next take-profit level in force on each bar, as step lines (gaps where none)."""
+    for col, name, color, dash in (
+        ("stop", "stop", RED, "dash"),
+        ("take_profit", "next take-profit", GREEN, "dot"),
+    ):
+        y = levels[col].to_numpy(np.float64)
+        if not np.isfinite(y).any():
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y.astype(np.float32),
+                mode="lines",
+                name=name,
+                line=dict(color=color, width=1.3, dash=dash, shape="hv"),
+                connectgaps=False,
+                hovertemplate=f"{name} %{{y:.4g}}<extra></extra>",
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------------- grid

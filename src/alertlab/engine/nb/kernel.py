@@ -114,6 +114,51 @@ def bar_end(ts, dur, interval_s, i):
     return ts[i] + (interval_s if dur is None else dur[i])
 
 
+def rec_fill(fills, n, stamp, price, weight, reason):
+    """Trace hook: record fill n as (stamp, price, weight, reason) in ``fills`` (None = no trace).
+
+    The hot path passes None and the overload below compiles the hook away; :func:`trace_one`
+    passes arrays, so a traced trade runs the very same rules as the simulated one."""
+    if fills is not None:
+        fills[n, 0] = stamp
+        fills[n, 1] = price
+        fills[n, 2] = weight
+        fills[n, 3] = reason
+
+
+def rec_levels(levels, j, stop, nxt):
+    """Trace hook: the stop and the next take-profit level in force on window bar j."""
+    if levels is not None:
+        levels[j, 0] = stop
+        levels[j, 1] = nxt
+
+
+@overload(rec_fill, inline="always")
+def _rec_fill_nb(fills, n, stamp, price, weight, reason):
+    if isinstance(fills, types.NoneType):
+        return lambda fills, n, stamp, price, weight, reason: None
+
+    def impl(fills, n, stamp, price, weight, reason):
+        fills[n, 0] = stamp
+        fills[n, 1] = price
+        fills[n, 2] = weight
+        fills[n, 3] = reason
+
+    return impl
+
+
+@overload(rec_levels, inline="always")
+def _rec_levels_nb(levels, j, stop, nxt):
+    if isinstance(levels, types.NoneType):
+        return lambda levels, j, stop, nxt: None
+
+    def impl(levels, j, stop, nxt):
+        levels[j, 0] = stop
+        levels[j, 1] = nxt
+
+    return impl
+
+
 @overload(bar_end, inline="always")
 def _bar_end_nb(ts, dur, interval_s, i):
     if isinstance(dur, types.NoneType):
@@ -161,10 +206,11 @@ def _rest_of(prm, k, nlev):
 
 
 @njit(cache=True, nogil=True)
-def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval_s, eod):
+def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval_s, eod, fills, levels):
     """Simulate one trade on bars ``[s, e)`` (e > s) whose traded bars are the runs ``r0 ≤ r < r1``
     (bars ``[rs[r], re[r])``; see :func:`general_kernel`); ``dur`` as there, ``eod``: the window is
-    truncated (a final close is ``end_of_data``). Returns
+    truncated (a final close is ``end_of_data``); ``fills`` / ``levels``: trace outputs or None
+    (see :func:`rec_fill`, :func:`rec_levels`). Returns
     ``(code, P, entry_ts, exit_ts, acc, wsum, n_fills, peak, ambiguous)`` with acc = Σ w·X."""
     nlev = int(prm[C_NLEV])
     rest = prm[C_REST]
@@ -227,12 +273,15 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
     nxt = prm[C_LEV] * P if nlev > 0 else np.inf
 
     if is_dip:
+        rec_levels(levels, f - s, stop, nxt)
         if lo[f] <= stop:  # the fill bar's low reaches the stop: policy dependent
             amb = True
             if policy != OPT:
                 rem = _rest_of(prm, 0, nlev)
                 if at_open and hi[f] > peak:
                     peak = hi[f]
+                rec_levels(levels, f - s, stop, nxt)
+                rec_fill(fills, 0, bar_end(ts, dur, interval_s, f), stop, rem, why)
                 return why, P, fts, bar_end(ts, dur, interval_s, f), rem * stop, rem, 1, peak, amb
         if at_open and hi[f] > peak:
             peak = hi[f]
@@ -241,14 +290,18 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
     for r in range(rf, r1):  # traded bars only: a no-trade bar triggers and fills nothing
         for i in range(rs[r] if rs[r] > start else start, re[r]):
             o = op[i]
+            rec_levels(levels, i - s, stop, nxt)
             if ts[i] >= deadline:  # (1) time stop
                 rem = _rest_of(prm, k, nlev)
+                rec_fill(fills, nf, ts[i], o, rem, TIME)
                 return TIME, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
             if o <= stop:  # (2) gap through the stop
                 rem = _rest_of(prm, k, nlev)
+                rec_fill(fills, nf, ts[i], o, rem, why)
                 return why, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
             if o >= nxt:  # (3) ladder levels at or below the open fill at the open
                 while k < nlev and o >= prm[C_LEV + k] * P:
+                    rec_fill(fills, nf, ts[i], o, prm[C_W + k], TP)
                     acc += prm[C_W + k] * o
                     wsum += prm[C_W + k]
                     nf += 1
@@ -263,6 +316,7 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
                     if policy == OPT or (policy == OHLC and cl[i] < o):
                         while k < nlev and h >= prm[C_LEV + k] * P:
                             lv = prm[C_LEV + k] * P
+                            rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), lv, prm[C_W + k], TP)
                             acc += prm[C_W + k] * lv
                             wsum += prm[C_W + k]
                             nf += 1
@@ -274,6 +328,7 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
                 rem = _rest_of(prm, k, nlev)  # (4 stop part / 5) the rest at the stop
                 if h > peak:
                     peak = h
+                rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), stop, rem, why)
                 return (
                     why,
                     P,
@@ -288,6 +343,7 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
             if h >= nxt:  # (5) take-profit levels inside the bar
                 while k < nlev and h >= prm[C_LEV + k] * P:
                     lv = prm[C_LEV + k] * P
+                    rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), lv, prm[C_W + k], TP)
                     acc += prm[C_W + k] * lv
                     wsum += prm[C_W + k]
                     nf += 1
@@ -304,6 +360,7 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
     lt = re[r1 - 1] - 1
     rem = _rest_of(prm, k, nlev)
     c = END_OF_DATA if eod else HORIZON
+    rec_fill(fills, nf, bar_end(ts, dur, interval_s, lt), cl[lt], rem, c)
     return c, P, fts, bar_end(ts, dur, interval_s, lt), acc + rem * cl[lt], wsum + rem, nf + 1, peak, amb
 
 
@@ -378,7 +435,7 @@ def general_kernel(
                 prm = params[p]
                 kc = cost_factor(prm[C_FEE], prm[C_SLIP])
                 c, P, ets, xts, acc, wsum, nf, pk, ab = sim_one(
-                    s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval_s, eod
+                    s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval_s, eod, None, None
                 )
                 if c == NO_FILL:
                     r = np.nan
@@ -392,12 +449,46 @@ def general_kernel(
                     if ab:
                         if policy != PESS:
                             c2, P2, _, _, acc2, _, _, _, _ = sim_one(
-                                s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, PESS, interval_s, eod
+                                s,
+                                e,
+                                r0,
+                                r1,
+                                ts,
+                                op,
+                                hi,
+                                lo,
+                                cl,
+                                rs,
+                                re,
+                                dur,
+                                prm,
+                                PESS,
+                                interval_s,
+                                eod,
+                                None,
+                                None,
                             )
                             rp, _ = finish_returns(acc2, P2, kc)
                         if policy != OPT:
                             c2, P2, _, _, acc2, _, _, _, _ = sim_one(
-                                s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, OPT, interval_s, eod
+                                s,
+                                e,
+                                r0,
+                                r1,
+                                ts,
+                                op,
+                                hi,
+                                lo,
+                                cl,
+                                rs,
+                                re,
+                                dur,
+                                prm,
+                                OPT,
+                                interval_s,
+                                eod,
+                                None,
+                                None,
                             )
                             ro, _ = finish_returns(acc2, P2, kc)
                 if full:
