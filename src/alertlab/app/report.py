@@ -332,9 +332,9 @@ def run_report(
                     )
                 if picks:
                     s.caption(
-                        "Dashed lines: take-profit levels and the initial stop (sl·P); breakeven and trailing "
-                        "stops move the stop later (the exit reason names the rule that sold). The exit marker "
-                        "is the mean price of the trade's fills."
+                        "Red dashed: the stop in force on each bar (it steps up when breakeven or the trailing "
+                        "stop moves it); green dotted: the next take-profit level. Each fill is a marker on the "
+                        "candle it happened in (size: share of the position; hover: reason, price, stamp)."
                     )
                 else:
                     s.note("No trade was filled: nothing to draw.")

@@ -32,7 +32,8 @@ class TradeTrace:
 
     ``exit_reason``: the trade's reason (``no_fill`` / ``no_trade`` when there is none);
     ``entry_ts`` / ``entry_price``: the fill (0 / NaN without one); ``fills``: one row per fill in
-    order (``ts`` epoch s, ``price`` before slippage, ``fraction`` of the position, ``reason``);
+    order (``ts`` its stamp in epoch s: a bar's open, or its end for an intrabar fill; ``bar``: the
+    window bar it happened in; ``price`` before slippage, ``fraction`` of the position, ``reason``);
     ``levels``: per window bar (``ts``) the ``stop`` and the next ``take_profit`` level in force
     while the position was open (NaN before the entry, after the exit, on no-trade bars, or when
     the rule is off).
@@ -80,10 +81,12 @@ def trace_trade(
     s, e = int(offsets[i]), int(offsets[i + 1])
     bar_ts = np.asarray(ts[s:e], dtype=np.int64)
     levels = np.full((e - s, 2), np.nan)
-    empty = pd.DataFrame({"ts": np.empty(0, np.int64), "price": [], "fraction": [], "reason": []})
+    empty = pd.DataFrame(
+        {"ts": np.empty(0, np.int64), "bar": np.empty(0, np.int64), "price": [], "fraction": [], "reason": []}
+    )
     if e <= s:
         return TradeTrace(i, _reason(NO_TRADE), 0, float("nan"), empty, _levels_frame(bar_ts, levels))
-    fills = np.full((int(prm[C_NLEV]) + 1, 4), np.nan)
+    fills = np.full((int(prm[C_NLEV]) + 1, 5), np.nan)
     eod = bool(np.asarray(w.status)[i] == TRUNCATED)
     code, P, ets, _xts, _acc, _wsum, nf, _pk, _amb = sim_one(
         s,
@@ -111,6 +114,7 @@ def trace_trade(
     frame = pd.DataFrame(
         {
             "ts": f[:, 0].astype(np.int64),
+            "bar": f[:, 4].astype(np.int64),
             "price": f[:, 1],
             "fraction": f[:, 2],
             "reason": [_reason(int(c)) for c in f[:, 3]],

@@ -689,7 +689,7 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
     if len(t) and t["exit_reason"].iloc[0] != "no_fill":
         row = t.iloc[0]
         tr = trace_trade(w, i, r.config)
-        _draw_levels(fig, x, tr.levels)
+        _draw_levels(fig, x, np.asarray(b["dur"], dtype=np.float64) * 1000.0, tr.levels)
         fig.add_trace(
             go.Scatter(
                 x=[tr.entry_ts * 1000.0],
@@ -701,9 +701,10 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
             )
         )
         f = tr.fills
+        stamp = pd.to_datetime(f["ts"].to_numpy(), unit="s").strftime("%Y-%m-%d %H:%M").to_numpy(object)
         fig.add_trace(
             go.Scatter(
-                x=f["ts"].to_numpy(np.float64) * 1000.0,
+                x=x[f["bar"].to_numpy()],  # on the candle it happened in (the stamp is in the hover)
                 y=f["price"].to_numpy(),
                 mode="markers",
                 name="fills" if len(f) > 1 else f"exit: {row['exit_reason']}",
@@ -714,10 +715,11 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
                         GREEN if rs == "tp" else (RED if rs in ("sl", "trail", "breakeven") else INK)
                         for rs in f["reason"]
                     ],
-                    line=dict(color="white", width=1),
+                    line=dict(color=INK, width=1.2),
                 ),
-                customdata=np.c_[f["reason"].to_numpy(object), f["fraction"].to_numpy()],
-                hovertemplate="%{customdata[0]} · %{customdata[1]:.0%} of the position<br>%{y:.4g}<extra></extra>",
+                customdata=np.c_[f["reason"].to_numpy(object), f["fraction"].to_numpy(), stamp],
+                hovertemplate="%{customdata[0]} · %{customdata[1]:.0%} of the position<br>%{y:.4g}"
+                " · stamped %{customdata[2]}<extra></extra>",
             )
         )
         title += f"{row['exit_reason']} · {row['ret']:+.1%} net · {int(row['n_fills'])} fill(s)"
@@ -735,19 +737,24 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
     return _style(fig, title, height=360)
 
 
-def _draw_levels(fig: go.Figure, x: np.ndarray, levels: pd.DataFrame) -> None:
-    """The stop and the next take-profit level in force on each bar, as step lines (gaps where none)."""
+def _draw_levels(fig: go.Figure, x: np.ndarray, dur_ms: np.ndarray, levels: pd.DataFrame) -> None:
+    """The stop and the next take-profit level in force on each bar while the position is open, as
+    step lines spanning each candle (a candle is centred on its open time)."""
     for col, name, color, dash in (
         ("stop", "stop", RED, "dash"),
         ("take_profit", "next take-profit", GREEN, "dot"),
     ):
-        y = levels[col].to_numpy(np.float64)
-        if not np.isfinite(y).any():
+        ok = np.flatnonzero(np.isfinite(levels[col].to_numpy(np.float64)))
+        if not ok.size:
             continue
+        k = int(ok[-1])
+        # no-trade bars move nothing: the level in force carries over them while the position is open
+        y = levels[col].iloc[: k + 1].ffill().to_numpy(np.float64)
+        xs = np.append(x[: k + 1] - dur_ms[: k + 1] / 2, x[k] + dur_ms[k] / 2)
         fig.add_trace(
             go.Scatter(
-                x=x,
-                y=y.astype(np.float32),
+                x=xs,
+                y=np.append(y, y[-1]).astype(np.float32),
                 mode="lines",
                 name=name,
                 line=dict(color=color, width=1.3, dash=dash, shape="hv"),

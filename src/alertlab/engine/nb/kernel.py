@@ -114,8 +114,9 @@ def bar_end(ts, dur, interval_s, i):
     return ts[i] + (interval_s if dur is None else dur[i])
 
 
-def rec_fill(fills, n, stamp, price, weight, reason):
-    """Trace hook: record fill n as (stamp, price, weight, reason) in ``fills`` (None = no trace).
+def rec_fill(fills, n, stamp, price, weight, reason, bar):
+    """Trace hook: record fill n as (stamp, price, weight, reason, window bar) in ``fills`` (None =
+    no trace).
 
     The hot path passes None and the overload below compiles the hook away; :func:`trace_one`
     passes arrays, so a traced trade runs the very same rules as the simulated one."""
@@ -124,6 +125,7 @@ def rec_fill(fills, n, stamp, price, weight, reason):
         fills[n, 1] = price
         fills[n, 2] = weight
         fills[n, 3] = reason
+        fills[n, 4] = bar
 
 
 def rec_levels(levels, j, stop, nxt):
@@ -134,15 +136,16 @@ def rec_levels(levels, j, stop, nxt):
 
 
 @overload(rec_fill, inline="always")
-def _rec_fill_nb(fills, n, stamp, price, weight, reason):
+def _rec_fill_nb(fills, n, stamp, price, weight, reason, bar):
     if isinstance(fills, types.NoneType):
-        return lambda fills, n, stamp, price, weight, reason: None
+        return lambda fills, n, stamp, price, weight, reason, bar: None
 
-    def impl(fills, n, stamp, price, weight, reason):
+    def impl(fills, n, stamp, price, weight, reason, bar):
         fills[n, 0] = stamp
         fills[n, 1] = price
         fills[n, 2] = weight
         fills[n, 3] = reason
+        fills[n, 4] = bar
 
     return impl
 
@@ -281,7 +284,7 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
                 if at_open and hi[f] > peak:
                     peak = hi[f]
                 rec_levels(levels, f - s, stop, nxt)
-                rec_fill(fills, 0, bar_end(ts, dur, interval_s, f), stop, rem, why)
+                rec_fill(fills, 0, bar_end(ts, dur, interval_s, f), stop, rem, why, f - s)
                 return why, P, fts, bar_end(ts, dur, interval_s, f), rem * stop, rem, 1, peak, amb
         if at_open and hi[f] > peak:
             peak = hi[f]
@@ -293,15 +296,15 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
             rec_levels(levels, i - s, stop, nxt)
             if ts[i] >= deadline:  # (1) time stop
                 rem = _rest_of(prm, k, nlev)
-                rec_fill(fills, nf, ts[i], o, rem, TIME)
+                rec_fill(fills, nf, ts[i], o, rem, TIME, i - s)
                 return TIME, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
             if o <= stop:  # (2) gap through the stop
                 rem = _rest_of(prm, k, nlev)
-                rec_fill(fills, nf, ts[i], o, rem, why)
+                rec_fill(fills, nf, ts[i], o, rem, why, i - s)
                 return why, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
             if o >= nxt:  # (3) ladder levels at or below the open fill at the open
                 while k < nlev and o >= prm[C_LEV + k] * P:
-                    rec_fill(fills, nf, ts[i], o, prm[C_W + k], TP)
+                    rec_fill(fills, nf, ts[i], o, prm[C_W + k], TP, i - s)
                     acc += prm[C_W + k] * o
                     wsum += prm[C_W + k]
                     nf += 1
@@ -316,7 +319,7 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
                     if policy == OPT or (policy == OHLC and cl[i] < o):
                         while k < nlev and h >= prm[C_LEV + k] * P:
                             lv = prm[C_LEV + k] * P
-                            rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), lv, prm[C_W + k], TP)
+                            rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), lv, prm[C_W + k], TP, i - s)
                             acc += prm[C_W + k] * lv
                             wsum += prm[C_W + k]
                             nf += 1
@@ -328,7 +331,7 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
                 rem = _rest_of(prm, k, nlev)  # (4 stop part / 5) the rest at the stop
                 if h > peak:
                     peak = h
-                rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), stop, rem, why)
+                rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), stop, rem, why, i - s)
                 return (
                     why,
                     P,
@@ -343,7 +346,7 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
             if h >= nxt:  # (5) take-profit levels inside the bar
                 while k < nlev and h >= prm[C_LEV + k] * P:
                     lv = prm[C_LEV + k] * P
-                    rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), lv, prm[C_W + k], TP)
+                    rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), lv, prm[C_W + k], TP, i - s)
                     acc += prm[C_W + k] * lv
                     wsum += prm[C_W + k]
                     nf += 1
@@ -360,7 +363,7 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
     lt = re[r1 - 1] - 1
     rem = _rest_of(prm, k, nlev)
     c = END_OF_DATA if eod else HORIZON
-    rec_fill(fills, nf, bar_end(ts, dur, interval_s, lt), cl[lt], rem, c)
+    rec_fill(fills, nf, bar_end(ts, dur, interval_s, lt), cl[lt], rem, c, lt - s)
     return c, P, fts, bar_end(ts, dur, interval_s, lt), acc + rem * cl[lt], wsum + rem, nf + 1, peak, amb
 
 
