@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from alertlab.engine import StrategyConfig, backtest, encode_params, trade_returns
+from alertlab.engine import Strategy, backtest, encode_params, trade_returns
 from alertlab.optimize import evaluate as evaluate_mod
 from alertlab.optimize.evaluate import FOLD_METRICS, EngineSettings, Evaluator, strategy_config, time_order
 from alertlab.optimize.report import trials_long_table, write_config
@@ -579,7 +579,7 @@ def test_long_table_columns_and_config_files(nasty_study, tmp_path):
     cfg = res.config
     for suffix in (".json", ".yaml", ".toml"):
         p = write_config(cfg, tmp_path / f"rec{suffix}", {"study": res.name})
-        assert StrategyConfig.from_file(p) == cfg
+        assert Strategy.from_file(p) == cfg
     with pytest.raises(ValueError, match="end in"):
         write_config(cfg, tmp_path / "rec.txt")
 

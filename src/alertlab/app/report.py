@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alertlab.app.run import open_run
+from alertlab.engine import Strategy, StrategyGrid
 from alertlab.store import Home, resolve_home
-from alertlab.store.runs import Run, record_result, recorded
+from alertlab.store.runs import Run, record_result
 from alertlab.windows.spec import Selection, WindowSpec
 
 GRID_OBJECTIVES = (
@@ -137,7 +139,7 @@ def run_report(
     home: Home | str | Path | None = None,
     selection: Selection | None = None,
     spec: WindowSpec | None = None,
-    strategy=None,
+    strategy: Strategy | StrategyGrid | None = None,
     portfolio=None,
     study: str | None = None,
     out: str | Path | None = None,
@@ -161,11 +163,12 @@ def run_report(
         raise ValueError(f"--objective must be one of {', '.join(GRID_OBJECTIVES)}, got {objective!r}")
     if top_callers < 1 or n_trades < 0:
         raise ValueError("--top-callers must be >= 1 and --trades >= 0")
-    if strategy is not None and not strategy.is_grid and grid_axes is not None:
+    is_grid = isinstance(strategy, StrategyGrid)
+    if strategy is not None and not is_grid and grid_axes is not None:
         raise ValueError(
             "--grid-axes needs a grid (give two options comma lists, e.g. --tp 2,3,5 --sl 0.3,0.5)"
         )
-    if strategy is not None and strategy.is_grid:
+    if isinstance(strategy, StrategyGrid):
         opts = _grid_options(strategy)
         if grid_axes is not None and (len(set(grid_axes)) != 2 or any(a not in opts for a in grid_axes)):
             raise ValueError(
@@ -178,8 +181,6 @@ def run_report(
                 "(e.g. --tp 2,3,5 --sl 0.3,0.5)"
             )
     config = {
-        "selection": sel.model_dump(mode="json"),
-        "window": spec.model_dump(mode="json"),
         "strategy": strategy.model_dump(mode="json") if strategy is not None else None,
         "portfolio": portfolio.model_dump(mode="json") if portfolio is not None else None,
         "study": study,
@@ -190,7 +191,8 @@ def run_report(
         "grid_axes": list(grid_axes) if grid_axes else None,
         "objective": objective,
     }
-    with recorded(home, "report", config) as run:
+    with open_run(home, "report", sel, spec, config, windows=False) as ctx:
+        run = ctx.run
         with run.phase("baseline"):
             bl = run_baseline(home, sel, spec, min_calls=min_calls, rank_by=rank_by, progress=progress)
         run.fingerprint, run.cache_hit = bl.cache.fingerprint, bl.cache.hit
@@ -218,9 +220,10 @@ def run_report(
         bt = grid_run = None
         chosen_label = ""
         with run.phase("backtest"):
-            if strategy is not None and strategy.is_grid:
+            if isinstance(strategy, StrategyGrid):
                 grid_run = run_backtest(strategy, home, sel, spec, progress=progress)
-            if strategy is not None and not strategy.is_grid:
+            single: Strategy | None
+            if isinstance(strategy, Strategy):
                 single, chosen_label = strategy, "the strategy given on the command line"
             elif st is not None and st.config is not None:
                 single = st.config
@@ -229,12 +232,12 @@ def run_report(
                     f"the recommendation of study {st.name} (trial {st.recommended['trial']}, "
                     "chosen on out-of-sample folds)"
                 )
-            elif grid_run is not None:
+            elif grid_run is not None and isinstance(strategy, StrategyGrid):
                 g = grid_run.grid
                 assert g is not None  # a grid strategy run locally always yields its grid
                 best = g.sort_values(objective, ascending=False, na_position="last").iloc[0]
                 single = strategy.expand()[int(best["combo"])]
-                cells = ", ".join(f"{a} = {best[a]}" for a in strategy.grid_axes())
+                cells = ", ".join(f"{a} = {best[a]}" for a in strategy.axes())
                 chosen_label = (
                     f"the grid's best cell by {objective} ({cells}), chosen in-sample: "
                     "expect less out of sample"
@@ -356,12 +359,12 @@ def run_report(
                 "The same rule over a grid of settings: where the results are good and "
                 "whether the good region is broad (robust) or a single lucky cell.",
             )
-            if grid_run is not None:
-                axes = list(grid_axes) if grid_axes else _grid_options(grid_run.strategy)[:2]
+            if grid_run is not None and isinstance(strategy, StrategyGrid):
+                axes = list(grid_axes) if grid_axes else _grid_options(strategy)[:2]
                 s.fig(
                     F.plot_grid(grid_run.grid, axes[0], axes[1], objective),
                     note=None
-                    if len(grid_run.strategy.grid_axes()) <= 2
+                    if len(strategy.axes()) <= 2
                     else "Other grid options take their best value in each cell (shown on hover).",
                 )
             else:
@@ -409,11 +412,11 @@ def run_report(
     )
 
 
-def _grid_options(cfg) -> list[str]:
+def _grid_options(cfg: StrategyGrid) -> list[str]:
     """Options of a grid that can be heatmap axes: the varied ones first, then the fixed ones set."""
     from alertlab.engine.params import GRID_FIELDS
 
-    varied = list(cfg.grid_axes())
+    varied = list(cfg.axes())
     fixed = [
         f
         for f in GRID_FIELDS

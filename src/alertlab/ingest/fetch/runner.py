@@ -141,7 +141,7 @@ def run_fetch(
     Raises ``ValueError`` for a user mistake found before any request (no alerts, missing API key,
     a ``--chain`` the source does not know).
     """
-    from alertlab.windows.select import select_alerts
+    from alertlab.windows.select import NO_ALERTS, select_alerts
 
     opts = options or FetchOptions()
     env = dict(os.environ) if env is None else env
@@ -165,9 +165,7 @@ def run_fetch(
             raise ValueError(f"--chain {ch}: {exc}") from None
     alerts = select_alerts(home, sel)
     if alerts.empty:
-        raise ValueError(
-            "no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)"
-        )
+        raise ValueError(NO_ALERTS)
     alerts = _with_pool_hints(home, alerts)
     tf = opts.tf_s
     plans = needed_ranges(
