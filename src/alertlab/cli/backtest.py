@@ -44,7 +44,7 @@ from alertlab.cli.render import (
 )
 
 if TYPE_CHECKING:
-    from alertlab.engine import Strategy, StrategyGrid
+    from alertlab.engine import PortfolioConfig, Strategy, StrategyGrid
 
 NumList = Annotated[str | None, typer.Option()]
 
@@ -219,6 +219,23 @@ def build_strategy(config_file: Path | None, flags: dict[str, Any]) -> Strategy 
         return strategy_from(base)
     except ValidationError as exc:
         raise typer.BadParameter(strategy_error(exc)) from None
+
+
+def portfolio_flags(
+    capital: float | None, stake: float | None, stake_pct: float | None, max_open: int | None
+) -> PortfolioConfig | None:
+    """The portfolio flags as a :class:`PortfolioConfig` (None without any of them).
+
+    ``--stake/--stake-pct/--max-open`` without ``--capital`` is a one-line error; the config's own
+    rules raise ``ValidationError`` (the caller prints it as one line).
+    """
+    from alertlab.engine import PortfolioConfig
+
+    if capital is None and stake is None and stake_pct is None and max_open is None:
+        return None
+    if capital is None:
+        fail("--stake/--stake-pct/--max-open need --capital (portfolio mode)")
+    return PortfolioConfig(capital=capital, stake=stake, stake_pct=stake_pct, max_open=max_open)
 
 
 EXIT_HELP = {
@@ -491,7 +508,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay exit strategies over every alert: TP/SL, ladders, trailing, breakeven, time stop, delayed/dip entries."""
         from alertlab.app.backtest import run_backtest
-        from alertlab.engine import PortfolioConfig
         from alertlab.store import resolve_home
 
         set_wide(wide)
@@ -528,11 +544,7 @@ def register(app: typer.Typer) -> None:
                 fill_on_zero_volume,
             )
             strategy = build_strategy(strategy_config, flags)
-            port = None
-            if capital is not None or stake is not None or stake_pct is not None or max_open is not None:
-                if capital is None:
-                    fail("--stake/--stake-pct/--max-open need --capital (portfolio mode)")
-                port = PortfolioConfig(capital=capital, stake=stake, stake_pct=stake_pct, max_open=max_open)
+            port = portfolio_flags(capital, stake, stake_pct, max_open)
         except ValidationError as exc:  # PortfolioConfig
             fail(strategy_error(exc))
         except typer.BadParameter as exc:

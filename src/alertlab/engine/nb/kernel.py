@@ -168,7 +168,7 @@ def _rest_of(prm, k, nlev):
 
 
 @njit(cache=True, nogil=True)
-def sim_one(s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod):
+def sim_one(s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod):  # noqa: C901 (Numba bar simulator: one pass per window, a branch per exit rule (the docstring is the spec))
     """Simulate one trade on bars ``[s, e)`` (e > s); ``tr`` / ``dur`` as in :func:`general_kernel`,
     ``eod``: the window is truncated (a final close is ``end_of_data``). Returns
     ``(code, P, entry_ts, exit_ts, acc, wsum, n_fills, peak, ambiguous)`` with acc = Σ w·X."""

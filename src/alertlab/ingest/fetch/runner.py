@@ -124,6 +124,62 @@ def _now_bar(now: float, settle_s: int, tf_s: int) -> int:
     return int(math.floor((now - settle_s) / tf_s)) * tf_s
 
 
+def _secret_headers(opts: FetchOptions, env: dict[str, str]) -> dict[str, str]:
+    """The source's API key header (Birdeye), or a one-line error before any request."""
+    if opts.source != BIRDEYE:
+        return {}
+    key = (env.get(BIRDEYE_KEY_ENV) or "").strip()
+    if not key:
+        raise ValueError(f"--source birdeye needs an API key in ${BIRDEYE_KEY_ENV} (nothing was requested)")
+    return {"X-API-KEY": key}
+
+
+def _check_chains(opts: FetchOptions, sel: Selection) -> None:
+    """Every ``--chain`` must be one the source serves (one-line error otherwise)."""
+    from alertlab.ingest.chains import normalize_chain
+
+    for ch in sel.chains:
+        try:
+            network_id(opts.source, normalize_chain(ch) or ch.strip().lower())
+        except UnsupportedChain as exc:
+            raise ValueError(f"--chain {ch}: {exc}") from None
+
+
+def _work(
+    home: Home,
+    opts: FetchOptions,
+    plans: list[TokenPlan],
+    rep: FetchReport,
+    now: float,
+    ready: int,
+    status: dict,
+    covered: dict,
+) -> list[TokenPlan]:
+    """The tokens that still need requests, with their ranges to fetch (``todo``); the others are
+    counted in ``rep`` (unsupported chain: recorded as failed; no pool earlier; already fetched)."""
+    work: list[TokenPlan] = []
+    for p in plans:
+        try:
+            network_id(opts.source, p.chain)
+        except UnsupportedChain as exc:
+            _record(home, p, opts, FAILED, str(exc), None, 0, 0, [], int(now))
+            rep.tokens_failed += 1
+            rep.failures.append({"chain": p.chain, "token": p.token, "reason": str(exc)})
+            continue
+        st = status.get((p.chain, p.token))
+        if not opts.refresh and st is not None and st["state"] == NO_POOL:
+            rep.tokens_no_pool_earlier += 1
+            continue
+        todo = p.ranges if opts.refresh else subtract(p.ranges, covered.get((p.chain, p.token), []))
+        todo = [(s, min(e, ready)) for s, e in todo if s < ready]
+        if not todo:
+            rep.tokens_already_fetched += 1
+            continue
+        p.todo = todo
+        work.append(p)
+    return work
+
+
 def run_fetch(
     home: Home,
     selection: Selection | None = None,
@@ -147,22 +203,9 @@ def run_fetch(
     env = dict(os.environ) if env is None else env
     clock = clock or Clock()
     say = say or (lambda msg: None)
-    secret: dict[str, str] = {}
-    if opts.source == BIRDEYE:
-        key = (env.get(BIRDEYE_KEY_ENV) or "").strip()
-        if not key:
-            raise ValueError(
-                f"--source birdeye needs an API key in ${BIRDEYE_KEY_ENV} (nothing was requested)"
-            )
-        secret["X-API-KEY"] = key
+    secret = _secret_headers(opts, env)
     sel = selection or Selection()
-    for ch in sel.chains:
-        from alertlab.ingest.chains import normalize_chain
-
-        try:
-            network_id(opts.source, normalize_chain(ch) or ch.strip().lower())
-        except UnsupportedChain as exc:
-            raise ValueError(f"--chain {ch}: {exc}") from None
+    _check_chains(opts, sel)
     alerts = select_alerts(home, sel)
     if alerts.empty:
         raise ValueError(NO_ALERTS)
@@ -176,27 +219,7 @@ def run_fetch(
     ready = _now_bar(now, opts.settle_s, tf)
 
     status, ranges = _load_state(home, opts.source)
-    covered = _covered(ranges, tf)
-    work: list[TokenPlan] = []
-    for p in plans:
-        try:
-            network_id(opts.source, p.chain)
-        except UnsupportedChain as exc:
-            _record(home, p, opts, FAILED, str(exc), None, 0, 0, [], int(now))
-            rep.tokens_failed += 1
-            rep.failures.append({"chain": p.chain, "token": p.token, "reason": str(exc)})
-            continue
-        st = status.get((p.chain, p.token))
-        if not opts.refresh and st is not None and st["state"] == NO_POOL:
-            rep.tokens_no_pool_earlier += 1
-            continue
-        todo = p.ranges if opts.refresh else subtract(p.ranges, covered.get((p.chain, p.token), []))
-        todo = [(s, min(e, ready)) for s, e in todo if s < ready]
-        if not todo:
-            rep.tokens_already_fetched += 1
-            continue
-        p.todo = todo
-        work.append(p)
+    work = _work(home, opts, plans, rep, now, ready, status, _covered(ranges, tf))
     rep.tokens_to_fetch = len(work)
     if not work:
         return rep
