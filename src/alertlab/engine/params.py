@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from alertlab.engine.enums import IntrabarPolicy
-from alertlab.engine.options import DEPENDENTS, EXCLUSIVE, OPTIONS, check_number
+from alertlab.engine.options import DEPENDENTS, EXCLUSIVE, OPTIONS
 from alertlab.util.configfile import read_mapping
 
 MAX_LEVELS = 16  # take-profit ladder levels a parameter row can hold
@@ -352,16 +352,6 @@ class Strategy(BaseModel):
     def _rules(self) -> Strategy:
         _check_rules({k: None if (x := getattr(self, k)) is None else [x] for k in OPTIONS})
         return self
-
-    @classmethod
-    def check_option(cls, name: str, value: Any) -> None:
-        """Validate one option value alone (``ValueError`` with the model's message); for search spaces."""
-        if name == "tp_ladder":
-            _one_ladder(value)
-            return
-        if name not in OPTIONS:
-            raise ValueError(f"unknown strategy option {name!r}")
-        check_number(name, value)
 
     def ladder(self) -> list[tuple[float, float]] | None:
         """The (multiple, fraction) levels (``tp`` as ``[(tp, 1)]``), or None without a take profit."""
