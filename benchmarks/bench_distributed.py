@@ -25,11 +25,11 @@ TRIALS = 2000
 
 
 def _grid(n_tp: int, n_sl: int):
-    from alertlab.engine import StrategyConfig
+    from alertlab.engine import StrategyGrid
 
     tps = np.round(np.geomspace(1.2, 20, n_tp), 4).tolist()
     sls = np.round(np.linspace(0.2, 0.95, n_sl), 4).tolist()
-    return StrategyConfig(tp=tps, sl=sls)
+    return StrategyGrid(tp=tps, sl=sls)
 
 
 def dist_grid(a) -> dict:

@@ -31,11 +31,11 @@ def _windows(home: str):
 
 
 def _grid(n_tp: int, n_sl: int):
-    from alertlab.engine import StrategyConfig
+    from alertlab.engine import StrategyGrid
 
     tps = np.round(np.geomspace(1.2, 20, n_tp), 4).tolist()
     sls = np.round(np.linspace(0.2, 0.95, n_sl), 4).tolist()
-    return StrategyConfig(tp=tps, sl=sls)
+    return StrategyGrid(tp=tps, sl=sls)
 
 
 def _timed(fn, repeat: int = 2) -> float:
@@ -68,16 +68,16 @@ def engine_tpsl(a) -> dict:
 
 
 def engine_path(a) -> dict:
-    from alertlab.engine import StrategyConfig, run_grid
+    from alertlab.engine import StrategyGrid, run_grid
 
     w = _windows(a.home)
-    cfg = StrategyConfig(
+    cfg = StrategyGrid(
         trail=np.round(np.linspace(0.1, 0.55, 10), 3).tolist(),
         breakeven_at=np.round(np.linspace(1.3, 4.0, 10), 3).tolist(),
         sl=0.5,
         tp=10.0,
     )
-    run_grid(w, StrategyConfig(trail=[0.2, 0.3], breakeven_at=[1.5, 2.0], sl=0.5, tp=10.0))
+    run_grid(w, StrategyGrid(trail=[0.2, 0.3], breakeven_at=[1.5, 2.0], sl=0.5, tp=10.0))
     n_bars = int(w.offsets[-1])
     out = {"n_alerts": int(w.usable_idx().size), "n_combinations": cfg.n_combinations, "n_bars": n_bars}
     visited = _visited_bar_steps(w, cfg)
@@ -114,7 +114,7 @@ def engine_vectorbt(a) -> dict:
         return {"skipped": "vectorbt not installed: python -m pip install -e '.[bench]'"}
     import pandas as pd
 
-    from alertlab.engine import StrategyConfig, run_grid
+    from alertlab.engine import StrategyGrid, run_grid
 
     w = _windows(a.home)
     n_sub, n_tp, n_sl = 200, 10, 10  # 20,000 dense columns: ~8 GB peak in vectorbt
@@ -153,7 +153,7 @@ def engine_vectorbt(a) -> dict:
     run_vbt_small = run_vbt  # first call compiles vectorbt's numba functions
     run_vbt_small()
     t_vbt = _timed(run_vbt, repeat=1)
-    cfg = StrategyConfig(tp=tps.tolist(), sl=sls.tolist())
+    cfg = StrategyGrid(tp=tps.tolist(), sl=sls.tolist())
     run_grid(w, cfg, alert_idx=ok)
     _threads(1)
     t_al = _timed(lambda: run_grid(w, cfg, alert_idx=ok), repeat=3)

@@ -2,7 +2,7 @@
 
 One trade at a time, bar by bar, with an explicit list of fills ``(fraction, price, stamp, why)``.
 Nothing here imports the engine's kernels; the only shared input is a scalar config as a plain
-dict (``StrategyConfig.model_dump()``), whose ladder text is parsed here independently.
+dict (``Strategy.model_dump()``), whose ladder text is parsed here independently.
 
 Rules of issue 7 (no fills where nothing traded), implemented here from the issue text:
 * a no-trade bar (volume 0 and open = high = low = close) triggers nothing and fills nothing. The

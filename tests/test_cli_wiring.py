@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from alertlab.cli import app
 from alertlab.cli import render as render_mod
 from alertlab.demo.market import DemoSpec, make_demo
-from alertlab.engine import StrategyConfig, backtest
+from alertlab.engine import Strategy, backtest
 from alertlab.engine.summary import mean_lower_bound, t_quantile_975
 from alertlab.ingest import ingest_alerts, ingest_candles
 from alertlab.optimize.evaluate import EngineSettings, strategy_config, time_order
@@ -365,7 +365,7 @@ def test_optimize_flags_reach_the_recorded_config(home, tmp_path):
     assert (opts["pbo_blocks"], opts["neighbours"], opts["workers"]) == (4, 2, 2)
     assert o["study"] == "wired" and o["window"]["horizon_hours"] == 6.0
     assert trials.exists() and cfg.exists()
-    rec = StrategyConfig.from_file(cfg)
+    rec = Strategy.from_file(cfg)
     assert (rec.fee_bps, rec.slippage_bps, rec.intrabar) == (10.0, 20.0, "optimistic")
     assert rec.tp in (2, 3, 4) and rec.sl in (0.4, 0.6)
     t = pd.read_parquet(trials)
@@ -615,7 +615,7 @@ def test_per_caller_ranking_is_sample_aware(home):
     st = pytest.importorskip("scipy.stats")
     from alertlab.app.backtest import run_backtest
 
-    res = run_backtest(StrategyConfig(tp=3, sl=0.5), home, spec=WindowSpec(horizon_hours=6)).result
+    res = run_backtest(Strategy(tp=3, sl=0.5), home, spec=WindowSpec(horizon_hours=6)).result
     trades = res.trades[res.trades["exit_reason"] != "no_fill"]
     for _, row in res.per_caller.iterrows():  # plain-loop reference: mean − t(n−1)·s/√n
         r = [float(x) for x in trades.loc[trades["caller"] == row["caller"], "ret"]]

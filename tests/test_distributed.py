@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from alertlab.cli import app
 from alertlab.demo.market import DemoSpec, make_demo
-from alertlab.engine import StrategyConfig, backtest, run_grid
+from alertlab.engine import Strategy, StrategyGrid, backtest, run_grid
 from alertlab.ingest import ingest_alerts, ingest_candles
 from alertlab.store import resolve_home
 from alertlab.truth.metrics import baseline_table
@@ -32,7 +32,7 @@ pytest.importorskip("distributed", reason="dask.distributed not installed: pip i
 runner = CliRunner()
 H = ["--horizon-hours", "6"]
 GRID = ["--tp", "1.5,2,3,5", "--sl", "0.3,0.5,0.7", "--time-stop-hours", "2,6"]
-RICH = StrategyConfig(
+RICH = StrategyGrid(
     tp=[1.5, 2.0, 3.0, 6.0],
     sl=[0.4, 0.6],
     trail=[0.2, 0.35],
@@ -154,7 +154,7 @@ def test_chunking_does_not_change_a_bit(dask_cluster):
     """Nasty in-memory windows (gaps, flat bars, rugs, tiny prices; no path: scattered), many
     chunkings, the full per-trade backtest and the grid summaries."""
     w = random_windows(np.random.default_rng(11), 180, horizon_s=6 * 3600)
-    cfg = StrategyConfig(tp=3.0, sl=0.5, trail=0.3, trail_activation=1.5, time_stop_hours=2)
+    cfg = Strategy(tp=3.0, sl=0.5, trail=0.3, trail_activation=1.5, time_stop_hours=2)
     ref_grid, ref_bt = run_grid(w, RICH), backtest(w, cfg)
     with session(dask_cluster.address) as s:
         assert s.bind(w, None) == "scatter"

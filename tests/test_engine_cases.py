@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from alertlab.engine import EXIT_REASONS, StrategyConfig, encode_params, plain_tpsl_rows, simulate
+from alertlab.engine import EXIT_REASONS, Strategy, encode_params, plain_tpsl_rows, simulate
 
 from engine_reference import reference_trade
 from windowgen import windows_from_bars
@@ -24,7 +24,7 @@ FREE = {"fee_bps": 0.0, "slippage_bps": 0.0}
 def one(bars, intrabar: str = "pessimistic", truncated: bool = False, **opts) -> dict:
     """Run one alert's bars ([(o, h, l, c[, volume])] consecutive, or a dict with 'k' / 'ts' /
     'dur' / 'volume') through every path; ``truncated``: the window has status TRUNCATED (4)."""
-    cfg = StrategyConfig(**{**FREE, **opts})
+    cfg = Strategy(**{**FREE, **opts})
     if isinstance(bars, dict):
         b = {k: list(v) for k, v in bars.items()}
     else:
@@ -323,7 +323,7 @@ def test_dip_fill_bar_stop_depends_on_policy():
 
 def test_non_ok_alert_has_no_trade():
     w = windows_from_bars([None, [(1, 1, 1, 1)]], IV, horizon_s=IV * 10)
-    ta = simulate(w, encode_params([StrategyConfig(tp=2)]))
+    ta = simulate(w, encode_params([Strategy(tp=2)]))
     assert (
         ta.exit_reason[0, 0] == -1
         and np.isnan(ta.ret[0, 0])
@@ -432,7 +432,7 @@ def test_backtest_reports_end_of_data():
 
     bars = [(1, 1.1, 0.9, 1.0, 1), (1.0, 1.3, 0.95, 1.2, 1), (1.2, 1.2, 1.2, 1.2, NT)]
     w = windows_from_bars([bars, bars], IV, horizon_s=IV * 10, status=[4, 0])
-    bt = backtest(w, StrategyConfig(tp=3))
+    bt = backtest(w, Strategy(tp=3))
     assert sorted(bt.trades["exit_reason"]) == ["end_of_data", "horizon"]
     assert bt.summary["exit_end_of_data"] == 1 and bt.summary["exit_horizon"] == 1
     assert (bt.trades["exit_ts"] == ts(1) + IV).all()

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from alertlab.cli import app
 from alertlab.demo.market import DemoSpec, make_demo
-from alertlab.engine import StrategyConfig
+from alertlab.engine import Strategy
 from alertlab.ingest import ingest_alerts, ingest_candles
 from alertlab.store import resolve_home
 
@@ -87,4 +87,4 @@ def test_optimize_flag_reaches_the_recommended_config(home, tmp_path):
     doc = json.loads(res.stdout)
     assert doc["recommended"] is not None, doc
     assert doc["recommended"]["config"]["fill_on_zero_volume"] is True
-    assert StrategyConfig.from_file(out).fill_on_zero_volume is True
+    assert Strategy.from_file(out).fill_on_zero_volume is True

@@ -7,7 +7,8 @@ import pytest
 
 from alertlab.engine import (
     EXIT_REASONS,
-    StrategyConfig,
+    Strategy,
+    StrategyGrid,
     backtest,
     encode_params,
     plain_tpsl_rows,
@@ -71,10 +72,10 @@ def mixed():
 @pytest.mark.parametrize("fzv", [False, True])
 @pytest.mark.parametrize("policy", ["pessimistic", "optimistic", "ohlc"])
 def test_first_passage_equals_bar_simulator(policy, fzv, windows, lattice, mixed):
-    cfg = StrategyConfig(tp=[1.5, 2, 3, 4, 5, 10], sl=[0.5, 0.7, 0.75, 0.875, 0.9], fee_bps=[0, 30])
-    extra = StrategyConfig(tp=[2, 3])  # no stop
-    extra2 = StrategyConfig(sl=[0.5, 0.75])  # no target
-    params = encode_params(cfg.expand() + extra.expand() + extra2.expand() + [StrategyConfig()])
+    cfg = StrategyGrid(tp=[1.5, 2, 3, 4, 5, 10], sl=[0.5, 0.7, 0.75, 0.875, 0.9], fee_bps=[0, 30])
+    extra = StrategyGrid(tp=[2, 3])  # no stop
+    extra2 = StrategyGrid(sl=[0.5, 0.75])  # no target
+    params = encode_params(cfg.expand() + extra.expand() + extra2.expand() + [Strategy()])
     assert plain_tpsl_rows(params).all()
     for w in (windows, lattice, mixed):
         fast = simulate(w, params, intrabar=policy, method="tpsl", fill_on_zero_volume=fzv)
@@ -89,7 +90,7 @@ def test_first_passage_equals_bar_simulator(policy, fzv, windows, lattice, mixed
 
 def test_fill_on_zero_volume_reaches_grids_and_returns(mixed):
     """The setting changes results on windows with no-trade bars, through every entry point."""
-    cfg = StrategyConfig(tp=[2, 3], sl=0.7, time_stop_hours=[1, 6])
+    cfg = StrategyGrid(tp=[2, 3], sl=0.7, time_stop_hours=[1, 6])
     old = cfg.model_copy(update={"fill_on_zero_volume": True})
     params = encode_params(cfg.expand())
     new_r, old_r = trade_returns(mixed, params), trade_returns(mixed, params, fill_on_zero_volume=True)
@@ -104,7 +105,7 @@ def test_fill_on_zero_volume_reaches_grids_and_returns(mixed):
 
 
 def test_grid_rows_equal_backtests(windows):
-    cfg = StrategyConfig(tp=[2, 4], sl=[0.6, 0.8], time_stop_hours=[1, 3], intrabar="optimistic")
+    cfg = StrategyGrid(tp=[2, 4], sl=[0.6, 0.8], time_stop_hours=[1, 3], intrabar="optimistic")
     grid = run_grid(windows, cfg)
     assert len(grid) == 8 and list(grid.columns[:4]) == ["combo", "tp", "sl", "time_stop_hours"]
     for row, c in zip(grid.itertuples(), cfg.expand(), strict=True):
@@ -126,7 +127,7 @@ def test_grid_rows_equal_backtests(windows):
 
 
 def test_grid_mixed_paths_chunking_and_progress(windows):
-    cfg = StrategyConfig(tp=[1.5, 3], sl=[0.5, 0.8], entry_delay_bars=[0, 2], fee_bps=[0, 30])
+    cfg = StrategyGrid(tp=[1.5, 3], sl=[0.5, 0.8], entry_delay_bars=[0, 2], fee_bps=[0, 30])
     full = run_grid(windows, cfg)
     seen: list[int] = []
     small = run_grid(windows, cfg, progress=seen.append, max_cells=3 * windows.n)
@@ -140,7 +141,7 @@ def test_grid_mixed_paths_chunking_and_progress(windows):
 
 
 def test_trade_returns_matches_simulate_and_subsets(windows):
-    cfg = StrategyConfig(
+    cfg = StrategyGrid(
         tp_ladder=["2:0.5,4:0.5", "3:1"],
         sl=[0.5, 0.7],
         trail=[0.2, 0.4],
@@ -164,7 +165,7 @@ def test_trade_returns_matches_simulate_and_subsets(windows):
 
 
 def test_thread_split_is_invisible(windows, monkeypatch):
-    params = encode_params(StrategyConfig(tp=[2, 3], trail=[0.3], sl=0.5).expand() + [StrategyConfig(tp=2)])
+    params = encode_params(StrategyGrid(tp=[2, 3], trail=[0.3], sl=0.5).expand() + [Strategy(tp=2)])
     monkeypatch.setenv("ALERTLAB_THREADS", "1")
     one = simulate(windows, params)
     monkeypatch.setenv("ALERTLAB_THREADS", "3")
@@ -174,7 +175,7 @@ def test_thread_split_is_invisible(windows, monkeypatch):
 
 
 def test_grid_of_ladders_and_param_columns(windows):
-    cfg = StrategyConfig(tp_ladder=["2:0.5,4:0.5", "3:1"], breakeven_at=[1.5, 2], breakeven_offset=0.1)
+    cfg = StrategyGrid(tp_ladder=["2:0.5,4:0.5", "3:1"], breakeven_at=[1.5, 2], breakeven_offset=0.1)
     g = run_grid(windows, cfg)
     assert list(g["tp_ladder"]) == ["2:0.5,4:0.5", "2:0.5,4:0.5", "3:1", "3:1"]
     assert list(g["breakeven_at"]) == [1.5, 2, 1.5, 2] and (g["breakeven_offset"] == 0.1).all()

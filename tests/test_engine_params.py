@@ -1,14 +1,24 @@
-"""StrategyConfig validation, grids, files and the parameter matrix."""
+"""Strategy / StrategyGrid validation (the option table's domains), grids, files and the parameter matrix."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from alertlab.engine import N_PARAM_COLS, StrategyConfig, encode_params, plain_tpsl_rows
+from alertlab.engine import (
+    N_PARAM_COLS,
+    Strategy,
+    StrategyGrid,
+    encode_params,
+    load_strategy,
+    plain_tpsl_rows,
+    strategy_from,
+)
+from alertlab.engine.options import OPTIONS, check_number
 from alertlab.engine.params import (
     C_BE_AT,
     C_DIP_WIN_S,
@@ -59,34 +69,89 @@ from alertlab.engine.params import (
 )
 def test_validation_errors(opts, msg):
     with pytest.raises(ValidationError, match=None) as ei:
-        StrategyConfig(**opts)
+        strategy_from(opts)
     assert msg in str(ei.value)
 
 
 def test_ladder_forms_and_round_trip():
-    a = StrategyConfig(tp_ladder="10:0.25, 2:0.5,4:0.25")
-    b = StrategyConfig(tp_ladder=[(2, 0.5), (4, 0.25), (10, 0.25)])
+    a = Strategy(tp_ladder="10:0.25, 2:0.5,4:0.25")
+    b = Strategy(tp_ladder=[(2, 0.5), (4, 0.25), (10, 0.25)])
     assert a.tp_ladder == b.tp_ladder == "2:0.5,4:0.25,10:0.25"
-    assert not a.is_grid
-    g = StrategyConfig(tp_ladder=["2:1", [(3, 0.5), (6, 0.5)]], sl=[0.5, 0.7])
-    assert g.is_grid and g.tp_ladder == ["2:1", "3:0.5,6:0.5"] and g.n_combinations == 4
-    for c in (a, g, StrategyConfig(tp=[2, 3.5], trail=0.1, trail_activation=[1, 1.5], intrabar="ohlc")):
-        assert StrategyConfig(**c.model_dump()) == c
-        assert StrategyConfig(**json.loads(c.model_dump_json())) == c
+    g = StrategyGrid(tp_ladder=["2:1", [(3, 0.5), (6, 0.5)]], sl=[0.5, 0.7])
+    assert g.tp_ladder == ["2:1", "3:0.5,6:0.5"] and g.n_combinations == 4
+    assert StrategyGrid(tp_ladder=[(3, 0.5), (6, 0.5)]).tp_ladder == ["3:0.5,6:0.5"]  # one ladder: fixed
+    g2 = StrategyGrid(tp=[2, 3.5], trail=0.1, trail_activation=[1, 1.5], intrabar="ohlc")
+    for c in (a, g, g2):
+        assert type(c)(**c.model_dump()) == c
+        assert type(c)(**json.loads(c.model_dump_json())) == c
+        assert strategy_from(c.model_dump()) == c
+
+
+def test_strategy_is_scalar_and_grid_holds_lists():
+    with pytest.raises(ValidationError, match="tp: a list of values is a grid"):
+        Strategy(tp=[2, 3])
+    with pytest.raises(ValidationError, match="a list of values is a grid"):
+        Strategy(tp_ladder=["2:1", "3:1"])
+    g = StrategyGrid(tp=[2, 3], sl=0.5)
+    assert g.tp == [2.0, 3.0] and g.sl == [0.5] and g.fee_bps == [30.0] and g.axes() == {"tp": [2.0, 3.0]}
+    # a dump writes one-value lists as the value (run records read as the options were given)
+    d = g.model_dump()
+    assert d["tp"] == [2.0, 3.0] and d["sl"] == 0.5 and d["fee_bps"] == 30.0 and d["tp_ladder"] is None
+    assert g.describe() == "tp {2, 3} · sl 0.5 · fees 30 bps · slippage 50 bps · pessimistic intrabar"
+    assert g.expand()[1].describe() == "tp 3 · sl 0.5 · fees 30 bps · slippage 50 bps · pessimistic intrabar"
+    assert isinstance(strategy_from({"tp": 2, "sl": [0.3, 0.5]}), StrategyGrid)
+    assert isinstance(strategy_from({"tp": 2, "tp_ladder": None}), Strategy)
+    assert np.array_equal(g.params(), encode_params(g.expand()), equal_nan=True)
+
+
+def test_domains_come_from_the_option_table():
+    """Messages quote the table's domain text, written from the same bounds pydantic enforces."""
+    assert OPTIONS["sl"].domain == "must be in (0, 1) (0.5 = stop at -50%)"
+    assert OPTIONS["fee_bps"].domain == "must be in [0, 10000)"
+    assert OPTIONS["entry_delay_bars"].domain == "must be an integer >= 0"
+    assert OPTIONS["trail_activation"].domain == "must be >= 1 (1 = trail from entry)"
+    for name, opt in OPTIONS.items():
+        if opt.kind == "ladder":
+            continue
+        for bound in (opt.gt, opt.lt):  # open ends are rejected, by the model and by check_number
+            if bound is None:
+                continue
+            with pytest.raises(ValueError, match=f"{name}=.* {re.escape(opt.domain)}"):
+                check_number(name, bound)
+            key = "sl" if name == "sl" else name
+            with pytest.raises(ValidationError, match=re.escape(opt.domain)):
+                StrategyGrid(**{key: [bound]})
+        for bound in (opt.ge, opt.le):
+            if bound is not None:
+                check_number(name, bound)
+    assert Strategy(entry_delay_bars=2.0).entry_delay_bars == 2
+    assert Strategy(tp=np.float64(2.5)).tp == 2.5
+    for bad in ("2", True, float("inf")):
+        with pytest.raises(ValidationError, match="tp="):
+            Strategy(tp=bad)
+
+
+def test_deprecated_strategy_config_alias():
+    from alertlab.engine import StrategyConfig
+
+    with pytest.warns(DeprecationWarning, match="Strategy"):
+        assert StrategyConfig(tp=2) == Strategy(tp=2)
+    with pytest.warns(DeprecationWarning):
+        assert StrategyConfig(tp=[2, 3]) == StrategyGrid(tp=[2, 3])
 
 
 def test_expand_order_and_scalars():
-    g = StrategyConfig(tp=[2, 3], sl=[0.5, 0.6, 0.7], fee_bps=[0, 30])
+    g = StrategyGrid(tp=[2, 3], sl=[0.5, 0.6, 0.7], fee_bps=[0, 30])
     ex = g.expand()
     assert len(ex) == 12 == g.n_combinations
     assert [(c.tp, c.sl, c.fee_bps) for c in ex[:3]] == [(2, 0.5, 0), (2, 0.5, 30), (2, 0.6, 0)]
-    assert all(not c.is_grid for c in ex)
+    assert all(isinstance(c, Strategy) for c in ex)
     assert len({(c.tp, c.sl, c.fee_bps) for c in ex}) == 12
-    assert StrategyConfig(tp=2).expand() == [StrategyConfig(tp=2)]
+    assert StrategyGrid(tp=2).expand() == [Strategy(tp=2)]
 
 
 def test_from_file_all_formats(tmp_path):
-    want = StrategyConfig(tp=[2, 3], sl=0.5, trail=0.2, intrabar="optimistic")
+    want = StrategyGrid(tp=[2, 3], sl=0.5, trail=0.2, intrabar="optimistic")
     (tmp_path / "s.json").write_text(
         json.dumps({"tp": [2, 3], "sl": 0.5, "trail": 0.2, "intrabar": "optimistic"})
     )
@@ -95,22 +160,27 @@ def test_from_file_all_formats(tmp_path):
         '[strategy]\ntp = [2, 3]\nsl = 0.5\ntrail = 0.2\nintrabar = "optimistic"\n'
     )
     for name in ("s.json", "s.yaml", "s.toml"):
-        assert StrategyConfig.from_file(tmp_path / name) == want
+        assert StrategyGrid.from_file(tmp_path / name) == want
+        assert load_strategy(tmp_path / name) == want
+    (tmp_path / "one.yaml").write_text("tp: 3\nsl: 0.5\n")
+    assert (
+        load_strategy(tmp_path / "one.yaml")
+        == Strategy.from_file(tmp_path / "one.yaml")
+        == Strategy(tp=3, sl=0.5)
+    )
     (tmp_path / "s.ini").write_text("")
     with pytest.raises(ValueError, match="unknown config format"):
-        StrategyConfig.from_file(tmp_path / "s.ini")
+        Strategy.from_file(tmp_path / "s.ini")
     (tmp_path / "bad.yaml").write_text("sl: 2\n")
     with pytest.raises(ValidationError, match="sl=2"):
-        StrategyConfig.from_file(tmp_path / "bad.yaml")
+        Strategy.from_file(tmp_path / "bad.yaml")
 
 
 def test_encode_params_units_and_ladder():
     cfgs = [
-        StrategyConfig(tp=3, sl=0.5, fee_bps=25, slippage_bps=100),
-        StrategyConfig(
-            tp_ladder="4:0.25,2:0.5", breakeven_at=1.5, time_stop_hours=2, dip=0.1, dip_window_min=15
-        ),
-        StrategyConfig(tp_ladder="2:0.3333333333,3:0.3333333333,4:0.3333333334"),
+        Strategy(tp=3, sl=0.5, fee_bps=25, slippage_bps=100),
+        Strategy(tp_ladder="4:0.25,2:0.5", breakeven_at=1.5, time_stop_hours=2, dip=0.1, dip_window_min=15),
+        Strategy(tp_ladder="2:0.3333333333,3:0.3333333333,4:0.3333333334"),
     ]
     p = encode_params(cfgs)
     assert p.shape == (3, N_PARAM_COLS) and p.dtype == np.float64
@@ -128,12 +198,12 @@ def test_encode_params_units_and_ladder():
     assert plain_tpsl_rows(
         encode_params(
             [
-                StrategyConfig(tp_ladder="3:1"),
-                StrategyConfig(sl=0.3),
-                StrategyConfig(tp=2, entry_delay_bars=1),
-                StrategyConfig(),
+                Strategy(tp_ladder="3:1"),
+                Strategy(sl=0.3),
+                Strategy(tp=2, entry_delay_bars=1),
+                Strategy(),
             ]
         )
     ).tolist() == [True, True, False, True]
-    with pytest.raises(ValueError, match="grid"):
-        encode_params([StrategyConfig(tp=[2, 3])])
+    with pytest.raises(ValueError, match="not a Strategy"):
+        encode_params([StrategyGrid(tp=[2, 3])])  # type: ignore[list-item]

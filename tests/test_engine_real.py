@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alertlab.engine import EXIT_REASONS, StrategyConfig, backtest, encode_params, simulate
+from alertlab.engine import EXIT_REASONS, Strategy, backtest, encode_params, simulate
 
 from engine_reference import is_no_trade_bar, reference_trade
 from windowgen import windows_from_bars
@@ -24,12 +24,12 @@ H = 48 * 3600
 BASE = 300  # every bar of these files opens on the 5-minute grid
 
 STRATEGIES = [
-    StrategyConfig(tp=3, sl=0.5),
-    StrategyConfig(tp=2, sl=0.8, time_stop_hours=6),
-    StrategyConfig(trail=0.3, time_stop_hours=12),
-    StrategyConfig(tp_ladder="1.5:0.5,3:0.5", breakeven_at=1.3, sl=0.6, entry_delay_bars=2),
-    StrategyConfig(dip=0.1, dip_window_min=240, tp=2, sl=0.7),
-    StrategyConfig(time_stop_hours=1),
+    Strategy(tp=3, sl=0.5),
+    Strategy(tp=2, sl=0.8, time_stop_hours=6),
+    Strategy(trail=0.3, time_stop_hours=12),
+    Strategy(tp_ladder="1.5:0.5,3:0.5", breakeven_at=1.3, sl=0.6, entry_delay_bars=2),
+    Strategy(dip=0.1, dip_window_min=240, tp=2, sl=0.7),
+    Strategy(time_stop_hours=1),
 ]
 
 
@@ -154,7 +154,7 @@ def test_engine_matches_reference_on_real_windows(real_windows):
 def test_old_behaviour_does_fill_on_no_trade_bars(real_windows):
     """The check above can fail: with --fill-on-zero-volume the same trades do sell on filler."""
     w = real_windows
-    ta = simulate(w, encode_params([StrategyConfig(time_stop_hours=1)]), fill_on_zero_volume=True)
+    ta = simulate(w, encode_params([Strategy(time_stop_hours=1)]), fill_on_zero_volume=True)
     on_flat = 0
     for a in range(w.n):
         b = w.bars(a)

@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 import pytest
 
-from alertlab.engine import EXIT_REASONS, StrategyConfig, encode_params, simulate
+from alertlab.engine import EXIT_REASONS, Strategy, encode_params, simulate
 
 from engine_reference import TRUNCATED_STATUS as TRUNCATED
 from engine_reference import is_no_trade_bar, lattice_windows, reference_trade
@@ -75,7 +75,7 @@ CONTINUOUS = {
 }
 
 
-def _draw(rng: np.random.Generator, keys: tuple[str, ...], vals: dict) -> StrategyConfig:
+def _draw(rng: np.random.Generator, keys: tuple[str, ...], vals: dict) -> Strategy:
     d: dict = {
         "fee_bps": float(rng.choice([0.0, 30.0])),
         "slippage_bps": float(rng.choice([0.0, 50.0, 100.0])),
@@ -113,10 +113,10 @@ def _draw(rng: np.random.Generator, keys: tuple[str, ...], vals: dict) -> Strate
         elif k == "dip_win":
             d["dip"] = pick("dip")
             d["dip_window_min"] = pick("dip_win")
-    return StrategyConfig(**d)
+    return Strategy(**d)
 
 
-def _check(w, cfg: StrategyConfig, intrabar: str, method: str = "auto") -> int:
+def _check(w, cfg: Strategy, intrabar: str, method: str = "auto") -> int:
     """Compare every alert with the reference; returns the number of trades checked."""
     ta = simulate(
         w, encode_params([cfg]), intrabar=intrabar, method=method, fill_on_zero_volume=cfg.fill_on_zero_volume
@@ -260,11 +260,11 @@ def test_reference_sees_every_branch(lattice):
     """Guard against a generator too tame to exercise the rules: every exit reason and ambiguity occur."""
     seen, amb = set(), 0
     cfgs = [
-        StrategyConfig(tp_ladder="1.5:0.5,2:0.5", sl=0.5, breakeven_at=1.25, trail=0.5, trail_activation=2.0),
-        StrategyConfig(tp=2.0, sl=0.75, time_stop_hours=0.05),
-        StrategyConfig(dip=0.5, dip_window_min=2),
-        StrategyConfig(trail=0.25),
-        StrategyConfig(breakeven_at=1.5, sl=0.5),
+        Strategy(tp_ladder="1.5:0.5,2:0.5", sl=0.5, breakeven_at=1.25, trail=0.5, trail_activation=2.0),
+        Strategy(tp=2.0, sl=0.75, time_stop_hours=0.05),
+        Strategy(dip=0.5, dip_window_min=2),
+        Strategy(trail=0.25),
+        Strategy(breakeven_at=1.5, sl=0.5),
     ]
     moved = 0  # trades that no-trade bars change (vs fill_on_zero_volume)
     for cfg in cfgs:
@@ -331,7 +331,7 @@ def test_zero_costs_and_fractions(lattice, continuous):
 
 
 def test_costs_lower_every_return(continuous):
-    cfg = StrategyConfig(tp_ladder="1.5:0.5,3:0.25", sl=0.7, trail=0.3, trail_activation=1.3)
+    cfg = Strategy(tp_ladder="1.5:0.5,3:0.25", sl=0.7, trail=0.3, trail_activation=1.3)
     free = cfg.model_copy(update={"fee_bps": 0.0, "slippage_bps": 0.0})
     ta = simulate(continuous, encode_params([cfg, free]))
     ok = ~np.isnan(ta.ret[0])

@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alertlab.engine import EXIT_REASONS, PortfolioConfig, StrategyConfig, backtest, run_portfolio, summarize
+from alertlab.engine import (
+    EXIT_REASONS,
+    PortfolioConfig,
+    Strategy,
+    StrategyGrid,
+    backtest,
+    run_portfolio,
+    summarize,
+)
 
 from windowgen import random_windows
 
@@ -186,7 +194,7 @@ def test_portfolio_config_errors():
 
 def test_backtest_tables_and_unlimited_portfolio():
     w = random_windows(np.random.default_rng(21), 120, horizon_s=3 * 3600)
-    cfg = StrategyConfig(tp_ladder="2:0.5,5:0.5", sl=0.6, dip=0.1, dip_window_min=30, intrabar="ohlc")
+    cfg = Strategy(tp_ladder="2:0.5,5:0.5", sl=0.6, dip=0.1, dip_window_min=30, intrabar="ohlc")
     bt = backtest(w, cfg, portfolio=PortfolioConfig(capital=1e9, stake=1.0))
     tr = bt.trades
     assert list(tr.columns) == [
@@ -230,5 +238,5 @@ def test_backtest_tables_and_unlimited_portfolio():
     assert ps["n_taken"] == s["n_trades"] and ps["final_equity"] - 1e9 == pytest.approx(
         filled["ret"].sum(), abs=1e-5
     )
-    with pytest.raises(ValueError, match="scalar"):
-        backtest(w, StrategyConfig(tp=[2, 3]))
+    with pytest.raises(ValueError, match="needs a Strategy"):
+        backtest(w, StrategyGrid(tp=[2, 3]))  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from alertlab.cli import app
 from alertlab.demo.market import DemoSpec, make_demo
-from alertlab.engine import StrategyConfig
+from alertlab.engine import Strategy
 from alertlab.ingest import ingest_alerts, ingest_candles
 from alertlab.optimize.space import DEFAULT_SPACE
 from alertlab.optimize.study import OptimizeOptions
@@ -93,8 +93,8 @@ def test_json_exports_and_recommended_config(home, tmp_path):
     assert doc["study"] == "cli" and doc["n_trials"] == 12 and len(doc["folds"]) == 3
     assert 0.0 <= doc["pbo"]["pbo"] <= 1.0 and 0.0 <= doc["dsr"]["dsr"] <= 1.0
     rec = doc["recommended"]
-    loaded = StrategyConfig.from_file(cfg_file)
-    assert loaded == StrategyConfig(**rec["config"])
+    loaded = Strategy.from_file(cfg_file)
+    assert loaded == Strategy(**rec["config"])
     assert loaded.fee_bps == 30.0 and loaded.slippage_bps == 50.0 and loaded.intrabar == "pessimistic"
     table = pq.read_table(trials_file)
     assert table.column_names == LONG_COLUMNS
@@ -117,7 +117,7 @@ def test_json_exports_and_recommended_config(home, tmp_path):
     res = invoke(["--home", str(home.root), *BASE, "--trials", "14", "--study", "cli"])
     assert res.exit_code == 0, res.output
     assert "recommended" in res.stdout and "leaderboard" in res.stdout
-    assert StrategyConfig.from_file(home.studies_dir / "cli" / "recommended.json") is not None
+    assert Strategy.from_file(home.studies_dir / "cli" / "recommended.json") is not None
 
 
 def test_no_window_rebuild_and_no_candle_read_per_trial(home, monkeypatch):
@@ -198,4 +198,4 @@ def test_per_caller_studies_and_sql_storage(home, tmp_path):
     assert set(table.column("caller").to_pylist()) == set(callers)
     for k, path in doc["exports"].items():
         if k.startswith("config@"):
-            assert StrategyConfig.from_file(path) is not None
+            assert Strategy.from_file(path) is not None

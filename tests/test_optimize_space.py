@@ -222,7 +222,7 @@ def test_normalise():
 
 
 def test_space_that_can_turn_on_tp_and_tp_ladder_is_rejected():
-    """The engine's take-profit rule holds for spaces too (one rule, in StrategyConfig)."""
+    """The engine's take-profit rule holds for spaces too (one rule, in Strategy)."""
     for spec in (
         {"tp": {"low": 2, "high": 5}, "tp_ladder": {"choices": ["2:0.5,4:0.5", None]}},
         {"tp": 3.0, "tp_ladder": "2:0.5,4:0.5"},

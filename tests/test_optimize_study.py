@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing as mp
 import os
+import signal
 import statistics
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -15,7 +18,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from alertlab.engine import StrategyConfig, backtest, encode_params, trade_returns
+from alertlab.engine import Strategy, backtest, encode_params, trade_returns
 from alertlab.optimize import evaluate as evaluate_mod
 from alertlab.optimize.evaluate import FOLD_METRICS, EngineSettings, Evaluator, strategy_config, time_order
 from alertlab.optimize.report import trials_long_table, write_config
@@ -479,6 +482,50 @@ def test_two_workers_share_one_study_without_duplicates(tmp_path):
     assert again.counts["n_trials"] == 40 and again.counts["new_trials"] == 0
 
 
+def test_a_killed_worker_does_not_stop_the_others(tmp_path):
+    """SIGKILL one of two worker processes mid-study (default journal storage): the run still ends,
+    with the exact total of trials, and notes the worker that died (why ``_run_workers`` keeps its
+    own process code: a process pool would abort every pending task on one dead worker)."""
+    w = nasty_windows(23, 300)
+    opts = OptimizeOptions(
+        space=RICH, trials=80, sampler="random", seed=6, min_trades=0, folds=2, batch_size=2, workers=2
+    )
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["res"] = run_study(w, opts, tmp_path, study="kill")
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            out["err"] = exc
+
+    th = threading.Thread(target=run)
+    th.start()
+    victim, deadline = None, time.monotonic() + 90
+    while victim is None and time.monotonic() < deadline and th.is_alive():
+        time.sleep(0.1)
+        try:
+            study = optuna.load_study(study_name="kill", storage=open_storage(tmp_path / "journal.log"))
+        except KeyError:
+            continue
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        kids = [p for p in mp.active_children() if p.pid is not None]
+        if len(done) >= 4 and len(kids) == 2:
+            victim = kids[0].pid
+            os.kill(victim, signal.SIGKILL)
+    th.join(180)
+    assert victim is not None, "the study ended before a worker could be killed"
+    assert not th.is_alive(), "the study did not finish after a worker was killed"
+    if "err" in out:
+        raise out["err"]
+    res = out["res"]
+    assert any("exited without reporting" in n for n in res.notes), res.notes
+    trials = load(res).trials
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 80 and res.counts["n_trials"] == len(trials)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
+    assert {t.user_attrs["owner"]["pid"] for t in done} - {victim}  # the survivor finished the study
+
+
 def test_reusing_a_study_name_with_other_settings_is_rejected(tmp_path):
     w = nasty_windows(19, 150)
     opts = OptimizeOptions(space=TPSL, trials=4, sampler="random", min_trades=0, folds=2)
@@ -579,7 +626,7 @@ def test_long_table_columns_and_config_files(nasty_study, tmp_path):
     cfg = res.config
     for suffix in (".json", ".yaml", ".toml"):
         p = write_config(cfg, tmp_path / f"rec{suffix}", {"study": res.name})
-        assert StrategyConfig.from_file(p) == cfg
+        assert Strategy.from_file(p) == cfg
     with pytest.raises(ValueError, match="end in"):
         write_config(cfg, tmp_path / "rec.txt")
 

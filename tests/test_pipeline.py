@@ -369,3 +369,68 @@ def test_cli_quality_and_rejects(demo_home):
     assert doc["summary"] and all(
         r["source_file"] and r["source_row"] >= 2 and r["reason"] for r in doc["rows"]
     )
+
+
+def _run_rows(home: Home) -> dict[str, dict]:
+    con = home.connect(read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT run_id, kind, config, fingerprint, cache_hit, timings, counts FROM runs"
+        ).fetchall()
+    finally:
+        con.close()
+    return {
+        r[0]: {
+            "kind": r[1],
+            "config": json.loads(r[2]),
+            "fingerprint": r[3],
+            "cache_hit": r[4],
+            "timings": json.loads(r[5]),
+            "counts": json.loads(r[6]),
+        }
+        for r in rows
+    }
+
+
+def test_use_cases_share_one_run_record(demo_home):
+    """baseline, backtest and grid runs go through app.run.open_run: the same record shape, and a
+    selection matching nothing fails with the one line and records nothing."""
+    from alertlab.app.backtest import run_backtest
+    from alertlab.app.run import open_run
+    from alertlab.engine import Strategy, StrategyGrid
+    from alertlab.windows.select import NO_ALERTS
+
+    spec = WindowSpec(horizon_hours=6)
+    bl = run_baseline(demo_home, spec=spec)
+    bt = run_backtest(Strategy(tp=3, sl=0.5), demo_home, spec=spec)
+    gr = run_backtest(StrategyGrid(tp=[2, 3], sl=0.5), demo_home, spec=spec)
+    rows = _run_rows(demo_home)
+    for res, kind, extra in (
+        (bl, "baseline", {"min_calls", "rank_by", "force_recompute"}),
+        (bt, "backtest", {"strategy", "portfolio", "force_recompute"}),
+        (gr, "grid", {"strategy", "portfolio", "force_recompute"}),
+    ):
+        row = rows[res.run.run_id]
+        assert row["kind"] == kind and set(row["config"]) == {"selection", "window", *extra}
+        assert row["config"]["window"] == spec.model_dump(mode="json")
+        assert row["fingerprint"] == res.cache.fingerprint and row["cache_hit"] == res.cache.hit
+        assert {"select", "windows", "total"} <= set(row["timings"])
+        assert row["counts"]["alerts"] == res.run.counts["alerts"] > 0
+        status = {k.removeprefix("status_"): v for k, v in row["counts"].items() if k.startswith("status_")}
+        assert status == res.status_counts and status
+    assert rows[gr.run.run_id]["config"]["strategy"]["tp"] == [2.0, 3.0]
+    assert rows[gr.run.run_id]["config"]["strategy"]["sl"] == 0.5  # fixed values stay scalars
+    assert (
+        rows[gr.run.run_id]["counts"]["combinations"] == 2
+        and rows[bt.run.run_id]["counts"]["combinations"] == 1
+    )
+    n = len(rows)
+    with (
+        pytest.raises(ValueError, match="no alerts match"),
+        open_run(demo_home, "backtest", Selection(callers=["nobody-at-all"]), spec),
+    ):
+        pass
+    assert NO_ALERTS.startswith("no alerts match") and len(_run_rows(demo_home)) == n
+    with open_run(demo_home, "report", None, spec, {"x": 1}, windows=False) as ctx:
+        assert ctx.windows is None
+    assert len(_run_rows(demo_home)) == n + 1

@@ -11,7 +11,7 @@ import pytest
 
 from alertlab.app.backtest import run_backtest
 from alertlab.app.baseline import run_baseline
-from alertlab.engine import StrategyConfig
+from alertlab.engine import Strategy
 from alertlab.ingest import ingest_alerts, ingest_candles, token_quality
 from alertlab.windows import OK, STALE
 from alertlab.windows.cache import load_entry
@@ -185,7 +185,7 @@ def test_wick_is_guarded(real):
 
 def test_no_fill_on_a_no_trade_bar(real):
     home, _, _, _ = real
-    cfg = StrategyConfig(tp=5.0, sl=0.5, time_stop_hours=3.0)
+    cfg = Strategy(tp=5.0, sl=0.5, time_stop_hours=3.0)
     bt = run_backtest(cfg, home)
     w = load_entry(bt.cache.path)
     trades = bt.result.trades

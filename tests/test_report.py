@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from alertlab.cli import app
 from alertlab.demo.market import DemoSpec, make_demo
-from alertlab.engine import PortfolioConfig, StrategyConfig
+from alertlab.engine import PortfolioConfig, Strategy, StrategyGrid
 from alertlab.ingest import ingest_alerts, ingest_candles
 from alertlab.store import Home
 from alertlab.truth.paths import fan_quantiles, multiples_at
@@ -101,7 +101,7 @@ def demo(tmp_path_factory):
     )
     rep = run_report(
         home,
-        strategy=StrategyConfig(tp=[1.5, 2, 3, 5], sl=[0.3, 0.5, 0.7]),
+        strategy=StrategyGrid(tp=[1.5, 2, 3, 5], sl=[0.3, 0.5, 0.7]),
         portfolio=PortfolioConfig(capital=10_000, stake_pct=0.02, max_open=20),
         study="demo-study",
         min_calls=5,
@@ -355,7 +355,7 @@ def test_plot_functions_for_notebooks(demo):
 
     home, _ = demo
     res = alertlab.run_baseline(home, min_calls=5)
-    bt = run_backtest(StrategyConfig(tp_ladder="2:0.5,4:0.5", sl=0.5), home)
+    bt = run_backtest(Strategy(tp_ladder="2:0.5,4:0.5", sl=0.5), home)
     caller = res.leaderboard["caller"].iloc[0]
     alert = bt.result.trades.loc[bt.result.trades["n_fills"] > 1, "alert_id"].iloc[0]
     figs = [
@@ -424,7 +424,7 @@ def test_new_result_fields_appear_without_rewriting(demo):
     home, _ = demo
     res = run_baseline(home, min_calls=5)
     w = res.windows
-    bt = run_backtest(StrategyConfig(tp=3, sl=0.5), home)
+    bt = run_backtest(Strategy(tp=3, sl=0.5), home)
     alert = bt.result.trades["alert_id"].iloc[0]
     i = int(np.flatnonzero(w.alert_id == alert)[0])
     suspect = np.zeros(w.ts.shape[0], dtype=bool)

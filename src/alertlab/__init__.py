@@ -8,7 +8,8 @@ Typical use::
     alertlab.ingest_alerts(home, ["alerts.csv"])
     res = alertlab.run_baseline(home)            # per-alert metrics + caller leaderboard
     res.leaderboard.head()                        # pandas DataFrame
-    bt = alertlab.backtest(res.windows, alertlab.StrategyConfig(tp=3, sl=0.5))
+    bt = alertlab.backtest(res.windows, alertlab.Strategy(tp=3, sl=0.5))
+    grid = alertlab.run_grid(res.windows, alertlab.StrategyGrid(tp=[2, 3, 5], sl=[0.3, 0.5]))
 
 The CLI (``alertlab``) is a thin layer over these functions. The names below are the public API;
 everything else lives in the stage packages (``ingest``, ``store``, ``windows``, ``truth``,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # static imports for IDEs and type checkers; at run time they
     from alertlab.app.backtest import run_backtest
     from alertlab.app.baseline import run_baseline
     from alertlab.app.report import run_report
-    from alertlab.engine import PortfolioConfig, StrategyConfig, backtest, run_grid
+    from alertlab.engine import PortfolioConfig, Strategy, StrategyGrid, backtest, run_grid
     from alertlab.ingest import ingest_alerts, ingest_candles, load_alerts, quality_table
     from alertlab.ingest.fetch import FetchOptions, run_fetch
     from alertlab.optimize import OptimizeOptions, run_optimize
@@ -67,7 +68,8 @@ _API = {
     "WindowSpec": "alertlab.windows.spec",
     "Windows": "alertlab.windows",
     "run_baseline": "alertlab.app.baseline",
-    "StrategyConfig": "alertlab.engine",
+    "Strategy": "alertlab.engine",
+    "StrategyGrid": "alertlab.engine",
     "PortfolioConfig": "alertlab.engine",
     "backtest": "alertlab.engine",
     "run_grid": "alertlab.engine",
@@ -109,7 +111,8 @@ __all__ = [
     "WindowSpec",
     "Windows",
     "run_baseline",
-    "StrategyConfig",
+    "Strategy",
+    "StrategyGrid",
     "PortfolioConfig",
     "backtest",
     "run_grid",
@@ -142,4 +145,6 @@ def __getattr__(name: str) -> Any:
     """Import API members lazily so ``import alertlab`` (and the CLI start-up) stays fast."""
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)
+    if name == "StrategyConfig":  # deprecated (Strategy / StrategyGrid); kept for old scripts, warns on use
+        return importlib.import_module("alertlab.engine.params").StrategyConfig
     raise AttributeError(f"module 'alertlab' has no attribute {name!r}")

@@ -8,14 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from alertlab.engine import BacktestResult, PortfolioConfig, StrategyConfig, backtest, run_grid
+from alertlab.app.run import open_run
+from alertlab.engine import BacktestResult, PortfolioConfig, Strategy, StrategyGrid, backtest, run_grid
 from alertlab.report import exports
-from alertlab.store import Home, resolve_home
-from alertlab.store.runs import Run, record_result, recorded
+from alertlab.store import Home
+from alertlab.store.runs import Run, record_result
 from alertlab.util.progress import bar
 from alertlab.windows.cache import CacheInfo
-from alertlab.windows.diagnose import diagnose
-from alertlab.windows.select import load_windows
 from alertlab.windows.spec import Selection, WindowSpec
 
 
@@ -23,7 +22,7 @@ from alertlab.windows.spec import Selection, WindowSpec
 class BacktestRun:
     """A recorded backtest: ``result`` for one strategy, or ``grid`` (one row per combination)."""
 
-    strategy: StrategyConfig
+    strategy: Strategy | StrategyGrid
     result: BacktestResult | None
     grid: pd.DataFrame | None
     cache: CacheInfo
@@ -33,7 +32,7 @@ class BacktestRun:
 
 
 def run_backtest(
-    strategy: StrategyConfig,
+    strategy: Strategy | StrategyGrid,
     home: Home | str | Path | None = None,
     selection: Selection | None = None,
     spec: WindowSpec | None = None,
@@ -51,7 +50,7 @@ def run_backtest(
     are counted by status in ``status_counts``). No usable alert → ValueError with the one-line
     reason and what to try; most alerts unusable → the same line in ``diagnosis``.
 
-    A grid (any option given as a list) is evaluated in one pass and summarised per combination;
+    A :class:`StrategyGrid` is evaluated in one pass and summarised per combination;
     per-trade tables and portfolio replays need a single strategy and are rejected for grids.
     ``cluster``: run the kernel passes on a Dask cluster (see :mod:`alertlab.distributed`); the
     results are identical to a local run.
@@ -60,42 +59,30 @@ def run_backtest(
         from alertlab.distributed.cluster import preflight
 
         preflight(cluster, cluster_data)
-    home = home if isinstance(home, Home) else resolve_home(home)
-    sel, spec = selection or Selection(), spec or WindowSpec()
-    if strategy.is_grid and export_per_trade_parquet:
+    is_grid = isinstance(strategy, StrategyGrid)
+    n_combinations = strategy.n_combinations if isinstance(strategy, StrategyGrid) else 1
+    if is_grid and export_per_trade_parquet:
         raise ValueError(
             "--export-per-trade-parquet needs a single strategy, not a grid "
-            f"({strategy.n_combinations} combinations); use --export-grid-parquet"
+            f"({n_combinations} combinations); use --export-grid-parquet"
         )
-    if strategy.is_grid and portfolio is not None:
+    if is_grid and portfolio is not None:
         raise ValueError("portfolio mode (--capital) needs a single strategy, not a grid")
-    if not strategy.is_grid and export_grid_parquet:
+    if not is_grid and export_grid_parquet:
         raise ValueError(
             "--export-grid-parquet needs a grid (give some option a comma list, e.g. --tp 2,3,5)"
         )
     config = {
-        "selection": sel.model_dump(mode="json"),
-        "window": spec.model_dump(mode="json"),
         "strategy": strategy.model_dump(mode="json"),
         "portfolio": portfolio.model_dump(mode="json") if portfolio else None,
         "force_recompute": force_recompute,
         **({"cluster": cluster, "cluster_data": cluster_data} if cluster else {}),
     }
-    with recorded(home, "grid" if strategy.is_grid else "backtest", config) as run:
-        with run.phase("windows"):
-            w, info = load_windows(home, sel, spec, force=force_recompute, progress=progress)
-        run.fingerprint, run.cache_hit = info.fingerprint, info.hit
-        counts = w.status_counts(spec.min_coverage)
-        why = diagnose(w, spec.min_coverage, spec.entry_lag_s)
-        run.counts = {
-            "alerts": w.n,
-            **{f"status_{k}": v for k, v in counts.items()},
-            "combinations": strategy.n_combinations,
-            **({"diagnosis": why} if why else {}),
-        }
-        idx = w.usable_idx(spec.min_coverage)
-        if idx.size == 0:
-            raise ValueError(why or "no usable alert")
+    kind = "grid" if is_grid else "backtest"
+    with open_run(home, kind, selection, spec, config, force=force_recompute, progress=progress) as ctx:
+        home, run, w, info = ctx.home, ctx.run, ctx.w, ctx.info
+        run.counts = {**ctx.window_counts(), "combinations": n_combinations}
+        idx = ctx.usable_idx()
         result = grid = None
         with run.phase("engine"):
             if cluster:
@@ -104,14 +91,14 @@ def run_backtest(
                 result, grid = backtest_on_cluster(
                     cluster, cluster_data, w, info.path, strategy, portfolio, progress, alert_idx=idx
                 )
-            elif strategy.is_grid:
-                with bar("strategy grid", strategy.n_combinations, progress) as pb:
+            elif isinstance(strategy, StrategyGrid):
+                with bar("strategy grid", n_combinations, progress) as pb:
                     grid = run_grid(w, strategy, alert_idx=idx, progress=pb.advance)
             else:
                 result = backtest(w, strategy, alert_idx=idx, portfolio=portfolio)
         if result:
             run.counts["trades"] = int(result.summary.get("n_trades", 0))
-        out = BacktestRun(strategy, result, grid, info, run, counts, why)
+        out = BacktestRun(strategy, result, grid, info, run, ctx.status_counts, ctx.diagnosis)
         prov = run.provenance()
         with run.phase("exports"):
             if export_per_trade_parquet and result is not None:

@@ -9,11 +9,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from alertlab.store import Home, atomic_file, resolve_home
-from alertlab.store.runs import Run, record_result, recorded
-from alertlab.windows.cache import CacheInfo, derived_path, get_windows
+from alertlab.app.run import open_run
+from alertlab.store import Home, atomic_file
+from alertlab.store.runs import Run, record_result
+from alertlab.windows.cache import CacheInfo, derived_path
 from alertlab.windows.model import Windows
-from alertlab.windows.select import select_alerts
 from alertlab.windows.spec import Selection, WindowSpec
 
 
@@ -59,32 +59,19 @@ def run_baseline(
     """
     from alertlab.truth.leaderboard import caller_stats, rank_callers
     from alertlab.truth.metrics import METRICS_VERSION, baseline_table
-    from alertlab.windows.diagnose import diagnose
 
     if cluster:  # fail fast on a malformed address or a missing extra
         from alertlab.distributed.cluster import preflight
 
         preflight(cluster, cluster_data)
-    home = home if isinstance(home, Home) else resolve_home(home)
-    sel, spec = selection or Selection(), spec or WindowSpec()
     config = {
-        "selection": sel.model_dump(mode="json"),
-        "window": spec.model_dump(mode="json"),
         "min_calls": min_calls,
         "rank_by": rank_by,
         "force_recompute": force_recompute,
         **({"cluster": cluster, "cluster_data": cluster_data} if cluster else {}),
     }
-    with recorded(home, "baseline", config) as run:
-        with run.phase("select"):
-            alerts = select_alerts(home, sel)
-        if alerts.empty:
-            raise ValueError(
-                "no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)"
-            )
-        with run.phase("windows"):
-            w, info = get_windows(home, alerts, spec, force=force_recompute, progress=progress)
-        run.fingerprint, run.cache_hit = info.fingerprint, info.hit
+    with open_run(home, "baseline", selection, spec, config, force=force_recompute, progress=progress) as ctx:
+        home, run, spec, w, info = ctx.home, ctx.run, ctx.spec, ctx.w, ctx.info
         mpath = derived_path(
             info, f"baseline-m{METRICS_VERSION}.arrow"
         )  # Arrow IPC keeps exact types (Parquet has no timestamp[s])
@@ -114,18 +101,16 @@ def run_baseline(
                     )
             board = rank_callers(stats, min_calls=min_calls, rank_by=rank_by)
             hidden = list(board.attrs.get("hidden_callers", []))
-        counts = w.status_counts(spec.min_coverage)
-        why = diagnose(w, spec.min_coverage, spec.entry_lag_s)
+        wc = ctx.window_counts()
         run.counts = {
-            "alerts": w.n,
+            "alerts": wc.pop("alerts"),
             "bars": info.n_bars,
             "callers_ranked": len(board),
             "callers_hidden": len(hidden),
             "metrics_cached": cached,
-            **{f"status_{k}": v for k, v in counts.items()},
-            **({"diagnosis": why} if why else {}),
+            **wc,
         }
-        result = BaselineResult(table, board, hidden, w, info, run, cached, counts, why)
+        result = BaselineResult(table, board, hidden, w, info, run, cached, ctx.status_counts, ctx.diagnosis)
         _export(home, result, export_baseline_parquet, export_per_alert_parquet, export_per_caller_parquet)
     return result
 

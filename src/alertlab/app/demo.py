@@ -110,7 +110,7 @@ def run_demo(
 
 def _demo_report(home: Home, progress: bool):
     from alertlab.app.report import run_report
-    from alertlab.engine import PortfolioConfig, StrategyConfig
+    from alertlab.engine import PortfolioConfig, StrategyGrid
     from alertlab.optimize import OptimizeOptions, run_optimize
 
     notes: list[str] = []
@@ -124,7 +124,7 @@ def _demo_report(home: Home, progress: bool):
         study = None
     rep = run_report(
         home,
-        strategy=StrategyConfig(tp=[1.5, 2, 3, 5, 10], sl=[0.3, 0.5, 0.7]),
+        strategy=StrategyGrid(tp=[1.5, 2, 3, 5, 10], sl=[0.3, 0.5, 0.7]),
         portfolio=PortfolioConfig(capital=10_000, stake_pct=0.02, max_open=20),
         study=study,
         progress=progress,

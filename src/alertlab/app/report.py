@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alertlab.app.run import open_run
+from alertlab.engine import Strategy, StrategyGrid
 from alertlab.store import Home, resolve_home
-from alertlab.store.runs import Run, record_result, recorded
+from alertlab.store.runs import Run, record_result
 from alertlab.windows.spec import Selection, WindowSpec
 
 GRID_OBJECTIVES = (
@@ -133,11 +135,75 @@ def _pick_trades(trades: pd.DataFrame, n: int) -> list[str]:
     return picks
 
 
+def _check_args(
+    strategy: Strategy | StrategyGrid | None,
+    grid_axes: tuple[str, str] | None,
+    objective: str,
+    top_callers: int,
+    n_trades: int,
+) -> None:
+    """Reject report options that cannot work together, before any work is done."""
+    if objective not in GRID_OBJECTIVES:
+        raise ValueError(f"--objective must be one of {', '.join(GRID_OBJECTIVES)}, got {objective!r}")
+    if top_callers < 1 or n_trades < 0:
+        raise ValueError("--top-callers must be >= 1 and --trades >= 0")
+    if isinstance(strategy, Strategy) and grid_axes is not None:
+        raise ValueError(
+            "--grid-axes needs a grid (give two options comma lists, e.g. --tp 2,3,5 --sl 0.3,0.5)"
+        )
+    if isinstance(strategy, StrategyGrid):
+        opts = _grid_options(strategy)
+        if grid_axes is not None and (len(set(grid_axes)) != 2 or any(a not in opts for a in grid_axes)):
+            raise ValueError(
+                f"--grid-axes {','.join(grid_axes)}: give two different options of the grid "
+                f"({', '.join(opts)})"
+            )
+        if grid_axes is None and len(opts) < 2:
+            raise ValueError(
+                f"the grid has only the option {opts[0]}: the heatmap needs two "
+                "(e.g. --tp 2,3,5 --sl 0.3,0.5)"
+            )
+
+
+def _no_caller_warning(bl, spec: WindowSpec, min_calls: int) -> list[str]:
+    """The warning of a report whose leaderboard is empty (the report is still written)."""
+    if not bl.leaderboard.empty:
+        return []
+    w = bl.windows
+    counts = pd.Series(np.asarray(w.status_names(), dtype=str)).value_counts()
+    why = ", ".join(f"{n} {k}" for k, n in counts.items())
+    return [
+        f"no caller ranked: {int(w.usable(spec.min_coverage).sum())} of {w.n} alerts have a usable window "
+        f"({why}) and no caller has --min-calls={min_calls} of them; see the Data section"
+    ]
+
+
+def _single_strategy(strategy, st, grid_run, objective: str) -> tuple[Strategy | None, str]:
+    """The one strategy the Strategy and Trades sections replay, and how it was chosen."""
+    if isinstance(strategy, Strategy):
+        return strategy, "the strategy given on the command line"
+    if st is not None and st.config is not None:
+        assert st.recommended is not None  # set together with the config
+        return st.config, (
+            f"the recommendation of study {st.name} (trial {st.recommended['trial']}, "
+            "chosen on out-of-sample folds)"
+        )
+    if grid_run is not None and isinstance(strategy, StrategyGrid):
+        g = grid_run.grid
+        assert g is not None  # a grid strategy run locally always yields its grid
+        best = g.sort_values(objective, ascending=False, na_position="last").iloc[0]
+        cells = ", ".join(f"{a} = {best[a]}" for a in strategy.axes())
+        return strategy.expand()[int(best["combo"])], (
+            f"the grid's best cell by {objective} ({cells}), chosen in-sample: expect less out of sample"
+        )
+    return None, ""
+
+
 def run_report(
     home: Home | str | Path | None = None,
     selection: Selection | None = None,
     spec: WindowSpec | None = None,
-    strategy=None,
+    strategy: Strategy | StrategyGrid | None = None,
     portfolio=None,
     study: str | None = None,
     out: str | Path | None = None,
@@ -152,34 +218,12 @@ def run_report(
     """Write the HTML report; returns where it is and what it holds (see module docs for the rules)."""
     from alertlab.app.backtest import run_backtest
     from alertlab.app.baseline import run_baseline
-    from alertlab.report import figures as F
-    from alertlab.report.html import Section, render_report
+    from alertlab.report.html import render_report
 
     home = home if isinstance(home, Home) else resolve_home(home)
     sel, spec = selection or Selection(), spec or WindowSpec()
-    if objective not in GRID_OBJECTIVES:
-        raise ValueError(f"--objective must be one of {', '.join(GRID_OBJECTIVES)}, got {objective!r}")
-    if top_callers < 1 or n_trades < 0:
-        raise ValueError("--top-callers must be >= 1 and --trades >= 0")
-    if strategy is not None and not strategy.is_grid and grid_axes is not None:
-        raise ValueError(
-            "--grid-axes needs a grid (give two options comma lists, e.g. --tp 2,3,5 --sl 0.3,0.5)"
-        )
-    if strategy is not None and strategy.is_grid:
-        opts = _grid_options(strategy)
-        if grid_axes is not None and (len(set(grid_axes)) != 2 or any(a not in opts for a in grid_axes)):
-            raise ValueError(
-                f"--grid-axes {','.join(grid_axes)}: give two different options of the grid "
-                f"({', '.join(opts)})"
-            )
-        if grid_axes is None and len(opts) < 2:
-            raise ValueError(
-                f"the grid has only the option {opts[0]}: the heatmap needs two "
-                "(e.g. --tp 2,3,5 --sl 0.3,0.5)"
-            )
+    _check_args(strategy, grid_axes, objective, top_callers, n_trades)
     config = {
-        "selection": sel.model_dump(mode="json"),
-        "window": spec.model_dump(mode="json"),
         "strategy": strategy.model_dump(mode="json") if strategy is not None else None,
         "portfolio": portfolio.model_dump(mode="json") if portfolio is not None else None,
         "study": study,
@@ -190,202 +234,40 @@ def run_report(
         "grid_axes": list(grid_axes) if grid_axes else None,
         "objective": objective,
     }
-    with recorded(home, "report", config) as run:
+    with open_run(home, "report", sel, spec, config, windows=False) as ctx:
+        run = ctx.run
         with run.phase("baseline"):
             bl = run_baseline(home, sel, spec, min_calls=min_calls, rank_by=rank_by, progress=progress)
         run.fingerprint, run.cache_hit = bl.cache.fingerprint, bl.cache.hit
-        w = bl.windows
-        board = bl.leaderboard
-        warnings: list[str] = []
-        if board.empty:  # still write the report: its Data section shows why
-            counts = pd.Series(np.asarray(w.status_names(), dtype=str)).value_counts()
-            why = ", ".join(f"{n} {k}" for k, n in counts.items())
-            warnings.append(
-                f"no caller ranked: {int(w.usable(spec.min_coverage).sum())} of {w.n} alerts have a usable window "
-                f"({why}) and no caller has --min-calls={min_calls} of them; see the Data section"
-            )
-        stats = _caller_stats(bl)
-        data = _data_facts(home, bl)
+        warnings = _no_caller_warning(bl, spec, min_calls)
 
-        st = None
+        st = importance = None
         if study:
             from alertlab.optimize.reopen import param_importance, reopen_study, study_storage
 
             with run.phase("study"):
-                st = reopen_study(home, study, w, windows_path=bl.cache.path, min_coverage=spec.min_coverage)
+                st = reopen_study(
+                    home, study, bl.windows, windows_path=bl.cache.path, min_coverage=spec.min_coverage
+                )
                 importance = param_importance(study_storage(home, study), st.name)
 
         bt = grid_run = None
-        chosen_label = ""
         with run.phase("backtest"):
-            if strategy is not None and strategy.is_grid:
+            if isinstance(strategy, StrategyGrid):
                 grid_run = run_backtest(strategy, home, sel, spec, progress=progress)
-            if strategy is not None and not strategy.is_grid:
-                single, chosen_label = strategy, "the strategy given on the command line"
-            elif st is not None and st.config is not None:
-                single = st.config
-                assert st.recommended is not None  # set together with the config
-                chosen_label = (
-                    f"the recommendation of study {st.name} (trial {st.recommended['trial']}, "
-                    "chosen on out-of-sample folds)"
-                )
-            elif grid_run is not None:
-                g = grid_run.grid
-                assert g is not None  # a grid strategy run locally always yields its grid
-                best = g.sort_values(objective, ascending=False, na_position="last").iloc[0]
-                single = strategy.expand()[int(best["combo"])]
-                cells = ", ".join(f"{a} = {best[a]}" for a in strategy.grid_axes())
-                chosen_label = (
-                    f"the grid's best cell by {objective} ({cells}), chosen in-sample: "
-                    "expect less out of sample"
-                )
-            else:
-                single = None
+            single, chosen_label = _single_strategy(strategy, st, grid_run, objective)
             if single is not None:
                 bt = run_backtest(single, home, sel, spec, portfolio=portfolio, progress=progress)
 
         with run.phase("figures"):
-            sections: list[Section] = []
-            s = Section(
-                "data",
-                "Data",
-                "What went in: alerts and candles ingested, rows rejected and why, "
-                "and which alerts got a usable price window.",
-            )
-            s.kv("Inputs", data["facts"])
-            s.kv("Candle quality", data["quality"])
-            s.fig(F.plot_status(w), half=True)
-            s.fig(F.plot_coverage(w), half=True)
-            if len(data["rejects"]):
-                s.table("Rejected rows by reason", data["rejects"])
-            sections.append(s)
-
-            s = Section(
-                "callers",
-                "Callers",
-                "Who calls winners: the share of calls that doubled with its 95% "
-                "interval, so that a handful of lucky calls does not look like skill.",
-            )
-            if board.empty:
-                s.note(warnings[0].capitalize() + ".")
-            else:
-                s.leaderboard(board, bl.hidden_callers, rank_by)
-                s.fig(F.plot_leaderboard(board, top=25), half=True)
-                s.fig(
-                    F.plot_hit_rate_vs_calls(stats, min_calls),
-                    half=True,
-                    note="Each dot is a caller; the grey "
-                    "band is where a caller with no skill (hitting at the pooled rate) lands 95% of the time.",
-                )
-            sections.append(s)
-
-            s = Section(
-                "per-caller",
-                "Per caller",
-                "How the calls of one caller played out: the size of the "
-                "peaks, how fast they came, and the typical path of the price after the call.",
-            )
-            for c in F.top_callers(board, top_callers):
-                s.panel(c, [F.plot_ath_distribution(bl, c), F.plot_time_to_2x(bl, c), F.plot_fan(w, c)])
-            if board.empty:
-                s.note("No caller ranked: nothing to show per caller.")
-            sections.append(s)
-
-            if bt is not None:
-                r = bt.result
-                assert r is not None  # a single strategy always yields a result
-                sm = r.summary
-                s = Section(
-                    "strategy",
-                    "Strategy",
-                    "What trading every usable call with one exit rule would "
-                    f"have returned, after fees and slippage; the rule is {chosen_label}.",
-                )
-                s.kv("Trades (stake 1 per alert)", {"rule": _rule_text(bt.strategy), **_summary_view(sm)})
-                if r.portfolio is not None:
-                    s.kv("Portfolio (finite capital)", _portfolio_view(r.portfolio.summary, portfolio))
-                s.fig(F.plot_equity(r))
-                pf = F.plot_portfolio(r)
-                if pf is not None:
-                    s.fig(pf)
-                s.fig(F.plot_exit_reasons(r), half=True)
-                s.fig(F.plot_returns(r), half=True)
-                s.fig(
-                    F.plot_intrabar_band(r),
-                    note="When a stop and a take-profit both fall inside one bar the "
-                    "order is unknown: the band spans the pessimistic and optimistic readings.",
-                )
-                s.fig(F.plot_per_caller_results(r))
-                sections.append(s)
-
-                s = Section(
-                    "trades",
-                    "Trades on candles",
-                    "Single trades drawn on their candles: where the rule "
-                    "bought, where it sold, and the levels it was watching.",
-                )
-                picks = _pick_trades(r.trades, n_trades)
-                for a in picks:
-                    row = r.trades.loc[r.trades["alert_id"] == a].iloc[0]
-                    s.panel(
-                        f"{row['caller']} · {row['exit_reason']} · {row['ret']:+.1%}", [F.plot_trade(w, r, a)]
-                    )
-                if picks:
-                    s.caption(
-                        "Red dashed: the stop in force on each bar (it steps up when breakeven or the trailing "
-                        "stop moves it); green dotted: the next take-profit level. Each fill is a marker on the "
-                        "candle it happened in (size: share of the position; hover: reason, price, stamp)."
-                    )
-                else:
-                    s.note("No trade was filled: nothing to draw.")
-                sections.append(s)
-            else:
-                for sid, title in (("strategy", "Strategy"), ("trades", "Trades on candles")):
-                    s = Section(
-                        sid,
-                        title,
-                        "Give an exit rule (--tp/--sl…, --strategy-config, or --study with a "
-                        "recommendation) to see how trading these calls would have gone.",
-                    )
-                    s.note("No strategy given.")
-                    sections.append(s)
-
-            s = Section(
-                "grid",
-                "Grid",
-                "The same rule over a grid of settings: where the results are good and "
-                "whether the good region is broad (robust) or a single lucky cell.",
-            )
-            if grid_run is not None:
-                axes = list(grid_axes) if grid_axes else _grid_options(grid_run.strategy)[:2]
-                s.fig(
-                    F.plot_grid(grid_run.grid, axes[0], axes[1], objective),
-                    note=None
-                    if len(grid_run.strategy.grid_axes()) <= 2
-                    else "Other grid options take their best value in each cell (shown on hover).",
-                )
-            else:
-                s.note("Give a grid (e.g. --tp 1.5,2,3,5 --sl 0.3,0.5,0.7) to see the heatmap.")
-            sections.append(s)
-
-            s = Section(
-                "study",
-                "Study",
-                "The optimizer's search: whether the best settings found in the past "
-                "held up on later data, and whether the winner is distinguishable from luck.",
-            )
-            if st is not None:
-                s.reading(F.study_reading(st))
-                s.kv("Study", _study_view(st))
-                s.fig(F.plot_study_trials(st))
-                if importance:
-                    s.fig(F.plot_param_importance(importance, "PED-ANOVA"), half=True)
-                else:
-                    s.note("Parameter importance needs at least 3 complete feasible trials.")
-                s.fig(F.plot_folds(st), half=bool(importance))
-            else:
-                s.note("Give --study NAME (a study made by `alertlab optimize --study NAME`) to see it.")
-            sections.append(s)
+            sections = [
+                _data_section(home, bl),
+                _callers_section(bl, warnings, rank_by, min_calls),
+                _per_caller_section(bl, top_callers),
+                *_strategy_sections(bt, bl.windows, chosen_label, portfolio, n_trades),
+                _grid_section(strategy, grid_run, grid_axes, objective),
+                _study_section(st, importance),
+            ]
 
         path = Path(out) if out else home.root / "reports" / f"report-{run.run_id}.html"
         with run.phase("html"):
@@ -409,11 +291,192 @@ def run_report(
     )
 
 
-def _grid_options(cfg) -> list[str]:
+# ------------------------------------------------------------------------------------------------ sections
+
+
+def _data_section(home: Home, bl):
+    from alertlab.report import figures as F
+    from alertlab.report.html import Section
+
+    data = _data_facts(home, bl)
+    s = Section(
+        "data",
+        "Data",
+        "What went in: alerts and candles ingested, rows rejected and why, "
+        "and which alerts got a usable price window.",
+    )
+    s.kv("Inputs", data["facts"])
+    s.kv("Candle quality", data["quality"])
+    s.fig(F.plot_status(bl.windows), half=True)
+    s.fig(F.plot_coverage(bl.windows), half=True)
+    if len(data["rejects"]):
+        s.table("Rejected rows by reason", data["rejects"])
+    return s
+
+
+def _callers_section(bl, warnings: list[str], rank_by: str, min_calls: int):
+    from alertlab.report import figures as F
+    from alertlab.report.html import Section
+
+    board = bl.leaderboard
+    s = Section(
+        "callers",
+        "Callers",
+        "Who calls winners: the share of calls that doubled with its 95% "
+        "interval, so that a handful of lucky calls does not look like skill.",
+    )
+    if board.empty:
+        s.note(warnings[0].capitalize() + ".")
+        return s
+    s.leaderboard(board, bl.hidden_callers, rank_by)
+    s.fig(F.plot_leaderboard(board, top=25), half=True)
+    s.fig(
+        F.plot_hit_rate_vs_calls(_caller_stats(bl), min_calls),
+        half=True,
+        note="Each dot is a caller; the grey "
+        "band is where a caller with no skill (hitting at the pooled rate) lands 95% of the time.",
+    )
+    return s
+
+
+def _per_caller_section(bl, top_callers: int):
+    from alertlab.report import figures as F
+    from alertlab.report.html import Section
+
+    board = bl.leaderboard
+    s = Section(
+        "per-caller",
+        "Per caller",
+        "How the calls of one caller played out: the size of the "
+        "peaks, how fast they came, and the typical path of the price after the call.",
+    )
+    for c in F.top_callers(board, top_callers):
+        s.panel(c, [F.plot_ath_distribution(bl, c), F.plot_time_to_2x(bl, c), F.plot_fan(bl.windows, c)])
+    if board.empty:
+        s.note("No caller ranked: nothing to show per caller.")
+    return s
+
+
+def _strategy_sections(bt, w, chosen_label: str, portfolio, n_trades: int) -> list:
+    """The Strategy and Trades sections of the replayed strategy (or what to give to get them)."""
+    from alertlab.report import figures as F
+    from alertlab.report.html import Section
+
+    if bt is None:
+        out = []
+        for sid, title in (("strategy", "Strategy"), ("trades", "Trades on candles")):
+            s = Section(
+                sid,
+                title,
+                "Give an exit rule (--tp/--sl…, --strategy-config, or --study with a "
+                "recommendation) to see how trading these calls would have gone.",
+            )
+            s.note("No strategy given.")
+            out.append(s)
+        return out
+    r = bt.result
+    assert r is not None  # a single strategy always yields a result
+    s = Section(
+        "strategy",
+        "Strategy",
+        "What trading every usable call with one exit rule would "
+        f"have returned, after fees and slippage; the rule is {chosen_label}.",
+    )
+    s.kv("Trades (stake 1 per alert)", {"rule": _rule_text(bt.strategy), **_summary_view(r.summary)})
+    if r.portfolio is not None:
+        s.kv("Portfolio (finite capital)", _portfolio_view(r.portfolio.summary, portfolio))
+    s.fig(F.plot_equity(r))
+    pf = F.plot_portfolio(r)
+    if pf is not None:
+        s.fig(pf)
+    s.fig(F.plot_exit_reasons(r), half=True)
+    s.fig(F.plot_returns(r), half=True)
+    s.fig(
+        F.plot_intrabar_band(r),
+        note="When a stop and a take-profit both fall inside one bar the "
+        "order is unknown: the band spans the pessimistic and optimistic readings.",
+    )
+    s.fig(F.plot_per_caller_results(r))
+    return [s, _trades_section(r, w, n_trades)]
+
+
+def _trades_section(r, w, n_trades: int):
+    from alertlab.report import figures as F
+    from alertlab.report.html import Section
+
+    s = Section(
+        "trades",
+        "Trades on candles",
+        "Single trades drawn on their candles: where the rule "
+        "bought, where it sold, and the levels it was watching.",
+    )
+    picks = _pick_trades(r.trades, n_trades)
+    for a in picks:
+        row = r.trades.loc[r.trades["alert_id"] == a].iloc[0]
+        s.panel(f"{row['caller']} · {row['exit_reason']} · {row['ret']:+.1%}", [F.plot_trade(w, r, a)])
+    if picks:
+        s.caption(
+            "Red dashed: the stop in force on each bar (it steps up when breakeven or the trailing "
+            "stop moves it); green dotted: the next take-profit level. Each fill is a marker on the "
+            "candle it happened in (size: share of the position; hover: reason, price, stamp)."
+        )
+    else:
+        s.note("No trade was filled: nothing to draw.")
+    return s
+
+
+def _grid_section(strategy, grid_run, grid_axes: tuple[str, str] | None, objective: str):
+    from alertlab.report import figures as F
+    from alertlab.report.html import Section
+
+    s = Section(
+        "grid",
+        "Grid",
+        "The same rule over a grid of settings: where the results are good and "
+        "whether the good region is broad (robust) or a single lucky cell.",
+    )
+    if grid_run is not None and isinstance(strategy, StrategyGrid):
+        axes = list(grid_axes) if grid_axes else _grid_options(strategy)[:2]
+        s.fig(
+            F.plot_grid(grid_run.grid, axes[0], axes[1], objective),
+            note=None
+            if len(strategy.axes()) <= 2
+            else "Other grid options take their best value in each cell (shown on hover).",
+        )
+    else:
+        s.note("Give a grid (e.g. --tp 1.5,2,3,5 --sl 0.3,0.5,0.7) to see the heatmap.")
+    return s
+
+
+def _study_section(st, importance):
+    from alertlab.report import figures as F
+    from alertlab.report.html import Section
+
+    s = Section(
+        "study",
+        "Study",
+        "The optimizer's search: whether the best settings found in the past "
+        "held up on later data, and whether the winner is distinguishable from luck.",
+    )
+    if st is None:
+        s.note("Give --study NAME (a study made by `alertlab optimize --study NAME`) to see it.")
+        return s
+    s.reading(F.study_reading(st))
+    s.kv("Study", _study_view(st))
+    s.fig(F.plot_study_trials(st))
+    if importance:
+        s.fig(F.plot_param_importance(importance, "PED-ANOVA"), half=True)
+    else:
+        s.note("Parameter importance needs at least 3 complete feasible trials.")
+    s.fig(F.plot_folds(st), half=bool(importance))
+    return s
+
+
+def _grid_options(cfg: StrategyGrid) -> list[str]:
     """Options of a grid that can be heatmap axes: the varied ones first, then the fixed ones set."""
     from alertlab.engine.params import GRID_FIELDS
 
-    varied = list(cfg.grid_axes())
+    varied = list(cfg.axes())
     fixed = [
         f
         for f in GRID_FIELDS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
@@ -42,6 +42,9 @@ from alertlab.cli.render import (
     print_tables,
     status_view,
 )
+
+if TYPE_CHECKING:
+    from alertlab.engine import PortfolioConfig, Strategy, StrategyGrid
 
 NumList = Annotated[str | None, typer.Option()]
 
@@ -86,7 +89,7 @@ FLAG_NAMES = {
     "slippage_bps": "--slippage-bps",
     "intrabar": "--intrabar",
 }
-"""StrategyConfig option → command-line flag (the CLI's errors name the flag the user typed)."""
+"""Strategy option → command-line flag (the CLI's errors name the flag the user typed)."""
 _OPTION_RE = re.compile(r"(?<![\w-])(" + "|".join(FLAG_NAMES) + r")(?![\w])")
 
 
@@ -153,7 +156,7 @@ def strategy_flags(
     intrabar,
     fill_on_zero_volume,
 ) -> dict[str, Any]:
-    """The strategy flags as StrategyConfig fields (comma lists parsed into grids; None = not given)."""
+    """The strategy flags as Strategy/StrategyGrid fields (comma lists parsed into grids; None = not given)."""
     return {
         "tp": parse_numbers("tp", tp),
         "tp_ladder": parse_ladders(tp_ladder),
@@ -186,22 +189,23 @@ def strategy_error(exc: ValidationError, flags: bool = True) -> str:
     return _OPTION_RE.sub(lambda m: FLAG_NAMES[m.group(1)], text) if flags else text
 
 
-def build_strategy(config_file: Path | None, flags: dict[str, Any]):
+def build_strategy(config_file: Path | None, flags: dict[str, Any]) -> Strategy | StrategyGrid:
     """Strategy from ``--strategy-config`` (if any) with command-line flags overriding it.
 
     ``--tp`` or ``--tp-ladder`` replaces the file's take-profit rule (whichever of the two it
     holds); giving both flags is an error (``give --tp or --tp-ladder, not both``), as is a file
-    holding both. Every value goes through :class:`StrategyConfig`, the one set of rules.
-    Raises ``typer.BadParameter`` with a one-line message.
+    holding both. A comma list anywhere makes a :class:`StrategyGrid`, else a :class:`Strategy`
+    (:func:`strategy_from`); both hold the option table's rules. Raises ``typer.BadParameter``
+    with a one-line message.
     """
-    from alertlab.engine import StrategyConfig
+    from alertlab.engine import load_strategy, strategy_from
 
     base: dict[str, Any] = {}
     if config_file is not None:
         if not config_file.exists():
             raise typer.BadParameter(f"--strategy-config: no such file {config_file}")
         try:
-            base = StrategyConfig.from_file(config_file).model_dump(exclude_defaults=True)
+            base = load_strategy(config_file).model_dump(exclude_unset=True)
         except ValidationError as exc:
             raise typer.BadParameter(
                 f"--strategy-config {config_file}: {strategy_error(exc, flags=False)}"
@@ -212,9 +216,26 @@ def build_strategy(config_file: Path | None, flags: dict[str, Any]):
         base.pop("tp_ladder", None)
     base.update(given)
     try:
-        return StrategyConfig(**base)
+        return strategy_from(base)
     except ValidationError as exc:
         raise typer.BadParameter(strategy_error(exc)) from None
+
+
+def portfolio_flags(
+    capital: float | None, stake: float | None, stake_pct: float | None, max_open: int | None
+) -> PortfolioConfig | None:
+    """The portfolio flags as a :class:`PortfolioConfig` (None without any of them).
+
+    ``--stake/--stake-pct/--max-open`` without ``--capital`` is a one-line error; the config's own
+    rules raise ``ValidationError`` (the caller prints it as one line).
+    """
+    from alertlab.engine import PortfolioConfig
+
+    if capital is None and stake is None and stake_pct is None and max_open is None:
+        return None
+    if capital is None:
+        fail("--stake/--stake-pct/--max-open need --capital (portfolio mode)")
+    return PortfolioConfig(capital=capital, stake=stake, stake_pct=stake_pct, max_open=max_open)
 
 
 EXIT_HELP = {
@@ -407,7 +428,7 @@ def _print_grid(bt, as_json: bool, top: int) -> None:
         )
         return
     console.print(f"strategy grid: {bt.strategy.describe()}", highlight=False, soft_wrap=True)
-    axes = [Col(a, "text" if a == "tp_ladder" else "num") for a in bt.strategy.grid_axes()]
+    axes = [Col(a, "text" if a == "tp_ladder" else "num") for a in bt.strategy.axes()]
     cols = [
         *axes,
         Col("n_trades", "int", "n"),
@@ -487,7 +508,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay exit strategies over every alert: TP/SL, ladders, trailing, breakeven, time stop, delayed/dip entries."""
         from alertlab.app.backtest import run_backtest
-        from alertlab.engine import PortfolioConfig
         from alertlab.store import resolve_home
 
         set_wide(wide)
@@ -524,11 +544,7 @@ def register(app: typer.Typer) -> None:
                 fill_on_zero_volume,
             )
             strategy = build_strategy(strategy_config, flags)
-            port = None
-            if capital is not None or stake is not None or stake_pct is not None or max_open is not None:
-                if capital is None:
-                    fail("--stake/--stake-pct/--max-open need --capital (portfolio mode)")
-                port = PortfolioConfig(capital=capital, stake=stake, stake_pct=stake_pct, max_open=max_open)
+            port = portfolio_flags(capital, stake, stake_pct, max_open)
         except ValidationError as exc:  # PortfolioConfig
             fail(strategy_error(exc))
         except typer.BadParameter as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,38 @@ def _missing(v: Any) -> bool:
     return isinstance(v, float | np.floating) and math.isnan(v)
 
 
+def _ts_text(v: Any) -> str:
+    """A timestamp (or epoch seconds / milliseconds, told apart by size) as ``YYYY-MM-DD HH:MM``."""
+    if isinstance(v, pd.Timestamp | np.datetime64) or hasattr(v, "strftime"):
+        t = pd.Timestamp(v)
+    else:
+        ms = int(v)
+        t = pd.Timestamp(ms, unit="ms" if abs(ms) > 10**11 else "s", tz="UTC")
+    return t.strftime("%Y-%m-%d %H:%M")
+
+
+def _num_text(x: float) -> str:
+    """A plain number: thousands grouped, small values with 3 significant digits, else 2 decimals."""
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.3g}" if 0 < abs(x) < 0.01 else f"{x:.2f}"
+
+
+_NUMBER_FORMATS: dict[str, Callable[[float], str]] = {
+    "int": lambda x: f"{x:,.0f}",
+    "id": lambda x: f"{x:.0f}",
+    "pct": lambda x: f"{x:.1%}",
+    "ret": lambda x: f"{x:+.1%}",
+    "mult": lambda x: f"{x:.2f}x",
+    "dur": duration_text,
+    "interval": interval_text,
+    "mb": lambda x: f"{x:,.1f} MB",
+    "sec": lambda x: f"{x:.2f}s",
+    "bool": lambda x: "yes" if x else "no",
+}
+"""Text of a finite number per display kind (``num`` and any other kind: :func:`_num_text`)."""
+
+
 def fmt(v: Any, kind: str = "text") -> str:
     """Text of one value in a declared display ``kind``."""
     if _missing(v):
@@ -94,39 +126,11 @@ def fmt(v: Any, kind: str = "text") -> str:
     if kind == "text" or isinstance(v, str):
         return str(v)
     if kind == "ts":
-        if isinstance(v, pd.Timestamp | np.datetime64) or hasattr(v, "strftime"):
-            t = pd.Timestamp(v)
-        else:
-            ms = int(v)
-            t = pd.Timestamp(ms, unit="ms" if abs(ms) > 10**11 else "s", tz="UTC")
-        return t.strftime("%Y-%m-%d %H:%M")
+        return _ts_text(v)
     x = float(v)
     if math.isinf(x):
         return "∞" if x > 0 else "-∞"
-    if kind == "int":
-        return f"{x:,.0f}"
-    if kind == "id":
-        return f"{x:.0f}"
-    if kind == "pct":
-        return f"{x:.1%}"
-    if kind == "ret":
-        return f"{x:+.1%}"
-    if kind == "mult":
-        return f"{x:.2f}x"
-    if kind == "dur":
-        return duration_text(x)
-    if kind == "interval":
-        return interval_text(x)
-    if kind == "mb":
-        return f"{x:,.1f} MB"
-    if kind == "sec":
-        return f"{x:.2f}s"
-    if kind == "bool":
-        return "yes" if x else "no"
-    # num
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.3g}" if 0 < abs(x) < 0.01 else f"{x:.2f}"
+    return _NUMBER_FORMATS.get(kind, _num_text)(x)
 
 
 def _kind_of(s: pd.Series) -> str:

@@ -30,6 +30,7 @@ from alertlab.cli.backtest import (
     TrailActivationOpt,
     TrailOpt,
     build_strategy,
+    portfolio_flags,
     strategy_flags,
 )
 from alertlab.cli.options import (
@@ -57,6 +58,42 @@ def open_in_browser(path: Path) -> bool:
     import webbrowser
 
     return webbrowser.open(path.resolve().as_uri())
+
+
+def _axes(grid_axes: str | None) -> tuple[str, str] | None:
+    """``--grid-axes tp,sl`` → ``("tp", "sl")``; one-line error unless exactly two options."""
+    if grid_axes is None:
+        return None
+    parts = [a.strip().replace("-", "_") for a in grid_axes.split(",") if a.strip()]
+    if len(parts) != 2:
+        fail(f"--grid-axes {grid_axes!r}: give two options separated by a comma, e.g. tp,sl")
+    return parts[0], parts[1]
+
+
+def _print_report(r, as_json: bool, open_: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "run_id": r.run.run_id,
+                "path": str(r.path),
+                "bytes": r.size_bytes,
+                "sections": r.sections,
+                "figures": r.n_figures,
+                "timings": r.run.timings,
+                "warnings": r.warnings,
+            }
+        )
+    else:
+        console.print(
+            f"report: {r.path}  ({r.size_bytes / 1e6:.1f} MB, {r.n_figures} figures, "
+            f"{r.run.timings.get('total', 0):.1f}s)",
+            highlight=False,
+            soft_wrap=True,
+        )  # a path never wraps
+    for msg in r.warnings:
+        console.print(f"[bold yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
+    if open_ and not open_in_browser(r.path):
+        console.print("no browser available here: open the file above yourself", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -133,7 +170,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write one self-contained interactive HTML report: data, callers, per caller, strategy, trades, grid, study."""
         from alertlab.app.report import run_report
-        from alertlab.engine import PortfolioConfig
         from alertlab.store import resolve_home
 
         sel, spec = _selection_spec(
@@ -150,12 +186,7 @@ def register(app: typer.Typer) -> None:
         )
         if out is not None and out.suffix.lower() not in (".html", ".htm"):
             fail(f"--out {out}: the report is an HTML file (use a .html name)")
-        axes: tuple[str, str] | None = None
-        if grid_axes is not None:
-            parts = [a.strip().replace("-", "_") for a in grid_axes.split(",") if a.strip()]
-            if len(parts) != 2:
-                fail(f"--grid-axes {grid_axes!r}: give two options separated by a comma, e.g. tp,sl")
-            axes = (parts[0], parts[1])
+        axes = _axes(grid_axes)
         try:
             flags = strategy_flags(
                 tp,
@@ -176,13 +207,9 @@ def register(app: typer.Typer) -> None:
             )
             given = strategy_config is not None or any(v is not None for v in flags.values())
             strategy = build_strategy(strategy_config, flags) if given else None
-            port = None
-            if capital is not None or stake is not None or stake_pct is not None or max_open is not None:
-                if capital is None:
-                    fail("--stake/--stake-pct/--max-open need --capital (portfolio mode)")
-                if strategy is None and study is None:
-                    fail("--capital needs a strategy (--tp/--sl…, --strategy-config or --study)")
-                port = PortfolioConfig(capital=capital, stake=stake, stake_pct=stake_pct, max_open=max_open)
+            if capital is not None and strategy is None and study is None:
+                fail("--capital needs a strategy (--tp/--sl…, --strategy-config or --study)")
+            port = portfolio_flags(capital, stake, stake_pct, max_open)
         except ValidationError as exc:
             fail(_pydantic_msg(exc))
         except (typer.BadParameter, ValueError) as exc:
@@ -206,26 +233,4 @@ def register(app: typer.Typer) -> None:
             )
         except ValueError as exc:
             fail(str(exc))
-        if as_json:
-            print_json(
-                {
-                    "run_id": r.run.run_id,
-                    "path": str(r.path),
-                    "bytes": r.size_bytes,
-                    "sections": r.sections,
-                    "figures": r.n_figures,
-                    "timings": r.run.timings,
-                    "warnings": r.warnings,
-                }
-            )
-        else:
-            console.print(
-                f"report: {r.path}  ({r.size_bytes / 1e6:.1f} MB, {r.n_figures} figures, "
-                f"{r.run.timings.get('total', 0):.1f}s)",
-                highlight=False,
-                soft_wrap=True,
-            )  # a path never wraps
-        for msg in r.warnings:
-            console.print(f"[bold yellow]warning:[/] {msg}", highlight=False, soft_wrap=True)
-        if open_ and not open_in_browser(r.path):
-            console.print("no browser available here: open the file above yourself", highlight=False)
+        _print_report(r, as_json, open_)

@@ -56,6 +56,56 @@ def alerts_view(df: pd.DataFrame, width: int) -> pd.DataFrame:
     return v[WIDE if wide else NARROW]
 
 
+def _print_telegram_report(r) -> None:
+    """Tables of one Telegram ingest: counts, messages not taken, quarantine reasons and a sample."""
+    ing = r.ingest
+    head = {
+        "files": len(r.files),
+        "chats": r.chats,
+        "messages": r.messages,
+        "call messages": r.call_messages,
+        "alerts accepted": ing.rows_accepted,
+        "new alerts": ing.rows_new,
+        "already stored": ing.rows_duplicate,
+        "quarantined": ing.rows_rejected,
+        "tx signatures ignored": r.tx_signatures_ignored,
+    }
+    tables = [kv_table(head, "ingest telegram")]
+    if r.skipped:
+        tables.append(
+            frame_table(
+                pd.DataFrame(list(r.skipped.items()), columns=["reason", "messages"]),
+                "messages not taken",
+            )
+        )
+    if ing.reject_reasons:
+        tables.append(
+            frame_table(
+                pd.DataFrame(
+                    sorted(ing.reject_reasons.items(), key=lambda kv: -kv[1]), columns=["reason", "rows"]
+                ),
+                "quarantined (see `alertlab rejects`)",
+            )
+        )
+        sample = pd.DataFrame(ing.rejects_sample)
+        sample["file"] = sample["file"].map(lambda f: Path(f).parent.name + "/" + Path(f).name)
+        sample = sample.rename(columns={"row": "message"})
+        tables.append(frame_table(sample, "sample of quarantined messages"))
+    print_tables(tables)
+    if r.ignored_files:
+        console.print(
+            f"{len(r.ignored_files)} JSON file(s) are not Telegram exports and were ignored, e.g. "
+            f"{r.ignored_files[0]}",
+            highlight=False,
+        )
+    if ing.rows_accepted == 0:
+        console.print(
+            "no calls found: no message named a valid token address (see 'messages not taken'); "
+            "EVM calls need a chain hint or --evm-chain NAME",
+            highlight=False,
+        )
+
+
 def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
     """Add ``ingest telegram`` to ``ingest_app`` and ``alerts`` to ``app``."""
 
@@ -109,52 +159,7 @@ def register(app: typer.Typer, ingest_app: typer.Typer) -> None:
         if as_json:
             print_json(r.to_dict())
             return
-        ing = r.ingest
-        head = {
-            "files": len(r.files),
-            "chats": r.chats,
-            "messages": r.messages,
-            "call messages": r.call_messages,
-            "alerts accepted": ing.rows_accepted,
-            "new alerts": ing.rows_new,
-            "already stored": ing.rows_duplicate,
-            "quarantined": ing.rows_rejected,
-            "tx signatures ignored": r.tx_signatures_ignored,
-        }
-        tables = [kv_table(head, "ingest telegram")]
-        if r.skipped:
-            tables.append(
-                frame_table(
-                    pd.DataFrame(list(r.skipped.items()), columns=["reason", "messages"]),
-                    "messages not taken",
-                )
-            )
-        if ing.reject_reasons:
-            tables.append(
-                frame_table(
-                    pd.DataFrame(
-                        sorted(ing.reject_reasons.items(), key=lambda kv: -kv[1]), columns=["reason", "rows"]
-                    ),
-                    "quarantined (see `alertlab rejects`)",
-                )
-            )
-            sample = pd.DataFrame(ing.rejects_sample)
-            sample["file"] = sample["file"].map(lambda f: Path(f).parent.name + "/" + Path(f).name)
-            sample = sample.rename(columns={"row": "message"})
-            tables.append(frame_table(sample, "sample of quarantined messages"))
-        print_tables(tables)
-        if r.ignored_files:
-            console.print(
-                f"{len(r.ignored_files)} JSON file(s) are not Telegram exports and were ignored, e.g. "
-                f"{r.ignored_files[0]}",
-                highlight=False,
-            )
-        if ing.rows_accepted == 0:
-            console.print(
-                "no calls found: no message named a valid token address (see 'messages not taken'); "
-                "EVM calls need a chain hint or --evm-chain NAME",
-                highlight=False,
-            )
+        _print_telegram_report(r)
 
     @app.command("alerts")
     def alerts_cmd(

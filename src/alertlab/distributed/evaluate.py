@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from alertlab.distributed.tasks import Session
-from alertlab.engine import StrategyConfig, encode_params
+from alertlab.engine import Strategy, encode_params
 from alertlab.engine.drivers import trade_returns
 from alertlab.optimize.evaluate import Evaluator
 
@@ -23,7 +23,7 @@ class ClusterEvaluator(Evaluator):
         super().__init__(*args, **kwargs)
         self.session = session
 
-    def returns(self, configs: Sequence[StrategyConfig]) -> np.ndarray:
+    def returns(self, configs: Sequence[Strategy]) -> np.ndarray:
         params = encode_params(list(configs))
         return trade_returns(
             self.w,

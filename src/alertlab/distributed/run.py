@@ -50,7 +50,9 @@ def backtest_on_cluster(
 
     with session(cluster, data, echo=_echo if progress else None, **chunking) as s:
         s.bind(w, path)
-        if strategy.is_grid:
+        from alertlab.engine import StrategyGrid
+
+        if isinstance(strategy, StrategyGrid):
             with bar("strategy grid (cluster)", strategy.n_combinations, progress) as pb:
                 s.on_task = pb.advance
                 return None, run_grid(w, strategy, alert_idx=alert_idx, simulate=s.simulate_cols)

@@ -1,6 +1,7 @@
 """Exit-strategy engine: one simulator for backtests, grids and the optimizer.
 
-* :class:`StrategyConfig` / :func:`encode_params` (``params``): options, grids, the parameter matrix.
+* :class:`Strategy` / :class:`StrategyGrid` / :func:`encode_params` (``params``): one strategy, a grid,
+  the parameter matrix (domains from the option table in ``options``).
 * :func:`simulate` / :func:`trade_returns` (``backtest``): per-(param, alert) outputs; plain TP/SL
   rows by first passage (``tpsl``), the rest by the Numba bar simulator (``kernel``, whose module
   docstring states the exact per-bar semantics).
@@ -23,9 +24,13 @@ from alertlab.engine.enums import EXIT_REASONS, INTRABAR_POLICIES, NO_FILL, NO_T
 from alertlab.engine.params import (
     N_PARAM_COLS,
     PARAM_COLUMNS,
+    Strategy,
     StrategyConfig,
+    StrategyGrid,
     encode_params,
+    load_strategy,
     plain_tpsl_rows,
+    strategy_from,
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
 from alertlab.engine.summary import SUMMARY_KEYS, summarize, summarize_columns, summarize_rows
@@ -43,15 +48,19 @@ __all__ = [
     "BacktestResult",
     "PortfolioConfig",
     "PortfolioResult",
+    "Strategy",
     "StrategyConfig",
+    "StrategyGrid",
     "TradeArrays",
     "TradeTrace",
     "backtest",
     "encode_params",
+    "load_strategy",
     "plain_tpsl_rows",
     "run_grid",
     "run_portfolio",
     "simulate",
+    "strategy_from",
     "summarize",
     "summarize_columns",
     "summarize_rows",

@@ -28,7 +28,8 @@ from alertlab.engine.params import (
     C_SL,
     C_SLIP,
     GRID_FIELDS,
-    StrategyConfig,
+    Strategy,
+    StrategyGrid,
     encode_params,
     plain_tpsl_rows,
     validate_params,
@@ -361,7 +362,7 @@ def trade_returns(
 class BacktestResult:
     """A scalar strategy's run: per-trade table, summary, per-caller breakdown, equity curve, portfolio."""
 
-    config: StrategyConfig
+    config: Strategy
     trades: pd.DataFrame
     summary: dict
     per_caller: pd.DataFrame
@@ -375,7 +376,7 @@ def _scalar(d: dict) -> dict:
 
 def backtest(
     w: Windows,
-    cfg: StrategyConfig,
+    cfg: Strategy,
     alert_idx: np.ndarray | None = None,
     portfolio: PortfolioConfig | None = None,
     simulate: SimulateFn | None = None,
@@ -389,8 +390,8 @@ def backtest(
     caller, plus ``avg_ret_lo95`` (lower 95% t bound of the mean, see ``mean_lower_bound``); ``equity``: fixed stake of 1 per alert in alert-time order (columns ``alert_id,
     alert_ts_ms, caller, ret, equity, drawdown``); ``portfolio``: :func:`run_portfolio` when given.
     """
-    if cfg.is_grid:
-        raise ValueError("backtest needs a scalar config; use run_grid for grids")
+    if not isinstance(cfg, Strategy):
+        raise ValueError(f"backtest needs a Strategy, not a {type(cfg).__name__}; use run_grid for grids")
     idx = time_order(w, _alert_idx(w, alert_idx))
     params = encode_params([cfg])
     o = (simulate or _simulate_cols)(
@@ -468,7 +469,7 @@ def backtest(
 # ------------------------------------------------------------------------------------------------ grid
 
 
-def _param_frame(cfg: StrategyConfig, combos: list[StrategyConfig]) -> pd.DataFrame:
+def _param_frame(cfg: StrategyGrid, combos: list[Strategy]) -> pd.DataFrame:
     """Parameter columns under their option names for the options this grid uses."""
     fields = []
     for f in GRID_FIELDS:
@@ -485,21 +486,23 @@ def _param_frame(cfg: StrategyConfig, combos: list[StrategyConfig]) -> pd.DataFr
 
 def run_grid(
     w: Windows,
-    cfg: StrategyConfig,
+    cfg: StrategyGrid,
     alert_idx: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
     max_cells: int = DEFAULT_MAX_CELLS,
     simulate: SimulateFn | None = None,
 ) -> pd.DataFrame:
-    """Evaluate every combination of a (grid) config: one summary row per combination.
+    """Evaluate every strategy of a grid: one summary row per combination.
 
-    Columns: ``combo`` (index in :meth:`StrategyConfig.expand` order), the option columns, then the
+    Columns: ``combo`` (index in :meth:`StrategyGrid.expand` order), the option columns, then the
     :func:`summarize` metrics under ``cfg.intrabar`` (incl. ``avg_ret_pessimistic`` /
     ``avg_ret_optimistic``, ``ambiguous_share``, ``max_drawdown`` in alert-time order). Memory is
     bounded: parameter chunks of ``max_cells // n_alerts`` rows are simulated and summarised in
     turn. ``progress(k)`` is called after each chunk with the number of combinations just finished.
     ``simulate``: a drop-in for the local kernel pass (e.g. a Dask cluster, :data:`SimulateFn`).
     """
+    if not isinstance(cfg, StrategyGrid):
+        raise ValueError(f"run_grid needs a StrategyGrid, not a {type(cfg).__name__}; use backtest")
     combos = cfg.expand()
     params = encode_params(combos)
     idx = time_order(w, _alert_idx(w, alert_idx))

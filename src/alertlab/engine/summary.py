@@ -79,7 +79,7 @@ _INT_KEYS = {"n_alerts", "n_trades", "no_fill", "no_data", *(f"exit_{r}" for r i
 
 
 @njit(cache=True, nogil=True)
-def _stats_kernel(ret, code, amb, ret_p, ret_o, out):
+def _stats_kernel(ret, code, amb, ret_p, ret_o, out):  # noqa: C901 (Numba kernel: every summary statistic in one pass)
     """Raw statistics per row of ``(n_params, n_alerts)`` matrices into ``out[n_params, len(_RAW)]``.
 
     Alerts are in alert-time order along a row. ``code`` / ``amb`` / ``ret_p`` / ``ret_o`` may have 0

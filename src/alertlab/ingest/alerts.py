@@ -338,33 +338,46 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
     _add_reason(reasons, no_token, "empty token address")
     need = chain.isna().to_numpy(bool) & ~no_token
     if need.any():
-        inferred = {t: ch.infer_chain(t) for t in token[need].unique()}
-        evm = sorted({t.lower() for t, c in inferred.items() if c == ch.EVM})
-        known = _evm_chains_from_store(con, evm)
-        inf_reason = np.full(n, "", dtype=object)
-        for i in np.flatnonzero(need):
-            t = token.iat[i]
-            c = inferred[t]
-            if c == ch.EVM:
-                found = known.get(t.lower(), [])
-                if len(found) == 1:
-                    chain.iat[i] = found[0]
-                elif not found:
-                    inf_reason[i] = (
-                        "chain empty and EVM address unknown to the candle store (cannot tell the chain)"
-                    )
-                else:
-                    inf_reason[i] = (
-                        f"chain empty and EVM address on several chains in the candle store ({', '.join(found)})"
-                    )
-            elif c is None:
-                inf_reason[i] = "chain empty and address not recognisable (not Solana, Tron or EVM)"
-            else:
-                chain.iat[i] = c
-        _add_reason(reasons, inf_reason != "", inf_reason)
+        _add_reason(reasons, *_infer_chains(con, chain, token, need))
+    _normalise_addresses(df, chain, token, ~no_token, reasons)
+    nulled = _optional_fields(df)
+    return df, reasons, {k: v for k, v in nulled.items() if v}
 
-    # chain names and addresses
-    has = chain.notna().to_numpy(bool) & ~no_token
+
+def _infer_chains(con, chain: pd.Series, token: pd.Series, need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill ``chain`` (in place) from the address where the row's chain is empty; an EVM address
+    takes the one chain the candle store knows it on. Returns (rows left without a chain, why)."""
+    inferred = {t: ch.infer_chain(t) for t in token[need].unique()}
+    evm = sorted({t.lower() for t, c in inferred.items() if c == ch.EVM})
+    known = _evm_chains_from_store(con, evm)
+    why = np.full(len(chain), "", dtype=object)
+    for i in np.flatnonzero(need):
+        t = token.iat[i]
+        c = inferred[t]
+        if c == ch.EVM:
+            found = known.get(t.lower(), [])
+            if len(found) == 1:
+                chain.iat[i] = found[0]
+            elif not found:
+                why[i] = "chain empty and EVM address unknown to the candle store (cannot tell the chain)"
+            else:
+                why[i] = (
+                    f"chain empty and EVM address on several chains in the candle store ({', '.join(found)})"
+                )
+        elif c is None:
+            why[i] = "chain empty and address not recognisable (not Solana, Tron or EVM)"
+        else:
+            chain.iat[i] = c
+    return why != "", why
+
+
+def _normalise_addresses(
+    df: pd.DataFrame, chain: pd.Series, token: pd.Series, with_token: np.ndarray, reasons: np.ndarray
+) -> None:
+    """Validate chain names and addresses (once per distinct pair), correct a chain the address
+    contradicts, and write ``chain``, ``token`` and ``chain_corrected`` into ``df``."""
+    n = len(df)
+    has = chain.notna().to_numpy(bool) & with_token
     pairs = pd.DataFrame({"chain": chain[has], "token": token[has]}).drop_duplicates()
     norm, why, fixed = {}, {}, {}
     for c, t in zip(pairs["chain"], pairs["token"], strict=True):
@@ -374,9 +387,7 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
         alt = ch.correct_chain(c, t)  # e.g. a Solana mint labelled bsc: the address settles the chain
         if alt is not None:
             fixed[(c, t)] = alt
-            c2 = alt
-        else:
-            c2 = c
+        c2 = alt if alt is not None else c
         nt = ch.normalize_token(c2, t)
         norm[(c, t)], why[(c, t)] = nt, ch.validate_address(c2, nt) or ""
     tok_out = token.astype(object).copy()
@@ -394,7 +405,10 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
     df["token"] = tok_out
     df["chain_corrected"] = corrected
 
-    # optional numeric fields
+
+def _optional_fields(df: pd.DataFrame) -> dict[str, int]:
+    """Parse price, market cap and the forwarded flag in place; a value that does not parse is
+    nulled (the row is kept). Returns the nulled count per field."""
     nulled = {}
     for col in ("price_at_alert", "mcap_at_alert"):
         txt = df[col]
@@ -413,7 +427,7 @@ def _normalise(df: pd.DataFrame, con) -> tuple[pd.DataFrame, np.ndarray, dict]:
     if bad_fw:
         nulled["forwarded"] = bad_fw
     df["forwarded"] = fw_val
-    return df, reasons, {k: v for k, v in nulled.items() if v}
+    return nulled
 
 
 # ---------------------------------------------------------------------------------------------

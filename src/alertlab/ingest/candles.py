@@ -216,7 +216,7 @@ def _streak(ts, i0, i1, iv):
 
 
 @numba.njit(cache=True)
-def _sparse_not_coarse(ts, out, s, e):
+def _sparse_not_coarse(ts, out, s, e):  # noqa: C901 (Numba kernel: rule 3b over one series in one pass)
     """Rule 3b over one series (labels in ``out[s:e]``, 0 = unlabelled and transparent)."""
     idx = np.empty(e - s, np.int64)
     m = 0
@@ -259,7 +259,7 @@ def _sparse_not_coarse(ts, out, s, e):
 
 
 @numba.njit(cache=True)
-def _detect_kernel(ts, offsets, std, declared):
+def _detect_kernel(ts, offsets, std, declared):  # noqa: C901 (Numba kernel: interval detection in one pass per series)
     n = ts.shape[0]
     out = np.zeros(n, np.int64)
     for g in range(offsets.shape[0] - 1):

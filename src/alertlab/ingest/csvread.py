@@ -136,6 +136,44 @@ def _fix_utf8(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
         return pa.chunked_array([pa.array(out, pa.string())]), np.asarray(bad, np.int64)
 
 
+def _check_header(path: Path, header: list[str]) -> None:
+    """A header needs two or more distinct column names (one-line error otherwise)."""
+    if len(header) < 2:
+        raise UserError(
+            f"{path}: no {('/'.join(_NAMES[d] for d in DELIMITERS))}-separated header "
+            f"(first line {header[0][:60]!r}); give a CSV with a header row"
+        )
+    seen = set()
+    for h in header:
+        if h in seen:
+            raise UserError(f"{path}: duplicate column {h!r} in the header; rename one of them")
+        seen.add(h)
+
+
+def _malformed(row: pacsv.InvalidRow, delim: str) -> str:
+    """Why the parser rejected a line, with the likely cause."""
+    hint = (
+        " (an unclosed quote took in the lines after it)"
+        if "\n" in (row.text or "")
+        else f" (an unquoted {_NAMES.get(delim, delim)} inside a value?)"
+        if row.actual_columns > row.expected_columns
+        else ""
+    )
+    return f"malformed line: {row.actual_columns} field(s) where the header has {row.expected_columns}" + hint
+
+
+def _blank_rows(t: pa.Table, header: list[str]) -> np.ndarray:
+    """Mask of blank lines: every value empty or whitespace (a one-field header never reaches here,
+    see sniff). A blank line has no last field, so only those rows are looked at closely."""
+    blank = pc.equal(pc.binary_length(t[header[-1]]), 0).to_numpy(zero_copy_only=False)
+    if blank.any():
+        cand = np.flatnonzero(blank)
+        sub = t.take(pa.array(cand))
+        for name in header:
+            blank[cand] &= pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(sub[name])), 0).to_numpy() == 0
+    return blank
+
+
 def read_text_table(
     path: Path, known: Iterable[str], multiline: bool = False, block_rows_hint: int = 64 << 20
 ) -> tuple[CsvFile, Iterator[CsvBatch]]:
@@ -145,18 +183,9 @@ def read_text_table(
     iterator fills ``info.bad_lines`` as it goes.
     """
     delim, header = sniff(path, known)
-    if len(header) < 2:
-        raise UserError(
-            f"{path}: no {('/'.join(_NAMES[d] for d in DELIMITERS))}-separated header "
-            f"(first line {header[0][:60]!r}); give a CSV with a header row"
-        )
+    _check_header(path, header)
     info = CsvFile(path, delim, header)
     skipped: list[int] = []  # physical numbers of every line the parser skipped
-    seen = set()
-    for h in header:
-        if h in seen:
-            raise UserError(f"{path}: duplicate column {h!r} in the header; rename one of them")
-        seen.add(h)
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         if row.number is not None:
@@ -167,14 +196,7 @@ def read_text_table(
         info.bad_lines.append(
             BadLine(
                 int(row.number) if row.number is not None else -1,
-                f"malformed line: {row.actual_columns} field(s) where the header has {row.expected_columns}"
-                + (
-                    " (an unclosed quote took in the lines after it)"
-                    if "\n" in (row.text or "")
-                    else f" (an unquoted {_NAMES.get(delim, delim)} inside a value?)"
-                    if row.actual_columns > row.expected_columns
-                    else ""
-                ),
+                _malformed(row, delim),
                 (row.text or "")[:2000],
             )
         )
@@ -214,15 +236,7 @@ def read_text_table(
                 cols[name], b = _fix_utf8(t[name])
                 bad_utf8.append(b)
             t = pa.table(cols)
-            # blank lines: every value empty (a one-field header never reaches here, see sniff)
-            blank = pc.equal(pc.binary_length(t[header[-1]]), 0).to_numpy(zero_copy_only=False)
-            if blank.any():  # a blank line has no second field: only those rows are looked at closely
-                cand = np.flatnonzero(blank)
-                sub = t.take(pa.array(cand))
-                for name in header:
-                    blank[cand] &= (
-                        pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(sub[name])), 0).to_numpy() == 0
-                    )
+            blank = _blank_rows(t, header)
             if blank.any():
                 info.blank_lines += int(blank.sum())
                 keep = np.flatnonzero(~blank)

@@ -10,7 +10,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from alertlab.engine import StrategyConfig
+from alertlab.engine import Strategy
 from alertlab.optimize.evaluate import (
     LONG_METRICS,
     SPLITS,
@@ -40,7 +40,7 @@ class StudyResult:
     neighbourhood, robust, train_rank, robust_rank, n_trades_train, n_trades_test, note`` and
     ``p_<option>`` columns. ``fold_metrics``: long table, one row per (complete trial, fold, split)
     (see :func:`alertlab.optimize.report.trials_long_table`). ``recommended``: the chosen trial (or
-    None when no trial is feasible) and ``config`` its :class:`StrategyConfig`.
+    None when no trial is feasible) and ``config`` its :class:`Strategy`.
     """
 
     name: str
@@ -56,7 +56,7 @@ class StudyResult:
     trials: pd.DataFrame
     fold_metrics: pd.DataFrame
     recommended: dict[str, Any] | None
-    config: StrategyConfig | None
+    config: Strategy | None
     dsr: dict[str, Any] | None
     pbo: dict[str, Any] | None
     notes: list[str]
@@ -255,7 +255,7 @@ def _trial_table(rows: list[dict], done: list[dict], sc: _Scores, names: list[st
     ).reset_index(drop=True)
 
 
-def _recommendation(done: list[dict], sc: _Scores, cfg: StrategyConfig) -> dict[str, Any]:
+def _recommendation(done: list[dict], sc: _Scores, cfg: Strategy) -> dict[str, Any]:
     """The recommended trial with its folds, beside the best-training trial (shown, never chosen)."""
     assert sc.chosen is not None
     c = sc.chosen

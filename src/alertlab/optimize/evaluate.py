@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from alertlab.engine import StrategyConfig, encode_params, summarize_columns, trade_returns
+from alertlab.engine import Strategy, encode_params, summarize_columns, trade_returns
 from alertlab.engine.enums import IntrabarPolicy
-from alertlab.engine.options import check_number
+from alertlab.engine.options import DEPENDENTS, OPTIONS
+from alertlab.engine.params import FeeBps, SlippageBps
 from alertlab.optimize.folds import Fold
 from alertlab.optimize.space import OPTION_NAMES
 from alertlab.optimize.stats import alert_day_index, daily_returns
@@ -68,9 +69,6 @@ FOLD_METRICS: tuple[str, ...] = (
 
 SPLITS = ("train", "test")
 
-# options that only mean something while their parent rule is on
-_DEPENDENTS = {"breakeven_offset": "breakeven_at", "trail_activation": "trail", "dip_window_min": "dip"}
-
 
 class EngineSettings(BaseModel):
     """Run settings fixed for a whole study (not searched): costs per side, the intrabar policy and
@@ -78,16 +76,10 @@ class EngineSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    fee_bps: float = 30.0
-    slippage_bps: float = 50.0
+    fee_bps: FeeBps = OPTIONS["fee_bps"].default
+    slippage_bps: SlippageBps = OPTIONS["slippage_bps"].default
     intrabar: IntrabarPolicy = "pessimistic"
     fill_on_zero_volume: bool = False
-
-    @field_validator("fee_bps", "slippage_bps")
-    @classmethod
-    def _cost(cls, v: float, info: ValidationInfo) -> float:
-        check_number(str(info.field_name), v)
-        return v
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,7 +90,7 @@ class EngineSettings(BaseModel):
         }
 
 
-def strategy_config(options: Mapping[str, Any], settings: EngineSettings) -> StrategyConfig:
+def strategy_config(options: Mapping[str, Any], settings: EngineSettings) -> Strategy:
     """The engine config of one sampled option set (None = rule off) under the study's settings.
 
     Options that depend on a rule which is off (``trail_activation`` without ``trail``,
@@ -110,13 +102,13 @@ def strategy_config(options: Mapping[str, Any], settings: EngineSettings) -> Str
     unknown = set(d) - set(OPTION_NAMES)
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)}")
-    for child, parent in _DEPENDENTS.items():
+    for child, parent in DEPENDENTS.items():
         if parent not in d:
             d.pop(child, None)
     if "entry_delay_bars" in d:
         d["entry_delay_bars"] = int(d["entry_delay_bars"])
     try:
-        return StrategyConfig(**d, **settings.as_dict())
+        return Strategy(**d, **settings.as_dict())
     except ValidationError as exc:
         msg = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise ValueError(f"invalid strategy: {msg}") from None
@@ -131,7 +123,7 @@ def effective_options(options: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in OPTION_NAMES:
         v = options.get(name)
-        if v is not None and name in _DEPENDENTS and options.get(_DEPENDENTS[name]) is None:
+        if v is not None and name in DEPENDENTS and options.get(DEPENDENTS[name]) is None:
             v = None
         if v is not None and name == "entry_delay_bars":
             v = int(v)
@@ -197,18 +189,18 @@ class Evaluator:
     def n_folds(self) -> int:
         return len(self.folds)
 
-    def returns(self, configs: Sequence[StrategyConfig]) -> np.ndarray:
+    def returns(self, configs: Sequence[Strategy]) -> np.ndarray:
         """Net trade returns ``(n_configs, n_alerts)`` over the study alerts: one engine call."""
         params = encode_params(list(configs))
         return trade_returns(
             self.w, params, self.order, self.settings.intrabar, self.settings.fill_on_zero_volume
         )
 
-    def daily(self, configs: Sequence[StrategyConfig]) -> np.ndarray:
+    def daily(self, configs: Sequence[Strategy]) -> np.ndarray:
         """Per-day returns ``(n_days, n_configs)`` (see :func:`~alertlab.optimize.stats.daily_returns`)."""
         return daily_returns(self.day, self.returns(configs), self.n_days)
 
-    def evaluate(self, configs: Sequence[StrategyConfig]) -> BatchEval:
+    def evaluate(self, configs: Sequence[Strategy]) -> BatchEval:
         """Fold metrics, scores, constraints and daily returns of ``configs`` (one engine call)."""
         n, k = len(configs), self.n_folds
         ret = self.returns(configs) if n else np.zeros((0, self.order.size))

@@ -22,9 +22,8 @@ from alertlab.optimize.report import trials_long_table, write_config
 from alertlab.optimize.storage import safe_name
 from alertlab.optimize.study import default_study_name, run_study, study_identity
 from alertlab.store import Home, resolve_home
-from alertlab.store.runs import Run, record_result, recorded
-from alertlab.windows.cache import CacheInfo, get_windows
-from alertlab.windows.diagnose import diagnose
+from alertlab.store.runs import Run, record_result
+from alertlab.windows.cache import CacheInfo
 from alertlab.windows.model import DEFAULT_MIN_COVERAGE
 from alertlab.windows.spec import Selection, WindowSpec
 
@@ -147,8 +146,6 @@ def run_optimize(
     if int(min_calls) != min_calls or min_calls < 1:
         raise ValueError(f"min_calls must be an integer >= 1, got {min_calls!r}")
     config = {
-        "selection": sel.model_dump(mode="json"),
-        "window": spec.model_dump(mode="json"),
         "options": options.to_dict(),
         "study": study,
         "storage": storage,
@@ -157,23 +154,15 @@ def run_optimize(
         "force_recompute": force_recompute,
         **({"cluster": cluster, "cluster_data": cluster_data} if cluster else {}),
     }
-    from alertlab.app.baseline import select_alerts
+    from alertlab.app.run import open_run  # the use cases' shared skeleton (select → windows → record)
 
-    with recorded(home, "optimize", config) as run, contextlib.ExitStack() as stack:
-        with run.phase("select"):
-            alerts = select_alerts(home, sel)
-        if alerts.empty:
-            raise ValueError(
-                "no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)"
-            )
-        with run.phase("windows"):
-            w, info = get_windows(home, alerts, spec, force=force_recompute, progress=progress)
-        run.fingerprint, run.cache_hit = info.fingerprint, info.hit
-        counts = w.status_counts(spec.min_coverage)
-        why = diagnose(w, spec.min_coverage, spec.entry_lag_s)
-        usable = w.usable_idx(spec.min_coverage)
-        if usable.size == 0:
-            raise ValueError(why or "no usable alert")
+    with (
+        open_run(home, "optimize", sel, spec, config, force=force_recompute, progress=progress) as ctx,
+        contextlib.ExitStack() as stack,
+    ):
+        run, w, info = ctx.run, ctx.w, ctx.info
+        counts, why = ctx.status_counts, ctx.diagnosis
+        usable = ctx.usable_idx()
         # the usable set depends on --min-coverage, which is not part of the window fingerprint
         ident = (
             info.fingerprint

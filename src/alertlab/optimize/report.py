@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from alertlab.engine import StrategyConfig
+from alertlab.engine import Strategy
 from alertlab.optimize.evaluate import LONG_METRICS
 from alertlab.optimize.space import INT_OPTIONS, STR_OPTIONS
 from alertlab.store import atomic_file
@@ -94,10 +94,10 @@ def _param_value(v: Any, typ: pa.DataType) -> Any:
     return float(v)
 
 
-def config_mapping(cfg: StrategyConfig) -> dict[str, Any]:
-    """The options of a scalar config that are set (rules off are left out), costs and intrabar included."""
-    if cfg.is_grid:
-        raise ValueError("a recommended config must be scalar")
+def config_mapping(cfg: Strategy) -> dict[str, Any]:
+    """The options of a strategy that are set (rules off are left out), costs and intrabar included."""
+    if not isinstance(cfg, Strategy):
+        raise ValueError("a recommended config must be one Strategy, not a grid")
     return cfg.model_dump(exclude_none=True)
 
 
@@ -115,8 +115,8 @@ def _toml_value(v: Any) -> str:
     raise ValueError(f"cannot write {type(v).__name__} to TOML")
 
 
-def write_config(cfg: StrategyConfig, path: str | Path, header: dict[str, Any] | None = None) -> Path:
-    """Write a strategy as JSON, YAML or TOML (by suffix) that ``StrategyConfig.from_file`` loads as-is.
+def write_config(cfg: Strategy, path: str | Path, header: dict[str, Any] | None = None) -> Path:
+    """Write a strategy as JSON, YAML or TOML (by suffix) that ``Strategy.from_file`` loads as-is.
 
     ``header`` (YAML/TOML only, as comments) records where the strategy came from.
     """
@@ -134,7 +134,7 @@ def write_config(cfg: StrategyConfig, path: str | Path, header: dict[str, Any] |
         text = comments + "".join(f"{k} = {_toml_value(v)}\n" for k, v in data.items())
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    loaded = StrategyConfig.from_file(path)
+    loaded = Strategy.from_file(path)
     if loaded != cfg:  # the file must round-trip to the very same strategy
         raise RuntimeError(f"{path}: written config does not load back to the same strategy")
     return path

@@ -149,18 +149,10 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
     """Run one worker until the study holds ``job.target`` completed trials (see
     :func:`trials_missing`) or the worker's failure budget is spent; returns its trials' daily returns."""
     o = job.options
-    study_st = open_storage(job.storage)
-    daily: dict[int, np.ndarray] = {}
-    with quiet_optuna():
-        probe = optuna.load_study(study_name=job.study_name, storage=study_st)
-        n0 = len(probe.get_trials(deepcopy=False))
-        # the grid sampler maps trial number n to point n of its seeded shuffle: every worker must
-        # use the same shuffle (the study seed), or two workers would evaluate the same point
-        seed = job.seed if o.sampler == "grid" else _worker_seed(job.seed, job.worker, n0)
-        sampler = make_sampler(o.sampler, o.space, seed)
-        study = optuna.load_study(study_name=job.study_name, storage=study_st, sampler=sampler)
+    study, study_st = _open_study(job)
     lock = AskLock(Path(job.lock_dir), job.study_name, job.storage)
     hb_every = min(30.0, o.stale_after / 4)
+    daily: dict[int, np.ndarray] = {}
     done = 0
     n_failed_here = 0
     best = -math.inf
@@ -170,44 +162,17 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
                 trials: list[optuna.Trial] = []
                 told: set[int] = set()
                 try:
-                    with lock:
-                        fail_stale_trials(study, study_st, o.stale_after)
-                        k = min(job.batch, trials_missing(study.get_trials(deepcopy=False), job))
-                        if k <= 0 or n_failed_here >= failure_budget(job.target):
-                            break
-                        for _ in range(k):
-                            t = study.ask()
-                            trials.append(t)
-                            study_st.set_trial_user_attr(t._trial_id, OWNER_ATTR, me.owner())
+                    if not _ask(study, study_st, lock, job, me, n_failed_here, trials):
+                        break
                     with Heartbeat(study_st, me, [t._trial_id for t in trials], hb_every):
-                        opts, cfgs, bad = [], [], {}
-                        for t in trials:
-                            eff = effective_options(o.space.suggest(t))
-                            try:
-                                cfgs.append(strategy_config(eff, o.settings))
-                                opts.append((t, eff))
-                            except ValueError as exc:
-                                bad[t.number] = str(exc)
+                        opts, cfgs, bad = _configs(trials, o)
                         ev = evaluator.evaluate(cfgs)
                     for t in trials:
                         if t.number in bad:
                             _fail(study, study_st, t, bad[t.number])
                             told.add(t.number)
                             n_failed_here += 1
-                    for i, (t, eff) in enumerate(opts):
-                        res = _result_attr(ev, i, eff)
-                        study_st.set_trial_user_attr(t._trial_id, RESULT_ATTR, res)
-                        # one value for the sampler (sum of violations, 0 = feasible); the parts
-                        # are in the result attribute
-                        t.set_constraint(CONSTRAINT_KEY, float(np.maximum(ev.constraints[i], 0.0).sum()))
-                        value = float(ev.train[i]) if np.isfinite(ev.train[i]) else -math.inf
-                        # a trial failed as stale by another machine meanwhile stays failed
-                        with contextlib.suppress(UpdateFinishedTrialError, ValueError):
-                            study.tell(t, value)
-                        told.add(t.number)
-                        daily[t.number] = ev.daily[:, i].copy()
-                        if ev.feasible[i] and value > best:
-                            best = value
+                    best = max(best, _tell(study, study_st, ev, opts, daily, told))
                 except BaseException as exc:
                     why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc!r}"[:500]
                     for t in trials:
@@ -220,6 +185,83 @@ def _search(job: _Job, evaluator: Evaluator, on_batch: ProgressFn | None = None)
     finally:
         lock.close()
     return daily
+
+
+def _open_study(job: _Job) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
+    """The study with this worker's sampler, and its storage."""
+    o = job.options
+    study_st = open_storage(job.storage)
+    with quiet_optuna():
+        probe = optuna.load_study(study_name=job.study_name, storage=study_st)
+        n0 = len(probe.get_trials(deepcopy=False))
+        # the grid sampler maps trial number n to point n of its seeded shuffle: every worker must
+        # use the same shuffle (the study seed), or two workers would evaluate the same point
+        seed = job.seed if o.sampler == "grid" else _worker_seed(job.seed, job.worker, n0)
+        sampler = make_sampler(o.sampler, o.space, seed)
+        study = optuna.load_study(study_name=job.study_name, storage=study_st, sampler=sampler)
+    return study, study_st
+
+
+def _ask(
+    study: optuna.Study,
+    study_st: optuna.storages.BaseStorage,
+    lock: AskLock,
+    job: _Job,
+    me: WorkerIdentity,
+    n_failed_here: int,
+    trials: list[optuna.Trial],
+) -> bool:
+    """Under the ask lock: fail stale trials, then ask the next batch into ``trials`` (appended one
+    by one, so a failure midway still fails the ones asked). False when nothing is left to do."""
+    with lock:
+        fail_stale_trials(study, study_st, job.options.stale_after)
+        k = min(job.batch, trials_missing(study.get_trials(deepcopy=False), job))
+        if k <= 0 or n_failed_here >= failure_budget(job.target):
+            return False
+        for _ in range(k):
+            t = study.ask()
+            trials.append(t)
+            study_st.set_trial_user_attr(t._trial_id, OWNER_ATTR, me.owner())
+    return True
+
+
+def _configs(trials: list[optuna.Trial], o: Any) -> tuple[list, list, dict[int, str]]:
+    """Each trial's sampled options as an engine strategy; the invalid ones by trial number, with why."""
+    opts, cfgs, bad = [], [], {}
+    for t in trials:
+        eff = effective_options(o.space.suggest(t))
+        try:
+            cfgs.append(strategy_config(eff, o.settings))
+            opts.append((t, eff))
+        except ValueError as exc:
+            bad[t.number] = str(exc)
+    return opts, cfgs, bad
+
+
+def _tell(
+    study: optuna.Study,
+    study_st: optuna.storages.BaseStorage,
+    ev: Any,
+    opts: list,
+    daily: dict[int, np.ndarray],
+    told: set[int],
+) -> float:
+    """Record the evaluated trials (result attribute, constraint, value); returns the best feasible value."""
+    best = -math.inf
+    for i, (t, eff) in enumerate(opts):
+        res = _result_attr(ev, i, eff)
+        study_st.set_trial_user_attr(t._trial_id, RESULT_ATTR, res)
+        # one value for the sampler (sum of violations, 0 = feasible); the parts are in the result attribute
+        t.set_constraint(CONSTRAINT_KEY, float(np.maximum(ev.constraints[i], 0.0).sum()))
+        value = float(ev.train[i]) if np.isfinite(ev.train[i]) else -math.inf
+        # a trial failed as stale by another machine meanwhile stays failed
+        with contextlib.suppress(UpdateFinishedTrialError, ValueError):
+            study.tell(t, value)
+        told.add(t.number)
+        daily[t.number] = ev.daily[:, i].copy()
+        if ev.feasible[i] and value > best:
+            best = value
+    return best
 
 
 def _result_attr(ev, i: int, eff: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,16 @@
-"""Several worker processes on one study: spawn, fair start, progress polling, merge, Ctrl-C."""
+"""Several worker processes on one study: spawn, fair start, progress polling, merge, Ctrl-C.
+
+Why this module keeps its own process code (``mp.Process`` + a result queue + a start barrier)
+instead of ``concurrent.futures.ProcessPoolExecutor`` or loky: when one worker process of those
+pools dies (SIGKILL, the OOM killer, a segfault in a kernel), the pool is marked broken and every
+pending and running future fails with ``BrokenProcessPool`` / ``TerminatedWorkerError``. A study
+must survive that: each worker here is an independent process on the shared Optuna storage, a
+killed one only leaves a note, its RUNNING trials are failed as stale by the survivors, and those
+still bring the study to its exact total (``tests/test_optimize_study.py::
+test_a_killed_worker_does_not_stop_the_others``, and the PostgreSQL variant in
+``tests/test_optimize_postgres.py``). The barrier gives every worker a fair start (all loaded
+before the first ask); Ctrl-C lets workers fail their RUNNING trials before they are stopped.
+"""
 
 from __future__ import annotations
 
@@ -51,41 +63,12 @@ def _run_workers(
     procs = [ctx.Process(target=_worker_entry, args=(j, out, start), daemon=True) for j in jobs]
     for p in procs:
         p.start()
-    daily: dict[int, np.ndarray] = {}
-    errors: list[str] = []
-    reported: set[int] = set()
     try:
-        while len(reported) < len(procs):
-            try:
-                status, worker, payload = out.get(timeout=0.5)
-            except queue_mod.Empty:
-                if on_poll is not None:
-                    on_poll(_n_counted(study, jobs[0]))
-                if not any(p.is_alive() for p in procs) and out.empty():
-                    break
-                continue
-            reported.add(worker)
-            if status == "ok":
-                daily.update(payload)
-            elif status == "interrupted":
-                raise KeyboardInterrupt
-            else:
-                errors.append(f"worker {worker} failed:\n{payload}")
+        daily, errors, reported = _collect(procs, out, lambda: _poll(on_poll, study, jobs))
         for p in procs:
             p.join()
     except BaseException:
-        # workers in the terminal's process group got the Ctrl-C too: give them time to fail their
-        # trials cleanly before interrupting them ourselves
-        deadline = time.monotonic() + 5.0
-        for p in procs:
-            p.join(timeout=max(0.0, deadline - time.monotonic()))
-        for p in procs:
-            if p.is_alive() and p.pid is not None:
-                os.kill(p.pid, signal.SIGINT)
-        for p in procs:
-            p.join(timeout=15)
-            if p.is_alive():
-                p.terminate()
+        _stop(procs)
         raise
     if errors:
         raise RuntimeError("; ".join(errors))
@@ -94,6 +77,51 @@ def _run_workers(
         for k, p in enumerate(procs)
         if k not in reported
     ]
+    _poll(on_poll, study, jobs)
+    return daily, notes
+
+
+def _poll(on_poll: Callable[[int], None] | None, study: optuna.Study, jobs: list[_Job]) -> None:
     if on_poll is not None:
         on_poll(_n_counted(study, jobs[0]))
-    return daily, notes
+
+
+def _collect(
+    procs: list[Any], out: Any, poll: Callable[[], None]
+) -> tuple[dict[int, np.ndarray], list[str], set[int]]:
+    """Read the workers' reports until each has reported or every process is gone (killed ones
+    never report); ``poll`` runs while waiting. Ctrl-C in a worker is raised here."""
+    daily: dict[int, np.ndarray] = {}
+    errors: list[str] = []
+    reported: set[int] = set()
+    while len(reported) < len(procs):
+        try:
+            status, worker, payload = out.get(timeout=0.5)
+        except queue_mod.Empty:
+            poll()
+            if not any(p.is_alive() for p in procs) and out.empty():
+                break
+            continue
+        reported.add(worker)
+        if status == "ok":
+            daily.update(payload)
+        elif status == "interrupted":
+            raise KeyboardInterrupt
+        else:
+            errors.append(f"worker {worker} failed:\n{payload}")
+    return daily, errors, reported
+
+
+def _stop(procs: list[Any]) -> None:
+    """Stop the workers after Ctrl-C or an error: workers in the terminal's process group got the
+    Ctrl-C too, so give them time to fail their trials cleanly before interrupting them ourselves."""
+    deadline = time.monotonic() + 5.0
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive() and p.pid is not None:
+            os.kill(p.pid, signal.SIGINT)
+    for p in procs:
+        p.join(timeout=15)
+        if p.is_alive():
+            p.terminate()

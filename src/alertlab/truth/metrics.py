@@ -102,7 +102,7 @@ N_FLOAT, N_INT = len(FLOAT_METRICS), len(INT_METRICS)
 
 
 @nb.njit(cache=True, nogil=True)
-def _one_window(r, s, e, ts, high, low, close, high_raw, suspect, t0, entry, out_f, out_i):
+def _one_window(r, s, e, ts, high, low, close, high_raw, suspect, t0, entry, out_f, out_i):  # noqa: C901 (Numba kernel: every path metric in one pass per window)
     """Metrics of bars ``[s, e)`` into column ``r`` of the outputs (nulls pre-filled by caller).
 
     Memory traffic is the cost here: the loop streams ``high``, ``low`` and ``close`` only. ``ts``

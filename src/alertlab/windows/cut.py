@@ -217,7 +217,7 @@ def load_series(
 
 
 @nb.njit(cache=True, nogil=True)
-def _cut_kernel(
+def _cut_kernel(  # noqa: C901 (Numba kernel: the cut rules in one pass per alert)
     codes,
     t_call,
     gstart,

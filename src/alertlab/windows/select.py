@@ -11,6 +11,9 @@ from alertlab.windows.cache import CacheInfo, get_windows
 from alertlab.windows.model import Windows
 from alertlab.windows.spec import Selection, WindowSpec
 
+NO_ALERTS = "no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)"
+"""The one line a run whose selection matches no alert fails with."""
+
 
 def select_alerts(home: Home, selection: Selection | None = None) -> pd.DataFrame:
     """Alerts of the store matching ``selection``, sorted by (ts_ms, alert_id).
@@ -50,7 +53,5 @@ def load_windows(
     """Windows of the selected alerts (path cache hit, or built once and cached)."""
     alerts = select_alerts(home, selection)
     if alerts.empty:
-        raise ValueError(
-            "no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)"
-        )
+        raise ValueError(NO_ALERTS)
     return get_windows(home, alerts, spec or WindowSpec(), force=force, progress=progress)

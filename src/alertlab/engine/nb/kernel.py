@@ -209,7 +209,7 @@ def _rest_of(prm, k, nlev):
 
 
 @njit(cache=True, nogil=True)
-def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval_s, eod, fills, levels):
+def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval_s, eod, fills, levels):  # noqa: C901 (Numba bar simulator: one pass per window, a branch per exit rule (the docstring is the spec))
     """Simulate one trade on bars ``[s, e)`` (e > s) whose traded bars are the runs ``r0 ≤ r < r1``
     (bars ``[rs[r], re[r])``; see :func:`general_kernel`); ``dur`` as there, ``eod``: the window is
     truncated (a final close is ``end_of_data``); ``fills`` / ``levels``: trace outputs or None

@@ -74,7 +74,7 @@ def _level_outcome(j, s, ts, dur, op, pmax, P, L, is_tp, interval_s):
 
 
 @njit(cache=True, nogil=True)
-def tpsl_kernel(
+def tpsl_kernel(  # noqa: C901 (Numba first-passage kernel: one pass per window, kept in one loop for speed)
     offsets,
     ts,
     op,

@@ -187,16 +187,9 @@ class ApiClient:
         """
         headers = dict(headers or {})
         file = self.cache_path(path, params, headers)
-        if not self.refresh:
-            hit = self._read_cache(file)
-            if (
-                hit is not None
-                and hit.status in answers
-                and (asks_until is None or asks_until + self.settle_s <= hit.fetched_at)
-            ):
-                self.cache_hits += 1
-                self.on_event("cache", path=path)
-                return hit
+        hit = self._usable_cache(file, path, answers, asks_until)
+        if hit is not None:
+            return hit
         last = ""
         for attempt in range(1, self.policy.max_attempts + 1):
             self.limiter.acquire()
@@ -214,18 +207,7 @@ class ApiClient:
                     fetched_at = int(self.clock.wall())
                     self._write_cache(file, path, params, headers, r.status_code, r.text, fetched_at)
                     return Response(r.status_code, r.text, fetched_at, file, False, attempt)
-                if r.status_code in (401, 403):
-                    raise SourceAborted(
-                        f"{self.source} refused the request (HTTP {r.status_code}): {_message(r.text)}"
-                    )
-                if r.status_code == 429:
-                    last = "HTTP 429 (rate limited)"
-                    ra = parse_retry_after(r.headers.get("Retry-After"), self.clock.wall())
-                    delay = min(ra, self.policy.max_retry_after_s) if ra is not None else None
-                elif r.status_code >= 500:
-                    last = f"HTTP {r.status_code}"
-                else:
-                    raise FetchError(f"HTTP {r.status_code} on {path}: {_message(r.text)}")
+                last, delay = self._retryable(r, path)
             if attempt == self.policy.max_attempts:
                 break
             if delay is None:
@@ -233,6 +215,38 @@ class ApiClient:
             self.on_event("wait", seconds=delay, reason=last)
             self.limiter.block(delay)
         raise FetchError(f"{last} after {self.policy.max_attempts} attempts ({path})")
+
+    def _usable_cache(
+        self, file: Path, path: str, answers: tuple[int, ...], asks_until: int | None
+    ) -> Response | None:
+        """The cached response when it answers (status in ``answers``) and was fetched after the
+        asked range had settled; None otherwise, or with ``refresh``."""
+        if self.refresh:
+            return None
+        hit = self._read_cache(file)
+        if hit is None or hit.status not in answers:
+            return None
+        if asks_until is not None and asks_until + self.settle_s > hit.fetched_at:
+            return None
+        self.cache_hits += 1
+        self.on_event("cache", path=path)
+        return hit
+
+    def _retryable(self, r: httpx.Response, path: str) -> tuple[str, float | None]:
+        """Why an unanswered status is worth a retry, and the server's wait (429 ``Retry-After``);
+        raises :class:`SourceAborted` for 401/403 and :class:`FetchError` for other 4xx."""
+        if r.status_code in (401, 403):
+            raise SourceAborted(
+                f"{self.source} refused the request (HTTP {r.status_code}): {_message(r.text)}"
+            )
+        if r.status_code == 429:
+            ra = parse_retry_after(r.headers.get("Retry-After"), self.clock.wall())
+            return "HTTP 429 (rate limited)", min(
+                ra, self.policy.max_retry_after_s
+            ) if ra is not None else None
+        if r.status_code >= 500:
+            return f"HTTP {r.status_code}", None
+        raise FetchError(f"HTTP {r.status_code} on {path}: {_message(r.text)}")
 
 
 def _message(body: str, limit: int = 200) -> str:

@@ -124,61 +124,39 @@ def _now_bar(now: float, settle_s: int, tf_s: int) -> int:
     return int(math.floor((now - settle_s) / tf_s)) * tf_s
 
 
-def run_fetch(
-    home: Home,
-    selection: Selection | None = None,
-    options: FetchOptions | None = None,
-    *,
-    progress: bool = False,
-    say: Callable[[str], None] | None = None,
-    clock: Clock | None = None,
-    transport: httpx.BaseTransport | None = None,
-    policy: RetryPolicy | None = None,
-    env: dict[str, str] | None = None,
-) -> FetchReport:
-    """Fetch the candles of the selected alerts into the store (see the module docstring).
+def _secret_headers(opts: FetchOptions, env: dict[str, str]) -> dict[str, str]:
+    """The source's API key header (Birdeye), or a one-line error before any request."""
+    if opts.source != BIRDEYE:
+        return {}
+    key = (env.get(BIRDEYE_KEY_ENV) or "").strip()
+    if not key:
+        raise ValueError(f"--source birdeye needs an API key in ${BIRDEYE_KEY_ENV} (nothing was requested)")
+    return {"X-API-KEY": key}
 
-    Raises ``ValueError`` for a user mistake found before any request (no alerts, missing API key,
-    a ``--chain`` the source does not know).
-    """
-    from alertlab.windows.select import select_alerts
 
-    opts = options or FetchOptions()
-    env = dict(os.environ) if env is None else env
-    clock = clock or Clock()
-    say = say or (lambda msg: None)
-    secret: dict[str, str] = {}
-    if opts.source == BIRDEYE:
-        key = (env.get(BIRDEYE_KEY_ENV) or "").strip()
-        if not key:
-            raise ValueError(
-                f"--source birdeye needs an API key in ${BIRDEYE_KEY_ENV} (nothing was requested)"
-            )
-        secret["X-API-KEY"] = key
-    sel = selection or Selection()
+def _check_chains(opts: FetchOptions, sel: Selection) -> None:
+    """Every ``--chain`` must be one the source serves (one-line error otherwise)."""
+    from alertlab.ingest.chains import normalize_chain
+
     for ch in sel.chains:
-        from alertlab.ingest.chains import normalize_chain
-
         try:
             network_id(opts.source, normalize_chain(ch) or ch.strip().lower())
         except UnsupportedChain as exc:
             raise ValueError(f"--chain {ch}: {exc}") from None
-    alerts = select_alerts(home, sel)
-    if alerts.empty:
-        raise ValueError(
-            "no alerts match the selection (ingest alerts first, or widen --from/--to/--caller/--chain)"
-        )
-    alerts = _with_pool_hints(home, alerts)
-    tf = opts.tf_s
-    plans = needed_ranges(
-        alerts, tf, int(round(opts.pre_minutes * 60)), opts.lag_s, int(round(opts.horizon_hours * 3600))
-    )
-    rep = FetchReport(source=opts.source, timeframe=opts.timeframe, alerts=len(alerts), tokens=len(plans))
-    now = clock.wall()
-    ready = _now_bar(now, opts.settle_s, tf)
 
-    status, ranges = _load_state(home, opts.source)
-    covered = _covered(ranges, tf)
+
+def _work(
+    home: Home,
+    opts: FetchOptions,
+    plans: list[TokenPlan],
+    rep: FetchReport,
+    now: float,
+    ready: int,
+    status: dict,
+    covered: dict,
+) -> list[TokenPlan]:
+    """The tokens that still need requests, with their ranges to fetch (``todo``); the others are
+    counted in ``rep`` (unsupported chain: recorded as failed; no pool earlier; already fetched)."""
     work: list[TokenPlan] = []
     for p in plans:
         try:
@@ -199,6 +177,49 @@ def run_fetch(
             continue
         p.todo = todo
         work.append(p)
+    return work
+
+
+def run_fetch(
+    home: Home,
+    selection: Selection | None = None,
+    options: FetchOptions | None = None,
+    *,
+    progress: bool = False,
+    say: Callable[[str], None] | None = None,
+    clock: Clock | None = None,
+    transport: httpx.BaseTransport | None = None,
+    policy: RetryPolicy | None = None,
+    env: dict[str, str] | None = None,
+) -> FetchReport:
+    """Fetch the candles of the selected alerts into the store (see the module docstring).
+
+    Raises ``ValueError`` for a user mistake found before any request (no alerts, missing API key,
+    a ``--chain`` the source does not know).
+    """
+    from alertlab.windows.select import NO_ALERTS, select_alerts
+
+    opts = options or FetchOptions()
+    env = dict(os.environ) if env is None else env
+    clock = clock or Clock()
+    say = say or (lambda msg: None)
+    secret = _secret_headers(opts, env)
+    sel = selection or Selection()
+    _check_chains(opts, sel)
+    alerts = select_alerts(home, sel)
+    if alerts.empty:
+        raise ValueError(NO_ALERTS)
+    alerts = _with_pool_hints(home, alerts)
+    tf = opts.tf_s
+    plans = needed_ranges(
+        alerts, tf, int(round(opts.pre_minutes * 60)), opts.lag_s, int(round(opts.horizon_hours * 3600))
+    )
+    rep = FetchReport(source=opts.source, timeframe=opts.timeframe, alerts=len(alerts), tokens=len(plans))
+    now = clock.wall()
+    ready = _now_bar(now, opts.settle_s, tf)
+
+    status, ranges = _load_state(home, opts.source)
+    work = _work(home, opts, plans, rep, now, ready, status, _covered(ranges, tf))
     rep.tokens_to_fetch = len(work)
     if not work:
         return rep

@@ -24,6 +24,7 @@ Rules (see the README section "From Telegram"):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -183,6 +184,111 @@ def _address_found(addr: str, kind: str, chain: str | None) -> Found | None:
     return None
 
 
+@dataclass
+class _Link:
+    """One URL taken apart, and the scan its addresses go to."""
+
+    url: str
+    host: str
+    segs: list[str]
+    query: dict[str, list[str]]
+    scan: Scan
+
+    def seg_after(self, *names: str) -> str | None:
+        """The path segment right after the first segment named one of ``names``."""
+        for i, s in enumerate(self.segs[:-1]):
+            if s.lower() in names:
+                return self.segs[i + 1]
+        return None
+
+    def hint(self, chain: str | None) -> str | None:
+        self.scan.hint(chain)
+        return chain
+
+    def add(self, addr: str | None, kind: str, chain: str | None) -> None:
+        """Record a valid address; an invalid Solana/Tron-like run is recorded as invalid, with why."""
+        if not addr:
+            return
+        f = _address_found(addr, kind, chain)
+        if f is None:
+            what, why = classify_run(addr) if addr.isalnum() and 32 <= len(addr) <= 44 else ("ignore", None)
+            if what == "invalid":
+                assert why is not None  # classify_run always gives "invalid" a reason
+                self.scan.invalid.append((addr, why))
+            return
+        self.scan.add(f)
+
+
+def _dexscreener(k: _Link) -> None:
+    k.add(k.segs[1], "either", k.hint(chain_of(k.segs[0])))
+
+
+def _geckoterminal(k: _Link) -> None:
+    c = k.hint(chain_of(k.segs[0]))
+    kind = {"pools": "pool", "tokens": "token"}.get(k.segs[1].lower())
+    if kind:
+        k.add(k.segs[2], kind, c)
+
+
+def _birdeye(k: _Link) -> None:
+    c = chain_of(k.query["chain"][0] if k.query.get("chain") else None) or (
+        chain_of(k.segs[0]) if len(k.segs) >= 3 else None
+    )
+    k.hint(c)
+    k.add(k.seg_after("token"), "token", c)
+    k.add(k.seg_after("pair"), "pool", c)
+
+
+def _gmgn(k: _Link) -> None:
+    c = k.hint(chain_of(k.segs[0]) if k.segs else None)
+    tok = k.seg_after("token")
+    k.add(tok.rsplit("_", 1)[-1] if tok else None, "token", c)
+
+
+def _photon(k: _Link) -> None:
+    c = k.hint(PHOTON_CHAINS.get(k.host.split(".")[0].removeprefix("photon-"), ch.SOLANA))
+    lp = k.seg_after("lp")
+    if lp:
+        k.add(lp, "either", c)
+    elif k.segs:
+        k.add(k.segs[-1], "token", c)
+
+
+def _pumpfun(k: _Link) -> None:
+    k.add(k.seg_after("coin") or (k.segs[-1] if k.segs else None), "token", ch.SOLANA)
+
+
+def _explorer(k: _Link) -> None:
+    c = k.hint(EXPLORERS[k.host])
+    if k.segs and k.segs[0].lower() == "tx":
+        k.scan.tx_signatures += 1
+    else:
+        k.add(k.seg_after("token", "address"), "token", c)
+
+
+def _any_link(k: _Link) -> None:
+    """Other links (buy bots, charts): only valid addresses, never a reject."""
+    for m in EVM_RE.finditer(k.url):
+        if len(m.group()) == 42:
+            k.scan.add(Found(m.group().lower(), "token", None))
+    for m in RUN_RE.finditer(k.url):
+        what, _ = classify_run(m.group())
+        if what in ("solana", "tron"):
+            k.scan.add(Found(m.group(), "token", what))
+
+
+_SITES: tuple[tuple[Callable[[_Link], bool], Callable[[_Link], None]], ...] = (
+    (lambda k: k.host.endswith("dexscreener.com") and len(k.segs) >= 2, _dexscreener),
+    (lambda k: k.host.endswith("geckoterminal.com") and len(k.segs) >= 3, _geckoterminal),
+    (lambda k: k.host.endswith("birdeye.so"), _birdeye),
+    (lambda k: k.host.endswith("gmgn.ai"), _gmgn),
+    (lambda k: k.host.endswith("tinyastro.io") and k.host.startswith("photon"), _photon),
+    (lambda k: k.host == "pump.fun" or k.host.endswith(".pump.fun"), _pumpfun),
+    (lambda k: k.host in EXPLORERS, _explorer),
+)
+"""Known sites, in order: the first whose test matches reads the link; else :func:`_any_link`."""
+
+
 def parse_link(url: str, scan: Scan) -> None:
     """Record what one URL names into ``scan``."""
     u = url.strip().rstrip(".,;:!?)")
@@ -193,74 +299,9 @@ def parse_link(url: str, scan: Scan) -> None:
     except ValueError:
         return
     host = (parts.hostname or "").lower().removeprefix("www.")
-    segs = [s for s in parts.path.split("/") if s]
-    query = parse_qs(parts.query)
-
-    def seg_after(*names: str) -> str | None:
-        for i, s in enumerate(segs[:-1]):
-            if s.lower() in names:
-                return segs[i + 1]
-        return None
-
-    def add(addr: str | None, kind: str, chain: str | None) -> None:
-        if not addr:
-            return
-        f = _address_found(addr, kind, chain)
-        if f is None:
-            what, why = classify_run(addr) if addr.isalnum() and 32 <= len(addr) <= 44 else ("ignore", None)
-            if what == "invalid":
-                assert why is not None  # classify_run always gives "invalid" a reason
-                scan.invalid.append((addr, why))
-            return
-        scan.add(f)
-
-    if host.endswith("dexscreener.com") and len(segs) >= 2:
-        c = chain_of(segs[0])
-        scan.hint(c)
-        add(segs[1], "either", c)
-    elif host.endswith("geckoterminal.com") and len(segs) >= 3:
-        c = chain_of(segs[0])
-        scan.hint(c)
-        kind = {"pools": "pool", "tokens": "token"}.get(segs[1].lower())
-        if kind:
-            add(segs[2], kind, c)
-    elif host.endswith("birdeye.so"):
-        c = chain_of(query["chain"][0] if query.get("chain") else None) or (
-            chain_of(segs[0]) if len(segs) >= 3 else None
-        )
-        scan.hint(c)
-        add(seg_after("token"), "token", c)
-        add(seg_after("pair"), "pool", c)
-    elif host.endswith("gmgn.ai"):
-        c = chain_of(segs[0]) if segs else None
-        scan.hint(c)
-        tok = seg_after("token")
-        add(tok.rsplit("_", 1)[-1] if tok else None, "token", c)
-    elif host.endswith("tinyastro.io") and host.startswith("photon"):
-        c = PHOTON_CHAINS.get(host.split(".")[0].removeprefix("photon-"), ch.SOLANA)
-        scan.hint(c)
-        lp = seg_after("lp")
-        if lp:
-            add(lp, "either", c)
-        elif segs:
-            add(segs[-1], "token", c)
-    elif host == "pump.fun" or host.endswith(".pump.fun"):
-        add(seg_after("coin") or (segs[-1] if segs else None), "token", ch.SOLANA)
-    elif host in EXPLORERS:
-        c = EXPLORERS[host]
-        scan.hint(c)
-        if segs and segs[0].lower() == "tx":
-            scan.tx_signatures += 1
-        else:
-            add(seg_after("token", "address"), "token", c)
-    else:  # other links (buy bots, charts): only valid addresses, never a reject
-        for m in EVM_RE.finditer(u):
-            if len(m.group()) == 42:
-                scan.add(Found(m.group().lower(), "token", None))
-        for m in RUN_RE.finditer(u):
-            what, _ = classify_run(m.group())
-            if what in ("solana", "tron"):
-                scan.add(Found(m.group(), "token", what))
+    link = _Link(u, host, [s for s in parts.path.split("/") if s], parse_qs(parts.query), scan)
+    read = next((f for test, f in _SITES if test(link)), _any_link)
+    read(link)
 
 
 def chain_hints_in(text: str) -> list[str]:
@@ -278,6 +319,28 @@ def chain_hints_in(text: str) -> list[str]:
     return out
 
 
+def _scan_text(piece: str, scan: Scan) -> None:
+    """Bare addresses in text without links: EVM hex (42 chars, else a tx hash), Solana/Tron runs,
+    transaction signatures (counted), and invalid address-like runs (recorded once, with why)."""
+    for m in EVM_RE.finditer(piece):
+        if len(m.group()) == 42:
+            scan.add(Found(m.group().lower(), "token", None))
+        else:
+            scan.tx_signatures += 1
+    for m in RUN_RE.finditer(piece):
+        run = m.group()
+        if run.lower().startswith("0x") and HEX_RE.match(run[2:]):
+            continue
+        what, why = classify_run(run)
+        if what in ("solana", "tron"):
+            scan.add(Found(run, "token", what))
+        elif what == "tx":
+            scan.tx_signatures += 1
+        elif what == "invalid" and all(c != run for c, _ in scan.invalid):
+            assert why is not None  # classify_run always gives "invalid" a reason
+            scan.invalid.append((run, why))
+
+
 def scan_message(text: str, links: list[str], code: list[str] | None = None) -> Scan:
     """Addresses, pools and chain hints of one message: ``text`` is its plain text (code runs
     separated by newlines), ``links`` the hrefs of its text links, ``code`` its code/pre runs."""
@@ -291,23 +354,7 @@ def scan_message(text: str, links: list[str], code: list[str] | None = None) -> 
         parse_link(m.group(), scan)
     bare = URL_RE.sub(" ", text)
     for piece in [bare, *(clean(c) for c in code or [])]:
-        for m in EVM_RE.finditer(piece):
-            if len(m.group()) == 42:
-                scan.add(Found(m.group().lower(), "token", None))
-            else:
-                scan.tx_signatures += 1
-        for m in RUN_RE.finditer(piece):
-            run = m.group()
-            if run.lower().startswith("0x") and HEX_RE.match(run[2:]):
-                continue
-            what, why = classify_run(run)
-            if what in ("solana", "tron"):
-                scan.add(Found(run, "token", what))
-            elif what == "tx":
-                scan.tx_signatures += 1
-            elif what == "invalid" and all(c != run for c, _ in scan.invalid):
-                assert why is not None  # classify_run always gives "invalid" a reason
-                scan.invalid.append((run, why))
+        _scan_text(piece, scan)
     for c in chain_hints_in(bare):
         scan.hint(c)
     # an address named both as a token and by a pair-or-token link is a token

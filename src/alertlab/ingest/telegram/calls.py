@@ -205,25 +205,14 @@ class _ChatCalls:
             return
         scan = scan_message(msg.text, msg.links, msg.code)
         self.stats["tx_signatures"] += scan.tx_signatures
-        if msg.is_forward and self.forwarded == "original":
-            caller, caller_id = msg.forwarded_from, msg.forwarded_from_id
-            if caller and is_bot(caller, self.bots):  # a forwarded bot post
-                if scan.has_address:
-                    self._reject(msg, R_BOT_POST, file)
-                else:
-                    self.skipped[SKIP_BOT_NO_TOKEN] += 1
-                return
-        else:
-            caller, caller_id = self._caller(msg)
+        who = self._who(msg, scan, file)
+        if who is None:
+            return
+        caller, caller_id = who
         for cand, why in scan.invalid:
             self._reject(msg, why, file, {"candidate": cand})
         if not scan.has_address:
-            if not scan.invalid:
-                self.skipped[SKIP_NO_ADDRESS] += 1
-            light = dataclasses.replace(msg, text=msg.text[:80], code=[], links=[])  # bounded memory
-            self.recent[msg.id] = (light, caller, caller_id, msg.is_forward, file, not scan.invalid)
-            if len(self.recent) > RECENT_MESSAGES:
-                self.recent.popitem(last=False)
+            self._remember(msg, caller, caller_id, file, scan)
             return
         if not caller:
             self._reject(
@@ -239,6 +228,31 @@ class _ChatCalls:
         kept = dataclasses.replace(msg, text=msg.text[:500], code=[], links=[])  # scanned already
         self.calls[msg.id] = _Call(kept, caller, caller_id, msg.is_forward, scan, infos)
         self.files[msg.id] = file
+
+    def _who(self, msg: Message, scan: Scan, file: str) -> tuple[str | None, str | None] | None:
+        """Caller and caller id of a message (``--forwarded original``: the forward's origin); None
+        for a forwarded bot post, which is quarantined (with an address) or counted as skipped here."""
+        if not (msg.is_forward and self.forwarded == "original"):
+            return self._caller(msg)
+        caller, caller_id = msg.forwarded_from, msg.forwarded_from_id
+        if caller and is_bot(caller, self.bots):
+            if scan.has_address:
+                self._reject(msg, R_BOT_POST, file)
+            else:
+                self.skipped[SKIP_BOT_NO_TOKEN] += 1
+            return None
+        return caller, caller_id
+
+    def _remember(
+        self, msg: Message, caller: str | None, caller_id: str | None, file: str, scan: Scan
+    ) -> None:
+        """Keep a message without an address for a while: a later bot reply may name its token."""
+        if not scan.invalid:
+            self.skipped[SKIP_NO_ADDRESS] += 1
+        light = dataclasses.replace(msg, text=msg.text[:80], code=[], links=[])  # bounded memory
+        self.recent[msg.id] = (light, caller, caller_id, msg.is_forward, file, not scan.invalid)
+        if len(self.recent) > RECENT_MESSAGES:
+            self.recent.popitem(last=False)
 
     def _bot_message(self, msg: Message, file: str) -> None:
         info = parse_bot_reply(msg.text, msg.links, msg.code)
