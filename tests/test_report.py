@@ -141,7 +141,11 @@ def test_report_structure_and_self_contained(demo):
     )  # nothing from a network
     assert all(r[2].startswith("#") for r in p.refs), p.refs  # only in-page anchors
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)\s*=", page, re.I)
-    assert page.count("* plotly.js v") == 1  # plotly.js inlined exactly once
+    assert (
+        len(re.findall(r"\* plotly\.js (\(cartesian - minified\) )?v\d", page)) == 1
+    )  # inlined exactly once
+    # every figure is drawn by the small cartesian bundle (a third of the full one: faster first paint)
+    assert "* plotly.js (cartesian - minified) v" in page
     data = json.loads(
         re.search(r'<script type="application/json" id="figdata">(.*?)</script>', page, re.S)
         .group(1)
@@ -436,3 +440,15 @@ def test_new_result_fields_appear_without_rewriting(demo):
         object.__delattr__(w, "suspect")
     marks = [t for t in fig.data if t.name == "suspect bar"]
     assert len(marks) == 1 and len(marks[0].x) == 1 and marks[0].x[0] == w.ts[w.offsets[i] + 3] * 1000.0
+
+
+def test_plotly_bundle_choice() -> None:
+    """The cartesian partial bundle only when it can draw every trace and matches the installed
+    plotly's plotly.js; anything else (a candlestick, a map) gets the full bundle."""
+    from alertlab.report.html import CARTESIAN_VERSION, _bundled_plotlyjs_version, plotly_js_for
+
+    name, js = plotly_js_for({"scatter", "bar", "heatmap", "histogram"})
+    assert (name == "cartesian") == (_bundled_plotlyjs_version() == CARTESIAN_VERSION)
+    assert f"v{CARTESIAN_VERSION}" in js[:200] or name == "full"
+    name, js = plotly_js_for({"scatter", "candlestick"})
+    assert name == "full" and "Candlestick" in js or "candlestick" in js

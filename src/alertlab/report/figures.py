@@ -658,18 +658,7 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
     px = {
         k: np.asarray(b[k], dtype=np.float32) for k in ("open", "high", "low", "close")
     }  # display precision
-    fig = go.Figure(
-        go.Candlestick(
-            x=x,
-            open=px["open"],
-            high=px["high"],
-            low=px["low"],
-            close=px["close"],
-            increasing=dict(line=dict(color=GREEN, width=1), fillcolor=GREEN),
-            decreasing=dict(line=dict(color=RED, width=1), fillcolor=RED),
-            name="bars",
-        )
-    )
+    fig = go.Figure(_candles(x, np.asarray(b["dur"], dtype=np.float64) * 1000.0, px))
     suspect = getattr(w, "suspect", None)
     if suspect is not None:
         s, e = int(w.offsets[i]), int(w.offsets[i + 1])
@@ -735,6 +724,44 @@ def plot_trade(w: Any, bt: Any, alert_id: str) -> go.Figure:
     fig.update_xaxes(type="date")
     fig.update_yaxes(type="log", title="price (log)", dtick="D2")
     return _style(fig, title, height=360)
+
+
+def _candles(x: np.ndarray, dur_ms: np.ndarray, px: dict[str, np.ndarray]) -> list[go.BaseTraceType]:
+    """Candles as floating bars (body open↔close) whose error bars are the wicks: plain bar traces,
+    which the report's small plotly.js bundle draws (it has no candlestick trace), one per colour."""
+    o, h, lo, c = px["open"], px["high"], px["low"], px["close"]
+    bottom = np.minimum(o, c)
+    body = np.maximum(np.maximum(o, c) - bottom, bottom * np.float32(1e-3))  # a flat bar stays a tick
+    top = bottom + body
+    uniform = dur_ms.size > 0 and bool((dur_ms == dur_ms[0]).all())
+    out: list[go.BaseTraceType] = []
+    for m, color, name in ((c >= o, GREEN, "up"), (c < o, RED, "down")):
+        if not m.any():
+            continue
+        out.append(
+            go.Bar(
+                x=x[m],
+                y=body[m],
+                base=bottom[m],
+                width=float(dur_ms[0]) * 0.7 if uniform else (dur_ms[m] * 0.7).astype(np.float32),
+                marker=dict(color=color, line=dict(width=0)),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=h[m] - top[m],
+                    arrayminus=top[m] - lo[m],
+                    color=color,
+                    thickness=1,
+                    width=0,
+                ),
+                customdata=np.c_[o[m], h[m], lo[m], c[m]],
+                hovertemplate="O %{customdata[0]:.4g} H %{customdata[1]:.4g}<br>"
+                "L %{customdata[2]:.4g} C %{customdata[3]:.4g}<extra></extra>",
+                name=f"bars ({name})",
+                showlegend=False,
+            )
+        )
+    return out
 
 
 def _draw_levels(fig: go.Figure, x: np.ndarray, dur_ms: np.ndarray, levels: pd.DataFrame) -> None:
