@@ -59,7 +59,7 @@ def _npy_header(path: Path) -> tuple[tuple, np.dtype, int]:
         return shape, dtype, fh.tell()
 
 
-def check_entry(path: Path) -> str | None:  # noqa: C901 (TODO split per file: windows/ is reworked on a parallel branch)
+def check_entry(path: Path) -> str | None:
     """``None`` when the entry at ``path`` is sound, else what is wrong (one short phrase)."""
     try:
         meta = json.loads((path / "meta.json").read_text())
@@ -68,34 +68,51 @@ def check_entry(path: Path) -> str | None:  # noqa: C901 (TODO split per file: w
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"meta.json unreadable ({type(exc).__name__})"
     for name, dt in BAR_DTYPES.items():
-        f = path / f"{name}.npy"
-        try:
-            shape, dtype, start = _npy_header(f)
-        except (OSError, ValueError) as exc:
-            return f"{f.name} unreadable ({exc})"
-        if dtype != np.dtype(dt) or shape != (n_bars,):
-            return f"{f.name} holds {dtype}{list(shape)}, expected {np.dtype(dt)}[{n_bars}]"
-        if f.stat().st_size != start + n_bars * dtype.itemsize:
-            return f"{f.name} has {f.stat().st_size:,} bytes, expected {start + n_bars * dtype.itemsize:,}"
-    f = path / "offsets.npy"
+        problem = _check_bar_array(path / f"{name}.npy", np.dtype(dt), n_bars)
+        if problem:
+            return problem
+    return _check_offsets(path / "offsets.npy", digests, n_alerts, n_bars) or _check_alerts(
+        path / "alerts.parquet", digests, n_alerts
+    )
+
+
+def _check_bar_array(f: Path, dt: np.dtype, n_bars: int) -> str | None:
+    """A bar array: readable header, the expected dtype and length, and exactly that many bytes."""
     try:
-        if digests.get("offsets.npy") and _digest(f) != digests["offsets.npy"]:
-            return "offsets.npy does not match its stored checksum"
+        shape, dtype, start = _npy_header(f)
+    except (OSError, ValueError) as exc:
+        return f"{f.name} unreadable ({exc})"
+    if dtype != dt or shape != (n_bars,):
+        return f"{f.name} holds {dtype}{list(shape)}, expected {dt}[{n_bars}]"
+    if f.stat().st_size != start + n_bars * dtype.itemsize:
+        return f"{f.name} has {f.stat().st_size:,} bytes, expected {start + n_bars * dtype.itemsize:,}"
+    return None
+
+
+def _check_offsets(f: Path, digests: dict, n_alerts: int, n_bars: int) -> str | None:
+    """The window offsets: their checksum, int64[n_alerts + 1], monotone from 0 to n_bars."""
+    try:
+        if digests.get(f.name) and _digest(f) != digests[f.name]:
+            return f"{f.name} does not match its stored checksum"
         off = np.load(f, mmap_mode=None, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        return f"offsets.npy unreadable ({exc})"
+        return f"{f.name} unreadable ({exc})"
     if off.dtype != np.int64 or off.shape != (n_alerts + 1,):
-        return f"offsets.npy holds {off.dtype}{list(off.shape)}, expected int64[{n_alerts + 1}]"
+        return f"{f.name} holds {off.dtype}{list(off.shape)}, expected int64[{n_alerts + 1}]"
     if off[0] != 0 or off[-1] != n_bars or (len(off) > 1 and bool(np.any(np.diff(off) < 0))):
-        return "offsets.npy is not a monotone 0…n_bars sequence"
-    f = path / "alerts.parquet"
+        return f"{f.name} is not a monotone 0…n_bars sequence"
+    return None
+
+
+def _check_alerts(f: Path, digests: dict, n_alerts: int) -> str | None:
+    """The per-alert table: its checksum and one row per alert."""
     try:
-        if digests.get("alerts.parquet") and _digest(f) != digests["alerts.parquet"]:
-            return "alerts.parquet does not match its stored checksum"
+        if digests.get(f.name) and _digest(f) != digests[f.name]:
+            return f"{f.name} does not match its stored checksum"
         if pq.ParquetFile(f).metadata.num_rows != n_alerts:
-            return f"alerts.parquet does not hold {n_alerts} rows"
+            return f"{f.name} does not hold {n_alerts} rows"
     except (OSError, ValueError) as exc:
-        return f"alerts.parquet unreadable ({type(exc).__name__})"
+        return f"{f.name} unreadable ({type(exc).__name__})"
     return None
 
 
