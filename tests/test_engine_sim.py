@@ -340,44 +340,6 @@ def test_costs_lower_every_return(continuous):
     np.testing.assert_allclose(ta.ret[0, ok], kc * (1 + ta.ret[1, ok]) - 1, rtol=1e-12)
 
 
-def _ref_runs(offsets: np.ndarray, traded: np.ndarray) -> list[tuple[int, int]]:
-    """Plain loop: maximal runs of traded bars inside each window, in bar order."""
-    out = []
-    for i in range(len(offsets) - 1):
-        j = int(offsets[i])
-        while j < offsets[i + 1]:
-            if traded[j]:
-                k = j
-                while k < offsets[i + 1] and traded[k]:
-                    k += 1
-                out.append((j, k))
-                j = k
-            else:
-                j += 1
-    return out
-
-
-@pytest.mark.parametrize("seed", range(25))
-def test_traded_runs_match_plain_loop(seed: int) -> None:
-    """The kernels' traded runs never cross a window and cover exactly the traded bars (empty
-    windows, all-flat windows, flat first/last bars included)."""
-    from alertlab.engine.drivers import traded_runs
-
-    rng = np.random.default_rng(seed)
-    sizes = rng.integers(0, 12, rng.integers(1, 9))
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    traded = rng.random(int(offsets[-1])) < rng.choice([0.0, 0.3, 0.8, 1.0])
-    rs, re, roff = traded_runs(offsets, traded)
-    assert list(zip(rs.tolist(), re.tolist(), strict=True)) == _ref_runs(offsets, traded)
-    for i in range(len(sizes)):
-        runs = list(zip(rs[roff[i] : roff[i + 1]], re[roff[i] : roff[i + 1]], strict=True))
-        assert all(offsets[i] <= a < b <= offsets[i + 1] for a, b in runs)
-    all_rs, all_re, _ = traded_runs(offsets, None)
-    assert list(zip(all_rs.tolist(), all_re.tolist(), strict=True)) == _ref_runs(
-        offsets, np.ones_like(traded)
-    )
-
-
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("template", list(TEMPLATES))
 def test_trace_matches_reference_fills(template, policy, lattice, mixed):

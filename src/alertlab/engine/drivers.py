@@ -109,58 +109,27 @@ class TradeArrays:
     hold_s: np.ndarray
 
 
-_Runs = tuple[np.ndarray, np.ndarray, np.ndarray]
 _DERIVED: dict[int, dict[str, object]] = {}
-
-
-def traded_runs(offsets: np.ndarray, traded: np.ndarray | None) -> _Runs:
-    """Traded bars as runs of consecutive bars that never cross a window boundary.
-
-    Returns ``(rs, re, roff)``: run r covers bars ``[rs[r], re[r])``; window i's runs are
-    ``roff[i] ≤ r < roff[i + 1]``. ``traded`` None = every bar traded (one run per non-empty
-    window). The kernels walk these runs, so no-trade bars cost nothing and the bar loop carries no
-    per-bar skip test.
-    """
-    offsets = np.asarray(offsets, dtype=np.int64)
-    nb = int(offsets[-1]) if offsets.size else 0
-    t = np.ones(nb, np.bool_) if traded is None else np.asarray(traded, np.bool_)
-    starts = offsets[:-1][offsets[:-1] < offsets[1:]]  # first bar of each non-empty window
-    ends = offsets[1:][offsets[:-1] < offsets[1:]] - 1  # last bar of each non-empty window
-    cut_before = np.zeros(nb, np.bool_)
-    cut_before[starts] = True
-    cut_before[1:] |= ~t[:-1]
-    cut_after = np.zeros(nb, np.bool_)
-    cut_after[ends] = True
-    cut_after[:-1] |= ~t[1:]
-    rs = np.flatnonzero(t & cut_before).astype(np.int64)
-    re = np.flatnonzero(t & cut_after).astype(np.int64) + 1
-    roff = np.searchsorted(rs, offsets).astype(np.int64)
-    return rs, re, roff
 
 
 def _derived(w: Windows, fill_on_zero_volume: bool) -> tuple[np.ndarray | None, ...]:
     """Per-Windows arrays the kernels need besides OHLC, computed once per Windows object.
 
-    ``rs, re, roff``: the traded runs (:func:`traded_runs`; a no-trade bar has volume 0 and
-    open = high = low = close; with ``fill_on_zero_volume`` every bar counts as traded).
-    ``dur``: int64 bar durations (``Windows.dur``), None when every bar lasts ``interval_s`` (the
-    kernels then compile without a load per bar). ``trunc``: uint8 per window, 1 = status
-    TRUNCATED (empty when there is none).
+    ``tr``: uint8 per bar, 0 for a no-trade bar (volume 0 and open = high = low = close); None when
+    every bar traded or with ``fill_on_zero_volume``. ``dur``: int64 bar durations
+    (``Windows.dur``), None when every bar lasts ``interval_s``. ``trunc``: uint8 per window, 1 =
+    status TRUNCATED (empty when there is none). None compiles the kernels without the test or the
+    load (see ``nb.kernel.traded`` / ``bar_end``).
     """
     key = id(w)
     memo = _DERIVED.get(key)
     if memo is None:
         memo = _DERIVED[key] = {}
         weakref.finalize(w, _DERIVED.pop, key, None)
-    runs_key = "runs_all" if fill_on_zero_volume else "runs"
-    if runs_key not in memo:
-        traded = None
-        if not fill_on_zero_volume:
-            o, h, lo, c = w.open, w.high, w.low, w.close
-            flat = (np.asarray(w.volume) == 0) & (o == h) & (h == lo) & (lo == c)
-            traded = ~flat if flat.any() else None
-        memo[runs_key] = traded_runs(w.offsets, traded)
-    if "dur" not in memo:
+    if "tr" not in memo:
+        o, h, lo, c = w.open, w.high, w.low, w.close
+        flat = (np.asarray(w.volume) == 0) & (o == h) & (h == lo) & (lo == c)
+        memo["tr"] = np.ascontiguousarray(~flat, dtype=np.uint8) if flat.any() else None
         d = getattr(w, "dur", None)
         uniform = d is None or len(d) == 0 or bool((np.asarray(d) == int(w.interval_s)).all())
         memo["dur"] = None if uniform else np.ascontiguousarray(d, dtype=np.int64)
@@ -168,14 +137,14 @@ def _derived(w: Windows, fill_on_zero_volume: bool) -> tuple[np.ndarray | None, 
         memo["trunc"] = (
             (st == TRUNCATED).astype(np.uint8) if np.any(st == TRUNCATED) else np.empty(0, np.uint8)
         )
-    runs: _Runs = memo[runs_key]  # type: ignore[assignment]
+    tr: np.ndarray | None = None if fill_on_zero_volume else memo["tr"]  # type: ignore[assignment]
     dur: np.ndarray | None = memo["dur"]  # type: ignore[assignment]
     trunc: np.ndarray = memo["trunc"]  # type: ignore[assignment]
-    return (*runs, dur, trunc)
+    return tr, dur, trunc
 
 
 def _bars(w: Windows, fill_on_zero_volume: bool = False) -> tuple[np.ndarray | None, ...]:
-    """The kernels' bar arguments: offsets, ts, OHLC, traded runs, durations, truncated flags."""
+    """The kernels' bar arguments: offsets, ts, OHLC, traded flags, durations, truncated flags."""
     f = np.ascontiguousarray
     return (
         f(w.offsets, dtype=np.int64),

@@ -76,8 +76,8 @@ def trace_trade(
         if fill_on_zero_volume is not None
         else getattr(strategy, "fill_on_zero_volume", False)
     )
-    offsets, ts, op, hi, lo, cl, rs, re, roff, dur, trunc = _bars(w, fz)
-    assert offsets is not None and ts is not None and rs is not None and re is not None and roff is not None
+    offsets, ts, op, hi, lo, cl, tr, dur, _trunc = _bars(w, fz)
+    assert offsets is not None and ts is not None
     s, e = int(offsets[i]), int(offsets[i + 1])
     bar_ts = np.asarray(ts[s:e], dtype=np.int64)
     levels = np.full((e - s, 2), np.nan)
@@ -91,15 +91,12 @@ def trace_trade(
     code, P, ets, _xts, _acc, _wsum, nf, _pk, _amb = sim_one(
         s,
         e,
-        int(roff[i]),
-        int(roff[i + 1]),
         ts,
         op,
         hi,
         lo,
         cl,
-        rs,
-        re,
+        tr,
         dur,
         prm,
         policy_code(intrabar),

@@ -108,6 +108,15 @@ __all__ = [
 ]
 
 
+def traded(tr, i):
+    """Bar i is a traded bar (``tr`` None = every bar is; the overload below compiles that away).
+
+    The bar loops never test this per bar: a no-trade bar repeats one price, so the loops test it
+    only when that bar's prices would trigger something (a new high, a level reached, a deadline),
+    which keeps the common path free of a load and a data-dependent branch per bar."""
+    return tr is None or tr[i] != 0
+
+
 def bar_end(ts, dur, interval_s, i):
     """End of bar i: ts + its duration (``dur`` None = every bar lasts ``interval_s``; the overload
     below compiles that case without a load per bar)."""
@@ -162,6 +171,13 @@ def _rec_levels_nb(levels, j, stop, nxt):
     return impl
 
 
+@overload(traded, inline="always")
+def _traded_nb(tr, i):
+    if isinstance(tr, types.NoneType):
+        return lambda tr, i: True
+    return lambda tr, i: tr[i] != 0
+
+
 @overload(bar_end, inline="always")
 def _bar_end_nb(ts, dur, interval_s, i):
     if isinstance(dur, types.NoneType):
@@ -209,33 +225,31 @@ def _rest_of(prm, k, nlev):
 
 
 @njit(cache=True, nogil=True)
-def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval_s, eod, fills, levels):  # noqa: C901 (Numba bar simulator: one pass per window, a branch per exit rule (the docstring is the spec))
-    """Simulate one trade on bars ``[s, e)`` (e > s) whose traded bars are the runs ``r0 ≤ r < r1``
-    (bars ``[rs[r], re[r])``; see :func:`general_kernel`); ``dur`` as there, ``eod``: the window is
-    truncated (a final close is ``end_of_data``); ``fills`` / ``levels``: trace outputs or None
-    (see :func:`rec_fill`, :func:`rec_levels`). Returns
+def sim_one(s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod, fills, levels):  # noqa: C901 (Numba bar simulator: one pass per window, a branch per exit rule (the docstring is the spec))
+    """Simulate one trade on bars ``[s, e)`` (e > s); ``tr`` / ``dur`` as in :func:`general_kernel`,
+    ``eod``: the window is truncated (a final close is ``end_of_data``); ``fills`` / ``levels``:
+    trace outputs or None (see :func:`rec_fill`, :func:`rec_levels`). Returns
     ``(code, P, entry_ts, exit_ts, acc, wsum, n_fills, peak, ambiguous)`` with acc = Σ w·X."""
     nlev = int(prm[C_NLEV])
     rest = prm[C_REST]
     dip = prm[C_DIP]
     is_dip = not np.isnan(dip)
     at_open = True
-    if r0 >= r1:  # no traded bar in the window: nothing to buy
-        return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
     if is_dip:
-        f0 = rs[r0]
+        f0 = s
+        while f0 < e and not traded(tr, f0):
+            f0 += 1
+        if f0 >= e:
+            return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
         limit = op[f0] * (1.0 - dip)
         wend = np.inf if np.isnan(prm[C_DIP_WIN_S]) else ts[f0] + prm[C_DIP_WIN_S]
         f = -1
-        rf = r0
-        for r in range(r0, r1):
-            for j in range(rs[r], re[r]):
-                if ts[j] >= wend or lo[j] <= limit:
-                    f = j if lo[j] <= limit and ts[j] < wend else -2
-                    break
-            if f != -1:
+        for j in range(f0, e):
+            if ts[j] >= wend:
                 break
-            rf = r + 1
+            if lo[j] <= limit and traded(tr, j):
+                f = j
+                break
         if f < 0:
             return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
         at_open = op[f] <= limit
@@ -243,12 +257,11 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
         start = f + 1
     else:
         d = 0 if np.isnan(prm[C_DELAY]) else int(prm[C_DELAY])
-        rf = r0  # the first traded bar at or after window bar d
-        while rf < r1 and re[rf] <= s + d:
-            rf += 1
-        if rf >= r1:
+        f = s + d
+        while f < e and not traded(tr, f):
+            f += 1
+        if f >= e:
             return NO_FILL, np.nan, 0, 0, 0.0, 0.0, 0, np.nan, False
-        f = rs[rf] if rs[rf] > s + d else s + d
         P = op[f]
         start = f
     if not (P > 0.0 and np.isfinite(P)):
@@ -283,84 +296,96 @@ def sim_one(s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval
                 rem = _rest_of(prm, 0, nlev)
                 if at_open and hi[f] > peak:
                     peak = hi[f]
-                rec_levels(levels, f - s, stop, nxt)
                 rec_fill(fills, 0, bar_end(ts, dur, interval_s, f), stop, rem, why, f - s)
                 return why, P, fts, bar_end(ts, dur, interval_s, f), rem * stop, rem, 1, peak, amb
         if at_open and hi[f] > peak:
             peak = hi[f]
             stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
 
-    for r in range(rf, r1):  # traded bars only: a no-trade bar triggers and fills nothing
-        for i in range(rs[r] if rs[r] > start else start, re[r]):
-            o = op[i]
-            rec_levels(levels, i - s, stop, nxt)
-            if ts[i] >= deadline:  # (1) time stop
-                rem = _rest_of(prm, k, nlev)
-                rec_fill(fills, nf, ts[i], o, rem, TIME, i - s)
-                return TIME, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
-            if o <= stop:  # (2) gap through the stop
-                rem = _rest_of(prm, k, nlev)
-                rec_fill(fills, nf, ts[i], o, rem, why, i - s)
-                return why, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
-            if o >= nxt:  # (3) ladder levels at or below the open fill at the open
-                while k < nlev and o >= prm[C_LEV + k] * P:
-                    rec_fill(fills, nf, ts[i], o, prm[C_W + k], TP, i - s)
-                    acc += prm[C_W + k] * o
-                    wsum += prm[C_W + k]
-                    nf += 1
-                    k += 1
-                nxt = prm[C_LEV + k] * P if k < nlev else np.inf
-                if k == nlev and rest == 0.0:
-                    return TP, P, fts, ts[i], acc, wsum, nf, peak, amb
-            h = hi[i]
-            if lo[i] <= stop:
-                if h >= nxt:  # (4) stop and take profit both inside the bar
-                    amb = True
-                    if policy == OPT or (policy == OHLC and cl[i] < o):
-                        while k < nlev and h >= prm[C_LEV + k] * P:
-                            lv = prm[C_LEV + k] * P
-                            rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), lv, prm[C_W + k], TP, i - s)
-                            acc += prm[C_W + k] * lv
-                            wsum += prm[C_W + k]
-                            nf += 1
-                            k += 1
-                        if h > peak:
-                            peak = h
-                        if k == nlev and rest == 0.0:
-                            return TP, P, fts, bar_end(ts, dur, interval_s, i), acc, wsum, nf, peak, amb
-                rem = _rest_of(prm, k, nlev)  # (4 stop part / 5) the rest at the stop
-                if h > peak:
-                    peak = h
-                rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), stop, rem, why, i - s)
-                return (
-                    why,
-                    P,
-                    fts,
-                    bar_end(ts, dur, interval_s, i),
-                    acc + rem * stop,
-                    wsum + rem,
-                    nf + 1,
-                    peak,
-                    amb,
-                )
-            if h >= nxt:  # (5) take-profit levels inside the bar
-                while k < nlev and h >= prm[C_LEV + k] * P:
-                    lv = prm[C_LEV + k] * P
-                    rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), lv, prm[C_W + k], TP, i - s)
-                    acc += prm[C_W + k] * lv
-                    wsum += prm[C_W + k]
-                    nf += 1
-                    k += 1
-                nxt = prm[C_LEV + k] * P if k < nlev else np.inf
-                if k == nlev and rest == 0.0:
+    # every bar, traded or not: a no-trade bar is tested for being one only where its price would
+    # trigger something (see traded); otherwise it passes like any quiet bar
+    for i in range(start, e):
+        o = op[i]
+        rec_levels(levels, i - s, stop, nxt)
+        if ts[i] >= deadline:  # (1) time stop
+            if not traded(tr, i):  # a no-trade bar fills nothing: the next traded bar's open
+                continue
+            rem = _rest_of(prm, k, nlev)
+            rec_fill(fills, nf, ts[i], o, rem, TIME, i - s)
+            return TIME, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
+        if o <= stop:  # (2) gap through the stop
+            if not traded(tr, i):
+                continue
+            rem = _rest_of(prm, k, nlev)
+            rec_fill(fills, nf, ts[i], o, rem, why, i - s)
+            return why, P, fts, ts[i], acc + rem * o, wsum + rem, nf + 1, peak, amb
+        if o >= nxt:  # (3) ladder levels at or below the open fill at the open
+            if not traded(tr, i):
+                continue
+            while k < nlev and o >= prm[C_LEV + k] * P:
+                rec_fill(fills, nf, ts[i], o, prm[C_W + k], TP, i - s)
+                acc += prm[C_W + k] * o
+                wsum += prm[C_W + k]
+                nf += 1
+                k += 1
+            nxt = prm[C_LEV + k] * P if k < nlev else np.inf
+            if k == nlev and rest == 0.0:
+                return TP, P, fts, ts[i], acc, wsum, nf, peak, amb
+        h = hi[i]
+        if lo[i] <= stop:
+            if not traded(tr, i):
+                continue
+            if h >= nxt:  # (4) stop and take profit both inside the bar
+                amb = True
+                if policy == OPT or (policy == OHLC and cl[i] < o):
+                    while k < nlev and h >= prm[C_LEV + k] * P:
+                        lv = prm[C_LEV + k] * P
+                        rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), lv, prm[C_W + k], TP, i - s)
+                        acc += prm[C_W + k] * lv
+                        wsum += prm[C_W + k]
+                        nf += 1
+                        k += 1
                     if h > peak:
                         peak = h
-                    return TP, P, fts, bar_end(ts, dur, interval_s, i), acc, wsum, nf, peak, amb
+                    if k == nlev and rest == 0.0:
+                        return TP, P, fts, bar_end(ts, dur, interval_s, i), acc, wsum, nf, peak, amb
+            rem = _rest_of(prm, k, nlev)  # (4 stop part / 5) the rest at the stop
             if h > peak:
                 peak = h
-                stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
+            rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), stop, rem, why, i - s)
+            return (
+                why,
+                P,
+                fts,
+                bar_end(ts, dur, interval_s, i),
+                acc + rem * stop,
+                wsum + rem,
+                nf + 1,
+                peak,
+                amb,
+            )
+        if h >= nxt:  # (5) take-profit levels inside the bar
+            if not traded(tr, i):
+                continue
+            while k < nlev and h >= prm[C_LEV + k] * P:
+                lv = prm[C_LEV + k] * P
+                rec_fill(fills, nf, bar_end(ts, dur, interval_s, i), lv, prm[C_W + k], TP, i - s)
+                acc += prm[C_W + k] * lv
+                wsum += prm[C_W + k]
+                nf += 1
+                k += 1
+            nxt = prm[C_LEV + k] * P if k < nlev else np.inf
+            if k == nlev and rest == 0.0:
+                if h > peak:
+                    peak = h
+                return TP, P, fts, bar_end(ts, dur, interval_s, i), acc, wsum, nf, peak, amb
+        if h > peak and traded(tr, i):
+            peak = h
+            stop, why = _stop_level(peak, slP, has_sl, beT, beL, has_be, trT, keep, has_tr)
     # unsold at the end: the rest at the close of the last traded bar (the fill bar is traded)
-    lt = re[r1 - 1] - 1
+    lt = e - 1
+    while not traded(tr, lt):  # the fill bar is traded, so this stops
+        lt -= 1
     rem = _rest_of(prm, k, nlev)
     c = END_OF_DATA if eod else HORIZON
     rec_fill(fills, nf, bar_end(ts, dur, interval_s, lt), cl[lt], rem, c, lt - s)
@@ -375,9 +400,7 @@ def general_kernel(
     hi,
     lo,
     cl,
-    rs,
-    re,
-    roff,
+    tr,
     dur,
     trunc,
     alert_idx,
@@ -400,9 +423,7 @@ def general_kernel(
 ):
     """Fill the ``(n_alerts, n_params)`` outputs for every (alert, param) pair.
 
-    ``rs`` / ``re`` / ``roff``: the traded bars as runs of consecutive bars, ``[rs[r], re[r])``,
-    window i's runs being ``roff[i] ≤ r < roff[i + 1]``; the loops walk traded bars only, run by
-    run, so no-trade bars cost nothing and the bar loop has no data-dependent skip. ``dur`` (int64 bar durations; None =
+    ``tr`` (uint8 per bar, 1 = traded; None = every bar traded), ``dur`` (int64 bar durations; None =
     all ``interval_s``), ``trunc`` (uint8 per window, 1 = truncated: a final close is
     ``end_of_data``; empty = none). ``ret`` (chosen policy), ``ret_p`` / ``ret_o`` (pessimistic /
     optimistic) are NaN when there is no trade (no window, or no fill). ``ambiguous`` trades are
@@ -416,8 +437,6 @@ def general_kernel(
         i = alert_idx[a]
         s = offsets[i]
         e = offsets[i + 1]
-        r0 = roff[i]
-        r1 = roff[i + 1]
         eod = has_trunc and trunc[i] != 0
         for p in range(n_params):
             if e <= s:
@@ -438,7 +457,7 @@ def general_kernel(
                 prm = params[p]
                 kc = cost_factor(prm[C_FEE], prm[C_SLIP])
                 c, P, ets, xts, acc, wsum, nf, pk, ab = sim_one(
-                    s, e, r0, r1, ts, op, hi, lo, cl, rs, re, dur, prm, policy, interval_s, eod, None, None
+                    s, e, ts, op, hi, lo, cl, tr, dur, prm, policy, interval_s, eod, None, None
                 )
                 if c == NO_FILL:
                     r = np.nan
@@ -452,46 +471,12 @@ def general_kernel(
                     if ab:
                         if policy != PESS:
                             c2, P2, _, _, acc2, _, _, _, _ = sim_one(
-                                s,
-                                e,
-                                r0,
-                                r1,
-                                ts,
-                                op,
-                                hi,
-                                lo,
-                                cl,
-                                rs,
-                                re,
-                                dur,
-                                prm,
-                                PESS,
-                                interval_s,
-                                eod,
-                                None,
-                                None,
+                                s, e, ts, op, hi, lo, cl, tr, dur, prm, PESS, interval_s, eod, None, None
                             )
                             rp, _ = finish_returns(acc2, P2, kc)
                         if policy != OPT:
                             c2, P2, _, _, acc2, _, _, _, _ = sim_one(
-                                s,
-                                e,
-                                r0,
-                                r1,
-                                ts,
-                                op,
-                                hi,
-                                lo,
-                                cl,
-                                rs,
-                                re,
-                                dur,
-                                prm,
-                                OPT,
-                                interval_s,
-                                eod,
-                                None,
-                                None,
+                                s, e, ts, op, hi, lo, cl, tr, dur, prm, OPT, interval_s, eod, None, None
                             )
                             ro, _ = finish_returns(acc2, P2, kc)
                 if full:

@@ -12,8 +12,8 @@ per-bar rules of :mod:`alertlab.engine.nb.kernel`:
 * same bar: open ≤ S → stop at the open; open ≥ T → target at the open; otherwise both lie
   inside the bar (ambiguous) and the intrabar policy picks S or T.
 
-No-trade bars (see the kernel) trigger nothing: the running max / min take traded bars only and
-carry their value over no-trade bars, so a first crossing always lands on a traded bar. The entry is the open of the
+No-trade bars (see the kernel) trigger nothing: the running max / min take traded bars only (they
+carry their value over no-trade bars), so a first crossing always lands on a traded bar. The entry is the open of the
 window's first traded bar; a trade neither level closes sells at the close of the window's last
 traded bar (``horizon``, or ``end_of_data`` for a truncated window).
 
@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from alertlab.engine.enums import END_OF_DATA, HORIZON, NO_FILL, NO_TRADE, OHLC, PESS, SL, TP
-from alertlab.engine.nb.kernel import bar_end, cost_factor
+from alertlab.engine.nb.kernel import bar_end, cost_factor, traded
 
 
 @njit(cache=True, nogil=True)
@@ -81,9 +81,7 @@ def tpsl_kernel(  # noqa: C901 (Numba first-passage kernel: one pass per window,
     hi,
     lo,
     cl,
-    rs,
-    re,
-    roff,
+    tr,
     dur,
     trunc,
     alert_idx,
@@ -113,9 +111,9 @@ def tpsl_kernel(  # noqa: C901 (Numba first-passage kernel: one pass per window,
 
     ``tp_u`` / ``sl_u``: distinct take-profit / stop multiples; ``p_tp[p]`` / ``p_sl[p]``: index of
     parameter set p's level in them (−1 = rule off); ``fee`` / ``slip``: per-row cost fractions;
-    ``rs`` / ``re`` / ``roff`` / ``dur`` / ``trunc``: traded runs, bar durations and truncated
-    windows as there. The running max / min take traded bars only and carry their value over the
-    no-trade bars between runs, so a first crossing always lands on a traded bar.
+    ``tr`` / ``dur`` / ``trunc``: traded flags, bar durations and truncated windows as there. The
+    running max / min take traded bars only (a bar is tested for being traded only when it would
+    set a new extreme), so a first crossing always lands on a traded bar.
 
     Per window, each distinct level's first crossing and its one-level exit (price/P, stamp, peak)
     are computed once. A combination then exits by its target's outcome when the target bar comes
@@ -153,11 +151,13 @@ def tpsl_kernel(  # noqa: C901 (Numba first-passage kernel: one pass per window,
     pmin = np.empty(nmax)
     for a in range(n_alerts):
         i = alert_idx[a]
-        r0 = roff[i]  # the window's traded runs; the entry is the first traded bar
-        r1 = roff[i + 1]
-        s = rs[r0] if r1 > r0 else 0
-        P = op[s] if r1 > r0 else np.nan
-        if r1 <= r0 or not (P > 0.0 and np.isfinite(P)):
+        e = offsets[i + 1]
+        s = offsets[i]
+        while s < e and not traded(tr, s):  # the entry is the first traded bar
+            s += 1
+        n = e - s
+        P = op[s] if n > 0 else np.nan
+        if n <= 0 or not (P > 0.0 and np.isfinite(P)):
             c0 = NO_TRADE if offsets[i + 1] <= offsets[i] else NO_FILL
             for p in range(n_params):
                 ret[a, p] = np.nan
@@ -176,21 +176,19 @@ def tpsl_kernel(  # noqa: C901 (Numba first-passage kernel: one pass per window,
             continue
         mx = hi[s]
         mn = lo[s]
-        prev = s
-        for r in range(r0, r1):
-            for j in range(prev - s, rs[r] - s):  # no-trade bars since the last run carry the value
-                pmax[j] = mx
-                pmin[j] = mn
-            for b in range(rs[r], re[r]):
-                if hi[b] > mx:
-                    mx = hi[b]
-                if lo[b] < mn:
-                    mn = lo[b]
-                pmax[b - s] = mx
-                pmin[b - s] = mn
-            prev = re[r]
-        lt = re[r1 - 1] - 1
-        n = lt - s + 1
+        for j in range(n):
+            b = s + j
+            hb = hi[b]
+            if hb > mx and traded(tr, b):
+                mx = hb
+            lb = lo[b]
+            if lb < mn and traded(tr, b):
+                mn = lb
+            pmax[j] = mx
+            pmin[j] = mn
+        lt = e - 1
+        while not traded(tr, lt):  # the entry bar is traded, so this stops
+            lt -= 1
         for u in range(n_tp):
             lv = tp_u[u] * P
             j = _first_ge(pmax, n, lv)
