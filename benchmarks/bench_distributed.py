@@ -68,7 +68,7 @@ def dist_grid(a) -> dict:
 
 
 def _study(home, study: str, cluster: str | None, seed: int):
-    from alertlab.optimize.pipeline import run_optimize
+    from alertlab.app.optimize import run_optimize
     from alertlab.optimize.study import OptimizeOptions
 
     shutil.rmtree(home.studies_dir / study, ignore_errors=True)

@@ -22,8 +22,8 @@ TRIALS = 2000
 
 
 def _run(home: str, study: str, cold: bool, seed: int) -> dict:
+    from alertlab.app.optimize import run_optimize
     from alertlab.optimize.options import OptimizeOptions
-    from alertlab.optimize.pipeline import run_optimize
     from alertlab.store import resolve_home
     from alertlab.windows.cache import clear_entries
 

@@ -24,6 +24,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
+from alertlab.app.optimize import run_optimize
 from alertlab.cli import app
 from alertlab.cli import render as render_mod
 from alertlab.demo.market import DemoSpec, make_demo
@@ -31,7 +32,6 @@ from alertlab.engine import Strategy, backtest
 from alertlab.engine.summary import mean_lower_bound, t_quantile_975
 from alertlab.ingest import ingest_alerts, ingest_candles
 from alertlab.optimize.evaluate import EngineSettings, strategy_config, time_order
-from alertlab.optimize.pipeline import run_optimize
 from alertlab.optimize.space import SearchSpace
 from alertlab.optimize.storage import open_storage
 from alertlab.optimize.study import OptimizeOptions

@@ -245,7 +245,7 @@ def test_clear_one_line_errors(demo, monkeypatch):
 def test_no_dask_import_on_the_default_path():
     code = (
         "import sys, alertlab, alertlab.cli, alertlab.app.baseline, alertlab.app.backtest, "
-        "alertlab.optimize.pipeline, alertlab.distributed, alertlab.distributed.run;"
+        "alertlab.app.optimize, alertlab.distributed, alertlab.distributed.run;"
         "bad = [m for m in ('dask', 'distributed') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     p = subprocess.run(

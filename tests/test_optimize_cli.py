@@ -121,7 +121,7 @@ def test_json_exports_and_recommended_config(home, tmp_path):
 
 
 def test_no_window_rebuild_and_no_candle_read_per_trial(home, monkeypatch):
-    from alertlab.optimize.pipeline import run_optimize
+    from alertlab.app.optimize import run_optimize
 
     cache_mod.clear_entries(home)
     spec = WindowSpec(horizon_hours=6)

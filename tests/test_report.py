@@ -86,8 +86,9 @@ def test_multiples_at_matches_plain_loop():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """A 600-alert demo home with a small optimize study and its full report."""
+    from alertlab.app.optimize import run_optimize
     from alertlab.app.report import run_report
-    from alertlab.optimize import OptimizeOptions, run_optimize
+    from alertlab.optimize import OptimizeOptions
 
     root = tmp_path_factory.mktemp("report")
     files = make_demo(root / "input", SPEC)

@@ -26,11 +26,12 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # static imports for IDEs and type checkers; at run time they load lazily (fast CLI start)
     from alertlab.app.backtest import run_backtest
     from alertlab.app.baseline import run_baseline
+    from alertlab.app.optimize import run_optimize
     from alertlab.app.report import run_report
     from alertlab.engine import PortfolioConfig, Strategy, StrategyGrid, backtest, run_grid
     from alertlab.ingest import ingest_alerts, ingest_candles, load_alerts, quality_table
     from alertlab.ingest.fetch import FetchOptions, run_fetch
-    from alertlab.optimize import OptimizeOptions, run_optimize
+    from alertlab.optimize import OptimizeOptions
     from alertlab.report.figures import (
         plot_ath_distribution,
         plot_coverage,
@@ -75,7 +76,7 @@ _API = {
     "run_grid": "alertlab.engine",
     "run_backtest": "alertlab.app.backtest",
     "OptimizeOptions": "alertlab.optimize",
-    "run_optimize": "alertlab.optimize",
+    "run_optimize": "alertlab.app.optimize",
     "run_report": "alertlab.app.report",
     "plot_status": "alertlab.report.figures",
     "plot_coverage": "alertlab.report.figures",

@@ -109,9 +109,10 @@ def run_demo(
 
 
 def _demo_report(home: Home, progress: bool):
+    from alertlab.app.optimize import run_optimize
     from alertlab.app.report import run_report
     from alertlab.engine import PortfolioConfig, StrategyGrid
-    from alertlab.optimize import OptimizeOptions, run_optimize
+    from alertlab.optimize import OptimizeOptions
 
     notes: list[str] = []
     study: str | None = DEMO_STUDY

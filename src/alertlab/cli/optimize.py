@@ -174,9 +174,9 @@ def optimize(
     The recommendation maximises robust = (test score + median test score of its nearest neighbours) / 2
     over feasible trials; DSR and PBO say how much the search may have fooled itself.
     """
+    from alertlab.app.optimize import run_optimize
     from alertlab.optimize.evaluate import EngineSettings
     from alertlab.optimize.options import OptimizeOptions
-    from alertlab.optimize.pipeline import run_optimize
     from alertlab.optimize.space import load_space
 
     set_wide(wide)

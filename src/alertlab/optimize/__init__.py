@@ -6,7 +6,9 @@
 * :mod:`~alertlab.optimize.storage` — storages, locks, heartbeats;
 * :mod:`~alertlab.optimize.stats` — DSR, PSR, PBO (CSCV), neighbourhood stability;
 * :mod:`~alertlab.optimize.report` — the long trials table and the recommended config file;
-* :mod:`~alertlab.optimize.pipeline` — :func:`run_optimize`, the ``alertlab optimize`` command as a call.
+
+The ``alertlab optimize`` command as a call (select → windows → study → exports → run record) is a
+use case: :func:`alertlab.app.optimize.run_optimize` (also ``alertlab.run_optimize``).
 
 Members are imported lazily so importing one submodule stays cheap.
 """
@@ -28,8 +30,6 @@ _API = {
     "StudyResult": "alertlab.optimize.analysis",
     "SAMPLERS": "alertlab.optimize.options",
     "run_study": "alertlab.optimize.study",
-    "OptimizeResult": "alertlab.optimize.pipeline",
-    "run_optimize": "alertlab.optimize.pipeline",
     "trials_long_table": "alertlab.optimize.report",
     "write_config": "alertlab.optimize.report",
 }
