@@ -192,7 +192,7 @@ def plot_coverage(w: Any) -> go.Figure:
         1,
         2,
     )
-    fig.update_xaxes(tickformat=".0%", row=1, col=1)
+    fig.update_xaxes(tickformat=".0%", range=[0, 1.05], dtick=0.2, row=1, col=1)  # the whole 0–100% scale
     fig.update_annotations(font_size=11)
     return _style(fig, None, height=220, showlegend=False)
 
