@@ -162,9 +162,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
 #: (:func:`batch_rows`); tests pin them to tiny values to exercise the batching.
 READ_BATCH_ROWS: int | None = None
 FLUSH_ROWS: int | None = None
-#: budget bytes allowed per buffered staging row (the row itself is ~100 bytes; the rest covers the
-#: read batch, the conversion temporaries and the sort/gather copies of a flush)
-BUDGET_BYTES_PER_ROW = 1024
+#: bytes of one staged row (series id, ts, five values, file, row, declared interval, null
+#: reason/raw: ~90) with headroom; a quarter of the budget holds the staged rows in memory
+STAGED_ROW_BYTES = 128
+#: budget bytes per read-batch row: the batch as read, its converted copy and the per-batch gather
+READ_BYTES_PER_ROW = 2048
 _NULLS = ["", "NaN", "nan", "NULL", "null", "None", "none", "N/A", "NA", "#N/A", "-nan"]
 _NULL_SET = pa.array(_NULLS, pa.string())
 _TS_REASON = {EMPTY: "missing ts", 2: "unparsable ts", OUT_OF_RANGE: "ts out of range (not 2000-2099)"}
@@ -407,13 +409,15 @@ class _FileRead:
 
 
 def batch_rows() -> tuple[int, int]:
-    """``(rows per read batch, rows per staging flush)`` from the memory budget (or the pinned values).
+    """``(rows per read batch, staged rows kept in memory before a spill)`` from the memory budget.
 
-    A 2 GB budget gives 1M-row reads and 2M-row flushes; the buffered rows and their conversion
-    temporaries stay near a quarter of the budget whatever the size of the input file.
+    A 2 GB budget gives 1M-row reads and up to 4.2M staged rows (~0.4 GB) in memory; past that the
+    staging spills to disk, so the ingest's memory follows the budget, not the input size.
+    Pinned values (``READ_BATCH_ROWS``, ``FLUSH_ROWS``) win.
     """
-    flush = FLUSH_ROWS or max(10_000, memory_budget_bytes() // BUDGET_BYTES_PER_ROW)
-    read = READ_BATCH_ROWS or max(5_000, flush // 2)
+    budget = memory_budget_bytes()
+    flush = FLUSH_ROWS or max(10_000, budget // 4 // STAGED_ROW_BYTES)
+    read = READ_BATCH_ROWS or max(5_000, budget // READ_BYTES_PER_ROW)
     return read, flush
 
 
@@ -839,31 +843,65 @@ def _norm_pair(craw: object, traw: object) -> tuple[str | None, str | None, str]
 
 
 class _Stage:
-    """Scratch area of one ingest: normalised rows split by (chain, bucket), reject records."""
+    """Staging of one ingest: normalised rows split by (chain, bucket), and reject records.
+
+    Each converted batch is split at once into per-bucket slices (one gather of the batch, keyed
+    by an ingest-wide series id instead of chain/token text). The slices stay in memory while the
+    staged rows fit the memory budget (:func:`batch_rows`); beyond it, :meth:`flush` spills every
+    bucket's slices to one uncompressed Arrow IPC part under the scratch folder and starts over.
+    A bucket's rows, in memory and on disk, stay in (file, row) order.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.buffer: list[pa.Table] = []
-        self.n_buffered = 0
         self.seq = 0
-        self.buckets: dict[tuple[str, int], list[Path]] = {}
+        self.n_memory = 0
+        self.memory: dict[tuple[str, int], list[pa.Table]] = {}
+        self.buckets: dict[tuple[str, int], list[Path | pa.Table]] = {}
         self.reject_parts: list[Path] = []
+        self.series: dict[tuple[str, str], int] = {}  # (chain, token) → series id
+        self.chains: list[str] = []
+        self.tokens: list[str] = []
+        self.key: list[int] = []  # series id → chain index * N_BUCKETS + bucket
+        self._chain_idx: dict[str, int] = {}
 
-    def _write(self, table: pa.Table, path: Path) -> None:
-        """Scratch part as an uncompressed Arrow IPC file: no encode/decode cost, no fsync (the
-        staging folder is thrown away whole if the ingest dies)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        os.replace(tmp, path)
+    def _ids(self, chain: pa.DictionaryArray, token: pa.DictionaryArray) -> np.ndarray:
+        """Series id of each dictionary entry (chain and token share their indices: one entry per pair)."""
+        out = np.empty(len(chain.dictionary), np.int64)
+        for k, pair in enumerate(
+            zip(chain.dictionary.to_pylist(), token.dictionary.to_pylist(), strict=True)
+        ):
+            sid = self.series.get(pair)
+            if sid is None:
+                sid = self.series[pair] = len(self.tokens)
+                ci = self._chain_idx.setdefault(pair[0], len(self._chain_idx))
+                self.chains.append(pair[0])
+                self.tokens.append(pair[1])
+                self.key.append(ci * N_BUCKETS + bucket_of(pair[1]))
+            out[k] = sid
+        return out
 
     def add(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self.buffer.append(table)
-            self.n_buffered += table.num_rows
-        if self.n_buffered >= batch_rows()[1]:
-            self.flush()
+        """Stage one converted batch (schema ``_STAGE_SCHEMA``)."""
+        if not table.num_rows:
+            return
+        chain, token = table["chain"].combine_chunks(), table["token"].combine_chunks()
+        idx = token.indices.to_numpy(zero_copy_only=False)
+        sid = self._ids(chain, token)[idx]
+        key = np.asarray(self.key, np.int64)[sid]
+        order = np.argsort(key, kind="stable")  # stable: rows stay in (file, row) order inside a bucket
+        ks = key[order]
+        t = table.drop_columns(["chain", "token"])
+        t = t.add_column(0, "sid", pa.array(sid.astype(np.int32)))
+        t = t.take(pa.array(order))  # one gather per batch; each bucket is then a zero-copy slice
+        cuts = np.flatnonzero(np.diff(ks)) + 1
+        names = list(self._chain_idx)
+        for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(ks)], strict=True):
+            k = int(ks[s])
+            self.memory.setdefault((names[k // N_BUCKETS], k % N_BUCKETS), []).append(t.slice(s, e - s))
+        self.n_memory += table.num_rows
+        if self.n_memory >= batch_rows()[1]:
+            self.flush(spill=True)
 
     def add_rejects(self, table: pa.Table) -> None:
         if table.num_rows:
@@ -873,28 +911,27 @@ class _Stage:
             pq.write_table(table.cast(_REJECT_SCHEMA), path, compression="lz4")
             self.reject_parts.append(path)
 
-    def flush(self) -> None:
-        """Split the buffered rows by (chain, bucket) into one staged part each (one gather, no sort of text)."""
-        if not self.buffer:
-            return
-        t = pa.concat_tables(self.buffer).unify_dictionaries().combine_chunks()
-        self.buffer, self.n_buffered = [], 0
-        tok, chn = t["token"].chunk(0), t["chain"].chunk(0)
-        crc = np.array([bucket_of(s) for s in tok.dictionary.to_pylist()], np.int64)
-        bucket = crc[tok.indices.to_numpy(zero_copy_only=False)]
-        cnames, cmap = np.unique(np.asarray(chn.dictionary.to_pylist(), object), return_inverse=True)
-        key = cmap[chn.indices.to_numpy(zero_copy_only=False)].astype(np.int64) * N_BUCKETS + bucket
-        order = np.argsort(key, kind="stable")  # stable: rows stay in (file, row) order inside a bucket
-        ks = key[order]
-        cuts = np.flatnonzero(np.diff(ks)) + 1
-        t = t.take(pa.array(order))  # one gather (text columns are dictionary indices); buckets are slices
-        for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(ks)], strict=True):
-            k = int(ks[s])
-            chain, b = cnames[k // N_BUCKETS], k % N_BUCKETS
-            self.seq += 1
-            path = self.root / "stage" / chain / f"b{b:02d}" / f"part-{self.seq:06d}.arrow"
-            self._write(t.slice(s, e - s), path)
-            self.buckets.setdefault((chain, b), []).append(path)
+    def flush(self, spill: bool = False) -> None:
+        """End of a staging round: the in-memory slices become bucket parts, written to disk if ``spill``.
+
+        Spilled parts are uncompressed Arrow IPC files (no encode/decode cost, memory-mapped when
+        merged, no fsync: the scratch folder is thrown away whole if the ingest dies).
+        """
+        for bk, slices in self.memory.items():
+            part: Path | pa.Table = pa.concat_tables(slices)
+            if spill:
+                self.seq += 1
+                chain, b = bk
+                path = self.root / "stage" / chain / f"b{b:02d}" / f"part-{self.seq:06d}.arrow"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".tmp")
+                with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, slices[0].schema) as writer:
+                    for s in slices:
+                        writer.write_table(s)
+                os.replace(tmp, path)
+                part = path
+            self.buckets.setdefault(bk, []).append(part)
+        self.memory, self.n_memory = {}, 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1012,13 +1049,19 @@ def _version_order(
     return o
 
 
-def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list[Path]) -> _BucketOut:
-    """Intervals, quarantine, conflicts and quality of one (chain, bucket); rewrites its file if it changes."""
-    new = pa.concat_tables([_read_part(p) for p in parts]).unify_dictionaries().combine_chunks()
+def _merge_bucket(
+    home: Home, chain: str, b: int, parts: list[Path | pa.Table], files: list[Path], tokens: list[str]
+) -> _BucketOut:
+    """Intervals, quarantine, conflicts and quality of one (chain, bucket); rewrites its file if it changes.
+
+    ``parts``: the bucket's staged rows (in memory or spilled), in (file, row) order; ``tokens``:
+    the token of each series id of the ingest.
+    """
+    new = pa.concat_tables([p if isinstance(p, pa.Table) else _read_part(p) for p in parts]).combine_chunks()
     nfile = new["file_idx"].to_numpy().astype(np.int64)
     nrow = new["row"].to_numpy()
     pos = nfile * (1 << 40) + nrow
-    if len(pos) > 1 and bool((np.diff(pos) < 0).any()):  # staged out of (file, row) order: restore it
+    if len(pos) > 1 and bool((np.diff(pos) < 0).any()):  # never expected; the conflict rule relies on it
         new = new.take(pa.array(np.argsort(pos, kind="stable")))
         nfile = new["file_idx"].to_numpy().astype(np.int64)
         nrow = new["row"].to_numpy()
@@ -1031,16 +1074,17 @@ def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list
             old = None
     n_old = old.num_rows if old is not None else 0
 
-    new_tok = new["token"].chunk(0)
-    nd = len(new_tok.dictionary)
-    dicts = [np.asarray(new_tok.dictionary.to_pylist(), object)]
+    sid = new["sid"].to_numpy()
+    sids = np.unique(sid)
+    dicts = [np.asarray([tokens[i] for i in sids.tolist()], object)]
+    nd = len(sids)
     if old is not None:
         old_tok = old["token"].chunk(0)
         if not pa.types.is_dictionary(old_tok.type):
             old_tok = old_tok.cast(pa.string()).dictionary_encode()
         dicts.append(np.asarray(old_tok.dictionary.cast(pa.string()).to_pylist(), object))
     names, inv = np.unique(np.concatenate(dicts), return_inverse=True)  # code point = UTF-8 byte order
-    ncode = inv[:nd][new_tok.indices.to_numpy(zero_copy_only=False)].astype(np.int64)
+    ncode = inv[:nd][np.searchsorted(sids, sid)].astype(np.int64)
     ocode = (
         inv[nd:][old_tok.indices.to_numpy(zero_copy_only=False)].astype(np.int64)
         if old is not None
@@ -1346,7 +1390,9 @@ def _ingest_candles(
             ThreadPoolExecutor(max_workers=merge_workers()) as pool,
         ):
             # buckets are independent (own file, own rows): merged concurrently, collected in order
-            outs = pool.map(lambda k: _merge_bucket(home, k[0], k[1], stage.buckets[k], files), keys)
+            outs = pool.map(
+                lambda k: _merge_bucket(home, k[0], k[1], stage.buckets.pop(k), files, stage.tokens), keys
+            )
             for out in outs:
                 stage.add_rejects(out.rejects)
                 new_per_file += out.new_per_file
