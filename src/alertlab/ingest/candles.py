@@ -137,7 +137,7 @@ from alertlab.store.candles import (
     bucket_file as _bucket_file,
 )
 from alertlab.store.lock import workspace_lock
-from alertlab.util.memory import duckdb_memory_limit, memory_budget_bytes
+from alertlab.util.memory import duckdb_memory_limit, memory_budget_bytes, memory_budget_gb
 from alertlab.util.progress import bar
 
 STANDARD_INTERVALS = (60, 300, 900, 1800, 3600, 14400, 86400)
@@ -169,6 +169,7 @@ STAGED_ROW_BYTES = 128
 READ_BYTES_PER_ROW = 2048
 _NULLS = ["", "NaN", "nan", "NULL", "null", "None", "none", "N/A", "NA", "#N/A", "-nan"]
 _NULL_SET = pa.array(_NULLS, pa.string())
+_NULL_TEXT = frozenset(_NULLS)
 _TS_REASON = {EMPTY: "missing ts", 2: "unparsable ts", OUT_OF_RANGE: "ts out of range (not 2000-2099)"}
 UNDETECTABLE = "bar interval undetectable (no neighbour bar at a standard aligned spacing)"
 
@@ -406,6 +407,7 @@ class _FileRead:
 
     bad_lines: list = field(default_factory=list)
     details: dict = field(default_factory=dict)
+    null_text: bool = False  # text cells: the null spellings (``_NULLS``) still to be read as null
 
 
 def batch_rows() -> tuple[int, int]:
@@ -485,14 +487,10 @@ def _read_batches(
             path, [a for names in ALIASES.values() for a in names], block_rows_hint=csv_block_bytes()
         )
         fr.details["delimiter"] = info.delimiter_name
+        fr.null_text = True  # "NaN", "null", "N/A" … are nulls: applied where a value is parsed (_Normaliser)
         yield pa.schema([(h, pa.string()) for h in info.header]).empty_table(), none, none
         for b in batches:
-            t = b.table
-            # the text null spellings of the old reader ("NaN", "null", "N/A" …) → null
-            t = pa.table(
-                {c: pc.if_else(pc.is_in(t[c], value_set=_NULL_SET), None, t[c]) for c in t.column_names}
-            )
-            yield t, b.lines, b.bad_utf8
+            yield b.table, b.lines, b.bad_utf8
         fr.bad_lines = info.bad_lines
         if info.blank_lines:
             fr.details["blank_lines"] = info.blank_lines
@@ -512,13 +510,27 @@ def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
 
 
-def _to_float(col: pa.ChunkedArray) -> np.ndarray:
+def _nullify(col: pa.Array) -> pa.Array:
+    """Text null spellings (``_NULLS``: "", "NaN", "null", "N/A" …) → null."""
+    return pc.if_else(pc.is_in(col, value_set=_NULL_SET), None, col)
+
+
+def _to_float(col: pa.ChunkedArray, null_text: bool = False) -> np.ndarray:
+    """Numbers of a column (NaN where missing or not a number).
+
+    With ``null_text`` the null spellings are nulls; they are only looked for when the direct
+    parse fails (the spellings that parse, "NaN"/"nan", give NaN either way).
+    """
     col = _plain(col)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         try:
             col = pc.cast(col, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return pd.to_numeric(col.to_pandas(), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            col = _nullify(col) if null_text else col
+            try:
+                col = pc.cast(col, pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return pd.to_numeric(col.to_pandas(), errors="coerce").to_numpy(np.float64, na_value=np.nan)
     elif not (
         pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_decimal(col.type)
     ):
@@ -531,9 +543,17 @@ def _to_float(col: pa.ChunkedArray) -> np.ndarray:
 _Check = tuple[np.ndarray, str | Callable[[np.ndarray], np.ndarray]]
 
 
-def _to_ts(col: pa.ChunkedArray) -> tuple[np.ndarray, list[_Check]]:
-    """→ (epoch seconds, the failed ts checks as ``(row mask, reason)``; at most one per row)."""
+def _to_ts(col: pa.ChunkedArray, null_text: bool = False) -> tuple[np.ndarray, list[_Check]]:
+    """→ (epoch seconds, the failed ts checks as ``(row mask, reason)``; at most one per row).
+
+    With ``null_text`` the null spellings are nulls (looked for only when the column is not all integers).
+    """
     col = _plain(col)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        try:
+            col = pc.cast(col, pa.int64())  # no null spelling parses as an integer
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            col = _nullify(col) if null_text else col
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         for t in (pa.int64(), pa.float64()):
             try:
@@ -568,7 +588,7 @@ def _reasons(n: int, checks: list[_Check]) -> tuple[np.ndarray, np.ndarray]:
     return idx, out
 
 
-def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
+def _codes(col: pa.ChunkedArray | pa.Array, null_text: bool = False) -> tuple[np.ndarray, list]:
     """A key column as ``(int64 code per row, the distinct values as text, None for null)``.
 
     Values may repeat in the list (a dictionary read from Parquet is not deduplicated); callers
@@ -580,6 +600,8 @@ def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
             arr = arr.cast(pa.string())
         arr = pc.dictionary_encode(arr, null_encoding="encode")
     values = arr.dictionary.to_pylist()
+    if null_text:
+        values = [None if v in _NULL_TEXT else v for v in values]
     idx = arr.indices
     if idx.null_count:
         idx = idx.fill_null(len(values))
@@ -612,8 +634,9 @@ class _Normaliser:
         duck: duckdb.DuckDBPyConnection,
         chain: str | None = None,
         token: str | None = None,
+        null_text: bool = False,
     ) -> None:
-        self.path, self.file_idx, self.duck = path, file_idx, duck
+        self.path, self.file_idx, self.duck, self.null_text = path, file_idx, duck, null_text
         self.cols = {c: _pick(names, c) for c in ALIASES}
         missing = [c for c in ("ts", *VALUES) if self.cols[c] is None]
         if missing:
@@ -661,11 +684,11 @@ class _Normaliser:
         """
         n = t.num_rows
         if self.cols["chain"] is not None:
-            ccode, cvals = _codes(t[self.cols["chain"]])
+            ccode, cvals = _codes(t[self.cols["chain"]], self.null_text)
         else:
             ccode, cvals = np.zeros(n, np.int64), [self.name_chain]
         if self.cols["token"] is not None:
-            tcode, tvals = _codes(t[self.cols["token"]])
+            tcode, tvals = _codes(t[self.cols["token"]], self.null_text)
         else:
             tcode, tvals = np.zeros(n, np.int64), [self.name_token]
         uniq, inv = _factorize_pairs(ccode, len(cvals), tcode, max(len(tvals), 1))
@@ -693,7 +716,7 @@ class _Normaliser:
         """
         n = t.num_rows
         rows = np.asarray(rows, np.int64)
-        ts, checks = _to_ts(t[self.cols["ts"]])
+        ts, checks = _to_ts(t[self.cols["ts"]], self.null_text)
         key_bad = np.zeros(n, bool)
         for m, _ in checks:
             key_bad |= m
@@ -708,7 +731,7 @@ class _Normaliser:
             enc[bad_utf8] = True
             checks.append((enc, "invalid UTF-8 text"))
             key_bad |= enc
-        vals = {c: _to_float(t[self.cols[c]]) for c in VALUES}
+        vals = {c: _to_float(t[self.cols[c]], self.null_text) for c in VALUES}
         o, h, lo, c, v = (vals[k] for k in VALUES)
         with np.errstate(invalid="ignore"):
             finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c)
@@ -720,7 +743,7 @@ class _Normaliser:
             checks.append((v < 0, "negative volume"))
         declared = np.zeros(n, np.int64)
         if self.iv_col is not None:
-            d = _to_float(t[self.iv_col])
+            d = _to_float(t[self.iv_col], self.null_text)
             given = np.isfinite(d)
             ok = given & np.isin(d, STANDARD_INTERVALS)
             declared[ok] = d[ok].astype(np.int64)
@@ -781,6 +804,8 @@ class _Normaliser:
 
     def _raw_json(self, t: pa.Table, idx: np.ndarray) -> list[str]:
         sub = t.take(pa.array(idx, pa.int64()))
+        if self.null_text:
+            sub = pa.table({c: _nullify(sub[c].combine_chunks()) for c in sub.column_names})
         self.duck.register("_raw_rows", sub)
         try:
             return [r[0] for r in self.duck.execute("SELECT to_json(s) FROM _raw_rows s").fetchall()]
@@ -1340,13 +1365,19 @@ def _ingest_candles(
         n_read = np.zeros(len(files), np.int64)
         infos: list[dict] = []
         file_errors: dict[int, str] = {}
-        with bar("ingest candles: read", total=len(files), enabled=progress) as pb:
+        with (
+            bar("ingest candles: read", total=len(files), enabled=progress) as pb,
+            ThreadPoolExecutor(max_workers=1) as hasher,
+        ):
+            digests = [hasher.submit(file_sha256, f) for f in files]  # hashed while the files are read
             for i, f in enumerate(files):
                 norm, n_rows, fr = None, 0, _FileRead()
                 try:
                     for t, rows, bad_utf8 in _read_batches(f, fr):
                         if norm is None:  # the header alone decides columns, chain and token
-                            norm = _Normaliser(f, i, t.schema.names, duck, chain=chain, token=token)
+                            norm = _Normaliser(
+                                f, i, t.schema.names, duck, chain=chain, token=token, null_text=fr.null_text
+                            )
                         if not t.num_rows:
                             continue
                         staged, rejected = norm.convert(t, rows, bad_utf8)
@@ -1363,13 +1394,13 @@ def _ingest_candles(
                     if n_rows:  # cannot happen today (all whole-file checks precede the rows); keep it honest
                         raise
                     file_errors[i] = str(exc)
-                    infos.append({"sha256": file_sha256(f), "error": str(exc)})
+                    infos.append({"sha256": digests[i].result(), "error": str(exc)})
                     pb.advance()
                     continue
                 if fr.bad_lines:
                     stage.add_rejects(_bad_line_table(f, i, fr.bad_lines))
                 n_read[i] = n_rows + len(fr.bad_lines)
-                infos.append(norm.details() | fr.details | {"sha256": file_sha256(f)})
+                infos.append(norm.details() | fr.details | {"sha256": digests[i].result()})
                 pb.advance()
         if len(file_errors) == len(files):
             recovery.abandon(home, ingest_id, begun)  # nothing was written
@@ -1519,6 +1550,10 @@ def _commit(
     """
     file_errors = file_errors or {}
     parts = [p.as_posix() for p in reject_parts]
+    memory = {  # what the run was bounded by, as the ingest's DuckDB reports it
+        "budget_gb": memory_budget_gb(),
+        "duckdb_memory_limit": duck.execute("SELECT current_setting('memory_limit')").fetchone()[0],
+    }
     rej_by_file = np.zeros(len(files), np.int64)
     reasons: dict[str, int] = {}
     sample: list[dict] = []
@@ -1598,7 +1633,7 @@ def _commit(
                         int(new_per_file[i]),
                         json.dumps(
                             {k: v for k, v in infos[i].items() if k != "sha256"}
-                            | ({"conflicts_in_ingest": conflicts} if i == 0 else {})
+                            | ({"conflicts_in_ingest": conflicts, "memory": memory} if i == 0 else {})
                         ),
                         "rejected" if i in file_errors else "complete",
                         os.getpid(),
