@@ -1369,6 +1369,7 @@ def _ingest_candles(
             bar("ingest candles: read", total=len(files), enabled=progress) as pb,
             ThreadPoolExecutor(max_workers=1) as hasher,
         ):
+            hasher.submit(_warm_kernels)  # numba loads its cached kernels while the files are read
             digests = [hasher.submit(file_sha256, f) for f in files]  # hashed while the files are read
             for i, f in enumerate(files):
                 norm, n_rows, fr = None, 0, _FileRead()
@@ -1451,6 +1452,16 @@ def _ingest_candles(
     finally:
         duck.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _warm_kernels() -> None:
+    """Load the merge's numba kernels (from numba's cache, ~0.5 s of LLVM set-up) on a side thread."""
+    one = np.array([0, 1], np.int64)
+    detect_intervals(np.array([T_WARM], np.int64), one)
+    series_quality(np.array([T_WARM], np.int64), np.zeros(1), one, np.array([60], np.int64))
+
+
+T_WARM = 1_700_000_040
 
 
 def merge_workers() -> int:
