@@ -103,16 +103,16 @@ def test_parallel_csv_blocks_match_the_streaming_reader(tmp_path, seed):
 def _rejects(home: Home) -> pd.DataFrame:
     con = home.connect(read_only=True)
     try:
-        return con.execute(
-            "SELECT source_row, reason, raw FROM rejects ORDER BY source_row, reason"
-        ).df()
+        return con.execute("SELECT source_row, reason, raw FROM rejects ORDER BY source_row, reason").df()
     finally:
         con.close()
 
 
 def _store(home: Home) -> pd.DataFrame:
     frames = [pd.read_parquet(p) for p in sorted(home.candles_dir.rglob("*.parquet"))]
-    return pd.concat(frames, ignore_index=True).sort_values(["chain", "token", "interval_s", "ts"], ignore_index=True)
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["chain", "token", "interval_s", "ts"], ignore_index=True
+    )
 
 
 def test_csv_ingest_same_through_blocks_and_spills(tmp_path, monkeypatch):
@@ -125,7 +125,15 @@ def test_csv_ingest_same_through_blocks_and_spills(tmp_path, monkeypatch):
     monkeypatch.setattr(cmod, "READ_BATCH_ROWS", 100)
     other = Home(tmp_path / "other")
     got = ingest_candles(other, [f])
-    for k in ("rows_read", "rows_new", "rows_rejected", "rows_duplicate", "conflicts", "reject_reasons", "quality"):
+    for k in (
+        "rows_read",
+        "rows_new",
+        "rows_rejected",
+        "rows_duplicate",
+        "conflicts",
+        "reject_reasons",
+        "quality",
+    ):
         assert getattr(got, k) == getattr(ref, k), k
     assert ref.rows_rejected > 50 and ref.conflicts > 0
     pd.testing.assert_frame_equal(_store(ref_home), _store(other))
@@ -143,7 +151,9 @@ def test_memory_budget_reaches_the_ingest(tmp_path):
             rep = ingest_candles(home, [f])
             assert rep.rows_new > 0
             con = home.connect(read_only=True)
-            det = json.loads(con.execute("SELECT details FROM ingest_log ORDER BY ingested_at LIMIT 1").fetchone()[0])
+            det = json.loads(
+                con.execute("SELECT details FROM ingest_log ORDER BY ingested_at LIMIT 1").fetchone()[0]
+            )
             con.close()
             out.update(det["memory"], rows=cmod.batch_rows(), block=cmod.csv_block_bytes())
     finally:
@@ -152,7 +162,9 @@ def test_memory_budget_reaches_the_ingest(tmp_path):
     for gb, out in ((0.25, small), (3.0, large)):
         ref = duckdb.connect()
         ref.execute(f"SET memory_limit = '{int(gb * 0.6 * 1024)}MB'")
-        assert out["duckdb_memory_limit"] == ref.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        assert (
+            out["duckdb_memory_limit"] == ref.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        )
         assert out["budget_gb"] == gb
     assert small["duckdb_memory_limit"] != large["duckdb_memory_limit"]
     # Python-side batches scale with the budget

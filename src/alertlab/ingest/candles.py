@@ -100,14 +100,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import numba
@@ -140,6 +143,7 @@ from alertlab.store.lock import workspace_lock
 from alertlab.util.memory import duckdb_memory_limit, memory_budget_bytes, memory_budget_gb
 from alertlab.util.progress import bar
 
+_T = TypeVar("_T")
 STANDARD_INTERVALS = (60, 300, 900, 1800, 3600, 14400, 86400)
 CANDLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq", ".json")
 FILENAME_RE = re.compile(
@@ -494,6 +498,46 @@ def _read_batches(
         fr.bad_lines = info.bad_lines
         if info.blank_lines:
             fr.details["blank_lines"] = info.blank_lines
+
+
+def _prefetch(it: Iterator[_T]) -> Iterator[_T]:
+    """``it`` run one item ahead on a side thread: the next batch is read (Parquet decoding, CSV
+    parsing release the GIL) while this one is converted and staged. Exceptions surface in order;
+    a consumer that stops early stops the thread."""
+    q: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for x in it:
+                if not put(("item", x)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+
+    th = threading.Thread(target=run, name="alertlab-read", daemon=True)
+    th.start()
+    try:
+        while True:
+            kind, x = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise x
+            yield x
+    finally:
+        stop.set()
+        th.join()
 
 
 def _pick(names: list[str], canon: str) -> str | None:
@@ -1374,7 +1418,7 @@ def _ingest_candles(
             for i, f in enumerate(files):
                 norm, n_rows, fr = None, 0, _FileRead()
                 try:
-                    for t, rows, bad_utf8 in _read_batches(f, fr):
+                    for t, rows, bad_utf8 in _prefetch(_read_batches(f, fr)):
                         if norm is None:  # the header alone decides columns, chain and token
                             norm = _Normaliser(
                                 f, i, t.schema.names, duck, chain=chain, token=token, null_text=fr.null_text

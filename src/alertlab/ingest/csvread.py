@@ -208,8 +208,8 @@ def read_text_table(
             ),
         }
 
-    def finish(t: pa.Table, lines: np.ndarray) -> CsvBatch:
-        """Text columns (invalid UTF-8 values reported), blank records dropped and counted."""
+    def finish(t: pa.Table, lines: np.ndarray) -> tuple[CsvBatch, int]:
+        """Text columns (invalid UTF-8 values reported), blank records dropped: ``(batch, blanks)``."""
         n = t.num_rows
         cols, bad_utf8 = {}, []
         for name in header:
@@ -225,8 +225,8 @@ def read_text_table(
                 blank[cand] &= (
                     pc.fill_null(pc.utf8_length(pc.utf8_trim_whitespace(sub[name])), 0).to_numpy() == 0
                 )
-        if blank.any():
-            info.blank_lines += int(blank.sum())
+        n_blank = int(blank.sum())
+        if n_blank:
             keep = np.flatnonzero(~blank)
             t = t.take(pa.array(keep))
             lines = lines[keep]
@@ -234,7 +234,7 @@ def read_text_table(
             remap[keep] = np.arange(len(keep))
             bad_utf8 = [remap[b][remap[b] >= 0] for b in bad_utf8]
         bu = np.unique(np.concatenate(bad_utf8)) if bad_utf8 else np.empty(0, np.int64)
-        return CsvBatch(t, lines, bu)
+        return CsvBatch(t, lines, bu), n_blank
 
     def line_numbers(n: int, skipped: list[int], first: int) -> np.ndarray:
         """Physical line of each of ``n`` kept records whose first could be line ``first``."""
@@ -252,21 +252,26 @@ def read_text_table(
             t = pa.Table.from_batches([rb])
             lines = line_numbers(kept + t.num_rows, skipped, 2)[kept:]
             kept += t.num_rows
-            info.blank_lines += len(blanks)
+            batch, n_blank = finish(t, lines)
+            info.blank_lines += len(blanks) + n_blank
             blanks.clear()
-            yield finish(t, lines)
+            yield batch
         info.blank_lines += len(blanks)
 
     def parallel() -> Iterator[CsvBatch]:
         """Blocks cut at line ends, parsed two at a time (Arrow's serial parser per block, so its
         line numbers stay exact), yielded in file order."""
 
-        def parse(block: bytes, base: int, skip: int) -> tuple[pa.Table, list[int], list[BadLine], int]:
+        def parse(block: bytes, base: int, first: bool) -> tuple[CsvBatch, list[BadLine], int]:
             skipped: list[int] = []
             bad: list[BadLine] = []
             blanks: list[int] = []
-            t = pacsv.read_csv(pa.BufferReader(block), **options(handler(skipped, bad, blanks, base), skip))
-            return t, skipped, bad, len(blanks)
+            t = pacsv.read_csv(
+                pa.BufferReader(block), **options(handler(skipped, bad, blanks, base), int(first))
+            )
+            lines = base + line_numbers(t.num_rows, [x - base for x in skipped], 2 if first else 1)
+            batch, n_blank = finish(t, lines)
+            return batch, bad, len(blanks) + n_blank
 
         with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=2) as pool:
             pending: list = []
@@ -280,17 +285,14 @@ def read_text_table(
                     continue
                 block, carry = data[:cut], data[cut:]
                 if block:
-                    pending.append((pool.submit(parse, block, base, 1 if first else 0), base, first))
+                    pending.append(pool.submit(parse, block, base, first))
                     base += block.count(b"\n")
                     first = False
                 while pending and (len(pending) > 1 or not chunk):
-                    fut, b0, was_first = pending.pop(0)
-                    t, skipped, bad, n_blank = fut.result()
+                    batch, bad, n_blank = pending.pop(0).result()
                     info.bad_lines.extend(bad)
                     info.blank_lines += n_blank
-                    yield finish(
-                        t, b0 + line_numbers(t.num_rows, [x - b0 for x in skipped], 2 if was_first else 1)
-                    )
+                    yield batch
                 if not chunk:
                     return
 
