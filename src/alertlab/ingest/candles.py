@@ -100,17 +100,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import re
 import shutil
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import duckdb
 import numba
@@ -143,7 +140,6 @@ from alertlab.store.lock import workspace_lock
 from alertlab.util.memory import duckdb_memory_limit, memory_budget_bytes, memory_budget_gb
 from alertlab.util.progress import bar
 
-_T = TypeVar("_T")
 STANDARD_INTERVALS = (60, 300, 900, 1800, 3600, 14400, 86400)
 CANDLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq", ".json")
 FILENAME_RE = re.compile(
@@ -500,46 +496,6 @@ def _read_batches(
             fr.details["blank_lines"] = info.blank_lines
 
 
-def _prefetch(it: Iterator[_T]) -> Iterator[_T]:
-    """``it`` run one item ahead on a side thread: the next batch is read (Parquet decoding, CSV
-    parsing release the GIL) while this one is converted and staged. Exceptions surface in order;
-    a consumer that stops early stops the thread."""
-    q: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(item: tuple) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for x in it:
-                if not put(("item", x)):
-                    return
-            put(("end", None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(("error", exc))
-
-    th = threading.Thread(target=run, name="alertlab-read", daemon=True)
-    th.start()
-    try:
-        while True:
-            kind, x = q.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise x
-            yield x
-    finally:
-        stop.set()
-        th.join()
-
-
 def _pick(names: list[str], canon: str) -> str | None:
     low = {n.strip().lower(): n for n in reversed(names)}
     for a in ALIASES[canon]:
@@ -550,7 +506,10 @@ def _pick(names: list[str], canon: str) -> str | None:
 
 def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     """One chunk, dictionary-decoded (numbers and times are parsed from the values)."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if isinstance(col, pa.ChunkedArray):
+        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()  # one chunk: no copy
+    else:
+        arr = col
     return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
 
 
@@ -605,6 +564,11 @@ def _to_ts(col: pa.ChunkedArray, null_text: bool = False) -> tuple[np.ndarray, l
                 break
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 continue
+    if pa.types.is_integer(col.type) and not col.null_count and len(col):
+        # fast path, same result: integers all inside 2000-2099 as epoch seconds (< 1e11, so read as s)
+        x = col.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        if int(x.min()) >= TS_MIN_S and int(x.max()) < TS_MAX_S:
+            return x, []
     ms, err = to_epoch_ms(col)
     checks: list[_Check] = [(err == code, text) for code, text in _TS_REASON.items()]
     checks.append(((err == OK) & (ms % 1000 != 0), "ts not a whole second"))
@@ -883,9 +847,12 @@ def name_chain_token(name: str) -> tuple[str | None, str | None]:
     return (None if inferred == ch.EVM else inferred), stem
 
 
+TS_MIN_S, TS_MAX_S = 946_684_800, 4_102_444_800  # 2000-01-01 and 2100-01-01, epoch seconds
+
+
 def _ts_in_range(ts: np.ndarray) -> np.ndarray:
     """Epoch seconds inside the accepted range (parsed ts kept in reject records, else NULL)."""
-    return (ts >= 946_684_800) & (ts < 4_102_444_800)
+    return (ts >= TS_MIN_S) & (ts < TS_MAX_S)
 
 
 def _norm_pair(craw: object, traw: object) -> tuple[str | None, str | None, str]:
@@ -911,6 +878,9 @@ def _norm_pair(craw: object, traw: object) -> tuple[str | None, str | None, str]
 # staging
 
 
+_Rows = tuple[pa.Table, np.ndarray]  # staged rows held in memory: a converted batch and row positions
+
+
 class _Stage:
     """Staging of one ingest: normalised rows split by (chain, bucket), and reject records.
 
@@ -925,8 +895,8 @@ class _Stage:
         self.root = root
         self.seq = 0
         self.n_memory = 0
-        self.memory: dict[tuple[str, int], list[pa.Table]] = {}
-        self.buckets: dict[tuple[str, int], list[Path | pa.Table]] = {}
+        self.memory: dict[tuple[str, int], list[_Rows]] = {}
+        self.buckets: dict[tuple[str, int], list[Path | _Rows]] = {}
         self.reject_parts: list[Path] = []
         self.series: dict[tuple[str, str], int] = {}  # (chain, token) → series id
         self.chains: list[str] = []
@@ -962,12 +932,13 @@ class _Stage:
         ks = key[order]
         t = table.drop_columns(["chain", "token"])
         t = t.add_column(0, "sid", pa.array(sid.astype(np.int32)))
-        t = t.take(pa.array(order))  # one gather per batch; each bucket is then a zero-copy slice
         cuts = np.flatnonzero(np.diff(ks)) + 1
         names = list(self._chain_idx)
         for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(ks)], strict=True):
             k = int(ks[s])
-            self.memory.setdefault((names[k // N_BUCKETS], k % N_BUCKETS), []).append(t.slice(s, e - s))
+            # the batch and the bucket's row positions (ascending): the gather happens in the
+            # bucket's merge, on the merge threads, not here on the reading thread
+            self.memory.setdefault((names[k // N_BUCKETS], k % N_BUCKETS), []).append((t, order[s:e]))
         self.n_memory += table.num_rows
         if self.n_memory >= batch_rows()[1]:
             self.flush(spill=True)
@@ -986,9 +957,9 @@ class _Stage:
         Spilled parts are uncompressed Arrow IPC files (no encode/decode cost, memory-mapped when
         merged, no fsync: the scratch folder is thrown away whole if the ingest dies).
         """
-        for bk, slices in self.memory.items():
-            part: Path | pa.Table = pa.concat_tables(slices)
+        for bk, held in self.memory.items():
             if spill:
+                slices = [t.take(pa.array(idx)) for t, idx in held]
                 self.seq += 1
                 chain, b = bk
                 path = self.root / "stage" / chain / f"b{b:02d}" / f"part-{self.seq:06d}.arrow"
@@ -998,8 +969,9 @@ class _Stage:
                     for s in slices:
                         writer.write_table(s)
                 os.replace(tmp, path)
-                part = path
-            self.buckets.setdefault(bk, []).append(part)
+                self.buckets.setdefault(bk, []).append(path)
+            else:
+                self.buckets.setdefault(bk, []).extend(held)
         self.memory, self.n_memory = {}, 0
 
 
@@ -1119,14 +1091,16 @@ def _version_order(
 
 
 def _merge_bucket(
-    home: Home, chain: str, b: int, parts: list[Path | pa.Table], files: list[Path], tokens: list[str]
+    home: Home, chain: str, b: int, parts: list[Path | _Rows], files: list[Path], tokens: list[str]
 ) -> _BucketOut:
     """Intervals, quarantine, conflicts and quality of one (chain, bucket); rewrites its file if it changes.
 
     ``parts``: the bucket's staged rows (in memory or spilled), in (file, row) order; ``tokens``:
     the token of each series id of the ingest.
     """
-    new = pa.concat_tables([p if isinstance(p, pa.Table) else _read_part(p) for p in parts]).combine_chunks()
+    new = pa.concat_tables(
+        [p[0].take(pa.array(p[1])) if isinstance(p, tuple) else _read_part(p) for p in parts]
+    ).combine_chunks()
     nfile = new["file_idx"].to_numpy().astype(np.int64)
     nrow = new["row"].to_numpy()
     pos = nfile * (1 << 40) + nrow
@@ -1418,7 +1392,7 @@ def _ingest_candles(
             for i, f in enumerate(files):
                 norm, n_rows, fr = None, 0, _FileRead()
                 try:
-                    for t, rows, bad_utf8 in _prefetch(_read_batches(f, fr)):
+                    for t, rows, bad_utf8 in _read_batches(f, fr):
                         if norm is None:  # the header alone decides columns, chain and token
                             norm = _Normaliser(
                                 f, i, t.schema.names, duck, chain=chain, token=token, null_text=fr.null_text

@@ -262,7 +262,7 @@ def read_text_table(
         """Blocks cut at line ends, parsed two at a time (Arrow's serial parser per block, so its
         line numbers stay exact), yielded in file order."""
 
-        def parse(block: bytes, base: int, first: bool) -> tuple[CsvBatch, list[BadLine], int]:
+        def parse(block: memoryview, base: int, first: bool) -> tuple[CsvBatch, list[BadLine], int]:
             skipped: list[int] = []
             bad: list[BadLine] = []
             blanks: list[int] = []
@@ -283,10 +283,10 @@ def read_text_table(
                 if chunk and cut == 0:  # no line end yet: read on
                     carry = data
                     continue
-                block, carry = data[:cut], data[cut:]
-                if block:
+                block, carry = memoryview(data)[:cut], data[cut:]  # the block is a view: no copy
+                if cut:
                     pending.append(pool.submit(parse, block, base, first))
-                    base += block.count(b"\n")
+                    base += data.count(b"\n", 0, cut)
                     first = False
                 while pending and (len(pending) > 1 or not chunk):
                     batch, bad, n_blank = pending.pop(0).result()
