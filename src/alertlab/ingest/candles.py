@@ -181,6 +181,13 @@ _STAGE_SCHEMA = pa.schema(
     + [("declared_iv", pa.int32())]  # the file's own ``interval_s`` (0 = not declared)
 )
 DECLARED_IV_COLUMN = "interval_s"
+#: CSV columns the reader's threads parse directly (a cast that must succeed for every value of
+#: the block, exactly the first step of :func:`_to_ts` / :func:`_to_float`; else the text is used)
+_PARSE_AS: dict[str, pa.DataType] = (
+    {a: pa.int64() for a in ALIASES["ts"]}
+    | {a: pa.float64() for c in VALUES for a in ALIASES[c]}
+    | {DECLARED_IV_COLUMN: pa.float64()}
+)
 _REJECT_SCHEMA = pa.schema(
     [
         ("file_idx", pa.int32()),
@@ -408,6 +415,7 @@ class _FileRead:
     bad_lines: list = field(default_factory=list)
     details: dict = field(default_factory=dict)
     null_text: bool = False  # text cells: the null spellings (``_NULLS``) still to be read as null
+    parsed: dict = field(default_factory=dict)  # the current batch's columns parsed by the reader
 
 
 def batch_rows() -> tuple[int, int]:
@@ -484,12 +492,16 @@ def _read_batches(
         yield t, np.arange(t.num_rows, dtype=np.int64) + 2, none
     else:
         info, batches = read_text_table(
-            path, [a for names in ALIASES.values() for a in names], block_rows_hint=csv_block_bytes()
+            path,
+            [a for names in ALIASES.values() for a in names],
+            block_rows_hint=csv_block_bytes(),
+            parse_as=_PARSE_AS,
         )
         fr.details["delimiter"] = info.delimiter_name
         fr.null_text = True  # "NaN", "null", "N/A" … are nulls: applied where a value is parsed (_Normaliser)
         yield pa.schema([(h, pa.string()) for h in info.header]).empty_table(), none, none
         for b in batches:
+            fr.parsed = b.parsed
             yield b.table, b.lines, b.bad_utf8
         fr.bad_lines = info.bad_lines
         if info.blank_lines:
@@ -713,18 +725,25 @@ class _Normaliser:
         return inv, out_c, out_t, out_r
 
     def convert(
-        self, t: pa.Table, rows: np.ndarray, bad_utf8: np.ndarray | None = None
+        self,
+        t: pa.Table,
+        rows: np.ndarray,
+        bad_utf8: np.ndarray | None = None,
+        parsed: dict[str, pa.Array] | None = None,
     ) -> tuple[pa.Table, pa.Table]:
         """Original batch → (rows to stage, rows rejected outright). Both carry file_idx and row.
 
         ``rows``: the line (record) number of each row; ``bad_utf8``: positions of rows with a
-        value that was not UTF-8 text (rejected outright). Rows whose key (ts, chain, token) or
+        value that was not UTF-8 text (rejected outright); ``parsed``: columns the CSV reader
+        already parsed (:data:`_PARSE_AS`), used instead of their text. Rows whose key (ts, chain, token) or
         text is bad are rejected here; rows with bad values are staged with their reason, so that
         their series still gets an interval (the quality table counts them per series).
         """
         n = t.num_rows
         rows = np.asarray(rows, np.int64)
-        ts, checks = _to_ts(t[self.cols["ts"]], self.null_text)
+        parsed = parsed or {}
+        col = lambda name: parsed.get(name, t[name])  # noqa: E731 - the reader's parse, else the text
+        ts, checks = _to_ts(col(self.cols["ts"]), self.null_text)
         key_bad = np.zeros(n, bool)
         for m, _ in checks:
             key_bad |= m
@@ -739,7 +758,7 @@ class _Normaliser:
             enc[bad_utf8] = True
             checks.append((enc, "invalid UTF-8 text"))
             key_bad |= enc
-        vals = {c: _to_float(t[self.cols[c]], self.null_text) for c in VALUES}
+        vals = {c: _to_float(col(self.cols[c]), self.null_text) for c in VALUES}
         o, h, lo, c, v = (vals[k] for k in VALUES)
         with np.errstate(invalid="ignore"):
             finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c)
@@ -751,7 +770,7 @@ class _Normaliser:
             checks.append((v < 0, "negative volume"))
         declared = np.zeros(n, np.int64)
         if self.iv_col is not None:
-            d = _to_float(t[self.iv_col], self.null_text)
+            d = _to_float(col(self.iv_col), self.null_text)
             given = np.isfinite(d)
             ok = given & np.isin(d, STANDARD_INTERVALS)
             declared[ok] = d[ok].astype(np.int64)
@@ -1399,7 +1418,7 @@ def _ingest_candles(
                             )
                         if not t.num_rows:
                             continue
-                        staged, rejected = norm.convert(t, rows, bad_utf8)
+                        staged, rejected = norm.convert(t, rows, bad_utf8, fr.parsed)
                         n_rows += t.num_rows
                         stage.add(staged)
                         stage.add_rejects(rejected)

@@ -24,6 +24,7 @@ Values are read as text (numbers are parsed later, per column, by the ingest rul
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +60,9 @@ class CsvBatch:
     table: pa.Table
     lines: np.ndarray
     bad_utf8: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    #: columns asked for in ``parse_as`` whose every value parsed directly, as that type (the text
+    #: stays in ``table``); computed on the reading threads
+    parsed: dict[str, pa.Array] = field(default_factory=dict)
 
 
 @dataclass
@@ -138,12 +142,17 @@ def _fix_utf8(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
 
 
 def read_text_table(
-    path: Path, known: Iterable[str], multiline: bool = False, block_rows_hint: int = 64 << 20
+    path: Path,
+    known: Iterable[str],
+    multiline: bool = False,
+    block_rows_hint: int = 64 << 20,
+    parse_as: dict[str, pa.DataType] | None = None,
 ) -> tuple[CsvFile, Iterator[CsvBatch]]:
     """Open a delimited text file: its :class:`CsvFile` info and an iterator of :class:`CsvBatch`.
 
     ``multiline`` allows quoted values with newlines (alert exports with message text). The
-    iterator fills ``info.bad_lines`` as it goes.
+    iterator fills ``info.bad_lines`` as it goes. ``parse_as`` (header names, matched trimmed and
+    case-insensitively → Arrow type) asks for :attr:`CsvBatch.parsed` columns.
     """
     delim, header = sniff(path, known)
     if len(header) < 2:
@@ -234,7 +243,14 @@ def read_text_table(
             remap[keep] = np.arange(len(keep))
             bad_utf8 = [remap[b][remap[b] >= 0] for b in bad_utf8]
         bu = np.unique(np.concatenate(bad_utf8)) if bad_utf8 else np.empty(0, np.int64)
-        return CsvBatch(t, lines, bu), n_blank
+        parsed = {}
+        for name in header:
+            typ = (parse_as or {}).get(name.strip().lower())
+            if typ is not None and pa.types.is_string(t[name].type):
+                # not every value parses: no parsed column, the caller reads the text
+                with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    parsed[name] = pc.cast(t[name].combine_chunks(), typ)
+        return CsvBatch(t, lines, bu, parsed), n_blank
 
     def line_numbers(n: int, skipped: list[int], first: int) -> np.ndarray:
         """Physical line of each of ``n`` kept records whose first could be line ``first``."""
