@@ -80,3 +80,63 @@ PHASES = {
     "ingest_floor_csv": lambda a: _floor(Path(a.home), "csv"),
     "ingest_csv": lambda a: _ours(Path(a.home), "csv"),
 }
+
+
+def main() -> None:
+    """``python benchmarks/bench_ingest.py [--repeat N] [--src DIR ...]``: floor and alertlab interleaved, medians.
+
+    Each measurement is its own process (``run.py --phase``), so each peak RSS is its own; the
+    floor and each alertlab tree (``--src``, default this checkout's ``src``; give two to compare
+    before/after) alternate, so that load from other users of the machine hits all alike.
+    """
+    import argparse
+    import json
+    import os
+    import statistics
+    import subprocess
+    import sys
+
+    here = Path(__file__).resolve().parent
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--home", default=str(here / "results" / "bench-home"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--formats", default="parquet,csv")
+    ap.add_argument("--src", action="append", help="alertlab source tree(s) to measure")
+    a = ap.parse_args()
+    trees = a.src or [str(here.parent / "src")]
+
+    def phase(name: str, src: str) -> dict:
+        env = {**os.environ, "PYTHONPATH": src}
+        cmd = [sys.executable, str(here / "run.py"), "--phase", name, "--home", a.home, "--seed", str(a.seed)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            raise SystemExit(f"phase {name} failed:\n{out.stderr[-3000:]}")
+        return json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")][-1][7:])
+
+    if not (_input(Path(a.home)) / "candles.csv").exists():
+        print("prepare:", phase("ingest_prepare", trees[0]), flush=True)
+    rows = []
+    for fmt in a.formats.split(","):
+        runs: dict[str, list[dict]] = {"floor": [], **{t: [] for t in trees}}
+        for _ in range(a.repeat):
+            runs["floor"].append(phase(f"ingest_floor_{fmt}", trees[0]))
+            for t in trees:
+                runs[t].append(phase(f"ingest_{fmt}", t))
+            print(fmt, *(f"{k}={v[-1]['seconds']:.2f}s" for k, v in runs.items()), flush=True)
+        med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+        rss = {k: statistics.median(r["peak_rss_mb"] for r in v) for k, v in runs.items()}
+        for t in trees:
+            n = runs[t][0]["rows"]
+            rows.append(
+                (fmt, t, med["floor"], rss["floor"], med[t], rss[t], med[t] / med["floor"], n / med[t])
+            )
+    print(
+        f"\n{'input':8} {'floor s':>8} {'floor RSS':>10} {'alertlab s':>11} {'alertlab RSS':>13} {'ratio':>6} {'rows/s':>10}  tree"
+    )
+    for fmt, t, fs, fr, os_, or_, ratio, rps in rows:
+        print(f"{fmt:8} {fs:8.2f} {fr:8.0f}MB {os_:11.2f} {or_:11.0f}MB {ratio:6.2f} {rps:10,.0f}  {t}")
+
+
+if __name__ == "__main__":
+    main()

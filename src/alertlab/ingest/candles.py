@@ -97,13 +97,15 @@ the store (:mod:`alertlab.ingest.recovery`). Ingests hold the workspace writer l
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,6 +137,7 @@ from alertlab.store.candles import (
     bucket_file as _bucket_file,
 )
 from alertlab.store.lock import workspace_lock
+from alertlab.util.memory import duckdb_memory_limit, memory_budget_bytes, memory_budget_gb
 from alertlab.util.progress import bar
 
 STANDARD_INTERVALS = (60, 300, 900, 1800, 3600, 14400, 86400)
@@ -155,20 +158,36 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "close": ("close", "c"),
     "volume": ("volume", "v", "vol"),
 }
-READ_BATCH_ROWS = 1_000_000
-FLUSH_ROWS = 2_000_000
+#: rows per Parquet/JSON read batch and per staging flush; ``None`` = sized from the memory budget
+#: (:func:`batch_rows`); tests pin them to tiny values to exercise the batching.
+READ_BATCH_ROWS: int | None = None
+FLUSH_ROWS: int | None = None
+#: bytes of one staged row (series id, ts, five values, file, row, declared interval, null
+#: reason/raw: ~90) with headroom; a quarter of the budget holds the staged rows in memory
+STAGED_ROW_BYTES = 128
+#: budget bytes per read-batch row: the batch as read, its converted copy and the per-batch gather
+READ_BYTES_PER_ROW = 2048
 _NULLS = ["", "NaN", "nan", "NULL", "null", "None", "none", "N/A", "NA", "#N/A", "-nan"]
 _NULL_SET = pa.array(_NULLS, pa.string())
+_NULL_TEXT = frozenset(_NULLS)
 _TS_REASON = {EMPTY: "missing ts", 2: "unparsable ts", OUT_OF_RANGE: "ts out of range (not 2000-2099)"}
 UNDETECTABLE = "bar interval undetectable (no neighbour bar at a standard aligned spacing)"
 
+_DICT = pa.dictionary(pa.int32(), pa.string())
 _STAGE_SCHEMA = pa.schema(
-    [("chain", pa.string()), ("token", pa.string()), ("ts", pa.int64())]
+    [("chain", _DICT), ("token", _DICT), ("ts", pa.int64())]
     + [(c, pa.float64()) for c in VALUES]
     + [("file_idx", pa.int32()), ("row", pa.int64()), ("reason", pa.string()), ("raw", pa.string())]
     + [("declared_iv", pa.int32())]  # the file's own ``interval_s`` (0 = not declared)
 )
 DECLARED_IV_COLUMN = "interval_s"
+#: CSV columns the reader's threads parse directly (a cast that must succeed for every value of
+#: the block, exactly the first step of :func:`_to_ts` / :func:`_to_float`; else the text is used)
+_PARSE_AS: dict[str, pa.DataType] = (
+    {a: pa.int64() for a in ALIASES["ts"]}
+    | {a: pa.float64() for c in VALUES for a in ALIASES[c]}
+    | {DECLARED_IV_COLUMN: pa.float64()}
+)
 _REJECT_SCHEMA = pa.schema(
     [
         ("file_idx", pa.int32()),
@@ -189,7 +208,7 @@ _REJECT_SCHEMA = pa.schema(
 # interval detection
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _regular(t0, gap, std):
     for k in range(std.shape[0]):
         if gap == std[k]:
@@ -201,7 +220,7 @@ COARSE_STREAK_EDGE = 3
 COARSE_STREAK_INSIDE = 12
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _streak(ts, i0, i1, iv):
     """Longest streak of consecutive gaps of exactly ``iv`` among bars ``i0..i1`` (inclusive)."""
     best, cur = 0, 0
@@ -215,7 +234,7 @@ def _streak(ts, i0, i1, iv):
     return best
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sparse_not_coarse(ts, out, s, e):  # noqa: C901 (Numba kernel: rule 3b over one series in one pass)
     """Rule 3b over one series (labels in ``out[s:e]``, 0 = unlabelled and transparent)."""
     idx = np.empty(e - s, np.int64)
@@ -258,7 +277,7 @@ def _sparse_not_coarse(ts, out, s, e):  # noqa: C901 (Numba kernel: rule 3b over
                 out[idx[q]] = new[r]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _detect_kernel(ts, offsets, std, declared):  # noqa: C901 (Numba kernel: interval detection in one pass per series)
     n = ts.shape[0]
     out = np.zeros(n, np.int64)
@@ -395,6 +414,32 @@ class _FileRead:
 
     bad_lines: list = field(default_factory=list)
     details: dict = field(default_factory=dict)
+    null_text: bool = False  # text cells: the null spellings (``_NULLS``) still to be read as null
+    parsed: dict = field(default_factory=dict)  # the current batch's columns parsed by the reader
+
+
+def batch_rows() -> tuple[int, int]:
+    """``(rows per read batch, staged rows kept in memory before a spill)`` from the memory budget.
+
+    A 2 GB budget gives 1M-row reads and up to 4.2M staged rows (~0.4 GB) in memory; past that the
+    staging spills to disk, so the ingest's memory follows the budget, not the input size.
+    Pinned values (``READ_BATCH_ROWS``, ``FLUSH_ROWS``) win.
+    """
+    budget = memory_budget_bytes()
+    flush = FLUSH_ROWS or max(10_000, budget // 4 // STAGED_ROW_BYTES)
+    read = READ_BATCH_ROWS or max(5_000, budget // READ_BYTES_PER_ROW)
+    return read, flush
+
+
+def csv_block_bytes() -> int:
+    """Bytes per CSV read block from the memory budget (64 MiB at 2 GB; text is ~4x its Arrow size)."""
+    return max(1 << 20, memory_budget_bytes() // 32)
+
+
+def _key_columns(names: list[str]) -> list[str]:
+    """The header names that can carry chain or token (read as dictionaries: few distinct values)."""
+    keys = {a for c in ("chain", "token") for a in ALIASES[c]}
+    return [n for n in names if n.strip().lower() in keys]
 
 
 def _read_batches(
@@ -402,10 +447,12 @@ def _read_batches(
 ) -> Iterator[tuple[pa.Table, np.ndarray, np.ndarray]]:
     """The file as ``(table of its original columns, line/row numbers, rows with invalid UTF-8)``.
 
-    Tables are bounded in size and in file order; the first one may be empty (it carries the
-    header, so a header-only file is still checked for its columns). CSV cells are text; CSV
-    malformed lines are collected in ``fr.bad_lines`` (see :mod:`alertlab.ingest.csvread`).
-    Parquet rows and JSON items are numbered like CSV records (first = 2).
+    Tables are bounded in size (:func:`batch_rows`, :func:`csv_block_bytes`) and in file order;
+    the first one may be empty (it carries the header, so a header-only file is still checked for
+    its columns). CSV cells are text; CSV malformed lines are collected in ``fr.bad_lines`` (see
+    :mod:`alertlab.ingest.csvread`). Parquet rows and JSON items are numbered like CSV records
+    (first = 2). Parquet chain/token columns are read dictionary-encoded (decoding millions of
+    repeated strings was the slowest part of reading).
     """
     fr = fr if fr is not None else _FileRead()
     name = path.name.lower()
@@ -413,11 +460,19 @@ def _read_batches(
     if name.endswith((".parquet", ".pq")):
         try:
             pf = pq.ParquetFile(path)
+            strings = [
+                f.name
+                for f in pf.schema_arrow
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            ]
+            dict_cols = [c for c in _key_columns(pf.schema_arrow.names) if c in strings]
+            if dict_cols:
+                pf = pq.ParquetFile(path, read_dictionary=dict_cols)
         except (pa.ArrowInvalid, OSError) as exc:
             raise UserError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
         yield pf.schema_arrow.empty_table(), none, none
         first = 0
-        for rb in pf.iter_batches(batch_size=READ_BATCH_ROWS):
+        for rb in pf.iter_batches(batch_size=batch_rows()[0]):
             yield pa.Table.from_batches([rb]), np.arange(first, first + rb.num_rows, dtype=np.int64) + 2, none
             first += rb.num_rows
     elif name.endswith(".json"):
@@ -436,16 +491,18 @@ def _read_batches(
             )
         yield t, np.arange(t.num_rows, dtype=np.int64) + 2, none
     else:
-        info, batches = read_text_table(path, [a for names in ALIASES.values() for a in names])
+        info, batches = read_text_table(
+            path,
+            [a for names in ALIASES.values() for a in names],
+            block_rows_hint=csv_block_bytes(),
+            parse_as=_PARSE_AS,
+        )
         fr.details["delimiter"] = info.delimiter_name
+        fr.null_text = True  # "NaN", "null", "N/A" … are nulls: applied where a value is parsed (_Normaliser)
         yield pa.schema([(h, pa.string()) for h in info.header]).empty_table(), none, none
         for b in batches:
-            t = b.table
-            # the text null spellings of the old reader ("NaN", "null", "N/A" …) → null
-            t = pa.table(
-                {c: pc.if_else(pc.is_in(t[c], value_set=_NULL_SET), None, t[c]) for c in t.column_names}
-            )
-            yield t, b.lines, b.bad_utf8
+            fr.parsed = b.parsed
+            yield b.table, b.lines, b.bad_utf8
         fr.bad_lines = info.bad_lines
         if info.blank_lines:
             fr.details["blank_lines"] = info.blank_lines
@@ -459,12 +516,36 @@ def _pick(names: list[str], canon: str) -> str | None:
     return None
 
 
-def _to_float(col: pa.ChunkedArray) -> np.ndarray:
+def _plain(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One chunk, dictionary-decoded (numbers and times are parsed from the values)."""
+    if isinstance(col, pa.ChunkedArray):
+        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()  # one chunk: no copy
+    else:
+        arr = col
+    return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
+
+
+def _nullify(col: pa.Array) -> pa.Array:
+    """Text null spellings (``_NULLS``: "", "NaN", "null", "N/A" …) → null."""
+    return pc.if_else(pc.is_in(col, value_set=_NULL_SET), None, col)
+
+
+def _to_float(col: pa.ChunkedArray, null_text: bool = False) -> np.ndarray:
+    """Numbers of a column (NaN where missing or not a number).
+
+    With ``null_text`` the null spellings are nulls; they are only looked for when the direct
+    parse fails (the spellings that parse, "NaN"/"nan", give NaN either way).
+    """
+    col = _plain(col)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         try:
             col = pc.cast(col, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return pd.to_numeric(col.to_pandas(), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            col = _nullify(col) if null_text else col
+            try:
+                col = pc.cast(col, pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return pd.to_numeric(col.to_pandas(), errors="coerce").to_numpy(np.float64, na_value=np.nan)
     elif not (
         pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_decimal(col.type)
     ):
@@ -474,8 +555,20 @@ def _to_float(col: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
 
 
-def _to_ts(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """→ (epoch seconds, reason-or-'' per row)."""
+_Check = tuple[np.ndarray, str | Callable[[np.ndarray], np.ndarray]]
+
+
+def _to_ts(col: pa.ChunkedArray, null_text: bool = False) -> tuple[np.ndarray, list[_Check]]:
+    """→ (epoch seconds, the failed ts checks as ``(row mask, reason)``; at most one per row).
+
+    With ``null_text`` the null spellings are nulls (looked for only when the column is not all integers).
+    """
+    col = _plain(col)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        try:
+            col = pc.cast(col, pa.int64())  # no null spelling parses as an integer
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            col = _nullify(col) if null_text else col
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         for t in (pa.int64(), pa.float64()):
             try:
@@ -483,21 +576,71 @@ def _to_ts(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
                 break
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 continue
-    ms, err = to_epoch_ms(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
-    reason = np.full(len(ms), "", dtype=object)
-    for code, text in _TS_REASON.items():
-        reason[err == code] = text
-    reason[(err == OK) & (ms % 1000 != 0)] = "ts not a whole second"
-    return ms // 1000, reason
+    if pa.types.is_integer(col.type) and not col.null_count and len(col):
+        # fast path, same result: integers all inside 2000-2099 as epoch seconds (< 1e11, so read as s)
+        x = col.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        if int(x.min()) >= TS_MIN_S and int(x.max()) < TS_MAX_S:
+            return x, []
+    ms, err = to_epoch_ms(col)
+    checks: list[_Check] = [(err == code, text) for code, text in _TS_REASON.items()]
+    checks.append(((err == OK) & (ms % 1000 != 0), "ts not a whole second"))
+    return ms // 1000, checks
 
 
-def _join(reason: np.ndarray, mask: np.ndarray | np.bool_, text: str | np.ndarray) -> None:
-    """Append ``text`` (a string or a per-row object array) to ``reason[mask]``, ``"; "``-separated."""
-    idx = np.flatnonzero(mask)
-    if len(idx):
-        cur = reason[idx]
-        add = text if isinstance(text, str) else text[idx]
-        reason[idx] = np.where(cur == "", add, cur + "; " + add)
+def _reasons(n: int, checks: list[_Check]) -> tuple[np.ndarray, np.ndarray]:
+    """``(failing row positions, their reasons)``: every failed check of a row, ``"; "``-joined in order.
+
+    A check's reason is a text or a function of the failing positions (per-row texts). Strings are
+    built for failing rows only, so a clean batch costs one boolean OR per check.
+    """
+    fail = np.zeros(n, bool)
+    for m, _ in checks:
+        fail |= m
+    idx = np.flatnonzero(fail)
+    out = np.full(len(idx), "", dtype=object)
+    for m, text in checks:
+        sub = m[idx]
+        if not sub.any():
+            continue
+        add = text if isinstance(text, str) else text(idx[sub])
+        cur = out[sub]
+        out[sub] = np.where(cur == "", add, cur + "; " + add)
+    return idx, out
+
+
+def _codes(col: pa.ChunkedArray | pa.Array, null_text: bool = False) -> tuple[np.ndarray, list]:
+    """A key column as ``(int64 code per row, the distinct values as text, None for null)``.
+
+    Values may repeat in the list (a dictionary read from Parquet is not deduplicated); callers
+    normalise per entry, so a repeat costs one more normalisation and nothing else.
+    """
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not (pa.types.is_dictionary(arr.type) and pa.types.is_string(arr.type.value_type)):
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            arr = arr.cast(pa.string())
+        arr = pc.dictionary_encode(arr, null_encoding="encode")
+    values = arr.dictionary.to_pylist()
+    if null_text:
+        values = [None if v in _NULL_TEXT else v for v in values]
+    idx = arr.indices
+    if idx.null_count:
+        idx = idx.fill_null(len(values))
+        values.append(None)
+    return idx.to_numpy(zero_copy_only=False).astype(np.int64), values
+
+
+def _factorize_pairs(a: np.ndarray, na: int, b: np.ndarray, nb: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``(a, b)`` code pairs: ``(pair key per distinct pair, inverse per row)``."""
+    key = a * nb + b
+    size = na * nb
+    if size <= 1 << 22:  # small code space: a lookup table instead of a sort
+        present = np.bincount(key, minlength=size) > 0
+        uniq = np.flatnonzero(present)
+        lut = np.zeros(size, np.int64)
+        lut[uniq] = np.arange(len(uniq))
+        return uniq, lut[key]
+    uniq, inv = np.unique(key, return_inverse=True)
+    return uniq, inv.astype(np.int64)
 
 
 class _Normaliser:
@@ -511,8 +654,9 @@ class _Normaliser:
         duck: duckdb.DuckDBPyConnection,
         chain: str | None = None,
         token: str | None = None,
+        null_text: bool = False,
     ) -> None:
-        self.path, self.file_idx, self.duck = path, file_idx, duck
+        self.path, self.file_idx, self.duck, self.null_text = path, file_idx, duck, null_text
         self.cols = {c: _pick(names, c) for c in ALIASES}
         missing = [c for c in ("ts", *VALUES) if self.cols[c] is None]
         if missing:
@@ -542,6 +686,7 @@ class _Normaliser:
         if self.iv_col is not None:
             self.columns_used["interval_s"] = self.iv_col
         self.columns_ignored = [n for n in names if n not in self.columns_used.values()]
+        self._pairs: dict[tuple, tuple[str | None, str | None, str]] = {}  # normalised once per file
 
     def details(self) -> dict:
         """What the ingest log records about this file."""
@@ -552,98 +697,132 @@ class _Normaliser:
             "token_from": self.token_from,
         }
 
-    def _chain_token(self, t: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _chain_token(self, t: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(pair code per row, canonical chain, normalised token, reason)``; the last three per pair.
+
+        Chain and token are normalised once per distinct (chain, token) pair of the file, never per row.
+        """
         n = t.num_rows
-        if self.cols["token"] is not None:
-            tok = pd.Series(t[self.cols["token"]].cast(pa.string()).to_pandas(), dtype=object)
-        else:
-            tok = pd.Series([self.name_token] * n, dtype=object)
         if self.cols["chain"] is not None:
-            chn = pd.Series(t[self.cols["chain"]].cast(pa.string()).to_pandas(), dtype=object)
+            ccode, cvals = _codes(t[self.cols["chain"]], self.null_text)
         else:
-            chn = pd.Series([self.name_chain] * n, dtype=object)
-        tcode, tuniq = pd.factorize(tok, use_na_sentinel=False)
-        ccode, cuniq = pd.factorize(chn, use_na_sentinel=False)
-        pair, inv = np.unique(ccode.astype(np.int64) * max(len(tuniq), 1) + tcode, return_inverse=True)
-        out_c = np.empty(len(pair), object)
-        out_t = np.empty(len(pair), object)
-        out_r = np.empty(len(pair), object)
-        for k, p in enumerate(pair):
-            craw, traw = cuniq[p // max(len(tuniq), 1)], tuniq[p % max(len(tuniq), 1)]
-            out_c[k], out_t[k], out_r[k] = _norm_pair(craw, traw)
-        return out_c[inv], out_t[inv], out_r[inv]
+            ccode, cvals = np.zeros(n, np.int64), [self.name_chain]
+        if self.cols["token"] is not None:
+            tcode, tvals = _codes(t[self.cols["token"]], self.null_text)
+        else:
+            tcode, tvals = np.zeros(n, np.int64), [self.name_token]
+        uniq, inv = _factorize_pairs(ccode, len(cvals), tcode, max(len(tvals), 1))
+        nt = max(len(tvals), 1)
+        out_c = np.empty(len(uniq), object)
+        out_t = np.empty(len(uniq), object)
+        out_r = np.empty(len(uniq), object)
+        for k, p in enumerate(uniq.tolist()):
+            raw = (cvals[p // nt], tvals[p % nt])
+            got = self._pairs.get(raw)
+            if got is None:
+                got = self._pairs[raw] = _norm_pair(*raw)
+            out_c[k], out_t[k], out_r[k] = got
+        return inv, out_c, out_t, out_r
 
     def convert(
-        self, t: pa.Table, rows: np.ndarray, bad_utf8: np.ndarray | None = None
+        self,
+        t: pa.Table,
+        rows: np.ndarray,
+        bad_utf8: np.ndarray | None = None,
+        parsed: dict[str, pa.Array] | None = None,
     ) -> tuple[pa.Table, pa.Table]:
         """Original batch → (rows to stage, rows rejected outright). Both carry file_idx and row.
 
         ``rows``: the line (record) number of each row; ``bad_utf8``: positions of rows with a
-        value that was not UTF-8 text (rejected outright).
+        value that was not UTF-8 text (rejected outright); ``parsed``: columns the CSV reader
+        already parsed (:data:`_PARSE_AS`), used instead of their text. Rows whose key (ts, chain, token) or
+        text is bad are rejected here; rows with bad values are staged with their reason, so that
+        their series still gets an interval (the quality table counts them per series).
         """
         n = t.num_rows
         rows = np.asarray(rows, np.int64)
-        ts, reason = _to_ts(t[self.cols["ts"]])
-        chain, token, pr = self._chain_token(t)
-        key_bad = (reason != "") | (pr != "")
-        _join(reason, pr != "", pr)
+        parsed = parsed or {}
+        col = lambda name: parsed.get(name, t[name])  # noqa: E731 - the reader's parse, else the text
+        ts, checks = _to_ts(col(self.cols["ts"]), self.null_text)
+        key_bad = np.zeros(n, bool)
+        for m, _ in checks:
+            key_bad |= m
+        inv, pc_chain, pc_token, pc_reason = self._chain_token(t)
+        pair_bad = pc_reason != ""
+        if pair_bad.any():
+            row_pair_bad = pair_bad[inv]
+            checks.append((row_pair_bad, lambda i: pc_reason[inv[i]]))
+            key_bad |= row_pair_bad
         if bad_utf8 is not None and len(bad_utf8):
             enc = np.zeros(n, bool)
             enc[bad_utf8] = True
-            _join(reason, enc, "invalid UTF-8 text")
+            checks.append((enc, "invalid UTF-8 text"))
             key_bad |= enc
-        vals = {c: _to_float(t[self.cols[c]]) for c in VALUES}
+        vals = {c: _to_float(col(self.cols[c]), self.null_text) for c in VALUES}
         o, h, lo, c, v = (vals[k] for k in VALUES)
         with np.errstate(invalid="ignore"):
-            px = np.stack([o, h, lo, c])
-            _join(reason, (~np.isfinite(px)).any(axis=0), "price missing, NaN or infinite")
-            _join(reason, (px <= 0).any(axis=0), "non-positive price")
-            _join(reason, h < np.maximum(o, c), "high < max(open, close)")
-            _join(reason, lo > np.minimum(o, c), "low > min(open, close)")
-            _join(reason, ~np.isfinite(v), "volume missing, NaN or infinite")
-            _join(reason, v < 0, "negative volume")
+            finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c)
+            checks.append((~finite, "price missing, NaN or infinite"))
+            checks.append(((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0), "non-positive price"))
+            checks.append((h < np.maximum(o, c), "high < max(open, close)"))
+            checks.append((lo > np.minimum(o, c), "low > min(open, close)"))
+            checks.append((~np.isfinite(v), "volume missing, NaN or infinite"))
+            checks.append((v < 0, "negative volume"))
         declared = np.zeros(n, np.int64)
         if self.iv_col is not None:
-            d = _to_float(t[self.iv_col])
+            d = _to_float(col(self.iv_col), self.null_text)
             given = np.isfinite(d)
             ok = given & np.isin(d, STANDARD_INTERVALS)
             declared[ok] = d[ok].astype(np.int64)
             ok &= ts % np.maximum(declared, 1) == 0
-            _join(reason, given & ~ok, "declared interval_s is not a standard interval aligned with ts")
+            checks.append((given & ~ok, "declared interval_s is not a standard interval aligned with ts"))
             declared[~ok] = 0
-        fail = reason != ""
-        raw = np.full(n, None, dtype=object)
-        if fail.any():
-            raw[fail] = self._raw_json(t, np.flatnonzero(fail))
-        reason_out = np.where(fail, reason, np.array(None, dtype=object))
+        fail_idx, fail_reason = _reasons(n, checks)
+        reason_col: pa.Array = pa.nulls(n, pa.string())
+        raw_col: pa.Array = pa.nulls(n, pa.string())
+        if len(fail_idx):
+            full = np.full(n, None, dtype=object)
+            full[fail_idx] = fail_reason
+            reason_col = pa.array(full, pa.string())
+            full = np.full(n, None, dtype=object)
+            full[fail_idx] = self._raw_json(t, fail_idx)
+            raw_col = pa.array(full, pa.string())
         src = str(self.path)
-        keep = ~key_bad
+        keep = None if not key_bad.any() else pa.array(np.flatnonzero(~key_bad))
+        pair_ok = ~pair_bad
+        cdict = pa.array([x if ok else "" for x, ok in zip(pc_chain, pair_ok, strict=True)], pa.string())
+        tdict = pa.array([x if ok else "" for x, ok in zip(pc_token, pair_ok, strict=True)], pa.string())
+        pair_idx = pa.array(inv.astype(np.int32))
         stage = pa.table(
             {
-                "chain": pa.array(chain[keep], pa.string()),
-                "token": pa.array(token[keep], pa.string()),
-                "ts": pa.array(ts[keep], pa.int64()),
-                **{k: pa.array(vals[k][keep], pa.float64()) for k in VALUES},
-                "file_idx": pa.array(np.full(int(keep.sum()), self.file_idx, np.int32)),
-                "row": pa.array(rows[keep]),
-                "reason": pa.array(reason_out[keep], pa.string()),
-                "raw": pa.array(raw[keep], pa.string()),
-                "declared_iv": pa.array(declared[keep], pa.int32()),
+                "chain": pa.DictionaryArray.from_arrays(pair_idx, cdict),
+                "token": pa.DictionaryArray.from_arrays(pair_idx, tdict),
+                "ts": pa.array(ts, pa.int64()),
+                **{k: pa.array(vals[k], pa.float64()) for k in VALUES},
+                "file_idx": pa.array(np.full(n, self.file_idx, np.int32)),
+                "row": pa.array(rows),
+                "reason": reason_col,
+                "raw": raw_col,
+                "declared_iv": pa.array(declared, pa.int32()),
             },
             schema=_STAGE_SCHEMA,
         )
-        rb = key_bad
+        if keep is not None:
+            stage = stage.take(keep)
+        rb = np.flatnonzero(key_bad)
+        rej_reason = np.full(n, None, dtype=object)
+        rej_reason[fail_idx] = fail_reason
         rej = pa.table(
             {
-                "file_idx": pa.array(np.full(int(rb.sum()), self.file_idx, np.int32)),
-                "source_file": pa.array([src] * int(rb.sum()), pa.string()),
+                "file_idx": pa.array(np.full(len(rb), self.file_idx, np.int32)),
+                "source_file": pa.array([src] * len(rb), pa.string()),
                 "source_row": pa.array(rows[rb]),
-                "reason": pa.array(reason[rb], pa.string()),
-                "raw": pa.array(raw[rb], pa.string()),
-                "chain": pa.array(chain[rb], pa.string()),
-                "token": pa.array(token[rb], pa.string()),
+                "reason": pa.array(rej_reason[rb], pa.string()),
+                "raw": raw_col.take(pa.array(rb, pa.int64())),
+                "chain": pa.array(pc_chain[inv[rb]], pa.string()),
+                "token": pa.array(pc_token[inv[rb]], pa.string()),
                 "ts": pa.array(ts[rb], pa.int64(), mask=~_ts_in_range(ts[rb])),
-                "interval_s": pa.nulls(int(rb.sum()), pa.int32()),
+                "interval_s": pa.nulls(len(rb), pa.int32()),
                 **{k: pa.array(vals[k][rb], pa.float64()) for k in VALUES},
             },
             schema=_REJECT_SCHEMA,
@@ -652,6 +831,8 @@ class _Normaliser:
 
     def _raw_json(self, t: pa.Table, idx: np.ndarray) -> list[str]:
         sub = t.take(pa.array(idx, pa.int64()))
+        if self.null_text:
+            sub = pa.table({c: _nullify(sub[c].combine_chunks()) for c in sub.column_names})
         self.duck.register("_raw_rows", sub)
         try:
             return [r[0] for r in self.duck.execute("SELECT to_json(s) FROM _raw_rows s").fetchall()]
@@ -685,9 +866,12 @@ def name_chain_token(name: str) -> tuple[str | None, str | None]:
     return (None if inferred == ch.EVM else inferred), stem
 
 
+TS_MIN_S, TS_MAX_S = 946_684_800, 4_102_444_800  # 2000-01-01 and 2100-01-01, epoch seconds
+
+
 def _ts_in_range(ts: np.ndarray) -> np.ndarray:
     """Epoch seconds inside the accepted range (parsed ts kept in reject records, else NULL)."""
-    return (ts >= 946_684_800) & (ts < 4_102_444_800)
+    return (ts >= TS_MIN_S) & (ts < TS_MAX_S)
 
 
 def _norm_pair(craw: object, traw: object) -> tuple[str | None, str | None, str]:
@@ -713,32 +897,70 @@ def _norm_pair(craw: object, traw: object) -> tuple[str | None, str | None, str]
 # staging
 
 
+_Rows = tuple[pa.Table, np.ndarray]  # staged rows held in memory: a converted batch and row positions
+
+
 class _Stage:
-    """Scratch area of one ingest: normalised rows split by (chain, bucket), reject records."""
+    """Staging of one ingest: normalised rows split by (chain, bucket), and reject records.
+
+    Each converted batch is split at once into per-bucket slices (one gather of the batch, keyed
+    by an ingest-wide series id instead of chain/token text). The slices stay in memory while the
+    staged rows fit the memory budget (:func:`batch_rows`); beyond it, :meth:`flush` spills every
+    bucket's slices to one uncompressed Arrow IPC part under the scratch folder and starts over.
+    A bucket's rows, in memory and on disk, stay in (file, row) order.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.buffer: list[pa.Table] = []
-        self.n_buffered = 0
         self.seq = 0
-        self.buckets: dict[tuple[str, int], list[Path]] = {}
+        self.n_memory = 0
+        self.memory: dict[tuple[str, int], list[_Rows]] = {}
+        self.buckets: dict[tuple[str, int], list[Path | _Rows]] = {}
         self.reject_parts: list[Path] = []
+        self.series: dict[tuple[str, str], int] = {}  # (chain, token) → series id
+        self.chains: list[str] = []
+        self.tokens: list[str] = []
+        self.key: list[int] = []  # series id → chain index * N_BUCKETS + bucket
+        self._chain_idx: dict[str, int] = {}
 
-    def _write(self, table: pa.Table, path: Path) -> None:
-        """Scratch part as an uncompressed Arrow IPC file: no encode/decode cost, no fsync (the
-        staging folder is thrown away whole if the ingest dies)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        os.replace(tmp, path)
+    def _ids(self, chain: pa.DictionaryArray, token: pa.DictionaryArray) -> np.ndarray:
+        """Series id of each dictionary entry (chain and token share their indices: one entry per pair)."""
+        out = np.empty(len(chain.dictionary), np.int64)
+        for k, pair in enumerate(
+            zip(chain.dictionary.to_pylist(), token.dictionary.to_pylist(), strict=True)
+        ):
+            sid = self.series.get(pair)
+            if sid is None:
+                sid = self.series[pair] = len(self.tokens)
+                ci = self._chain_idx.setdefault(pair[0], len(self._chain_idx))
+                self.chains.append(pair[0])
+                self.tokens.append(pair[1])
+                self.key.append(ci * N_BUCKETS + bucket_of(pair[1]))
+            out[k] = sid
+        return out
 
     def add(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self.buffer.append(table)
-            self.n_buffered += table.num_rows
-        if self.n_buffered >= FLUSH_ROWS:
-            self.flush()
+        """Stage one converted batch (schema ``_STAGE_SCHEMA``)."""
+        if not table.num_rows:
+            return
+        chain, token = table["chain"].combine_chunks(), table["token"].combine_chunks()
+        idx = token.indices.to_numpy(zero_copy_only=False)
+        sid = self._ids(chain, token)[idx]
+        key = np.asarray(self.key, np.int64)[sid]
+        order = np.argsort(key, kind="stable")  # stable: rows stay in (file, row) order inside a bucket
+        ks = key[order]
+        t = table.drop_columns(["chain", "token"])
+        t = t.add_column(0, "sid", pa.array(sid.astype(np.int32)))
+        cuts = np.flatnonzero(np.diff(ks)) + 1
+        names = list(self._chain_idx)
+        for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(ks)], strict=True):
+            k = int(ks[s])
+            # the batch and the bucket's row positions (ascending): the gather happens in the
+            # bucket's merge, on the merge threads, not here on the reading thread
+            self.memory.setdefault((names[k // N_BUCKETS], k % N_BUCKETS), []).append((t, order[s:e]))
+        self.n_memory += table.num_rows
+        if self.n_memory >= batch_rows()[1]:
+            self.flush(spill=True)
 
     def add_rejects(self, table: pa.Table) -> None:
         if table.num_rows:
@@ -748,28 +970,28 @@ class _Stage:
             pq.write_table(table.cast(_REJECT_SCHEMA), path, compression="lz4")
             self.reject_parts.append(path)
 
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        t = pa.concat_tables(self.buffer).combine_chunks()  # take on many chunks is slow: one chunk
-        self.buffer, self.n_buffered = [], 0
-        tok = t["token"].combine_chunks().dictionary_encode()
-        crc = np.array([bucket_of(s) for s in tok.dictionary.to_pylist()], np.int64)
-        bucket = crc[tok.indices.to_numpy(zero_copy_only=False)]
-        chn = t["chain"].combine_chunks().dictionary_encode()
-        cnames = chn.dictionary.to_pylist()
-        key = chn.indices.to_numpy(zero_copy_only=False).astype(np.int64) * N_BUCKETS + bucket
-        order = np.argsort(key, kind="stable")
-        ks = key[order]
-        cuts = np.flatnonzero(np.diff(ks)) + 1
-        t = t.take(pa.array(order))  # one gather; each bucket is then a zero-copy slice
-        for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(ks)], strict=True):
-            k = int(ks[s])
-            chain, b = cnames[k // N_BUCKETS], k % N_BUCKETS
-            self.seq += 1
-            path = self.root / "stage" / chain / f"b{b:02d}" / f"part-{self.seq:06d}.arrow"
-            self._write(t.slice(s, e - s), path)
-            self.buckets.setdefault((chain, b), []).append(path)
+    def flush(self, spill: bool = False) -> None:
+        """End of a staging round: the in-memory slices become bucket parts, written to disk if ``spill``.
+
+        Spilled parts are uncompressed Arrow IPC files (no encode/decode cost, memory-mapped when
+        merged, no fsync: the scratch folder is thrown away whole if the ingest dies).
+        """
+        for bk, held in self.memory.items():
+            if spill:
+                slices = [t.take(pa.array(idx)) for t, idx in held]
+                self.seq += 1
+                chain, b = bk
+                path = self.root / "stage" / chain / f"b{b:02d}" / f"part-{self.seq:06d}.arrow"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".tmp")
+                with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, slices[0].schema) as writer:
+                    for s in slices:
+                        writer.write_table(s)
+                os.replace(tmp, path)
+                self.buckets.setdefault(bk, []).append(path)
+            else:
+                self.buckets.setdefault(bk, []).extend(held)
+        self.memory, self.n_memory = {}, 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -781,7 +1003,7 @@ class _BucketOut:
     rejects: pa.Table
     new_per_file: np.ndarray
     conflicts: int
-    quality: pd.DataFrame
+    quality: dict[str, np.ndarray]
     file_row: dict | None
 
 
@@ -829,47 +1051,120 @@ def _read_part(path: Path) -> pa.Table:
         return pa.ipc.open_file(src).read_all()
 
 
-def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list[Path]) -> _BucketOut:
-    new = pa.concat_tables([_read_part(p) for p in parts]).combine_chunks()
-    path = _bucket_file(home, chain, b)
-    rel = str(path.relative_to(home.root))
-    old = pq.read_table(path).cast(STORE_SCHEMA) if path.exists() else STORE_SCHEMA.empty_table()
+_IVS = np.asarray(STANDARD_INTERVALS, np.int64)
+_TS_BITS = 34  # bar ts < 2**34 s (see KEY_SHIFT)
 
-    new_tok = new["token"].combine_chunks().dictionary_encode()
-    old_tok = (
-        old["token"].combine_chunks().dictionary_encode()
-        if old.num_rows
-        else pa.array([], pa.string()).dictionary_encode()
-    )
-    names, inv = np.unique(
-        np.concatenate(
-            [
-                np.asarray(new_tok.dictionary.to_pylist(), object),
-                np.asarray(old_tok.dictionary.to_pylist(), object),
-            ]
-        ),
-        return_inverse=True,
-    )  # sorted by code point = UTF-8 byte order
-    nd = len(new_tok.dictionary)
-    ncode = inv[:nd][new_tok.indices.to_numpy(zero_copy_only=False)].astype(np.int64)
-    ocode = (
-        inv[nd:][old_tok.indices.to_numpy(zero_copy_only=False)].astype(np.int64)
-        if old.num_rows
-        else np.empty(0, np.int64)
-    )
 
-    nts = new["ts"].to_numpy()
+def _series_order(code: np.ndarray, file_idx: np.ndarray, ts: np.ndarray, n_files: int) -> np.ndarray:
+    """Order by (code, file, ts): one int64 key sort when the codes fit, else a lexsort."""
+    g = code * n_files + file_idx
+    if (
+        len(g)
+        and int(g.max()) < 1 << (63 - _TS_BITS)
+        and int(ts.min()) >= 0
+        and int(ts.max()) < 1 << _TS_BITS
+    ):
+        return np.argsort((g << _TS_BITS) | ts, kind="stable")
+    return np.lexsort((ts, file_idx, code))
+
+
+def _version_order(
+    code: np.ndarray,
+    iv: np.ndarray,
+    ts: np.ndarray,
+    volume: np.ndarray,
+    src: np.ndarray,
+    fidx: np.ndarray,
+    row: np.ndarray,
+) -> np.ndarray:
+    """Order by (code, interval, ts, volume, src, file, row): the winner of a key is the last of its group.
+
+    The inputs come in (src, file, row) order (the store's rows, then the new rows in file and row
+    order, which :func:`_merge_bucket` guarantees), so a stable sort on the bar key alone leaves the
+    versions of a key in that order; only keys with several versions are re-sorted by volume.
+    """
+    rank = np.searchsorted(_IVS, iv)
+    fits = (
+        len(code)
+        and int(code.max()) < 1 << (60 - _TS_BITS)
+        and bool((_IVS[np.minimum(rank, len(_IVS) - 1)] == iv).all())
+        and int(ts.min()) >= 0
+        and int(ts.max()) < 1 << _TS_BITS
+    )
+    if not fits:
+        return np.lexsort((row, fidx, src, volume, ts, iv, code))
+    key = (code << (_TS_BITS + 3)) | (rank.astype(np.int64) << _TS_BITS) | ts
+    o = np.argsort(key, kind="stable")
+    k = key[o]
+    start = np.ones(len(k), bool)
+    start[1:] = k[1:] != k[:-1]
+    starts = np.flatnonzero(start)
+    sizes = np.diff(np.r_[starts, len(k)])
+    multi = sizes > 1
+    if multi.any():
+        m = np.flatnonzero(np.repeat(multi, sizes))
+        gid = np.repeat(np.arange(len(starts)), sizes)[m]
+        sub = np.lexsort((volume[o[m]], gid))  # stable: equal volumes keep (src, file, row) order
+        o[m] = o[m][sub]
+    return o
+
+
+def _merge_bucket(  # noqa: C901 (TODO: split; rewritten for speed in issue 13, not yet cut into one-job helpers)
+    home: Home, chain: str, b: int, parts: list[Path | _Rows], files: list[Path], tokens: list[str]
+) -> _BucketOut:
+    """Intervals, quarantine, conflicts and quality of one (chain, bucket); rewrites its file if it changes.
+
+    ``parts``: the bucket's staged rows (in memory or spilled), in (file, row) order; ``tokens``:
+    the token of each series id of the ingest.
+    """
+    new = pa.concat_tables(
+        [p[0].take(pa.array(p[1])) if isinstance(p, tuple) else _read_part(p) for p in parts]
+    ).combine_chunks()
     nfile = new["file_idx"].to_numpy().astype(np.int64)
     nrow = new["row"].to_numpy()
+    pos = nfile * (1 << 40) + nrow
+    if len(pos) > 1 and bool((np.diff(pos) < 0).any()):  # never expected; the conflict rule relies on it
+        new = new.take(pa.array(np.argsort(pos, kind="stable")))
+        nfile = new["file_idx"].to_numpy().astype(np.int64)
+        nrow = new["row"].to_numpy()
+    path = _bucket_file(home, chain, b)
+    rel = str(path.relative_to(home.root))
+    old = None
+    if path.exists():
+        old = pq.read_table(path, read_dictionary=["token"]).unify_dictionaries().combine_chunks()
+        if not old.num_rows:
+            old = None
+    n_old = old.num_rows if old is not None else 0
+
+    sid = new["sid"].to_numpy()
+    sids = np.unique(sid)
+    dicts = [np.asarray([tokens[i] for i in sids.tolist()], object)]
+    nd = len(sids)
+    if old is not None:
+        old_tok = old["token"].chunk(0)
+        if not pa.types.is_dictionary(old_tok.type):
+            old_tok = old_tok.cast(pa.string()).dictionary_encode()
+        dicts.append(np.asarray(old_tok.dictionary.cast(pa.string()).to_pylist(), object))
+    names, inv = np.unique(np.concatenate(dicts), return_inverse=True)  # code point = UTF-8 byte order
+    ncode = inv[:nd][np.searchsorted(sids, sid)].astype(np.int64)
+    ocode = (
+        inv[nd:][old_tok.indices.to_numpy(zero_copy_only=False)].astype(np.int64)
+        if old is not None
+        else np.empty(0, np.int64)
+    )
+    oiv = old["interval_s"].to_numpy().astype(np.int32) if old is not None else np.empty(0, np.int32)
+    ots = old["ts"].to_numpy().astype(np.int64) if old is not None else np.empty(0, np.int64)
+    oval = {
+        k: (old[k].to_numpy().astype(np.float64) if old is not None else np.empty(0, np.float64))
+        for k in VALUES
+    }
+
+    nts = new["ts"].to_numpy()
     nval = {k: new[k].to_numpy() for k in VALUES}
-    reason_col = new["reason"].combine_chunks()
-    nreason = np.full(new.num_rows, None, dtype=object)
-    has_reason = reason_col.is_valid().to_numpy(zero_copy_only=False)
-    nreason[has_reason] = np.asarray(reason_col.drop_null().to_pylist(), dtype=object)
-    nraw = new["raw"]
+    has_reason = new["reason"].is_valid().to_numpy(zero_copy_only=False)
 
     # rules 1-3, per (token, file) series of distinct ts
-    order = np.lexsort((nts, nfile, ncode))
+    order = _series_order(ncode, nfile, nts, len(files))
     sc, sf, st = ncode[order], nfile[order], nts[order]
     first = np.ones(len(order), bool)
     first[1:] = (sc[1:] != sc[:-1]) | (sf[1:] != sf[:-1]) | (st[1:] != st[:-1])
@@ -886,62 +1181,78 @@ def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list
     # rule 4 against the store and this ingest's resolved bars
     unres = niv == 0
     if unres.any():
-        oiv = old["interval_s"].to_numpy().astype(np.int32)
-        ots = old["ts"].to_numpy()
         kc = np.concatenate([ocode, ncode[~unres]])
         kiv = np.concatenate([oiv, niv[~unres]])
         kts = np.concatenate([ots, nts[~unres]])
         niv[unres] = resolve_from_known(ncode[unres], nts[unres], kc, kiv, kts)
-    still = np.flatnonzero(niv == 0)
-    if len(still):
-        cur = nreason[still]
-        has = ~pd.isna(cur)
-        upd = np.full(len(still), UNDETECTABLE, dtype=object)
-        upd[has] = cur[has] + "; " + UNDETECTABLE
-        nreason[still] = upd
 
-    # quarantined rows
-    bad = ~pd.isna(nreason)
+    # quarantined rows (reason from the conversion, or no interval)
+    bad = has_reason | (niv == 0)
     bi = np.flatnonzero(bad)
     rej = _reject_table(
-        [str(files[f]) for f in nfile[bi]],
-        nrow[bi],
-        nreason[bi].astype(str),
-        nraw.take(pa.array(bi, pa.int64())),
+        [],
+        [],
+        [],
+        [],
         chain,
-        names[ncode[bi]],
-        nts[bi],
-        niv[bi],
-        {k: nval[k][bi] for k in VALUES},
-        nfile[bi],
+        np.empty(0, object),
+        np.empty(0, np.int64),
+        np.empty(0),
+        {k: np.empty(0) for k in VALUES},
+        np.empty(0, np.int32),
     )
+    if len(bi):
+        reason = np.asarray(new["reason"].take(pa.array(bi)).to_pylist(), dtype=object)
+        und, had = niv[bi] == 0, has_reason[bi]
+        reason[und & ~had] = UNDETECTABLE
+        if (und & had).any():
+            reason[und & had] = reason[und & had] + "; " + UNDETECTABLE
+        fnames = np.asarray([str(f) for f in files], object)
+        rej = _reject_table(
+            list(fnames[nfile[bi]]),
+            nrow[bi],
+            reason.astype(str),
+            new["raw"].take(pa.array(bi, pa.int64())),
+            chain,
+            names[ncode[bi]],
+            nts[bi],
+            niv[bi],
+            {k: nval[k][bi] for k in VALUES},
+            nfile[bi],
+        )
 
-    # merge valid new rows with the store
-    gi = np.flatnonzero(~bad)
-    code = np.concatenate([ocode, ncode[gi]])
-    iv = np.concatenate([old["interval_s"].to_numpy().astype(np.int32), niv[gi]])
-    ts = np.concatenate([old["ts"].to_numpy(), nts[gi]])
-    vals = {k: np.concatenate([old[k].to_numpy(), nval[k][gi]]) for k in VALUES}
-    src = np.concatenate([np.zeros(old.num_rows, np.int8), np.ones(len(gi), np.int8)])
-    fidx = np.concatenate([np.full(old.num_rows, -1, np.int64), nfile[gi]])
-    row = np.concatenate([np.full(old.num_rows, -1, np.int64), nrow[gi]])
-    o = np.lexsort((row, fidx, src, vals["volume"], ts, iv, code))  # winner = last of each key group
+    # merge valid new rows with the store: winner = last version of each (token, interval, ts)
+    gi = np.flatnonzero(~bad) if len(bi) else None
+    pick = (lambda a: a[gi]) if gi is not None else (lambda a: a)
+    code = np.concatenate([ocode, pick(ncode)])
+    iv = np.concatenate([oiv, pick(niv)])
+    ts = np.concatenate([ots, pick(nts)])
+    vals = {k: np.concatenate([oval[k], pick(nval[k])]) for k in VALUES}
+    n_new = len(code) - n_old
+    src = np.concatenate([np.zeros(n_old, np.int8), np.ones(n_new, np.int8)])
+    fidx = np.concatenate([np.full(n_old, -1, np.int64), pick(nfile)])
+    row = np.concatenate([np.full(n_old, -1, np.int64), pick(nrow)])
+    o = _version_order(code, iv, ts, vals["volume"], src, fidx, row)
     code, iv, ts, src, fidx, row = code[o], iv[o], ts[o], src[o], fidx[o], row[o]
     vals = {k: a[o] for k, a in vals.items()}
     n = len(o)
     start = np.ones(n, bool)
     if n:
         start[1:] = (code[1:] != code[:-1]) | (iv[1:] != iv[:-1]) | (ts[1:] != ts[:-1])
-    gid = np.cumsum(start) - 1
-    ng = int(gid[-1]) + 1 if n else 0
-    win = np.r_[np.flatnonzero(start)[1:] - 1, n - 1] if n else np.empty(0, np.int64)
-    same = np.ones(n, bool)
-    for k in VALUES:
-        same &= vals[k] == vals[k][win][gid]
-    has_old = np.zeros(ng, bool)
-    np.logical_or.at(has_old, gid, src == 0)
-    conflict_g = np.zeros(ng, bool)
-    np.logical_or.at(conflict_g, gid, ~same)
+    starts = np.flatnonzero(start)
+    ng = len(starts)
+    win = np.r_[starts[1:] - 1, n - 1] if n else np.empty(0, np.int64)
+    if ng == n:  # no key has two versions (the common case): nothing to compare
+        same = np.ones(n, bool)
+        has_old = src == 0
+        conflict_g = np.zeros(ng, bool)
+    else:
+        gid = np.cumsum(start) - 1
+        same = np.ones(n, bool)
+        for k in VALUES:
+            same &= vals[k] == vals[k][win][gid]
+        has_old = np.logical_or.reduceat(src == 0, starts)
+        conflict_g = np.logical_or.reduceat(~same, starts)
     new_g = ~has_old
     changed = bool(new_g.any() or (~same & (src == 0)).any())
     new_per_file = (
@@ -965,30 +1276,31 @@ def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list
         )
         rej = pa.concat_tables([rej, sup])
 
-    w_code, w_iv, w_ts = code[win], iv[win], ts[win]
-    w_vals = {k: vals[k][win] for k in VALUES}
+    if ng == n:
+        w_code, w_iv, w_ts, w_vals = code, iv, ts, vals
+    else:
+        w_code, w_iv, w_ts = code[win], iv[win], ts[win]
+        w_vals = {k: vals[k][win] for k in VALUES}
     file_row = None
     if changed:
         table = pa.table(
             {
-                "chain": pa.array([chain] * ng, pa.string()),
-                "token": pa.array(names[w_code], pa.string()),
+                "chain": pa.repeat(pa.scalar(chain, pa.string()), ng),
+                "token": pa.array(names, pa.string()).take(pa.array(w_code)),
                 "interval_s": pa.array(w_iv, pa.int32()),
                 "ts": pa.array(w_ts, pa.int64()),
                 **{k: pa.array(w_vals[k], pa.float64()) for k in VALUES},
             },
             schema=STORE_SCHEMA,
         )
-        with atomic_file(path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
-            digest = file_sha256(tmp)
+        digest = _write_bucket(table, path)
         file_row = {"path": rel, "chain": chain, "bucket": b, "n_rows": ng, "content_hash": digest}
     elif path.exists():
         file_row = {
             "path": rel,
             "chain": chain,
             "bucket": b,
-            "n_rows": old.num_rows,
+            "n_rows": n_old,
             "content_hash": file_sha256(path),
         }
 
@@ -998,23 +1310,47 @@ def _merge_bucket(home: Home, chain: str, b: int, parts: list[Path], files: list
     gstart = np.ones(len(qc), bool)
     gstart[1:] = (qc[1:] != qc[:-1]) | (qi[1:] != qi[:-1])
     qs = series_quality(qt, qv, np.r_[np.flatnonzero(gstart), len(qc)], qi[gstart])
-    q = pd.DataFrame({"code": qc[gstart], "interval_s": qi[gstart].astype(np.int64), **qs})
+    q_code, q_iv = qc[gstart].astype(np.int64), qi[gstart].astype(np.int64)
     rj = bi[niv[bi] > 0]
-    only_rej = pd.DataFrame({"code": ncode[rj], "interval_s": niv[rj].astype(np.int64)}).drop_duplicates()
-    only_rej = only_rej.merge(q[["code", "interval_s"]], how="left", indicator=True)
-    only_rej = only_rej[only_rej["_merge"] == "left_only"].drop(columns="_merge")
-    if len(only_rej):
-        only_rej = only_rej.assign(
-            n_bars=0, first_ts=0, last_ts=0, n_gaps=0, missing_bars=0, zero_volume_share=np.nan
-        )
-        q = pd.concat([q, only_rej], ignore_index=True)
+    if len(rj):  # series of rejected rows that have no stored bar: a quality row with zero bars
+        rkey = np.unique((ncode[rj] << 20) | niv[rj].astype(np.int64))
+        extra = rkey[~np.isin(rkey, (q_code << 20) | q_iv)]
+        if len(extra):
+            q_code = np.r_[q_code, extra >> 20]
+            q_iv = np.r_[q_iv, extra & ((1 << 20) - 1)]
+            z = np.zeros(len(extra), np.int64)
+            qs = {
+                k: np.r_[a, np.full(len(extra), np.nan) if k == "zero_volume_share" else z]
+                for k, a in qs.items()
+            }
+    quality = {"chain": np.full(len(q_code), chain, object), "token": names[q_code], "interval_s": q_iv, **qs}
+    return _BucketOut(rej, new_per_file, int(conflict_g.sum()), quality, file_row)
+
+
+def _write_bucket(table: pa.Table, path: Path) -> str:
+    """Write one bucket file atomically; returns the SHA-256 of its bytes (hashed in memory, not re-read).
+
+    Only chain and token are dictionary-encoded: prices and volumes rarely repeat, and encoding
+    them costs time and bytes for nothing.
+    """
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf, compression="zstd", use_dictionary=["chain", "token"])
+    data = buf.getvalue()
+    digest = hashlib.sha256(memoryview(data)).hexdigest()
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(memoryview(data))
+    return digest
+
+
+def _quality_frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """One frame of the per-bucket quality rows (``first_ts``/``last_ts`` null for a series without bars)."""
+    if not parts:
+        return pd.DataFrame()
+    q = pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
     for c in ("first_ts", "last_ts"):
         q[c] = pd.array(q[c].to_numpy(np.int64), "Int64")
         q.loc[q["n_bars"] == 0, c] = pd.NA
-    q.insert(0, "token", names[q["code"].to_numpy(np.int64)].astype(str) if len(q) else np.empty(0, str))
-    q.insert(0, "chain", chain)
-    q = q.drop(columns="code")
-    return _BucketOut(rej, new_per_file, int(conflict_g.sum()), q, file_row)
+    return q
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1060,22 +1396,29 @@ def _ingest_candles(
     ingest_id = uuid.uuid4().hex
     begun = recovery.begin(home, ingest_id, "candles", files)  # logged as running before anything is written
     scratch = Path(tempfile.mkdtemp(prefix=".ingest-", dir=home.root))
-    duck = duckdb.connect()
+    duck = ingest_connection(scratch)
     try:
         stage = _Stage(scratch)
         n_read = np.zeros(len(files), np.int64)
         infos: list[dict] = []
         file_errors: dict[int, str] = {}
-        with bar("ingest candles: read", total=len(files), enabled=progress) as pb:
+        with (
+            bar("ingest candles: read", total=len(files), enabled=progress) as pb,
+            ThreadPoolExecutor(max_workers=1) as hasher,
+        ):
+            hasher.submit(_warm_kernels)  # numba loads its cached kernels while the files are read
+            digests = [hasher.submit(file_sha256, f) for f in files]  # hashed while the files are read
             for i, f in enumerate(files):
                 norm, n_rows, fr = None, 0, _FileRead()
                 try:
                     for t, rows, bad_utf8 in _read_batches(f, fr):
                         if norm is None:  # the header alone decides columns, chain and token
-                            norm = _Normaliser(f, i, t.schema.names, duck, chain=chain, token=token)
+                            norm = _Normaliser(
+                                f, i, t.schema.names, duck, chain=chain, token=token, null_text=fr.null_text
+                            )
                         if not t.num_rows:
                             continue
-                        staged, rejected = norm.convert(t, rows, bad_utf8)
+                        staged, rejected = norm.convert(t, rows, bad_utf8, fr.parsed)
                         n_rows += t.num_rows
                         stage.add(staged)
                         stage.add_rejects(rejected)
@@ -1089,13 +1432,13 @@ def _ingest_candles(
                     if n_rows:  # cannot happen today (all whole-file checks precede the rows); keep it honest
                         raise
                     file_errors[i] = str(exc)
-                    infos.append({"sha256": file_sha256(f), "error": str(exc)})
+                    infos.append({"sha256": digests[i].result(), "error": str(exc)})
                     pb.advance()
                     continue
                 if fr.bad_lines:
                     stage.add_rejects(_bad_line_table(f, i, fr.bad_lines))
                 n_read[i] = n_rows + len(fr.bad_lines)
-                infos.append(norm.details() | fr.details | {"sha256": file_sha256(f)})
+                infos.append(norm.details() | fr.details | {"sha256": digests[i].result()})
                 pb.advance()
         if len(file_errors) == len(files):
             recovery.abandon(home, ingest_id, begun)  # nothing was written
@@ -1110,9 +1453,16 @@ def _ingest_candles(
         new_per_file = np.zeros(len(files), np.int64)
         conflicts = 0
         qualities, file_rows = [], []
-        with bar("ingest candles: merge buckets", total=len(stage.buckets), enabled=progress) as pb:
-            for chain_name, b in sorted(stage.buckets):
-                out = _merge_bucket(home, chain_name, b, stage.buckets[(chain_name, b)], files)
+        keys = sorted(stage.buckets)
+        with (
+            bar("ingest candles: merge buckets", total=len(keys), enabled=progress) as pb,
+            ThreadPoolExecutor(max_workers=merge_workers()) as pool,
+        ):
+            # buckets are independent (own file, own rows): merged concurrently, collected in order
+            outs = pool.map(
+                lambda k: _merge_bucket(home, k[0], k[1], stage.buckets.pop(k), files, stage.tokens), keys
+            )
+            for out in outs:
                 stage.add_rejects(out.rejects)
                 new_per_file += out.new_per_file
                 conflicts += out.conflicts
@@ -1120,7 +1470,7 @@ def _ingest_candles(
                 if out.file_row:
                     file_rows.append(out.file_row)
                 pb.advance()
-        quality = pd.concat(qualities, ignore_index=True) if qualities else pd.DataFrame()
+        quality = _quality_frame(qualities)
         return _commit(
             home,
             ingest_id,
@@ -1134,10 +1484,44 @@ def _ingest_candles(
             stage.reject_parts,
             duck,
             file_errors,
+            scratch,
         )
     finally:
         duck.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _warm_kernels() -> None:
+    """Load the merge's numba kernels (from numba's cache, ~0.5 s of LLVM set-up) on a side thread."""
+    one = np.array([0, 1], np.int64)
+    detect_intervals(np.array([T_WARM], np.int64), one)
+    series_quality(np.array([T_WARM], np.int64), np.zeros(1), one, np.array([60], np.int64))
+
+
+T_WARM = 1_700_000_040
+
+
+def merge_workers() -> int:
+    """Buckets merged at once: the cores, at most 4 (each holds one bucket, ~1/64 of a chain's bars)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def ingest_connection(scratch: Path) -> duckdb.DuckDBPyConnection:
+    """The ingest's in-memory DuckDB: ``memory_limit`` from the memory budget, spilling under ``scratch``."""
+    con = duckdb.connect()
+    limit_connection(con, scratch / "duckdb-tmp")
+    return con
+
+
+def limit_connection(con: duckdb.DuckDBPyConnection, temp_dir: Path | None) -> None:
+    """Bound a DuckDB connection by the memory budget (:func:`alertlab.util.memory.duckdb_memory_limit`).
+
+    ``temp_dir`` (inside the ingest's scratch area, removed with it) is where DuckDB spills what
+    does not fit.
+    """
+    con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")
+    if temp_dir is not None:
+        con.execute(f"SET temp_directory = '{temp_dir.as_posix()}'")
 
 
 def _bad_line_table(path: Path, file_idx: int, bad: list) -> pa.Table:
@@ -1205,6 +1589,7 @@ def _commit(
     reject_parts,
     duck,
     file_errors=None,
+    scratch=None,
 ):
     """One transaction: rejects, ingest_log, candle_files, candle_quality; returns the report.
 
@@ -1213,6 +1598,10 @@ def _commit(
     """
     file_errors = file_errors or {}
     parts = [p.as_posix() for p in reject_parts]
+    memory = {  # what the run was bounded by, as the ingest's DuckDB reports it
+        "budget_gb": memory_budget_gb(),
+        "duckdb_memory_limit": duck.execute("SELECT current_setting('memory_limit')").fetchone()[0],
+    }
     rej_by_file = np.zeros(len(files), np.int64)
     reasons: dict[str, int] = {}
     sample: list[dict] = []
@@ -1241,6 +1630,7 @@ def _commit(
         }
     )
     con = home.connect()
+    limit_connection(con, scratch / "duckdb-tmp" if scratch is not None else None)
     try:
         con.begin()
         try:
@@ -1291,7 +1681,7 @@ def _commit(
                         int(new_per_file[i]),
                         json.dumps(
                             {k: v for k, v in infos[i].items() if k != "sha256"}
-                            | ({"conflicts_in_ingest": conflicts} if i == 0 else {})
+                            | ({"conflicts_in_ingest": conflicts, "memory": memory} if i == 0 else {})
                         ),
                         "rejected" if i in file_errors else "complete",
                         os.getpid(),

@@ -74,7 +74,7 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _series_quality_kernel(ts, volume, offsets, interval):
     n_groups = offsets.shape[0] - 1
     n_bars = np.zeros(n_groups, np.int64)
