@@ -35,6 +35,7 @@ from alertlab.engine.params import (
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
 from alertlab.engine.summary import mean_lower_bound, summarize_columns
+from alertlab.windows.mapped import bar_ranges, bars_per_pass, is_mapped, release
 from alertlab.windows.model import TRUNCATED, Windows, time_order
 
 TRADE_COLUMNS = (
@@ -122,9 +123,16 @@ def _derived(w: Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     hit = _DERIVED.get(key)
     if hit is not None:
         return hit
-    o, h, lo, c = w.open, w.high, w.low, w.close
-    flat = (np.asarray(w.volume) == 0) & (o == h) & (h == lo) & (lo == c)
-    traded = np.ascontiguousarray(~flat, dtype=np.uint8)
+    o, h, lo, c, v = w.open, w.high, w.low, w.close, w.volume
+    nb = int(np.asarray(o).shape[0])
+    traded = np.empty(nb, dtype=np.uint8)
+    step = bars_per_pass() if is_mapped(o) else max(nb, 1)
+    for b0 in range(0, nb, step):  # mapped windows: in budget-sized runs of bars, pages released
+        s = slice(b0, b0 + step)
+        flat = (np.asarray(v[s]) == 0) & (o[s] == h[s]) & (h[s] == lo[s]) & (lo[s] == c[s])
+        traded[s] = ~flat
+        if step < nb:
+            w.release_pages()
     d = getattr(w, "dur", None)
     dur = np.empty(0, np.int64) if d is None else np.ascontiguousarray(d, dtype=np.int64)
     st = np.asarray(w.status)
@@ -216,12 +224,24 @@ def _run_kernel(
         else:
             general_kernel(*bars, alert_idx[a0:a1], params, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
 
-    parts = _chunks(bars, alert_idx, n_threads())
-    if len(parts) == 1:
-        work(parts[0])
-    else:
-        with ThreadPoolExecutor(len(parts)) as ex:
-            list(ex.map(work, parts))
+    # memory-mapped windows (the path cache): alert ranges of at most bars_per_pass() bars, the
+    # pages released after each, so the resident bars stay under the memory budget
+    offsets = bars[0]
+    mapped = is_mapped(bars[1])
+    ranges = (
+        bar_ranges(offsets[alert_idx + 1] - offsets[alert_idx], bars_per_pass())
+        if mapped
+        else [(0, alert_idx.shape[0])]
+    )
+    for r0, r1 in ranges:
+        parts = [(r0 + a, r0 + b) for a, b in _chunks(bars, alert_idx[r0:r1], n_threads())]
+        if len(parts) == 1:
+            work(parts[0])
+        else:
+            with ThreadPoolExecutor(len(parts)) as ex:
+                list(ex.map(work, parts))
+        if len(ranges) > 1:
+            release(bars)
     return out
 
 
