@@ -19,9 +19,10 @@ import numpy as np
 from alertlab.util.memory import memory_budget_bytes
 
 # Share of the budget the bar pages of one pass may occupy (the rest: outputs, Arrow, Python).
-PASS_SHARE = 0.25
-# Bytes of mapped bar data one bar costs a pass: up to 9 float64/int64 arrays, plus read-around.
-BYTES_PER_BAR = 128
+PASS_SHARE = 0.4
+# Bytes of mapped bar data one bar costs a pass: the 5-6 float64/int64 arrays a kernel reads, plus
+# the pages the kernel maps around them (read-around).
+BYTES_PER_BAR = 64
 
 
 def mapping_of(a: object) -> mmap.mmap | None:
