@@ -179,6 +179,19 @@ def test_bar_ranges():
     assert release([np.arange(4)]) == 0
 
 
+def test_pass_groups_follow_storage_order():
+    offsets = np.concatenate([[0], np.cumsum([3, 0, 5, 2, 9, 1, 4])])
+    idx = np.array([6, 2, 0, 5, 3, 4, 1])  # e.g. alerts in time order
+    assert mapped.pass_groups(offsets, idx, 100) is None
+    groups = mapped.pass_groups(offsets, idx, 6)
+    assert groups is not None
+    assert sorted(np.concatenate(groups).tolist()) == list(range(7))  # every position once
+    stored = [np.sort(idx[g]) for g in groups]  # each pass: consecutive windows of the files
+    assert all(np.array_equal(s, np.arange(s[0], s[-1] + 1)) for s in stored)
+    assert all(np.all(np.diff(g) > 0) for g in groups)
+    assert all(np.diff(offsets)[idx[g]].sum() <= 6 or len(g) == 1 for g in groups)
+
+
 def test_cache_survives_a_new_commit_and_version(market_home, monkeypatch):
     spec = WindowSpec(horizon_hours=3)
     first = run_baseline(market_home, spec=spec)

@@ -35,7 +35,7 @@ from alertlab.engine.params import (
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
 from alertlab.engine.summary import mean_lower_bound, summarize_columns
-from alertlab.windows.mapped import bar_ranges, bars_per_pass, is_mapped, release
+from alertlab.windows.mapped import bars_per_pass, is_mapped, pass_groups, release
 from alertlab.windows.model import TRUNCATED, Windows, time_order
 
 TRADE_COLUMNS = (
@@ -215,33 +215,36 @@ def _run_kernel(
     out = _alloc(alert_idx.shape[0], params.shape[0], full)
     targs = _tpsl_args(params) if plain else None
 
-    def work(rng: tuple[int, int]) -> None:
-        a0, a1 = rng
-        views = [out[k][a0:a1] for k in _LIGHT] + [out[k][a0:a1] if full else out[k] for k in _FULL]
-        if plain:
-            assert targs is not None
-            tpsl_kernel(*bars, alert_idx[a0:a1], *targs, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
-        else:
-            general_kernel(*bars, alert_idx[a0:a1], params, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
+    def run(idx: np.ndarray, dst: dict[str, np.ndarray]) -> None:
+        def work(rng: tuple[int, int]) -> None:
+            a0, a1 = rng
+            views = [dst[k][a0:a1] for k in _LIGHT] + [dst[k][a0:a1] if full else dst[k] for k in _FULL]
+            if plain:
+                assert targs is not None
+                tpsl_kernel(*bars, idx[a0:a1], *targs, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
+            else:
+                general_kernel(*bars, idx[a0:a1], params, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
 
-    # memory-mapped windows (the path cache): alert ranges of at most bars_per_pass() bars, the
-    # pages released after each, so the resident bars stay under the memory budget
-    offsets = bars[0]
-    mapped = is_mapped(bars[1])
-    ranges = (
-        bar_ranges(offsets[alert_idx + 1] - offsets[alert_idx], bars_per_pass())
-        if mapped
-        else [(0, alert_idx.shape[0])]
-    )
-    for r0, r1 in ranges:
-        parts = [(r0 + a, r0 + b) for a, b in _chunks(bars, alert_idx[r0:r1], n_threads())]
+        parts = _chunks(bars, idx, n_threads())
         if len(parts) == 1:
             work(parts[0])
         else:
             with ThreadPoolExecutor(len(parts)) as ex:
                 list(ex.map(work, parts))
-        if len(ranges) > 1:
-            release(bars)
+
+    # memory-mapped windows (the path cache) beyond the budget: passes of at most bars_per_pass()
+    # bars in storage order, the pages released after each (every alert's row is independent)
+    groups = pass_groups(bars[0], alert_idx) if is_mapped(bars[1]) else None
+    if groups is None:
+        run(alert_idx, out)
+        return out
+    for pos in groups:
+        sub = _alloc(pos.shape[0], params.shape[0], full)
+        run(np.ascontiguousarray(alert_idx[pos]), sub)
+        for k, v in sub.items():
+            if v.shape[0]:
+                out[k][pos] = v
+        release(bars)
     return out
 
 

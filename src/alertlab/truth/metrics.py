@@ -33,7 +33,7 @@ import numba as nb
 import numpy as np
 import pyarrow as pa
 
-from alertlab.windows.mapped import bar_ranges, bars_per_pass, is_mapped
+from alertlab.windows.mapped import is_mapped, pass_groups
 from alertlab.windows.model import OK, STATUS_NAMES, TRUNCATED, Windows
 
 METRICS_VERSION = 2  # bump when a metric's definition changes (names the derived cache files)
@@ -272,19 +272,17 @@ def compute_metrics(
         np.ascontiguousarray(w.entry_price, dtype=np.float64),
         np.ascontiguousarray(w.status, dtype=np.int8),
     )
-    # memory-mapped windows (the path cache) go in alert ranges under the memory budget, their
-    # pages released after each range; windows in RAM go in one pass
-    mapped = is_mapped(args[1])
-    ranges = bar_ranges(offsets[idx + 1] - offsets[idx], bars_per_pass()) if mapped else [(0, m)]
-    for a0, a1 in ranges:
-        if (a0, a1) == (0, m):
-            kernel(*args, idx, out_f, out_i)
-        else:
-            f = np.empty((N_FLOAT, a1 - a0), dtype=np.float64)
-            i = np.empty((N_INT, a1 - a0), dtype=np.int64)
-            kernel(*args, np.ascontiguousarray(idx[a0:a1]), f, i)
-            out_f[:, a0:a1], out_i[:, a0:a1] = f, i
-        if mapped and len(ranges) > 1:
+    # memory-mapped windows (the path cache) beyond the budget: passes of at most bars_per_pass()
+    # bars in storage order, their pages released after each; windows in RAM: one pass
+    groups = pass_groups(offsets, idx) if is_mapped(args[1]) else None
+    if groups is None:
+        kernel(*args, idx, out_f, out_i)
+    else:
+        for pos in groups:
+            f = np.empty((N_FLOAT, pos.shape[0]), dtype=np.float64)
+            i = np.empty((N_INT, pos.shape[0]), dtype=np.int64)
+            kernel(*args, np.ascontiguousarray(idx[pos]), f, i)
+            out_f[:, pos], out_i[:, pos] = f, i
             w.release_pages()
     cols = {name: out_f[q] for q, name in enumerate(FLOAT_METRICS)}
     cols.update({name: out_i[q] for q, name in enumerate(INT_METRICS)})

@@ -82,3 +82,23 @@ def bar_ranges(counts: np.ndarray, max_bars: int) -> list[tuple[int, int]]:
         out.append((a0, a1))
         a0 = a1
     return out
+
+
+def pass_groups(
+    offsets: np.ndarray, alert_idx: np.ndarray, max_bars: int | None = None
+) -> list[np.ndarray] | None:
+    """Positions into ``alert_idx`` for passes of at most ``max_bars`` bars (default
+    :func:`bars_per_pass`), or None when one pass holds them all.
+
+    Positions are grouped in storage order (the order of the windows in the cache files), so a pass
+    touches contiguous pages only (a pass over time-ordered alerts would touch every window's
+    neighbours through the kernel's read-around); each group is sorted ascending.
+    """
+    offsets = np.asarray(offsets)
+    idx = np.asarray(alert_idx, np.int64)
+    counts = offsets[idx + 1] - offsets[idx]
+    cap = bars_per_pass() if max_bars is None else max_bars
+    if int(counts.sum()) <= cap:
+        return None
+    order = np.argsort(idx, kind="stable")
+    return [np.sort(order[a:b]) for a, b in bar_ranges(counts[order], cap)]
