@@ -49,7 +49,7 @@ WINDOWS_FORMAT_VERSION = 2  # bump on any change of the cut rules, the guard or 
 # Window cutting under the memory budget: peak bytes one stored candle row costs a cut step (the
 # Arrow read, its numpy copies, the overlap resolution and sort, the guarded arrays), and the share
 # of the budget a cut step may use (the rest: per-alert arrays, the alert frame, Python).
-CUT_BYTES_PER_ROW = 640
+CUT_BYTES_PER_ROW = 640  # load_series peaks at ≈ 410 B a row (measured), the cut and gather add ≈ 100
 CUT_SHARE = 0.5
 BAR_FIELDS = BAR_ARRAYS
 ALERT_FIELDS = ("entry_lag_s", "resolution_s", "coverage", "gap_share", "data_end_ts", "n_suspect")
