@@ -227,6 +227,48 @@ def _extra_phases() -> dict:
     return extra
 
 
+def _write(a: argparse.Namespace, home: Path, results: dict, quiet: bool = False) -> Path:
+    """Disk use, summary ratios and the results file (written after every phase, so an interrupted
+    run keeps what it measured)."""
+    if home.exists():
+        results["disk"] = disk_use(home)
+        if not quiet:
+            print(f"{'disk':>16}: {json.dumps(results['disk'])}", flush=True)
+    if "cold" in results and "warm" in results:
+        results["summary"] = {"warm_speedup": results["cold"]["seconds"] / results["warm"]["seconds"]}
+        if "warm_metrics" in results:
+            results["summary"]["warm_recompute_speedup"] = (
+                results["cold"]["seconds"] / results["warm_metrics"]["seconds"]
+            )
+    for fmt in ("parquet", "csv"):
+        if f"ingest_{fmt}" in results and f"ingest_floor_{fmt}" in results:
+            results.setdefault("summary", {})[f"ingest_{fmt}_vs_duckdb_floor"] = (
+                results[f"ingest_{fmt}"]["seconds"] / results[f"ingest_floor_{fmt}"]["seconds"]
+            )
+    vb = results.get("engine_vectorbt", {})
+    if "ratio" in vb:
+        results.setdefault("summary", {})["vectorbt_ratio_same_subset"] = vb["ratio"]
+        if "engine_tpsl" in results:
+            results["summary"]["vectorbt_ratio_full_grid_1t"] = (
+                results["engine_tpsl"]["alert_combos_per_s_1t"] / vb["vectorbt_alert_combos_per_s"]
+            )
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    budget = a.memory_gb if a.memory_gb is not None else os.environ.get("ALERTLAB_MEMORY_GB", 2.0)
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count()},
+                "alerts": a.alerts,
+                "memory_gb": budget,
+                "results": results,
+            },
+            indent=1,
+        )
+    )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", default=str(HERE / "results" / "bench-home"))
@@ -297,42 +339,8 @@ def main() -> None:
         results[p] = json.loads(line[7:])
         results[p]["wall_s"] = time.perf_counter() - t0
         print(f"{p:>16}: {json.dumps(results[p], default=str)}", flush=True)
-    if home.exists():
-        results["disk"] = disk_use(home)
-        print(f"{'disk':>16}: {json.dumps(results['disk'])}", flush=True)
-    if "cold" in results and "warm" in results:
-        results["summary"] = {"warm_speedup": results["cold"]["seconds"] / results["warm"]["seconds"]}
-        if "warm_metrics" in results:
-            results["summary"]["warm_recompute_speedup"] = (
-                results["cold"]["seconds"] / results["warm_metrics"]["seconds"]
-            )
-    for fmt in ("parquet", "csv"):
-        if f"ingest_{fmt}" in results and f"ingest_floor_{fmt}" in results:
-            results.setdefault("summary", {})[f"ingest_{fmt}_vs_duckdb_floor"] = (
-                results[f"ingest_{fmt}"]["seconds"] / results[f"ingest_floor_{fmt}"]["seconds"]
-            )
-    vb = results.get("engine_vectorbt", {})
-    if "ratio" in vb:
-        results.setdefault("summary", {})["vectorbt_ratio_same_subset"] = vb["ratio"]
-        if "engine_tpsl" in results:
-            results["summary"]["vectorbt_ratio_full_grid_1t"] = (
-                results["engine_tpsl"]["alert_combos_per_s_1t"] / vb["vectorbt_alert_combos_per_s"]
-            )
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    budget = a.memory_gb if a.memory_gb is not None else os.environ.get("ALERTLAB_MEMORY_GB", 2.0)
-    out.write_text(
-        json.dumps(
-            {
-                "machine": {"cpus": os.cpu_count()},
-                "alerts": a.alerts,
-                "memory_gb": budget,
-                "results": results,
-            },
-            indent=1,
-        )
-    )
-    print(f"written {out}")
+        _write(a, home, results, quiet=True)
+    print(f"written {_write(a, home, results)}")
 
 
 if __name__ == "__main__":
