@@ -280,6 +280,9 @@ def main() -> None:
     ap.add_argument(
         "--memory-gb", type=float, default=None, help="memory budget of every phase ($ALERTLAB_MEMORY_GB)"
     )
+    ap.add_argument(
+        "--drop-input", action="store_true", help="delete the generated input files after the ingest (disk)"
+    )
     ap.add_argument("--out", default=str(HERE / "results" / "latest.json"), help="results JSON")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -339,6 +342,10 @@ def main() -> None:
         results[p] = json.loads(line[7:])
         results[p]["wall_s"] = time.perf_counter() - t0
         print(f"{p:>16}: {json.dumps(results[p], default=str)}", flush=True)
+        if p == "ingest" and a.drop_input:
+            import shutil
+
+            shutil.rmtree(home / "bench-input", ignore_errors=True)
         _write(a, home, results, quiet=True)
     print(f"written {_write(a, home, results)}")
 
