@@ -57,6 +57,11 @@ def main() -> None:
             print(f"| {label} | " + " | ".join(_cell(by[n].get(key)) for n in counts) + " |")
     for key, label in DISK:
         vals = [by[n].get("disk", {}).get(key) for n in counts]
+        if key == "input_bytes":  # --drop-input deletes them after the ingest: the size generate saw
+            vals = [
+                v or by[n].get("generate", {}).get("candles_parquet_bytes")
+                for v, n in zip(vals, counts, strict=True)
+            ]
         if any(v is not None for v in vals):
             print(
                 f"| disk: {label} | "
