@@ -1,6 +1,6 @@
 """Optimizer benchmarks (run through ``benchmarks/run.py``; each phase in its own process).
 
-Both phases run a fresh study of ``TRIALS`` (2,000) trials on every alert of the prepared home
+Both phases run a fresh study of ``--trials`` (default 1,000) trials on every alert of the prepared home
 (10,000 by default) with the default search space, 4 rolling walk-forward folds and the random
 sampler — it measures the pipeline (engine batches, fold summaries, storage, analysis with PBO /
 DSR), not TPE's own model fitting, whose cost grows with the number of trials whatever the data.
@@ -18,19 +18,17 @@ import shutil
 import time
 from pathlib import Path
 
-TRIALS = 2000
 
-
-def _run(home: str, study: str, cold: bool, seed: int) -> dict:
+def _run(home: str, study: str, cold: bool, seed: int, trials: int) -> dict:
     from alertlab.app.optimize import run_optimize
     from alertlab.optimize.options import OptimizeOptions
     from alertlab.store import resolve_home
     from alertlab.windows.cache import clear_entries
 
     h = resolve_home(Path(home))
-    shutil.rmtree(h.studies_dir / study, ignore_errors=True)  # a fresh study of TRIALS trials
+    shutil.rmtree(h.studies_dir / study, ignore_errors=True)  # a fresh study of `trials` trials
     cleared = clear_entries(h) if cold else 0
-    opts = OptimizeOptions(trials=TRIALS, sampler="random", seed=seed, folds=4, min_trades=20)
+    opts = OptimizeOptions(trials=trials, sampler="random", seed=seed, folds=4, min_trades=20)
     t0 = time.perf_counter()
     r = run_optimize(h, options=opts, study=study)
     seconds = time.perf_counter() - t0
@@ -59,6 +57,6 @@ def _run(home: str, study: str, cold: bool, seed: int) -> dict:
 
 
 PHASES = {
-    "optimize_cold": lambda a: _run(a.home, "bench-optimize-cold", cold=True, seed=a.seed),
-    "optimize_warm": lambda a: _run(a.home, "bench-optimize-warm", cold=False, seed=a.seed),
+    "optimize_cold": lambda a: _run(a.home, "bench-optimize-cold", cold=True, seed=a.seed, trials=a.trials),
+    "optimize_warm": lambda a: _run(a.home, "bench-optimize-warm", cold=False, seed=a.seed, trials=a.trials),
 }

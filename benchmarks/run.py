@@ -1,10 +1,12 @@
 """alertlab benchmarks, one command: ``python benchmarks/run.py``.
 
 Each phase runs in its own subprocess so its peak RSS is its own. Results are printed as a
-table and written to ``benchmarks/results/latest.json``.
+table and written to ``benchmarks/results/latest.json`` (``--out``), with the disk use of the
+store and the path cache at the end. ``--memory-gb`` sets every phase's memory budget.
 
 Phases
-* ``prepare``: synthetic market (clean) → candle Parquet → ``ingest candles`` + ``ingest alerts``;
+* ``generate``: synthetic market (clean), candles streamed to one Parquet file (bounded memory);
+* ``ingest``: ``ingest candles`` + ``ingest alerts`` of those files (``prepare`` = both);
 * ``cold``: baseline with an empty path cache (cut windows + metrics + leaderboard);
 * ``warm``: the same baseline again (windows and metrics served from the path cache);
 * ``warm_metrics``: windows from the cache, metrics recomputed (kernel + table);
@@ -27,29 +29,78 @@ HERE = Path(__file__).resolve().parent
 
 
 def _rss_mb() -> float:
+    """Peak resident set (``ru_maxrss``): anonymous memory plus the touched pages of mapped files."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def phase_prepare(home: Path, n_alerts: int, seed: int) -> dict:
-    import pyarrow as pa
+class _AnonPeak:
+    """Peak anonymous RSS (``RssAnon`` of /proc/self/status, sampled every 20 ms): the memory the
+    process holds itself, without the page cache of the memory-mapped window files, which
+    ``ru_maxrss`` also counts."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _sample(self) -> None:
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("RssAnon:"):
+                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                        return
+        except OSError:
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._sample()
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._t.join()
+        self._sample()
+        return self.peak_kb / 1024
+
+
+def _spec(n_alerts: int, seed: int):
+    from alertlab.demo.market import DemoSpec
+
+    return DemoSpec(
+        seed=seed, n_alerts=n_alerts, n_tokens=n_alerts, n_callers=100, history_hours=50.0, clean=True
+    )
+
+
+def phase_generate(home: Path, n_alerts: int, seed: int) -> dict:
+    """The synthetic market, candles streamed to one Parquet file block by block (bounded memory)."""
+    from alertlab.demo.market import write_market_parquet
+
+    t0 = time.perf_counter()
+    src = home / "bench-input"
+    src.mkdir(parents=True, exist_ok=True)
+    alerts, n_bars = write_market_parquet(_spec(n_alerts, seed), src / "candles.parquet")
+    alerts.to_csv(src / "alerts.csv", index=False)
+    return {
+        "seconds": time.perf_counter() - t0,
+        "n_alerts": len(alerts),
+        "n_candles": n_bars,
+        "candles_parquet_bytes": (src / "candles.parquet").stat().st_size,
+    }
+
+
+def phase_ingest(home: Path) -> dict:
+    """``ingest candles`` + ``ingest alerts`` of the generated files."""
     import pyarrow.parquet as pq
 
-    from alertlab.demo.market import DemoSpec, make_market_arrays
     from alertlab.ingest import ingest_alerts, ingest_candles
     from alertlab.store import resolve_home
 
-    t0 = time.perf_counter()
-    spec = DemoSpec(
-        seed=seed, n_alerts=n_alerts, n_tokens=n_alerts, n_callers=100, history_hours=50.0, clean=True
-    )
-    alerts, candles = make_market_arrays(spec)
-    t_gen = time.perf_counter() - t0
     src = home / "bench-input"
-    src.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(candles, preserve_index=False), src / "candles.parquet")
-    alerts.to_csv(src / "alerts.csv", index=False)
-    n_bars = len(candles)
-    del candles
+    n_bars = pq.ParquetFile(src / "candles.parquet").metadata.num_rows
     h = resolve_home(home)
     t1 = time.perf_counter()
     rc = ingest_candles(h, [src / "candles.parquet"])
@@ -58,14 +109,34 @@ def phase_prepare(home: Path, n_alerts: int, seed: int) -> dict:
     ra = ingest_alerts(h, [src / "alerts.csv"])
     t_a = time.perf_counter() - t2
     return {
+        "seconds": t_c + t_a,
         "n_alerts": ra.rows_accepted,
         "n_candles": n_bars,
-        "generate_s": t_gen,
         "ingest_candles_s": t_c,
         "ingest_candles_rows_per_s": n_bars / t_c,
         "ingest_alerts_s": t_a,
         "candle_rejects": rc.rows_rejected,
         "alert_rejects": ra.rows_rejected,
+    }
+
+
+def _du(path: Path) -> int:
+    """Bytes of the files under ``path`` (0 when absent)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def disk_use(home: Path) -> dict:
+    """Disk use of the bench home: input files, candle store (+ catalog), path cache, studies."""
+    from alertlab.store import resolve_home
+
+    h = resolve_home(home)
+    return {
+        "input_bytes": _du(home / "bench-input"),
+        "store_bytes": _du(h.candles_dir) + _du(h.catalog_path),
+        "path_cache_bytes": _du(h.cache_dir),
+        "studies_bytes": _du(h.studies_dir),
     }
 
 
@@ -102,31 +173,42 @@ def phase_warm_metrics(home: Path) -> dict:
 
 
 def phase_kernel(home: Path) -> dict:
+    """The metrics kernel over all bars, one thread: ``bars_per_s`` with every page resident (the
+    budget lifted for this timing: the kernel alone), ``bars_per_s_budgeted`` under the memory
+    budget (alert ranges, pages released and faulted back from the page cache between them)."""
     import numpy as np
 
     from alertlab.app.baseline import select_alerts
     from alertlab.store import resolve_home
     from alertlab.truth.metrics import compute_metrics
+    from alertlab.util.memory import set_memory_budget_gb
     from alertlab.windows.cache import get_windows
     from alertlab.windows.spec import WindowSpec
 
     h = resolve_home(home)
     w, _ = get_windows(h, select_alerts(h), WindowSpec())
-    # page the bars in and compile, so the timing is the kernel alone
-    for k in ("ts", "high", "low", "close"):
-        np.asarray(getattr(w, k)).sum()
-    compute_metrics(w, np.arange(min(w.n, 10)))
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        compute_metrics(w)
-        best = min(best, time.perf_counter() - t0)
+    compute_metrics(w, np.arange(min(w.n, 10)))  # compile
     n_bars = int(w.offsets[-1])
-    return {"seconds": best, "n_bars": n_bars, "bars_per_s": n_bars / best}
+    out: dict = {"n_bars": n_bars}
+    for key, budget in (("budgeted", None), ("resident", 1024.0)):
+        set_memory_budget_gb(budget)
+        if budget:  # page the bars in, so the timing is the kernel alone
+            for k in ("ts", "high", "low", "close"):
+                np.asarray(getattr(w, k)).sum()
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            compute_metrics(w)
+            best = min(best, time.perf_counter() - t0)
+        out[f"seconds_{key}"] = best
+        out["bars_per_s" if key == "resident" else "bars_per_s_budgeted"] = n_bars / best
+    out["seconds"] = out["seconds_resident"]
+    return out
 
 
 PHASES = {
-    "prepare": lambda a: phase_prepare(Path(a.home), a.alerts, a.seed),
+    "generate": lambda a: phase_generate(Path(a.home), a.alerts, a.seed),
+    "ingest": lambda a: phase_ingest(Path(a.home)),
     "cold": lambda a: phase_baseline(Path(a.home), force=True),
     "warm": lambda a: phase_baseline(Path(a.home), force=False),
     "warm_metrics": lambda a: phase_warm_metrics(Path(a.home)),
@@ -145,52 +227,13 @@ def _extra_phases() -> dict:
     return extra
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--home", default=str(HERE / "results" / "bench-home"))
-    ap.add_argument("--alerts", type=int, default=10_000)
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--only", default="", help="comma list of phases")
-    ap.add_argument("--keep", action="store_true", help="reuse an existing prepared home")
-    ap.add_argument("--phase", help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    phases = {**PHASES, **_extra_phases()}
-    if a.phase:  # child process: run one phase, print JSON
-        res = phases[a.phase](a)
-        res["peak_rss_mb"] = _rss_mb()
-        print("RESULT " + json.dumps(res))
-        return
-    wanted = [p for p in (a.only.split(",") if a.only else phases) if p]
-    home = Path(a.home)
-    if "prepare" in wanted and home.exists() and not a.keep:
-        import shutil
-
-        shutil.rmtree(home)
-    elif a.keep and "prepare" in wanted:
-        wanted.remove("prepare")
-    results = {}
-    for p in wanted:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--phase",
-            p,
-            "--home",
-            a.home,
-            "--alerts",
-            str(a.alerts),
-            "--seed",
-            str(a.seed),
-        ]
-        t0 = time.perf_counter()
-        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        if out.returncode != 0:
-            print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"phase {p} failed")
-        line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-        results[p] = json.loads(line[7:])
-        results[p]["wall_s"] = time.perf_counter() - t0
-        print(f"{p:>16}: {json.dumps(results[p], default=str)}", flush=True)
+def _write(a: argparse.Namespace, home: Path, results: dict, quiet: bool = False) -> Path:
+    """Disk use, summary ratios and the results file (written after every phase, so an interrupted
+    run keeps what it measured)."""
+    if home.exists():
+        results["disk"] = disk_use(home)
+        if not quiet:
+            print(f"{'disk':>16}: {json.dumps(results['disk'])}", flush=True)
     if "cold" in results and "warm" in results:
         results["summary"] = {"warm_speedup": results["cold"]["seconds"] / results["warm"]["seconds"]}
         if "warm_metrics" in results:
@@ -209,12 +252,102 @@ def main() -> None:
             results["summary"]["vectorbt_ratio_full_grid_1t"] = (
                 results["engine_tpsl"]["alert_combos_per_s_1t"] / vb["vectorbt_alert_combos_per_s"]
             )
-    out = HERE / "results" / "latest.json"
-    out.parent.mkdir(exist_ok=True)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    budget = a.memory_gb if a.memory_gb is not None else os.environ.get("ALERTLAB_MEMORY_GB", 2.0)
     out.write_text(
-        json.dumps({"machine": {"cpus": os.cpu_count()}, "alerts": a.alerts, "results": results}, indent=1)
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count()},
+                "alerts": a.alerts,
+                "memory_gb": budget,
+                "results": results,
+            },
+            indent=1,
+        )
     )
-    print(f"written {out}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--home", default=str(HERE / "results" / "bench-home"))
+    ap.add_argument("--alerts", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--only", default="", help="comma list of phases")
+    ap.add_argument("--keep", action="store_true", help="reuse an existing prepared home")
+    ap.add_argument("--trials", type=int, default=1000, help="trials of the optimizer phases")
+    ap.add_argument(
+        "--memory-gb", type=float, default=None, help="memory budget of every phase ($ALERTLAB_MEMORY_GB)"
+    )
+    ap.add_argument(
+        "--drop-input", action="store_true", help="delete the generated input files after the ingest (disk)"
+    )
+    ap.add_argument("--out", default=str(HERE / "results" / "latest.json"), help="results JSON")
+    ap.add_argument("--phase", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    phases = {**PHASES, **_extra_phases()}
+    if a.phase:  # child process: run one phase, print JSON
+        anon = _AnonPeak()
+        res = phases[a.phase](a)
+        res["peak_rss_mb"] = _rss_mb()
+        res["peak_anon_mb"] = anon.stop()
+        res["loadavg_1m"] = os.getloadavg()[0]  # the machine is shared: how busy it was
+        print("RESULT " + json.dumps(res))
+        return
+    wanted: list[str] = []
+    for p in a.only.split(",") if a.only else phases:
+        wanted += ["generate", "ingest"] if p == "prepare" else [p] if p else []
+    unknown = [p for p in wanted if p not in phases]
+    if unknown:
+        raise SystemExit(f"unknown phase(s) {', '.join(unknown)}; known: prepare, {', '.join(phases)}")
+    home = Path(a.home)
+    if "generate" in wanted and home.exists() and not a.keep:
+        import shutil
+
+        shutil.rmtree(home)
+    elif a.keep:
+        wanted = [p for p in wanted if p not in ("generate", "ingest")]
+    # the phases measure this checkout's code, whatever alertlab is installed
+    src = str(HERE.parent / "src")
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+    }
+    if a.memory_gb is not None:
+        env["ALERTLAB_MEMORY_GB"] = str(a.memory_gb)
+    results = {}
+    for p in wanted:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--phase",
+            p,
+            "--home",
+            a.home,
+            "--alerts",
+            str(a.alerts),
+            "--seed",
+            str(a.seed),
+            "--trials",
+            str(a.trials),
+        ]
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"phase {p} failed")
+        line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+        results[p] = json.loads(line[7:])
+        results[p]["wall_s"] = time.perf_counter() - t0
+        print(f"{p:>16}: {json.dumps(results[p], default=str)}", flush=True)
+        if p == "ingest" and a.drop_input:
+            import shutil
+
+            shutil.rmtree(home / "bench-input", ignore_errors=True)
+        _write(a, home, results, quiet=True)
+    print(f"written {_write(a, home, results)}")
 
 
 if __name__ == "__main__":

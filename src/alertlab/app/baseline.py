@@ -78,7 +78,7 @@ def run_baseline(
         cached = mpath.exists() and not force_recompute
         with run.phase("metrics"):
             if cached:
-                table = feather.read_table(mpath)
+                table = feather.read_table(mpath, memory_map=True)  # uncompressed: zero-copy
             else:
                 if cluster:
                     from alertlab.distributed.run import baseline_on_cluster
@@ -92,7 +92,7 @@ def run_baseline(
         with run.phase("leaderboard"):
             spath = derived_path(info, f"caller_stats-m{METRICS_VERSION}-cov{spec.min_coverage:g}.arrow")
             if cached and spath.exists():
-                stats = feather.read_table(spath).to_pandas()
+                stats = feather.read_table(spath, memory_map=True).to_pandas()
             else:
                 stats = caller_stats(table, min_coverage=spec.min_coverage)
                 with atomic_file(spath) as tmp:

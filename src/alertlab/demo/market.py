@@ -48,6 +48,7 @@ DataFrames without writing files.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from alertlab.store.atomic import atomic_dir, atomic_file
 
@@ -783,16 +785,21 @@ def _chunk_bars(
     return bars, a_sel, a_price
 
 
-def _bars(P: _Plan) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """All present bars (sorted by token, ts) and every alert's price at alert (bar open)."""
+def _iter_bars(P: _Plan, a_price: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
+    """Present bars block by block (``_CHUNK_TOKENS`` tokens each, sorted by token, ts); fills
+    ``a_price`` (every alert's price at alert, the bar open) as the blocks go."""
     with_candles = np.flatnonzero(P.kind != 3)
-    a_price = np.exp(P.log_p0[P.a_tok])  # missing-candle tokens: the path's start price
-    parts: list[dict[str, np.ndarray]] = []
     for c, lo in enumerate(range(0, len(with_candles), _CHUNK_TOKENS)):
         rows = with_candles[lo : lo + _CHUNK_TOKENS]
         bars, a_sel, price = _chunk_bars(P, rows, _rng(P.spec, _STREAM_BARS, c))
-        parts.append(bars)
         a_price[a_sel] = price
+        yield bars
+
+
+def _bars(P: _Plan) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """All present bars (sorted by token, ts) and every alert's price at alert (bar open)."""
+    a_price = np.exp(P.log_p0[P.a_tok])  # missing-candle tokens: the path's start price
+    parts = list(_iter_bars(P, a_price))
     keys = ("tok", "ts", "open", "high", "low", "close", "volume")
     out = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in keys}
     return out, a_price
@@ -948,6 +955,44 @@ def make_market_arrays(spec: DemoSpec = DemoSpec()) -> tuple[pd.DataFrame, pd.Da
     P = _plan(spec)
     bars, a_price = _bars(P)
     return _alerts_frame(P, a_price), _candles_frame(P, bars)
+
+
+CANDLE_SCHEMA = pa.schema(
+    [("chain", pa.string()), ("token", pa.string()), ("ts", pa.int64())]
+    + [(k, pa.float64()) for k in ("open", "high", "low", "close", "volume")]
+)
+
+
+def write_market_parquet(spec: DemoSpec, candles_path: str | Path) -> tuple[pd.DataFrame, int]:
+    """The market with its candles streamed to one Parquet file: ``(alerts, n_candle_rows)``.
+
+    Same alerts and the same candle rows, in the same order, as :func:`make_market_arrays`, but
+    written block by block (one row group per ``_CHUNK_TOKENS`` tokens, ``chain``/``token`` as
+    plain strings), so memory is bounded by one block whatever the market's size.
+    """
+    P = _plan(spec)
+    chains = np.asarray(CHAINS, dtype=object)
+    a_price = np.exp(P.log_p0[P.a_tok])
+    n_rows = 0
+    with atomic_file(Path(candles_path)) as tmp, pq.ParquetWriter(tmp, CANDLE_SCHEMA) as writer:
+        for bars in _iter_bars(P, a_price):
+            tok = bars["tok"]
+            # one string per token of the block, repeated by run length (not one object per row)
+            starts = np.flatnonzero(np.r_[True, tok[1:] != tok[:-1]]) if len(tok) else np.zeros(0, int)
+            ends = np.r_[starts[1:], len(tok)]
+            names = pa.array(P.canon[tok[starts]].astype(str), pa.string())
+            run = pa.array(np.repeat(np.arange(len(starts), dtype=np.int32), ends - starts))
+            chain_names = pa.array(chains[P.chain[tok[starts]]].astype(str), pa.string())
+            cols = {
+                "chain": chain_names.take(run),
+                "token": names.take(run),
+                "ts": pa.array(bars["ts"], pa.int64()),
+                **{k: pa.array(bars[k], pa.float64()) for k in ("open", "high", "low", "close", "volume")},
+            }
+            writer.write_table(pa.table(cols, schema=CANDLE_SCHEMA))
+            n_rows += len(tok)
+            del bars, cols
+    return _alerts_frame(P, a_price), n_rows
 
 
 def _fmt_minute(ts: int) -> str:

@@ -36,6 +36,7 @@ from alertlab.engine.params import (
 )
 from alertlab.engine.portfolio import PortfolioConfig, PortfolioResult, run_portfolio
 from alertlab.engine.summary import mean_lower_bound, summarize_columns
+from alertlab.windows.mapped import bars_per_pass, is_mapped, pass_groups, release
 from alertlab.windows.model import TRUNCATED, Windows, time_order
 
 TRADE_COLUMNS = (
@@ -127,9 +128,18 @@ def _derived(w: Windows, fill_on_zero_volume: bool) -> tuple[np.ndarray | None, 
         memo = _DERIVED[key] = {}
         weakref.finalize(w, _DERIVED.pop, key, None)
     if "tr" not in memo:
-        o, h, lo, c = w.open, w.high, w.low, w.close
-        flat = (np.asarray(w.volume) == 0) & (o == h) & (h == lo) & (lo == c)
-        memo["tr"] = np.ascontiguousarray(~flat, dtype=np.uint8) if flat.any() else None
+        o, h, lo, c, v = w.open, w.high, w.low, w.close, w.volume
+        nb = int(np.asarray(o).shape[0])
+        traded = np.empty(nb, dtype=np.uint8)
+        step = bars_per_pass() if is_mapped(o) else max(nb, 1)
+        for b0 in range(0, nb, step):  # mapped windows: in budget-sized runs of bars, pages released
+            sl = slice(b0, b0 + step)
+            traded[sl] = ~(
+                (np.asarray(v[sl]) == 0) & (o[sl] == h[sl]) & (h[sl] == lo[sl]) & (lo[sl] == c[sl])
+            )
+            if step < nb:
+                w.release_pages()
+        memo["tr"] = None if bool(traded.all()) else traded
         d = getattr(w, "dur", None)
         uniform = d is None or len(d) == 0 or bool((np.asarray(d) == int(w.interval_s)).all())
         memo["dur"] = None if uniform else np.ascontiguousarray(d, dtype=np.int64)
@@ -212,21 +222,36 @@ def _run_kernel(
     out = _alloc(alert_idx.shape[0], params.shape[0], full)
     targs = _tpsl_args(params) if plain else None
 
-    def work(rng: tuple[int, int]) -> None:
-        a0, a1 = rng
-        views = [out[k][a0:a1] for k in _LIGHT] + [out[k][a0:a1] if full else out[k] for k in _FULL]
-        if plain:
-            assert targs is not None
-            tpsl_kernel(*bars, alert_idx[a0:a1], *targs, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
-        else:
-            general_kernel(*bars, alert_idx[a0:a1], params, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
+    def run(idx: np.ndarray, dst: dict[str, np.ndarray]) -> None:
+        def work(rng: tuple[int, int]) -> None:
+            a0, a1 = rng
+            views = [dst[k][a0:a1] for k in _LIGHT] + [dst[k][a0:a1] if full else dst[k] for k in _FULL]
+            if plain:
+                assert targs is not None
+                tpsl_kernel(*bars, idx[a0:a1], *targs, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
+            else:
+                general_kernel(*bars, idx[a0:a1], params, policy, interval_s, full, *views)  # type: ignore[call-arg]  # numba Dispatcher stub
 
-    parts = _chunks(bars, alert_idx, n_threads())
-    if len(parts) == 1:
-        work(parts[0])
-    else:
-        with ThreadPoolExecutor(len(parts)) as ex:
-            list(ex.map(work, parts))
+        parts = _chunks(bars, idx, n_threads())
+        if len(parts) == 1:
+            work(parts[0])
+        else:
+            with ThreadPoolExecutor(len(parts)) as ex:
+                list(ex.map(work, parts))
+
+    # memory-mapped windows (the path cache) beyond the budget: passes of at most bars_per_pass()
+    # bars in storage order, the pages released after each (every alert's row is independent)
+    groups = pass_groups(bars[0], alert_idx) if is_mapped(bars[1]) else None
+    if groups is None:
+        run(alert_idx, out)
+        return out
+    for pos in groups:
+        sub = _alloc(pos.shape[0], params.shape[0], full)
+        run(np.ascontiguousarray(alert_idx[pos]), sub)
+        for k, v in sub.items():
+            if v.shape[0]:
+                out[k][pos] = v
+        release(bars)
     return out
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from alertlab.errors import UserError
+from alertlab.util.memory import duckdb_memory_limit
 
 DEFAULT_HOME = "alertlab-data"
 
@@ -169,6 +170,11 @@ class Home:
         else:
             self.ensure()
         con = _connect_waiting(self.catalog_path, read_only)
+        try:  # every catalog connection works under the memory budget (alertlab --memory-gb)
+            con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'")
+        except BaseException:
+            con.close()
+            raise
         if not read_only:
             try:
                 for stmt in SCHEMA + MIGRATIONS:

@@ -33,6 +33,7 @@ import numba as nb
 import numpy as np
 import pyarrow as pa
 
+from alertlab.windows.mapped import is_mapped, pass_groups
 from alertlab.windows.model import OK, STATUS_NAMES, TRUNCATED, Windows
 
 METRICS_VERSION = 2  # bump when a metric's definition changes (names the derived cache files)
@@ -258,8 +259,9 @@ def compute_metrics(
     out_f = np.empty((N_FLOAT, m), dtype=np.float64)
     out_i = np.empty((N_INT, m), dtype=np.int64)
     kernel = metrics_kernel_parallel if parallel else metrics_kernel
-    kernel(
-        np.ascontiguousarray(w.offsets, dtype=np.int64),
+    offsets = np.ascontiguousarray(w.offsets, dtype=np.int64)
+    args = (
+        offsets,
         np.ascontiguousarray(w.ts, dtype=np.int64),
         np.ascontiguousarray(w.high, dtype=np.float64),
         np.ascontiguousarray(w.low, dtype=np.float64),
@@ -269,10 +271,19 @@ def compute_metrics(
         np.ascontiguousarray(w.entry_ts, dtype=np.int64),
         np.ascontiguousarray(w.entry_price, dtype=np.float64),
         np.ascontiguousarray(w.status, dtype=np.int8),
-        idx,
-        out_f,
-        out_i,
     )
+    # memory-mapped windows (the path cache) beyond the budget: passes of at most bars_per_pass()
+    # bars in storage order, their pages released after each; windows in RAM: one pass
+    groups = pass_groups(offsets, idx) if is_mapped(args[1]) else None
+    if groups is None:
+        kernel(*args, idx, out_f, out_i)
+    else:
+        for pos in groups:
+            f = np.empty((N_FLOAT, pos.shape[0]), dtype=np.float64)
+            i = np.empty((N_INT, pos.shape[0]), dtype=np.int64)
+            kernel(*args, np.ascontiguousarray(idx[pos]), f, i)
+            out_f[:, pos], out_i[:, pos] = f, i
+            w.release_pages()
     cols = {name: out_f[q] for q, name in enumerate(FLOAT_METRICS)}
     cols.update({name: out_i[q] for q, name in enumerate(INT_METRICS)})
     return {name: cols[name] for name in METRIC_COLUMNS}

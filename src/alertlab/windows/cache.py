@@ -39,12 +39,18 @@ from alertlab.store.candles import bucket_file as bucket_path
 from alertlab.store.candles import bucket_of
 from alertlab.store.lock import workspace_lock
 from alertlab.store.runs import code_version
+from alertlab.util.memory import memory_budget_bytes
 from alertlab.windows.cut import cut_windows, load_series
 from alertlab.windows.integrity import entry_ok
 from alertlab.windows.model import BAR_ARRAYS, STATUS_NAMES, Windows
 from alertlab.windows.spec import WindowSpec
 
 WINDOWS_FORMAT_VERSION = 2  # bump on any change of the cut rules, the guard or the cached files
+# Window cutting under the memory budget: peak bytes one stored candle row costs a cut step (the
+# Arrow read, its numpy copies, the overlap resolution and sort, the guarded arrays), and the share
+# of the budget a cut step may use (the rest: per-alert arrays, the alert frame, Python).
+CUT_BYTES_PER_ROW = 640  # load_series peaks at ≈ 410 B a row (measured), the cut and gather add ≈ 100
+CUT_SHARE = 0.5
 BAR_FIELDS = BAR_ARRAYS
 ALERT_FIELDS = ("entry_lag_s", "resolution_s", "coverage", "gap_share", "data_end_ts", "n_suspect")
 _NPY_HEADER = 128
@@ -205,7 +211,8 @@ class _NpyAppender:
 def _build(
     home: Home, alerts: pd.DataFrame, spec: WindowSpec, out: Path, on_group: Callable[[int], None] | None
 ) -> dict:
-    """Cut every alert's window, one candle bucket at a time (memory bounded by one bucket)."""
+    """Cut every alert's window, one run of a bucket's tokens at a time (runs sized from the memory
+    budget, see :func:`token_chunks`), appending the bars to the .npy files as it goes."""
     a = alerts.reset_index(drop=True)
     a = a.assign(_bucket=[bucket_of(t) for t in a["token"]])
     a = a.sort_values(["chain", "_bucket", "token", "ts_ms", "alert_id"], kind="stable").reset_index(
@@ -228,28 +235,19 @@ def _build(
     counts = np.zeros(n, np.int64)
     ends = fetch_ends(home)
     finest = 0
-    for (chain, b), grp in a.groupby(["chain", "_bucket"], sort=True):
-        idx = grp.index.to_numpy()
-        tokens = sorted(set(grp["token"]))
-        series = load_series(bucket_path(home, chain, int(b)), tokens, spec.interval_s, spec.wick_guard)
-        data_end = series["token_end"].copy()
-        for q, tok in enumerate(tokens):
-            data_end[q] = max(int(data_end[q]), ends.get((chain, tok), 0))
-        codes = np.searchsorted(np.asarray(tokens, dtype=object), grp["token"].to_numpy(object))
-        cut = cut_windows(
-            codes, grp["ts_ms"].to_numpy(np.int64), series, data_end, spec.horizon_s, spec.entry_lag_s
-        )
-        for k in per:
-            per[k][idx] = cut[k]
-        counts[idx] = cut["count"]
-        flat = gather(cut["start"], cut["count"])
-        for k, app in apps.items():
-            app.append(series[k][flat])
-        if len(flat):
-            d = int(series["dur"][flat].min())
-            finest = d if finest == 0 else min(finest, d)
+    n_chunks = 0
+    max_rows = cut_rows_per_chunk()
+    for (chain, b), bucket_grp in a.groupby(["chain", "_bucket"], sort=True):
+        path = bucket_path(home, chain, int(b))
+        chunks = token_chunks(path, sorted(set(bucket_grp["token"])), max_rows)
+        for tokens in chunks:
+            # consecutive tokens of the sorted group: their alerts are a consecutive slice of it, so
+            # the bars are appended in the same order whatever the chunking
+            grp = bucket_grp if len(chunks) == 1 else bucket_grp[bucket_grp["token"].isin(tokens)]
+            finest = _cut_chunk(home, spec, chain, path, tokens, grp, ends, per, counts, apps, finest)
+            n_chunks += 1
         if on_group:
-            on_group(len(idx))
+            on_group(len(bucket_grp))
     digests = {f"{k}.npy": app.close() for k, app in apps.items()}
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     np.save(out / "offsets.npy", offsets)
@@ -274,10 +272,84 @@ def _build(
         "digest_skip": {f"{k}.npy": _NPY_HEADER for k in apps},
         "n_alerts": n,
         "n_bars": int(offsets[-1]),
+        "cut_chunks": n_chunks,
         "interval_s": int(interval),
         "code_version": code_version(),
         "status_counts": {name: int((status == c).sum()) for c, name in enumerate(STATUS_NAMES)},
     }
+
+
+def _cut_chunk(
+    home: Home,
+    spec: WindowSpec,
+    chain: str,
+    path: Path,
+    tokens: list[str],
+    grp: pd.DataFrame,
+    ends: dict[tuple[str, str], int],
+    per: dict[str, np.ndarray],
+    counts: np.ndarray,
+    apps: dict[str, _NpyAppender],
+    finest: int,
+) -> int:
+    """Cut the windows of the alerts ``grp`` (all on ``tokens`` of one bucket) and append their bars;
+    returns the finest bar duration seen so far."""
+    idx = grp.index.to_numpy()
+    series = load_series(path, tokens, spec.interval_s, spec.wick_guard)
+    data_end = series["token_end"].copy()
+    for q, tok in enumerate(tokens):
+        data_end[q] = max(int(data_end[q]), ends.get((chain, tok), 0))
+    codes = np.searchsorted(np.asarray(tokens, dtype=object), grp["token"].to_numpy(object))
+    cut = cut_windows(
+        codes, grp["ts_ms"].to_numpy(np.int64), series, data_end, spec.horizon_s, spec.entry_lag_s
+    )
+    for k in per:
+        per[k][idx] = cut[k]
+    counts[idx] = cut["count"]
+    flat = gather(cut["start"], cut["count"])
+    for k, app in apps.items():
+        app.append(series[k][flat])
+    if len(flat):
+        d = int(series["dur"][flat].min())
+        finest = d if finest == 0 else min(finest, d)
+    return finest
+
+
+def cut_rows_per_chunk() -> int:
+    """Stored candle rows one cut step may load: :data:`CUT_SHARE` of the memory budget over
+    :data:`CUT_BYTES_PER_ROW`."""
+    return max(1, int(memory_budget_bytes() * CUT_SHARE) // CUT_BYTES_PER_ROW)
+
+
+def token_chunks(path: Path, tokens: list[str], max_rows: int) -> list[list[str]]:
+    """Split the sorted ``tokens`` of one bucket file into consecutive runs of at most ``max_rows``
+    stored rows (a token with more rows than that gets a run of its own: one token's series is
+    the unit the guard and the overlap rules work on). A bucket that fits is one run, unread."""
+    if len(tokens) <= 1 or not path.exists():
+        return [tokens]
+    if pq.ParquetFile(path).metadata.num_rows <= max_rows:
+        return [tokens]
+    rows = dict.fromkeys(tokens, 0)
+    col = pq.read_table(path, columns=["token"], read_dictionary=["token"]).column("token")
+    for chunk in col.chunks:
+        if not len(chunk):
+            continue
+        names = chunk.dictionary.to_pylist()
+        n = np.bincount(chunk.indices.fill_null(0).to_numpy(zero_copy_only=False), minlength=len(names))
+        for name, k in zip(names, n.tolist(), strict=True):
+            if name in rows:
+                rows[name] += k
+    del col
+    out: list[list[str]] = [[]]
+    held = 0
+    for tok in tokens:
+        k = rows[tok]
+        if out[-1] and held + k > max_rows:
+            out.append([])
+            held = 0
+        out[-1].append(tok)
+        held += k
+    return out
 
 
 def _file_digest(path: Path, skip: int = 0) -> str:

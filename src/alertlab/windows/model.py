@@ -165,6 +165,12 @@ class Windows:
         s, e = int(self.offsets[i]), int(self.offsets[i + 1])
         return {k: getattr(self, k)[s:e] for k in BAR_ARRAYS}
 
+    def release_pages(self) -> int:
+        """Drop the resident pages of memory-mapped bar arrays (see :mod:`alertlab.windows.mapped`)."""
+        from alertlab.windows.mapped import release
+
+        return release(getattr(self, k) for k in BAR_ARRAYS)
+
     def status_names(self) -> np.ndarray:
         return np.asarray(STATUS_NAMES, dtype=object)[self.status]
 
